@@ -1,0 +1,1 @@
+//! CRD types of the `pullgate.io/v1alpha1` API.

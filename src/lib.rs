@@ -1,0 +1,2 @@
+//! pullgate: a Kubernetes admission webhook and image-pull gatekeeper.
+pub mod api;
