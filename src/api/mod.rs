@@ -1,1 +1,88 @@
-//! CRD types of the `pullgate.io/v1alpha1` API.
+//! The `pullgate.io/v1alpha1` API: the three cluster-scoped custom resources an admin
+//! writes (Registry, RegistrySpace, Workspace) and the constants shared by every part of
+//! pullgate. `crds()` renders their CustomResourceDefinitions.
+
+mod types;
+
+pub use types::*;
+
+use kube::core::CustomResourceExt;
+
+/// API group of every pullgate resource.
+pub const GROUP: &str = "pullgate.io";
+/// Label on objects pullgate creates and owns (pull Secrets).
+pub const MANAGED_BY_LABEL: &str = "pullgate.io/managed-by";
+/// Label on Registries created for managed Harbor instances.
+pub const MANAGED_LABEL: &str = "pullgate.io/managed";
+/// Default name of the pull Secret kept in each namespace.
+pub const DEFAULT_PULL_SECRET_NAME: &str = "pullgate-pull";
+/// Default namespace pullgate runs in (always exempt from admission).
+pub const DEFAULT_NAMESPACE: &str = "pullgate-system";
+/// Annotation the kubelet puts on mirror pods of static pods.
+pub const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
+/// Label the apiserver sets on every namespace (used by the webhook namespaceSelector).
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// The CRDs of the API, in a stable order, as one multi-document YAML string.
+pub fn crds_yaml() -> String {
+    let crds = [Registry::crd(), RegistrySpace::crd(), Workspace::crd()];
+    let mut out = String::new();
+    for crd in crds {
+        out.push_str("---\n");
+        // Serialising a CRD built from our own types cannot fail.
+        out.push_str(&serde_yaml::to_string(&crd).unwrap_or_default());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed manifests/crds.yaml must be exactly what `pullgate crds` prints.
+    #[test]
+    fn committed_crds_match_generated() {
+        let committed = include_str!("../../manifests/crds.yaml");
+        assert!(
+            committed == crds_yaml(),
+            "manifests/crds.yaml is stale: run `cargo run -- crds > manifests/crds.yaml`"
+        );
+    }
+
+    #[test]
+    fn crds_are_cluster_scoped_with_short_names_and_descriptions() {
+        for (crd, short) in [
+            (Registry::crd(), "preg"),
+            (RegistrySpace::crd(), "rspace"),
+            (Workspace::crd(), "ws"),
+        ] {
+            assert_eq!(crd.spec.scope, "Cluster");
+            assert_eq!(crd.spec.group, GROUP);
+            assert_eq!(crd.spec.names.short_names, Some(vec![short.to_string()]));
+            let v = &crd.spec.versions[0];
+            assert_eq!(v.name, "v1alpha1");
+            assert!(v
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some());
+            let schema = serde_json::to_value(&v.schema).unwrap();
+            assert_described(&schema["openAPIV3Schema"]["properties"]["spec"], "spec");
+        }
+    }
+
+    /// Every property of a spec has a description, so `kubectl explain` is useful.
+    fn assert_described(schema: &serde_json::Value, path: &str) {
+        if let Some(props) = schema["properties"].as_object() {
+            for (name, prop) in props {
+                let here = format!("{path}.{name}");
+                assert!(
+                    prop.get("description").is_some(),
+                    "{here} has no description"
+                );
+                assert_described(prop, &here);
+                assert_described(&prop["items"], &here);
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The audit record of SPEC §5: one JSON line per decision, on tracing target
+//! `pullgate::audit`. It holds image names and verdicts, never credentials.
+
+use serde::Serialize;
+
+use crate::api::{Enforcement, Visibility};
+use crate::policy::{decide::explain, Decision, ImageVerdict, Location};
+
+/// Tracing target of audit lines.
+pub const TARGET: &str = "pullgate::audit";
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    pub time: String,
+    pub uid: String,
+    pub operation: &'static str,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub user: String,
+    pub dry_run: bool,
+    pub mode: &'static str,
+    pub decision: &'static str,
+    pub images: Vec<AuditImage>,
+    pub revision: u64,
+    pub latency_us: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditImage {
+    pub image: String,
+    pub container: String,
+    pub location: Location,
+    pub registry: Option<String>,
+    pub space: Option<String>,
+    pub visibility: Option<Visibility>,
+    pub verdict: &'static str,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl AuditImage {
+    pub fn from_verdict(v: &ImageVerdict, namespace: &str) -> AuditImage {
+        AuditImage {
+            image: v.image.clone(),
+            container: v.container.clone(),
+            location: v.location,
+            registry: v.registry.clone(),
+            space: v.space.clone(),
+            visibility: v.visibility,
+            verdict: if v.allowed { "allow" } else { "deny" },
+            reason: v.reason.code(),
+            message: explain(v, namespace),
+        }
+    }
+}
+
+pub fn mode_str(mode: Enforcement) -> &'static str {
+    match mode {
+        Enforcement::Enforce => "enforce",
+        Enforcement::Warn => "warn",
+        Enforcement::Audit => "audit",
+    }
+}
+
+pub fn images_of(decision: &Decision, namespace: &str) -> Vec<AuditImage> {
+    decision
+        .images
+        .iter()
+        .map(|v| AuditImage::from_verdict(v, namespace))
+        .collect()
+}
+
+impl AuditRecord {
+    /// Writes the record as one JSON line on the audit target.
+    pub fn emit(&self) {
+        if let Ok(line) = serde_json::to_string(self) {
+            tracing::info!(target: TARGET, "{line}");
+        }
+    }
+}

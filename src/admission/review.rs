@@ -1,0 +1,196 @@
+//! AdmissionReview `admission.k8s.io/v1` in and out. The request is decoded into
+//! borrowed structs (only the fields pullgate needs; the object stays raw until the kind
+//! is known), the response is kube-core's `AdmissionResponse`.
+
+use std::borrow::Cow;
+
+use kube::core::admission::AdmissionResponse;
+use kube::core::response::StatusSummary;
+use kube::core::Status;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+const API_VERSION: &str = "admission.k8s.io/v1";
+const KIND: &str = "AdmissionReview";
+
+/// Why a body is not an AdmissionReview pullgate can judge (HTTP 400).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadReview(pub String);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    request: Option<Request<'a>>,
+}
+
+/// The request fields pullgate reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Request<'a> {
+    #[serde(borrow)]
+    pub uid: Cow<'a, str>,
+    #[serde(borrow)]
+    pub kind: GroupVersionKind<'a>,
+    #[serde(borrow, default)]
+    pub sub_resource: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub namespace: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub operation: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub user_info: UserInfo<'a>,
+    #[serde(borrow, default)]
+    pub object: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub old_object: Option<&'a RawValue>,
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GroupVersionKind<'a> {
+    #[serde(borrow, default)]
+    pub group: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub version: Cow<'a, str>,
+    #[serde(borrow)]
+    pub kind: Cow<'a, str>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct UserInfo<'a> {
+    #[serde(borrow, default)]
+    pub username: Option<Cow<'a, str>>,
+}
+
+/// The operations of an admission request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+    Connect,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+            Operation::Connect => "CONNECT",
+        }
+    }
+}
+
+impl<'a> Request<'a> {
+    /// Decodes and checks the envelope of an AdmissionReview.
+    pub fn parse(body: &'a [u8]) -> Result<Request<'a>, BadReview> {
+        let env: Envelope<'a> = serde_json::from_slice(body)
+            .map_err(|e| BadReview(format!("body is not a valid AdmissionReview: {e}")))?;
+        if env.api_version.as_deref() != Some(API_VERSION) {
+            return Err(BadReview(format!(
+                "apiVersion must be {API_VERSION:?}, got {:?}",
+                env.api_version.as_deref().unwrap_or_default()
+            )));
+        }
+        if env.kind.as_deref() != Some(KIND) {
+            return Err(BadReview(format!(
+                "kind must be {KIND:?}, got {:?}",
+                env.kind.as_deref().unwrap_or_default()
+            )));
+        }
+        let req = env
+            .request
+            .ok_or_else(|| BadReview("AdmissionReview has no request".into()))?;
+        if req.uid.is_empty() {
+            return Err(BadReview("request.uid is empty".into()));
+        }
+        req.op()?;
+        Ok(req)
+    }
+
+    pub fn op(&self) -> Result<Operation, BadReview> {
+        Ok(match &*self.operation {
+            "CREATE" => Operation::Create,
+            "UPDATE" => Operation::Update,
+            "DELETE" => Operation::Delete,
+            "CONNECT" => Operation::Connect,
+            other => return Err(BadReview(format!("unknown operation {other:?}"))),
+        })
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or_default()
+    }
+
+    pub fn user(&self) -> &str {
+        self.user_info.username.as_deref().unwrap_or_default()
+    }
+}
+
+/// Parts of a response besides allowed/denied.
+#[derive(Debug, Default)]
+pub struct ResponseParts {
+    pub warnings: Vec<String>,
+    pub audit_annotations: Vec<(&'static str, String)>,
+    pub patch: Option<json_patch::Patch>,
+}
+
+/// Serialises the AdmissionReview response for `uid`.
+pub fn respond(uid: &str, denial: Option<String>, parts: ResponseParts) -> Vec<u8> {
+    // `invalid` is the only constructor that needs no parsed request; every field it
+    // sets is overwritten here.
+    let mut resp = AdmissionResponse::invalid("");
+    resp.uid = uid.to_string();
+    resp.allowed = denial.is_none();
+    resp.result = match denial {
+        None => Status {
+            status: Some(StatusSummary::Success),
+            ..Status::default()
+        },
+        Some(message) => Status {
+            status: Some(StatusSummary::Failure),
+            code: 403,
+            message,
+            reason: "Forbidden".into(),
+            ..Status::default()
+        },
+    };
+    resp.audit_annotations = parts
+        .audit_annotations
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    if !parts.warnings.is_empty() {
+        resp.warnings = Some(parts.warnings);
+    }
+    if let Some(patch) = parts.patch {
+        // Serialising a patch of plain JSON values cannot fail; without it, no patch.
+        resp = match resp.clone().with_patch(patch) {
+            Ok(r) => r,
+            Err(_) => resp,
+        };
+    }
+    serde_json::to_vec(&resp.into_review()).unwrap_or_default()
+}
+
+/// The body of a 400 answer: a `Status` saying what is wrong, never a review.
+pub fn bad_request_body(err: &BadReview) -> Vec<u8> {
+    let status = Status {
+        status: Some(StatusSummary::Failure),
+        code: 400,
+        message: err.0.clone(),
+        reason: "BadRequest".into(),
+        ..Status::default()
+    };
+    serde_json::to_vec(&status).unwrap_or_default()
+}

@@ -1,0 +1,209 @@
+//! The command line: one derived parser, every flag also read from `PULLGATE_<FLAG>`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::api::{Enforcement, DEFAULT_NAMESPACE, DEFAULT_PULL_SECRET_NAME};
+use crate::policy::{Policy, Unmanaged};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pullgate",
+    version,
+    about = "Kubernetes image-pull gatekeeper for integrated registries"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the admission webhook (standalone with --config, else in the cluster).
+    Serve(ServeArgs),
+    /// Evaluate manifests or one image offline, with the same code as admission.
+    Check(CheckArgs),
+    /// Print the CustomResourceDefinitions.
+    Crds,
+    /// Write a CA and an ECDSA serving certificate, print the caBundle.
+    Certs(CertsArgs),
+}
+
+/// The global enforcement mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    Enforce,
+    Warn,
+    Audit,
+}
+
+impl From<Mode> for Enforcement {
+    fn from(m: Mode) -> Enforcement {
+        match m {
+            Mode::Enforce => Enforcement::Enforce,
+            Mode::Warn => Enforcement::Warn,
+            Mode::Audit => Enforcement::Audit,
+        }
+    }
+}
+
+/// Policy flags shared by `serve` and `check`.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Global mode; a workspace's `enforcement` overrides it for its namespaces.
+    #[arg(long, env = "PULLGATE_MODE", value_enum, default_value = "enforce")]
+    pub mode: Mode,
+    /// What to do with images of registries that are not integrated.
+    #[arg(long, env = "PULLGATE_UNMANAGED", value_enum, default_value = "deny")]
+    pub unmanaged: Unmanaged,
+    /// Namespaces allowed untouched (repeatable). pullgate's own namespace is always
+    /// exempt; giving the flag replaces the default `kube-system`.
+    #[arg(
+        long = "exempt-namespace",
+        env = "PULLGATE_EXEMPT_NAMESPACE",
+        value_delimiter = ',',
+        default_value = "kube-system"
+    )]
+    pub exempt_namespaces: Vec<String>,
+    /// pullgate's own namespace.
+    #[arg(long, env = "PULLGATE_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
+    pub namespace: String,
+}
+
+impl PolicyArgs {
+    pub fn policy(&self) -> Policy {
+        let mut exempt = vec![self.namespace.clone()];
+        exempt.extend(self.exempt_namespaces.iter().cloned());
+        exempt.sort();
+        exempt.dedup();
+        Policy {
+            mode: self.mode.into(),
+            unmanaged: self.unmanaged,
+            exempt_namespaces: exempt,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TLS address of the webhook.
+    #[arg(long, env = "PULLGATE_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Plain-HTTP address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "PULLGATE_PROBE_LISTEN", default_value = "0.0.0.0:9090")]
+    pub probe_listen: SocketAddr,
+    /// Serving certificate (PEM); reloaded when it changes.
+    #[arg(long, env = "PULLGATE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of the serving certificate (PEM).
+    #[arg(long, env = "PULLGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Standalone mode: the objects come from this file, reloaded when it changes.
+    #[arg(long, env = "PULLGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where to write the CA of the self-signed certificate (without --tls-cert).
+    #[arg(long, env = "PULLGATE_CA_OUT")]
+    pub ca_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Name of the pull Secret injected into pods and kept in namespaces.
+    #[arg(long, env = "PULLGATE_PULL_SECRET_NAME", default_value = DEFAULT_PULL_SECRET_NAME)]
+    pub pull_secret_name: String,
+    /// Cluster mode: refuse grants of Private spaces when watches are broken this long.
+    #[arg(long, env = "PULLGATE_MAX_STALENESS", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub max_staleness: Duration,
+    /// Cluster mode: how often the leader probes registries.
+    #[arg(long, env = "PULLGATE_PROBE_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub probe_interval: Duration,
+    /// How often the configuration file and certificate files are checked for changes.
+    #[arg(long, env = "PULLGATE_RELOAD_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub reload_interval: Duration,
+    /// After SIGTERM, how long to keep serving with /readyz false before closing.
+    #[arg(long, env = "PULLGATE_DRAIN_PERIOD", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub drain_period: Duration,
+    /// Requests handled at once; more are answered 503 at once.
+    #[arg(long, env = "PULLGATE_MAX_IN_FLIGHT", default_value = "256")]
+    pub max_in_flight: usize,
+    /// Log format of ordinary logs (audit lines are always JSON on stdout).
+    #[arg(long, env = "PULLGATE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["files", "image"])))]
+pub struct CheckArgs {
+    /// Configuration file (same format as `serve --config`).
+    #[arg(long, env = "PULLGATE_CONFIG")]
+    pub config: PathBuf,
+    /// Manifests to check (multi-document YAML; `-` for stdin).
+    #[arg(short = 'f', long = "filename", num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// Explain the decision for one image, step by step.
+    #[arg(long, conflicts_with = "files", requires = "target_namespace")]
+    pub image: Option<String>,
+    /// Namespace to judge in (default: each object's own, else "default").
+    #[arg(short = 'n', long = "target-namespace", visible_alias = "ns")]
+    pub target_namespace: Option<String>,
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Output,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Directory to write ca.crt, ca.key, tls.crt and tls.key into.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// DNS names (or IP addresses) of the serving certificate (repeatable).
+    #[arg(long = "dns", required = true, num_args = 1..)]
+    pub dns: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn own_namespace_is_always_exempt() {
+        let cli = Cli::parse_from([
+            "pullgate",
+            "check",
+            "--config",
+            "c",
+            "--image",
+            "x",
+            "-n",
+            "a",
+            "--namespace",
+            "pg",
+            "--exempt-namespace",
+            "infra",
+        ]);
+        let Command::Check(args) = cli.command else {
+            panic!("not check")
+        };
+        assert_eq!(args.policy.policy().exempt_namespaces, ["infra", "pg"]);
+    }
+}

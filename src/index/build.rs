@@ -1,0 +1,351 @@
+//! Building a [`Snapshot`] from objects. Every input list is sorted by name first, so
+//! the result never depends on the order objects arrived in.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use kube::ResourceExt;
+
+use super::host::parse_registry_url;
+use super::{
+    parse_host_port, selector, HostOwner, NamespaceInfo, Objects, Problem, RegistryEntry, Snapshot,
+    SpaceEntry, SpaceId, WorkspaceEntry, WorkspaceId,
+};
+use crate::api::{RegistrySpace, RegistryType, Visibility, NAMESPACE_NAME_LABEL};
+
+pub(super) fn build(objects: &Objects, revision: u64) -> Snapshot {
+    let mut problems = Vec::new();
+    let namespaces = sorted_namespaces(&objects.namespaces);
+    let (workspaces, members) = build_workspaces(objects, &namespaces, &mut problems);
+    let ws_ids: HashMap<&str, WorkspaceId> = workspaces
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.name.as_str(), i as WorkspaceId))
+        .collect();
+    let (mut registries, hosts) = build_registries(objects, &mut problems);
+    let spaces = build_spaces(objects, &mut registries, &ws_ids, &mut problems);
+    problems.sort();
+    Snapshot {
+        revision,
+        registries,
+        spaces,
+        workspaces,
+        hosts,
+        members,
+        known_namespaces: objects.namespaces_complete.then(|| {
+            namespaces
+                .iter()
+                .map(|n| n.name.clone())
+                .collect::<HashSet<_>>()
+        }),
+        problems,
+    }
+}
+
+/// Namespaces by name, each with the `kubernetes.io/metadata.name` label the apiserver
+/// always sets, so selectors on it behave as in the cluster.
+fn sorted_namespaces(input: &[NamespaceInfo]) -> Vec<NamespaceInfo> {
+    let mut out: Vec<NamespaceInfo> = input.to_vec();
+    for ns in &mut out {
+        ns.labels
+            .insert(NAMESPACE_NAME_LABEL.to_string(), ns.name.clone());
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.dedup_by(|a, b| a.name == b.name);
+    out
+}
+
+fn build_workspaces(
+    objects: &Objects,
+    namespaces: &[NamespaceInfo],
+    problems: &mut Vec<Problem>,
+) -> (Vec<WorkspaceEntry>, HashMap<String, Vec<WorkspaceId>>) {
+    let mut sorted: Vec<_> = objects.workspaces.iter().collect();
+    sorted.sort_by_key(|w| w.name_any());
+    let mut entries = Vec::with_capacity(sorted.len());
+    let mut members: HashMap<String, Vec<WorkspaceId>> = HashMap::new();
+    for (id, ws) in sorted.iter().enumerate() {
+        let name = ws.name_any();
+        let mut names: Vec<String> = Vec::new();
+        for ns in &ws.spec.namespaces {
+            if is_dns_label(ns) {
+                names.push(ns.clone());
+            } else {
+                problems.push(problem(
+                    "Workspace",
+                    &name,
+                    format!("namespace {ns:?} is not a valid namespace name; ignored"),
+                ));
+            }
+        }
+        if let Some(sel) = &ws.spec.namespace_selector {
+            match selector::validate(sel) {
+                Ok(()) => names.extend(
+                    namespaces
+                        .iter()
+                        .filter(|n| selector::matches(sel, &n.labels))
+                        .map(|n| n.name.clone()),
+                ),
+                Err(e) => problems.push(problem(
+                    "Workspace",
+                    &name,
+                    format!("namespaceSelector is invalid and matches nothing: {e}"),
+                )),
+            }
+        }
+        names.sort();
+        names.dedup();
+        for ns in &names {
+            members
+                .entry(ns.clone())
+                .or_default()
+                .push(id as WorkspaceId);
+        }
+        entries.push(WorkspaceEntry {
+            name,
+            enforcement: ws.spec.enforcement,
+            namespaces: names,
+        });
+    }
+    // Workspace ids were pushed in ascending order, so each list is already sorted.
+    (entries, members)
+}
+
+fn build_registries(
+    objects: &Objects,
+    problems: &mut Vec<Problem>,
+) -> (Vec<RegistryEntry>, HashMap<String, HostOwner>) {
+    let mut sorted: Vec<_> = objects.registries.iter().collect();
+    sorted.sort_by_key(|r| r.name_any());
+    let mut entries = Vec::new();
+    let mut owners: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for reg in sorted {
+        let name = reg.name_any();
+        let url = match parse_registry_url(&reg.spec.url) {
+            Ok(u) => u,
+            Err(e) => {
+                problems.push(problem("Registry", &name, format!("{e}; registry skipped")));
+                continue;
+            }
+        };
+        let mut aliases = Vec::new();
+        for alias in &reg.spec.aliases {
+            match parse_host_port(alias) {
+                Ok(a) => aliases.push(a),
+                Err(e) => problems.push(problem(
+                    "Registry",
+                    &name,
+                    format!("alias {e}; alias ignored"),
+                )),
+            }
+        }
+        let host_keys = url.all_keys(&aliases);
+        for key in &host_keys {
+            owners.entry(key.clone()).or_default().push(entries.len());
+        }
+        entries.push(RegistryEntry {
+            name,
+            registry_type: reg.spec.registry_type,
+            url,
+            host_keys,
+            spaces: HashMap::new(),
+            wildcard: None,
+            max_depth: 0,
+        });
+    }
+    let mut hosts = HashMap::new();
+    for (key, ids) in owners {
+        let owner = if let [id] = ids[..] {
+            HostOwner::One(id as u32)
+        } else {
+            let names: Vec<String> = ids.iter().map(|i| entries[*i].name.clone()).collect();
+            for n in &names {
+                problems.push(problem(
+                    "Registry",
+                    n,
+                    format!(
+                        "host {key:?} is claimed by registries {}; images from it are denied",
+                        names.join(", ")
+                    ),
+                ));
+            }
+            HostOwner::Many(names)
+        };
+        hosts.insert(key, owner);
+    }
+    (entries, hosts)
+}
+
+fn build_spaces(
+    objects: &Objects,
+    registries: &mut [RegistryEntry],
+    ws_ids: &HashMap<&str, WorkspaceId>,
+    problems: &mut Vec<Problem>,
+) -> Vec<SpaceEntry> {
+    let reg_ids: HashMap<String, usize> = registries
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.clone(), i))
+        .collect();
+    // (registry, space) → declaring objects, in name order.
+    let mut groups: BTreeMap<(String, String), Vec<&RegistrySpace>> = BTreeMap::new();
+    let mut sorted: Vec<_> = objects.spaces.iter().collect();
+    sorted.sort_by_key(|s| s.name_any());
+    for rs in sorted {
+        let name = rs.name_any();
+        let Some(&reg) = reg_ids.get(&rs.spec.registry) else {
+            problems.push(problem(
+                "RegistrySpace",
+                &name,
+                format!(
+                    "registry {:?} does not exist (or is invalid); space skipped",
+                    rs.spec.registry
+                ),
+            ));
+            continue;
+        };
+        if let Err(e) = check_space(&rs.spec.space, registries[reg].registry_type) {
+            problems.push(problem(
+                "RegistrySpace",
+                &name,
+                format!("{e}; space skipped"),
+            ));
+            continue;
+        }
+        for ws in &rs.spec.workspaces {
+            if !ws_ids.contains_key(ws.as_str()) {
+                problems.push(problem(
+                    "RegistrySpace",
+                    &name,
+                    format!("workspace {ws:?} does not exist"),
+                ));
+            }
+        }
+        groups
+            .entry((rs.spec.registry.clone(), rs.spec.space.clone()))
+            .or_default()
+            .push(rs);
+    }
+    let mut spaces = Vec::with_capacity(groups.len());
+    for ((registry, space), decls) in groups {
+        let entry = merge(registry, space, &decls, ws_ids, problems);
+        let reg = &mut registries[reg_ids[&entry.registry]];
+        let id = spaces.len() as SpaceId;
+        if entry.space == "*" {
+            reg.wildcard = Some(id);
+        } else {
+            reg.max_depth = reg.max_depth.max(entry.space.split('/').count());
+            reg.spaces.insert(entry.space.clone(), id);
+        }
+        spaces.push(entry);
+    }
+    spaces
+}
+
+/// One space from its declarations. Two or more declarations are a conflict: the space
+/// is Private with the intersection of their bindings (fail closed).
+fn merge(
+    registry: String,
+    space: String,
+    decls: &[&RegistrySpace],
+    ws_ids: &HashMap<&str, WorkspaceId>,
+    problems: &mut Vec<Problem>,
+) -> SpaceEntry {
+    let objects: Vec<String> = decls.iter().map(|d| d.name_any()).collect();
+    let mut workspaces: Vec<String> = decls[0].spec.workspaces.clone();
+    for d in &decls[1..] {
+        workspaces.retain(|w| d.spec.workspaces.contains(w));
+    }
+    workspaces.retain(|w| ws_ids.contains_key(w.as_str()));
+    workspaces.sort();
+    workspaces.dedup();
+    let conflict = decls.len() > 1;
+    if conflict {
+        for o in &objects {
+            problems.push(problem("RegistrySpace", o, format!("Conflict: space {space:?} of registry {registry:?} is declared by {}; treated as Private with the workspaces they all list", objects.join(", "))));
+        }
+    }
+    let visibility = if conflict {
+        Visibility::Private
+    } else {
+        decls[0].spec.visibility
+    };
+    let first_ref = decls[0].spec.pull_secret_ref.clone();
+    let pull_secret_ref = first_ref.filter(|r| {
+        decls
+            .iter()
+            .all(|d| d.spec.pull_secret_ref.as_ref() == Some(r))
+    });
+    let mut workspace_ids: Vec<WorkspaceId> =
+        workspaces.iter().map(|w| ws_ids[w.as_str()]).collect();
+    workspace_ids.sort_unstable();
+    SpaceEntry {
+        registry,
+        space,
+        objects,
+        visibility,
+        workspaces,
+        workspace_ids,
+        pull_secret_ref,
+    }
+}
+
+/// A space is `*` or whole path components; a Harbor project is one component.
+fn check_space(space: &str, ty: RegistryType) -> Result<(), String> {
+    if space == "*" {
+        return Ok(());
+    }
+    if !space.split('/').all(is_path_component) {
+        return Err(format!(
+            "space {space:?} is not \"*\" or a path of lower-case components"
+        ));
+    }
+    if ty == RegistryType::Harbor && space.contains('/') {
+        return Err(format!(
+            "space {space:?} of a Harbor registry must be one project name"
+        ));
+    }
+    Ok(())
+}
+
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
+pub(crate) fn is_path_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-')) {
+            return false;
+        }
+    }
+    true
+}
+
+/// RFC 1123 label, as namespace names are.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn problem(kind: &'static str, name: &str, message: String) -> Problem {
+    Problem {
+        kind,
+        name: name.to_string(),
+        message,
+    }
+}

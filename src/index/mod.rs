@@ -1,0 +1,267 @@
+//! The binding table: an immutable [`Snapshot`] of registries, spaces, workspaces and
+//! namespace memberships, built from the API objects by [`Snapshot::build`] and read by
+//! admission without locks. A new snapshot (with a higher revision) replaces the old one
+//! on every change; nothing here does IO.
+
+mod build;
+mod host;
+mod selector;
+mod table;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::api::{
+    Enforcement, Registry, RegistrySpace, RegistryType, SecretRef, Visibility, Workspace,
+};
+use crate::policy::reference::ImageRef;
+
+pub use host::{parse_host_port, parse_registry_url, RegistryUrl, DOCKER_HUB_HOSTS};
+pub use table::Table;
+
+/// A namespace as the binding table needs it: its name and labels.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NamespaceInfo {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Everything a snapshot is built from.
+#[derive(Clone, Debug, Default)]
+pub struct Objects {
+    pub registries: Vec<Registry>,
+    pub spaces: Vec<RegistrySpace>,
+    pub workspaces: Vec<Workspace>,
+    pub namespaces: Vec<NamespaceInfo>,
+    /// Whether `namespaces` is the complete list of the cluster's namespaces (cluster
+    /// mode). Then a namespace missing from it is "not known yet" rather than unlabelled.
+    pub namespaces_complete: bool,
+}
+
+/// An object that could not be used as written, and why. Skipped objects never stop
+/// the rest of the table from being built.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    pub kind: &'static str,
+    pub name: String,
+    pub message: String,
+}
+
+pub(crate) type RegistryId = u32;
+pub(crate) type SpaceId = u32;
+pub(crate) type WorkspaceId = u32;
+
+/// An integrated registry with its host spellings and spaces.
+#[derive(Debug)]
+pub struct RegistryEntry {
+    pub name: String,
+    pub registry_type: RegistryType,
+    pub url: RegistryUrl,
+    /// Every `host[:port]` key (lower case) that reaches this registry.
+    pub host_keys: Vec<String>,
+    spaces: HashMap<String, SpaceId>,
+    wildcard: Option<SpaceId>,
+    /// Most path components of any of its spaces (bounds the prefix search).
+    max_depth: usize,
+}
+
+/// A space of a registry, merged from one RegistrySpace object (or several, in conflict).
+#[derive(Debug)]
+pub struct SpaceEntry {
+    pub registry: String,
+    pub space: String,
+    /// Names of the RegistrySpace objects that declare it (more than one: conflict).
+    pub objects: Vec<String>,
+    pub visibility: Visibility,
+    /// Names of bound workspaces that exist, sorted.
+    pub workspaces: Vec<String>,
+    workspace_ids: Vec<WorkspaceId>,
+    pub pull_secret_ref: Option<SecretRef>,
+}
+
+impl SpaceEntry {
+    /// Whether pods pulling from this space get pull credentials injected.
+    pub fn needs_credentials(&self) -> bool {
+        self.visibility == Visibility::Private || self.pull_secret_ref.is_some()
+    }
+
+    /// Whether two RegistrySpace objects declare this space.
+    pub fn in_conflict(&self) -> bool {
+        self.objects.len() > 1
+    }
+}
+
+/// A workspace after resolution.
+#[derive(Debug)]
+pub struct WorkspaceEntry {
+    pub name: String,
+    pub enforcement: Option<Enforcement>,
+    /// Resolved member namespaces, sorted.
+    pub namespaces: Vec<String>,
+}
+
+/// Where an image reference lands in the binding table.
+#[derive(Debug)]
+pub enum Resolution<'s> {
+    /// No integrated registry has this host.
+    Unmanaged,
+    /// Several Registries claim this host; judged as denied (fail closed).
+    HostConflict(&'s [String]),
+    /// The registry is integrated but no space matches the path.
+    NoSpace(&'s RegistryEntry),
+    /// The space that matched.
+    Space(&'s RegistryEntry, &'s SpaceEntry),
+}
+
+#[derive(Debug)]
+enum HostOwner {
+    One(RegistryId),
+    Many(Vec<String>),
+}
+
+/// The immutable binding table.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    revision: u64,
+    registries: Vec<RegistryEntry>,
+    spaces: Vec<SpaceEntry>,
+    workspaces: Vec<WorkspaceEntry>,
+    hosts: HashMap<String, HostOwner>,
+    members: HashMap<String, Vec<WorkspaceId>>,
+    known_namespaces: Option<HashSet<String>>,
+    problems: Vec<Problem>,
+}
+
+impl Snapshot {
+    /// Builds the table from objects; the result does not depend on their order.
+    pub fn build(objects: &Objects, revision: u64) -> Snapshot {
+        build::build(objects, revision)
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Objects that were skipped or only partly used, sorted.
+    pub fn problems(&self) -> &[Problem] {
+        &self.problems
+    }
+
+    pub fn registries(&self) -> &[RegistryEntry] {
+        &self.registries
+    }
+
+    pub fn workspaces(&self) -> &[WorkspaceEntry] {
+        &self.workspaces
+    }
+
+    /// Spaces of a registry, sorted by space.
+    pub fn spaces_of<'s>(&'s self, registry: &'s str) -> impl Iterator<Item = &'s SpaceEntry> + 's {
+        self.spaces.iter().filter(move |s| s.registry == registry)
+    }
+
+    /// Resolves a parsed image reference to its registry and space (SPEC §2).
+    pub fn resolve(&self, image: &ImageRef) -> Resolution<'_> {
+        let registry = match self.hosts.get(image.host_key()) {
+            None => return Resolution::Unmanaged,
+            Some(HostOwner::Many(names)) => return Resolution::HostConflict(names),
+            Some(HostOwner::One(id)) => &self.registries[*id as usize],
+        };
+        match registry.lookup(image.path()) {
+            Some(id) => Resolution::Space(registry, &self.spaces[id as usize]),
+            None => Resolution::NoSpace(registry),
+        }
+    }
+
+    /// Whether namespace `ns` belongs to a workspace bound to `space`.
+    pub fn is_bound(&self, space: &SpaceEntry, ns: &str) -> bool {
+        let Some(mine) = self.members.get(ns) else {
+            return false;
+        };
+        // Both lists are sorted and short: a merge walk.
+        let (mut a, mut b) = (
+            mine.iter().peekable(),
+            space.workspace_ids.iter().peekable(),
+        );
+        while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+            match x.cmp(y) {
+                std::cmp::Ordering::Less => {
+                    a.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    b.next();
+                }
+                std::cmp::Ordering::Equal => return true,
+            }
+        }
+        false
+    }
+
+    /// The workspaces namespace `ns` belongs to.
+    pub fn workspaces_of<'s>(&'s self, ns: &str) -> impl Iterator<Item = &'s WorkspaceEntry> + 's {
+        let ids = self.members.get(ns).map(Vec::as_slice).unwrap_or_default();
+        ids.iter().map(|id| &self.workspaces[*id as usize])
+    }
+
+    /// Strictest enforcement set by a workspace of `ns`, if any sets one.
+    pub fn enforcement_of(&self, ns: &str) -> Option<Enforcement> {
+        self.workspaces_of(ns).filter_map(|w| w.enforcement).max()
+    }
+
+    /// False only when the table tracks all namespaces and `ns` is not among them yet.
+    pub fn namespace_known(&self, ns: &str) -> bool {
+        self.known_namespaces
+            .as_ref()
+            .is_none_or(|k| k.contains(ns))
+    }
+
+    /// Namespaces allowed to pull from a space: every known one when Public.
+    pub fn bound_namespaces(&self, space: &SpaceEntry) -> Vec<&str> {
+        let mut out: Vec<&str> = match space.visibility {
+            Visibility::Public => self.members.keys().map(String::as_str).collect(),
+            Visibility::Private => space
+                .workspace_ids
+                .iter()
+                .flat_map(|id| {
+                    self.workspaces[*id as usize]
+                        .namespaces
+                        .iter()
+                        .map(String::as_str)
+                })
+                .collect(),
+        };
+        if space.visibility == Visibility::Public {
+            if let Some(known) = &self.known_namespaces {
+                out.extend(known.iter().map(String::as_str));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+impl RegistryEntry {
+    /// Longest space on whole path components, then `*`.
+    fn lookup(&self, path: &str) -> Option<SpaceId> {
+        let depth = path.split('/').count();
+        let mut end = path.len();
+        let mut components = depth;
+        loop {
+            let prefix = &path[..end];
+            if components <= self.max_depth {
+                if let Some(id) = self.spaces.get(prefix) {
+                    return Some(*id);
+                }
+            }
+            match prefix.rfind('/') {
+                Some(i) => {
+                    end = i;
+                    components -= 1;
+                }
+                None => return self.wildcard,
+            }
+        }
+    }
+}

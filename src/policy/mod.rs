@@ -1,0 +1,10 @@
+//! The decision core: image references ([`reference`]) and the decision ([`decide`]).
+//! Pure code: no IO, no async, no Kubernetes client.
+
+pub mod decide;
+pub mod reference;
+
+pub use decide::{
+    decide, Decision, ImageUse, ImageVerdict, Location, Policy, Reason, Request, Unmanaged, Verdict,
+};
+pub use reference::{ImageRef, InvalidReference};
