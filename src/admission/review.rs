@@ -13,6 +13,37 @@ use serde_json::value::RawValue;
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";
 
+/// Deepest JSON nesting accepted anywhere in a body (serde_json's own limit for the
+/// fields it decodes; this extends it to the fields it skips). Real objects stay near 20.
+const MAX_DEPTH: usize = 128;
+
+/// Whether JSON text nests deeper than `limit` (strings skipped, escapes honoured).
+/// Malformed text is left to the parser.
+fn too_deep(body: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'"' => {
+                i += 1;
+                while i < body.len() && body[i] != b'"' {
+                    i += if body[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
 /// Why a body is not an AdmissionReview pullgate can judge (HTTP 400).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -94,6 +125,11 @@ impl Operation {
 impl<'a> Request<'a> {
     /// Decodes and checks the envelope of an AdmissionReview.
     pub fn parse(body: &'a [u8]) -> Result<Request<'a>, BadReview> {
+        if too_deep(body, MAX_DEPTH) {
+            return Err(BadReview(format!(
+                "body nests deeper than {MAX_DEPTH} levels"
+            )));
+        }
         let env: Envelope<'a> = serde_json::from_slice(body)
             .map_err(|e| BadReview(format!("body is not a valid AdmissionReview: {e}")))?;
         if env.api_version.as_deref() != Some(API_VERSION) {

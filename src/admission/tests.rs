@@ -1,1 +1,492 @@
+//! Review handling: kinds, UPDATE, subresources, malformed bodies, the patch.
 
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::config;
+use crate::index::{Snapshot, Table};
+
+const CONFIG: &str = include_str!("../../examples/config.yaml");
+
+fn admission() -> Admission {
+    let cfg = config::parse(CONFIG).expect("example config parses");
+    Admission {
+        policy: Policy::default(),
+        pull_secret_name: "pullgate-pull".into(),
+        table: Arc::new(Table::new(Snapshot::build(&cfg.objects, 1))),
+    }
+}
+
+fn pod_spec(images: &[&str]) -> Value {
+    let containers: Vec<Value> = images
+        .iter()
+        .enumerate()
+        .map(|(i, im)| json!({"name": format!("c{i}"), "image": im}))
+        .collect();
+    json!({ "containers": containers })
+}
+
+fn object(kind: &str, spec: Value) -> Value {
+    let template = json!({"metadata": {"labels": {"app": "x"}}, "spec": spec});
+    match kind {
+        "Pod" => {
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec})
+        }
+        "PodTemplate" => {
+            json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "p"}, "template": template})
+        }
+        "CronJob" => {
+            json!({"kind": "CronJob", "metadata": {"name": "p"}, "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}}})
+        }
+        _ => {
+            json!({"kind": kind, "metadata": {"name": "p"}, "spec": {"replicas": 1, "template": template}})
+        }
+    }
+}
+
+fn group_of(kind: &str) -> &'static str {
+    match kind {
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => "apps",
+        "Job" | "CronJob" => "batch",
+        _ => "",
+    }
+}
+
+fn review(kind: &str, op: &str, obj: Value, old: Option<Value>) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "uid-1",
+            "kind": {"group": group_of(kind), "version": "v1", "kind": kind},
+            "resource": {"group": group_of(kind), "version": "v1", "resource": "x"},
+            "namespace": "app-1",
+            "operation": op,
+            "userInfo": {"username": "alice"},
+            "object": obj,
+            "oldObject": old,
+            "dryRun": false
+        }
+    })
+}
+
+fn send(webhook: Webhook, body: &Value) -> (Reviewed, Value) {
+    let r = admission().review(webhook, body.to_string().as_bytes());
+    let v: Value = serde_json::from_slice(&r.body).expect("response is JSON");
+    (r, v)
+}
+
+const PRIVATE_OK: &str = "harbor.example.com/team-a/app:1";
+const PRIVATE_BAD: &str = "harbor.example.com/team-b/app:1";
+
+#[test]
+fn every_kind_is_judged_on_its_template() {
+    for kind in [
+        "Pod",
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "ReplicationController",
+        "Job",
+        "CronJob",
+        "PodTemplate",
+    ] {
+        let (r, v) = send(
+            Webhook::Validate,
+            &review(
+                kind,
+                "CREATE",
+                object(kind, pod_spec(&["nginx", PRIVATE_BAD])),
+                None,
+            ),
+        );
+        assert_eq!(r.status, 200, "{kind}");
+        let resp = &v["response"];
+        assert_eq!(resp["uid"], "uid-1");
+        assert_eq!(resp["allowed"], false, "{kind}: {v}");
+        assert_eq!(resp["status"]["code"], 403);
+        assert!(
+            resp["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(PRIVATE_BAD),
+            "{kind}"
+        );
+        assert_eq!(resp["auditAnnotations"]["decision"], "deny");
+        assert_eq!(resp["auditAnnotations"]["denied-images"], PRIVATE_BAD);
+        assert!(resp.get("patch").is_none());
+        let (_, v) = send(
+            Webhook::Validate,
+            &review(
+                kind,
+                "CREATE",
+                object(kind, pod_spec(&["nginx", PRIVATE_OK])),
+                None,
+            ),
+        );
+        assert_eq!(v["response"]["allowed"], true, "{kind}: {v}");
+        assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
+        assert_eq!(v["kind"], "AdmissionReview");
+    }
+}
+
+#[test]
+fn other_kinds_and_operations_are_allowed() {
+    let (_, v) = send(
+        Webhook::Validate,
+        &review(
+            "ConfigMap",
+            "CREATE",
+            json!({"data": {"image": PRIVATE_BAD}}),
+            None,
+        ),
+    );
+    assert_eq!(v["response"]["allowed"], true);
+    for op in ["DELETE", "CONNECT"] {
+        let (_, v) = send(
+            Webhook::Validate,
+            &review("Pod", op, object("Pod", pod_spec(&[PRIVATE_BAD])), None),
+        );
+        assert_eq!(v["response"]["allowed"], true, "{op}");
+    }
+}
+
+#[test]
+fn update_judges_only_new_or_changed_images() {
+    let old = object("Pod", pod_spec(&[PRIVATE_BAD, "nginx"]));
+    let mut relabelled = old.clone();
+    relabelled["metadata"]["labels"] = json!({"new": "label"});
+    let (_, v) = send(
+        Webhook::Validate,
+        &review("Pod", "UPDATE", relabelled, Some(old.clone())),
+    );
+    assert_eq!(v["response"]["allowed"], true, "{v}");
+    let changed = object(
+        "Pod",
+        pod_spec(&[PRIVATE_BAD, "harbor.example.com/team-b/other:2"]),
+    );
+    let (r, v) = send(
+        Webhook::Validate,
+        &review("Pod", "UPDATE", changed, Some(old)),
+    );
+    assert_eq!(v["response"]["allowed"], false);
+    let audit = r.audit.unwrap();
+    assert_eq!(audit.images.len(), 1, "only the changed image is judged");
+    assert_eq!(audit.images[0].image, "harbor.example.com/team-b/other:2");
+}
+
+#[test]
+fn ephemeral_containers_subresource() {
+    let old = object("Pod", pod_spec(&["nginx"]));
+    let mut new = old.clone();
+    new["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": PRIVATE_BAD}]);
+    let mut body = review("Pod", "UPDATE", new, Some(old));
+    body["request"]["subResource"] = json!("ephemeralcontainers");
+    let (_, v) = send(Webhook::Validate, &body);
+    assert_eq!(v["response"]["allowed"], false);
+    assert!(v["response"]["status"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("(ephemeral container \"debug\")"));
+    let (_, v) = send(Webhook::Mutate, &body);
+    assert!(
+        v["response"].get("patch").is_none(),
+        "no patch for ephemeral containers"
+    );
+    body["request"]["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
+    assert_eq!(
+        send(Webhook::Validate, &body).0.status,
+        400,
+        "wrong kind for the subresource"
+    );
+}
+
+#[test]
+fn init_and_image_volume_images_are_judged() {
+    let spec = json!({
+        "initContainers": [{"name": "sidecar", "image": "nginx", "restartPolicy": "Always"}, {"name": "init", "image": PRIVATE_BAD}],
+        "containers": [{"name": "c", "image": "nginx"}],
+        "volumes": [{"name": "data", "image": {"reference": "quay.io/x/data:1", "pullPolicy": "IfNotPresent"}}, {"name": "e", "emptyDir": {}}]
+    });
+    let (_, v) = send(
+        Webhook::Validate,
+        &review("Pod", "CREATE", object("Pod", spec), None),
+    );
+    let msg = v["response"]["status"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("2 images are not allowed"), "{msg}");
+    assert!(
+        msg.contains("(init container \"init\")") && msg.contains("(image volume \"data\")"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn mirror_pods_need_a_node_user() {
+    let mut pod = object("Pod", pod_spec(&[PRIVATE_BAD]));
+    pod["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "hash"});
+    let mut body = review("Pod", "CREATE", pod, None);
+    assert_eq!(
+        send(Webhook::Validate, &body).1["response"]["allowed"],
+        false,
+        "non-node user"
+    );
+    body["request"]["userInfo"]["username"] = json!("system:node:worker-1");
+    assert_eq!(
+        send(Webhook::Validate, &body).1["response"]["allowed"],
+        true
+    );
+}
+
+#[test]
+fn request_namespace_wins_over_object_namespace() {
+    let mut pod = object("Pod", pod_spec(&[PRIVATE_OK]));
+    pod["metadata"]["namespace"] = json!("app-1");
+    let mut body = review("Pod", "CREATE", pod, None);
+    body["request"]["namespace"] = json!("app-9");
+    let (_, v) = send(Webhook::Validate, &body);
+    assert_eq!(
+        v["response"]["allowed"], false,
+        "judged in request.namespace app-9"
+    );
+}
+
+#[test]
+fn malformed_reviews_get_400() {
+    let good = review("Pod", "CREATE", object("Pod", pod_spec(&["nginx"])), None);
+    let mut cases: Vec<(String, Vec<u8>)> = vec![
+        ("invalid JSON".into(), b"{not json".to_vec()),
+        ("empty body".into(), Vec::new()),
+        (
+            "no request".into(),
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"})
+                .to_string()
+                .into_bytes(),
+        ),
+    ];
+    let mut variant = |what: &str, f: &dyn Fn(&mut Value)| {
+        let mut b = good.clone();
+        f(&mut b);
+        cases.push((what.into(), b.to_string().into_bytes()));
+    };
+    variant("wrong apiVersion", &|b| {
+        b["apiVersion"] = json!("admission.k8s.io/v1beta1")
+    });
+    variant("wrong kind", &|b| b["kind"] = json!("TokenReview"));
+    variant("empty uid", &|b| b["request"]["uid"] = json!(""));
+    variant("unknown operation", &|b| {
+        b["request"]["operation"] = json!("PATCH")
+    });
+    variant("no object", &|b| b["request"]["object"] = Value::Null);
+    variant("object of the wrong shape", &|b| {
+        b["request"]["object"]["spec"]["containers"] = json!("nginx")
+    });
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let bomb = good.to_string().replace(
+        "\"dryRun\":false",
+        &format!("\"dryRun\":false,\"extra\":{deep}"),
+    );
+    cases.push(("nesting bomb".into(), bomb.into_bytes()));
+    let dup = good.to_string().replace(
+        "\"image\":\"nginx\",",
+        "\"image\":\"nginx\",\"image\":\"quay.io/evil\",",
+    );
+    assert!(dup.contains("quay.io/evil"));
+    cases.push(("duplicate image key".into(), dup.into_bytes()));
+    for (what, body) in cases {
+        let r = admission().review(Webhook::Validate, &body);
+        assert_eq!(r.status, 400, "{what}");
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["code"], 400, "{what}");
+        assert!(v.get("response").is_none(), "{what}: never a review");
+    }
+}
+
+#[test]
+fn unknown_fields_are_ignored() {
+    let mut body = review("Pod", "CREATE", object("Pod", pod_spec(&["nginx"])), None);
+    body["request"]["futureField"] = json!({"a": [1, 2]});
+    body["request"]["object"]["spec"]["containers"][0]["futureField"] = json!(true);
+    assert_eq!(
+        send(Webhook::Validate, &body).1["response"]["allowed"],
+        true
+    );
+}
+
+/// The patch bytes of a response: kube-core writes `[]byte` as an array of numbers, which
+/// the apiserver's decoder accepts like the base64 string form.
+pub(crate) fn patch_bytes(response: &Value) -> Option<Vec<u8>> {
+    match &response["patch"] {
+        Value::String(b64) => {
+            use base64::Engine;
+            Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .expect("base64 patch"),
+            )
+        }
+        Value::Array(bytes) => Some(
+            bytes
+                .iter()
+                .map(|b| b.as_u64().expect("byte") as u8)
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn apply_mutation(pod: &Value) -> (Value, bool) {
+    let (_, v) = send(Webhook::Mutate, &review("Pod", "CREATE", pod.clone(), None));
+    assert_eq!(v["response"]["allowed"], true, "mutate never denies");
+    let Some(bytes) = patch_bytes(&v["response"]) else {
+        return (pod.clone(), false);
+    };
+    assert_eq!(v["response"]["patchType"], "JSONPatch");
+    let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+    let mut out = pod.clone();
+    json_patch::patch(&mut out, &patch).unwrap();
+    (out, true)
+}
+
+#[test]
+fn mutate_appends_the_pull_secret_once() {
+    let mut pod = object("Pod", pod_spec(&["nginx", PRIVATE_BAD]));
+    // no list: created
+    let (patched, changed) = apply_mutation(&pod);
+    assert!(changed);
+    assert_eq!(
+        patched["spec"]["imagePullSecrets"],
+        json!([{"name": "pullgate-pull"}])
+    );
+    let mut without = patched.clone();
+    without["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("imagePullSecrets");
+    assert_eq!(without, pod, "nothing else is touched");
+    // reinvocation: no patch
+    assert!(!apply_mutation(&patched).1);
+    // existing list: appended, order kept
+    pod["spec"]["imagePullSecrets"] = json!([{"name": "mine"}, {"name": "other"}]);
+    let (patched, _) = apply_mutation(&pod);
+    assert_eq!(
+        patched["spec"]["imagePullSecrets"],
+        json!([{"name": "mine"}, {"name": "other"}, {"name": "pullgate-pull"}])
+    );
+    // already present: no patch
+    pod["spec"]["imagePullSecrets"] = json!([{"name": "pullgate-pull"}]);
+    assert!(!apply_mutation(&pod).1);
+    // null list is replaced
+    pod["spec"]["imagePullSecrets"] = Value::Null;
+    assert_eq!(
+        apply_mutation(&pod).0["spec"]["imagePullSecrets"],
+        json!([{"name": "pullgate-pull"}])
+    );
+    // public only: no patch; space with pullSecretRef: patch
+    assert!(
+        !apply_mutation(&object(
+            "Pod",
+            pod_spec(&["nginx", "harbor.example.com/shared/x"])
+        ))
+        .1
+    );
+    assert!(
+        apply_mutation(&object(
+            "Pod",
+            pod_spec(&["127.0.0.1:5000/teams/platform/x"])
+        ))
+        .1
+    );
+}
+
+#[test]
+fn mutate_patches_only_pod_create() {
+    let old = object("Pod", pod_spec(&[PRIVATE_OK]));
+    let (_, v) = send(
+        Webhook::Mutate,
+        &review("Pod", "UPDATE", old.clone(), Some(old)),
+    );
+    assert!(v["response"].get("patch").is_none());
+    let (_, v) = send(
+        Webhook::Mutate,
+        &review(
+            "Deployment",
+            "CREATE",
+            object("Deployment", pod_spec(&[PRIVATE_OK])),
+            None,
+        ),
+    );
+    assert!(v["response"].get("patch").is_none());
+}
+
+#[test]
+fn warn_mode_allows_with_warnings() {
+    let mut a = admission();
+    a.policy.mode = crate::api::Enforcement::Warn;
+    let mut body = review(
+        "Pod",
+        "CREATE",
+        object("Pod", pod_spec(&["quay.io/x/y"])),
+        None,
+    );
+    body["request"]["namespace"] = json!("app-9");
+    let r = a.review(Webhook::Validate, body.to_string().as_bytes());
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["response"]["allowed"], true);
+    assert!(v["response"]["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("quay.io/x/y"));
+    assert_eq!(v["response"]["auditAnnotations"]["decision"], "warn");
+    assert_eq!(r.audit.unwrap().decision, "warn");
+}
+
+#[test]
+fn audit_record_has_every_field() {
+    let mut body = review(
+        "Pod",
+        "CREATE",
+        object("Pod", pod_spec(&[PRIVATE_BAD])),
+        None,
+    );
+    body["request"]["dryRun"] = json!(true);
+    let (r, _) = send(Webhook::Validate, &body);
+    let rec = serde_json::to_value(r.audit.unwrap()).unwrap();
+    for field in [
+        "time",
+        "uid",
+        "operation",
+        "kind",
+        "namespace",
+        "name",
+        "user",
+        "dryRun",
+        "mode",
+        "decision",
+        "images",
+        "revision",
+        "latencyUs",
+    ] {
+        assert!(rec.get(field).is_some(), "missing {field} in {rec}");
+    }
+    assert_eq!(rec["dryRun"], true);
+    assert_eq!(rec["decision"], "deny");
+    let img = &rec["images"][0];
+    for field in [
+        "image",
+        "container",
+        "registry",
+        "space",
+        "visibility",
+        "verdict",
+        "reason",
+    ] {
+        assert!(
+            img.get(field).is_some(),
+            "missing images[].{field} in {img}"
+        );
+    }
+    assert!(!rec.to_string().contains("example-only-password"));
+}

@@ -7,6 +7,8 @@ mod build;
 mod host;
 mod selector;
 mod table;
+#[doc(hidden)]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -3,6 +3,8 @@
 
 pub mod decide;
 pub mod reference;
+#[cfg(test)]
+mod tests;
 
 pub use decide::{
     decide, Decision, ImageUse, ImageVerdict, Location, Policy, Reason, Request, Unmanaged, Verdict,
