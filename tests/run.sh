@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need (Debian packages, Python packages
+# in a venv under target/), then runs the Rust tests and the manifest checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v docker-registry >/dev/null || need_apt+=(docker-registry)
+command -v skopeo >/dev/null || need_apt+=(skopeo)
+command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+cargo test --all-targets --locked
+
+if [ -x tests/manifests/run.sh ]; then
+  tests/manifests/run.sh
+fi
