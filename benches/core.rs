@@ -1,0 +1,136 @@
+//! Micro-benchmarks of the decision core at SPEC §10 scale (10,000 namespaces, 1,000
+//! spaces, 500 workspaces): image parsing, resolution, the decision per image and per
+//! pod review, snapshot rebuild after one change, and the mutate patch.
+//! Run: `cargo bench --bench core`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use pullgate::admission::{Admission, Webhook};
+use pullgate::index::testing::mk_scaled;
+use pullgate::index::{Snapshot, Table};
+use pullgate::policy::{decide, ImageRef, ImageUse, Location, Policy, Request};
+use serde_json::json;
+
+const IMAGES: [&str; 6] = [
+    "nginx:1.27",
+    "harbor.example.com/project-42/app:1.0",
+    "harbor.internal:8443/project-500/sub/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "registry.example.com:5000/teams/group-3/space-101/app:2",
+    "quay.io/prometheus/prometheus:v2.54.0",
+    "HARBOR.EXAMPLE.COM:443/project-998/x:y",
+];
+
+/// A pod review of about `kib` KiB: realistic containers padded with env entries.
+pub fn pod_review(kib: usize) -> Vec<u8> {
+    let mut containers = Vec::new();
+    for (i, image) in IMAGES.iter().take(4).enumerate() {
+        containers.push(json!({
+            "name": format!("c{i}"), "image": image, "imagePullPolicy": "IfNotPresent",
+            "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+            "env": [], "volumeMounts": [{"name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}]
+        }));
+    }
+    let mut review = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "ns-42-3", "operation": "CREATE",
+            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller", "groups": ["system:serviceaccounts", "system:authenticated"]},
+            "object": {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"generateName": "web-7d9f8c-", "namespace": "ns-42-3", "labels": {"app": "web", "pod-template-hash": "7d9f8c"}},
+                "spec": {"containers": containers, "restartPolicy": "Always", "serviceAccountName": "default",
+                    "volumes": [{"name": "kube-api-access", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}]}},
+            "oldObject": null, "dryRun": false
+        }
+    });
+    let mut i = 0;
+    while serde_json::to_vec(&review).map(|v| v.len()).unwrap_or(0) < kib * 1024 {
+        let env = &mut review["request"]["object"]["spec"]["containers"][i % 4]["env"];
+        env.as_array_mut().unwrap().push(json!({"name": format!("SETTING_{i}"), "value": format!("value-{i}-abcdefghijklmnopqrstuvwxyz")}));
+        i += 1;
+    }
+    serde_json::to_vec(&review).unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let objects = mk_scaled(10_000, 1_000, 500);
+    let snap = Snapshot::build(&objects, 1);
+    let policy = Policy::default();
+
+    c.bench_function("parse/image-ref (6 forms)", |b| {
+        b.iter(|| {
+            for i in IMAGES {
+                let _ = black_box(ImageRef::parse(black_box(i)));
+            }
+        })
+    });
+    let parsed: Vec<ImageRef> = IMAGES.iter().map(|i| ImageRef::parse(i).unwrap()).collect();
+    c.bench_function("resolve/image (6 forms)", |b| {
+        b.iter(|| {
+            for r in &parsed {
+                black_box(snap.resolve(black_box(r)));
+            }
+        })
+    });
+    for (label, image) in [
+        ("private-bound", IMAGES[1]),
+        ("docker-hub", IMAGES[0]),
+        ("path-prefix", IMAGES[3]),
+    ] {
+        let uses = [ImageUse {
+            image,
+            location: Location::Container,
+            name: "c",
+        }];
+        c.bench_function(&format!("decide/per-image {label}"), |b| {
+            b.iter(|| {
+                let req = Request {
+                    namespace: black_box("ns-42-3"),
+                    images: &uses,
+                    mirror_pod_by_node: false,
+                    stale: false,
+                };
+                black_box(decide(&req, &snap, &policy))
+            })
+        });
+    }
+
+    let admission = Admission {
+        policy: policy.clone(),
+        pull_secret_name: "pullgate-pull".into(),
+        table: Arc::new(Table::new(Snapshot::build(&objects, 1))),
+    };
+    for kib in [2, 10, 25] {
+        let body = pod_review(kib);
+        c.bench_function(&format!("review/validate pod {kib} KiB"), |b| {
+            b.iter(|| black_box(admission.review(Webhook::Validate, black_box(&body))))
+        });
+    }
+    let body = pod_review(10);
+    c.bench_function("review/mutate pod 10 KiB (patch)", |b| {
+        b.iter(|| black_box(admission.review(Webhook::Mutate, black_box(&body))))
+    });
+
+    let mut group = c.benchmark_group("snapshot");
+    group.sample_size(10);
+    group.bench_function("rebuild after one change", |b| {
+        b.iter_batched(
+            || {
+                let mut changed = objects.clone();
+                changed.spaces[17].spec.workspaces.push("ws-499".into());
+                changed
+            },
+            |changed| black_box(Snapshot::build(&changed, 2)),
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(core, benches);
+criterion_main!(core);
