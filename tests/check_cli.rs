@@ -221,6 +221,6 @@ fn crds_command_prints_the_committed_crds() {
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(
         stdout(&o),
-        std::fs::read_to_string("manifests/crds.yaml").unwrap()
+        std::fs::read_to_string("manifests/base/crds.yaml").unwrap()
     );
 }

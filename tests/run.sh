@@ -17,6 +17,7 @@ fi
 
 cargo test --all-targets --locked
 
+cargo build --locked  # the manifest checks run the binary (flags, CRD drift)
 if [ -x tests/manifests/run.sh ]; then
   tests/manifests/run.sh
 fi

@@ -39,13 +39,13 @@ pub fn crds_yaml() -> String {
 mod tests {
     use super::*;
 
-    /// The committed manifests/crds.yaml must be exactly what `pullgate crds` prints.
+    /// The committed manifests/base/crds.yaml must be exactly what `pullgate crds` prints.
     #[test]
     fn committed_crds_match_generated() {
-        let committed = include_str!("../../manifests/crds.yaml");
+        let committed = include_str!("../../manifests/base/crds.yaml");
         assert!(
             committed == crds_yaml(),
-            "manifests/crds.yaml is stale: run `cargo run -- crds > manifests/crds.yaml`"
+            "manifests/base/crds.yaml is stale: run `cargo run -- crds > manifests/base/crds.yaml`"
         );
     }
 
