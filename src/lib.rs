@@ -13,6 +13,7 @@
 //! - [`admission`]: images of pods and workloads, AdmissionReview in and out, the patch.
 //! - [`config`]: the standalone configuration file.
 //! - [`check`]: the offline `pullgate check` command.
+//! - [`registry`]: Harbor and Docker Registry clients, probes, status and Harbor management.
 
 pub mod admission;
 pub mod api;
@@ -21,3 +22,4 @@ pub mod cli;
 pub mod config;
 pub mod index;
 pub mod policy;
+pub mod registry;
