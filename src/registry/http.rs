@@ -153,7 +153,8 @@ fn tls_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, RegistryError> 
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| RegistryError::Settings(format!("TLS settings: {e}")))?;
-    let mut config = if tls.insecure_skip_verify {
+    // ALPN is left to the connector, which offers http/1.1 (`enable_http1`).
+    let config = if tls.insecure_skip_verify {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
@@ -178,8 +179,6 @@ fn tls_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, RegistryError> 
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     };
-    // Registries speak HTTP/1.1 everywhere; offering only it keeps the client simple.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 

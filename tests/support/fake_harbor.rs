@@ -1,0 +1,721 @@
+//! A fake Harbor (API v2.0) that follows the swagger for the endpoints pullgate uses:
+//! health (switchable unhealthy component), statistics, projects (list with `page` /
+//! `page_size` ≤ 100, `X-Total-Count` and a path-only `Link` joined by `" , "`; get, create
+//! with 409 on duplicates, update, summary), robots (create with the secret returned once
+//! and the name `robot$<project>+<name>`, list by `q=Level=project,ProjectID=<id>`,
+//! refresh secret, delete) and `users/current`. HTTP Basic auth: 401 without or with bad
+//! credentials, 403 for a non-admin on admin operations. Metadata values are strings, as
+//! in Harbor (`"public": "true"`); a boolean is a 400. Every request is recorded.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+
+pub const ADMIN: (&str, &str) = ("admin", "Harbor12345");
+pub const DEVELOPER: (&str, &str) = ("dev", "Dev12345");
+
+/// One request as the fake saw it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    /// Path without the query, e.g. `/api/v2.0/projects/team-a`.
+    pub path: String,
+    pub query: String,
+    /// The `X-Is-Resource-Name` header, if sent.
+    pub is_resource_name: Option<String>,
+    /// The authenticated user, if any.
+    pub user: Option<String>,
+    pub body: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct FakeProject {
+    pub id: i64,
+    pub name: String,
+    /// Stored as Harbor stores it: a string.
+    pub public: String,
+    pub repo_count: u64,
+    pub storage: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct FakeRobot {
+    pub id: i64,
+    pub project_id: i64,
+    /// Full name `robot$<project>+<name>`.
+    pub name: String,
+    pub secret: String,
+    pub disable: bool,
+    pub expires_at: i64,
+    pub permissions: Value,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub projects: BTreeMap<String, FakeProject>,
+    pub robots: Vec<FakeRobot>,
+    pub unhealthy: Option<String>,
+    pub requests: Vec<Recorded>,
+    next_project_id: i64,
+    next_robot_id: i64,
+    secrets_made: u64,
+}
+
+/// A running fake Harbor; stops when dropped.
+pub struct FakeHarbor {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeHarbor {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeHarbor {
+    /// Starts on 127.0.0.1 with a free port, with the `library` project Harbor always has.
+    pub async fn start() -> FakeHarbor {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake harbor");
+        let addr = listener.local_addr().expect("local addr");
+        let state = Arc::new(Mutex::new(State {
+            next_project_id: 1,
+            next_robot_id: 1,
+            ..State::default()
+        }));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        let fake = FakeHarbor { addr, state, task };
+        fake.add_project("library", true, 0, 0);
+        fake
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn add_project(&self, name: &str, public: bool, repo_count: u64, storage: i64) {
+        let mut s = self.state.lock().unwrap();
+        let id = s.next_project_id;
+        s.next_project_id += 1;
+        s.projects.insert(
+            name.to_string(),
+            FakeProject {
+                id,
+                name: name.to_string(),
+                public: public.to_string(),
+                repo_count,
+                storage,
+            },
+        );
+    }
+
+    /// Makes `component` report unhealthy (or all healthy with `None`).
+    pub fn set_unhealthy(&self, component: Option<&str>) {
+        self.state.lock().unwrap().unhealthy = component.map(str::to_string);
+    }
+
+    pub fn project(&self, name: &str) -> Option<FakeProject> {
+        self.state.lock().unwrap().projects.get(name).cloned()
+    }
+
+    pub fn robots(&self) -> Vec<FakeRobot> {
+        self.state.lock().unwrap().robots.clone()
+    }
+
+    /// Whether `user`/`secret` would log in as a robot (what a pull would present).
+    pub fn robot_login_ok(&self, user: &str, secret: &str) -> bool {
+        self.state
+            .lock()
+            .unwrap()
+            .robots
+            .iter()
+            .any(|r| r.name == user && r.secret == secret && !r.disable)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.state.lock().unwrap().requests.clear();
+    }
+
+    /// Recorded requests of one method whose path starts with `/api/v2.0{prefix}`.
+    pub fn calls(&self, method: &str, prefix: &str) -> Vec<Recorded> {
+        let full = format!("/api/v2.0{prefix}");
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == method && r.path.starts_with(&full))
+            .collect()
+    }
+}
+
+enum Who {
+    Anonymous,
+    User { name: String, admin: bool },
+    Robot { name: String, project_id: i64 },
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, body: Value) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    r
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Reply {
+    reply(
+        status,
+        json!({"errors": [{"code": code, "message": message}]}),
+    )
+}
+
+fn unauthorized() -> Reply {
+    error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "unauthorized")
+}
+
+fn forbidden() -> Reply {
+    error(StatusCode::FORBIDDEN, "FORBIDDEN", "forbidden")
+}
+
+fn authenticate(state: &State, req: &Request<Incoming>) -> Result<Who, Reply> {
+    let Some(header) = req.headers().get("authorization") else {
+        return Ok(Who::Anonymous);
+    };
+    let decoded = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(unauthorized)?;
+    let (user, password) = decoded.split_once(':').ok_or_else(unauthorized)?;
+    for (name, pass, admin) in [(ADMIN.0, ADMIN.1, true), (DEVELOPER.0, DEVELOPER.1, false)] {
+        if user == name && password == pass {
+            return Ok(Who::User {
+                name: name.to_string(),
+                admin,
+            });
+        }
+    }
+    if let Some(r) = state
+        .robots
+        .iter()
+        .find(|r| r.name == user && r.secret == password && !r.disable)
+    {
+        return Ok(Who::Robot {
+            name: r.name.clone(),
+            project_id: r.project_id,
+        });
+    }
+    Err(unauthorized())
+}
+
+fn query_map(query: &str) -> BTreeMap<String, String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// One page of `items` with Harbor's `X-Total-Count` and `Link` headers.
+fn paginate(path: &str, query: &BTreeMap<String, String>, items: Vec<Value>) -> Reply {
+    let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let size: usize = query
+        .get("page_size")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(10);
+    if size > 100 || page == 0 || size == 0 {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "UNPROCESSABLE_ENTITY",
+            "page_size in query should be less than or equal to 100",
+        );
+    }
+    let total = items.len();
+    let chunk: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .collect();
+    let link_to = |p: usize| {
+        let mut q = query.clone();
+        q.insert("page".into(), p.to_string());
+        let qs: Vec<String> = q
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                )
+            })
+            .collect();
+        format!("<{path}?{}>", qs.join("&"))
+    };
+    let mut links = Vec::new();
+    if page > 1 {
+        links.push(format!("{}; rel=\"prev\"", link_to(page - 1)));
+    }
+    if page * size < total {
+        links.push(format!("{}; rel=\"next\"", link_to(page + 1)));
+    }
+    let mut r = reply(StatusCode::OK, Value::Array(chunk));
+    r.headers_mut()
+        .insert("x-total-count", total.to_string().parse().unwrap());
+    if !links.is_empty() {
+        r.headers_mut()
+            .insert("link", links.join(" , ").parse().unwrap());
+    }
+    r
+}
+
+fn project_json(p: &FakeProject) -> Value {
+    json!({
+        "project_id": p.id,
+        "name": p.name,
+        "owner_id": 1,
+        "owner_name": "admin",
+        "repo_count": p.repo_count,
+        "metadata": {"public": p.public},
+    })
+}
+
+fn robot_json(r: &FakeRobot) -> Value {
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "level": "project",
+        "duration": -1,
+        "disable": r.disable,
+        "editable": true,
+        "expires_at": r.expires_at,
+        "permissions": r.permissions,
+    })
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.split(['.', '_', '-']).all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+}
+
+/// The `metadata.public` of a request body: absent, or a string "true"/"false".
+fn public_of(body: &Value) -> Result<Option<String>, Reply> {
+    match body.pointer("/metadata/public") {
+        None => Ok(None),
+        Some(Value::String(s)) if s == "true" || s == "false" => Ok(Some(s.clone())),
+        Some(other) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            &format!("metadata.public in body must be of type string: {other}"),
+        )),
+    }
+}
+
+fn secret_ok(s: &str) -> bool {
+    (8..=128).contains(&s.len())
+        && s.chars().any(|c| c.is_ascii_uppercase())
+        && s.chars().any(|c| c.is_ascii_lowercase())
+        && s.chars().any(|c| c.is_ascii_digit())
+}
+
+fn new_secret(state: &mut State) -> String {
+    state.secrets_made += 1;
+    format!(
+        "Fake{}Secret{:08}",
+        state.secrets_made,
+        state.secrets_made * 7919
+    )
+}
+
+async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let is_resource_name = req
+        .headers()
+        .get("x-is-resource-name")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let who = {
+        let s = state.lock().unwrap();
+        authenticate(&s, &req)
+    };
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let body_text = String::from_utf8_lossy(&body).into_owned();
+    let mut s = state.lock().unwrap();
+    s.requests.push(Recorded {
+        method: method.clone(),
+        path: path.clone(),
+        query: query.clone(),
+        is_resource_name: is_resource_name.clone(),
+        user: match &who {
+            Ok(Who::User { name, .. }) | Ok(Who::Robot { name, .. }) => Some(name.clone()),
+            _ => None,
+        },
+        body: body_text.clone(),
+    });
+    let who = match who {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let Some(rest) = path.strip_prefix("/api/v2.0") else {
+        return error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such path");
+    };
+    let body: Value = if body_text.trim().is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_str(&body_text) {
+            Ok(v) => v,
+            Err(e) => return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", &e.to_string()),
+        }
+    };
+    let q = query_map(&query);
+    let admin = matches!(who, Who::User { admin: true, .. });
+    let signed_in = !matches!(who, Who::Anonymous);
+    let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", ["health"]) => {
+            let components: Vec<Value> = ["core", "database", "jobservice", "portal", "redis", "registry", "registryctl"]
+                .iter()
+                .map(|c| {
+                    if s.unhealthy.as_deref() == Some(*c) {
+                        json!({"name": c, "status": "unhealthy", "error": format!("failed to check {c}: connection refused")})
+                    } else {
+                        json!({"name": c, "status": "healthy"})
+                    }
+                })
+                .collect();
+            let status = if s.unhealthy.is_some() {
+                "unhealthy"
+            } else {
+                "healthy"
+            };
+            // Harbor answers 200 even when a component is down.
+            reply(
+                StatusCode::OK,
+                json!({"status": status, "components": components}),
+            )
+        }
+        ("GET", ["statistics"]) => {
+            if !signed_in {
+                return unauthorized();
+            }
+            let public: Vec<&FakeProject> =
+                s.projects.values().filter(|p| p.public == "true").collect();
+            let mut stats = json!({
+                "private_project_count": 0, "private_repo_count": 0,
+                "public_project_count": public.len(),
+                "public_repo_count": public.iter().map(|p| p.repo_count).sum::<u64>(),
+                "total_project_count": 0, "total_repo_count": 0, "total_storage_consumption": 0,
+            });
+            if admin {
+                let private: Vec<&FakeProject> =
+                    s.projects.values().filter(|p| p.public != "true").collect();
+                stats["private_project_count"] = json!(private.len());
+                stats["private_repo_count"] =
+                    json!(private.iter().map(|p| p.repo_count).sum::<u64>());
+                stats["total_project_count"] = json!(s.projects.len());
+                stats["total_repo_count"] =
+                    json!(s.projects.values().map(|p| p.repo_count).sum::<u64>());
+                stats["total_storage_consumption"] =
+                    json!(s.projects.values().map(|p| p.storage).sum::<i64>());
+            }
+            reply(StatusCode::OK, stats)
+        }
+        ("GET", ["users", "current"]) => match &who {
+            Who::Anonymous => unauthorized(),
+            Who::Robot { .. } => error(
+                StatusCode::PRECONDITION_FAILED,
+                "PRECONDITION",
+                "robot accounts have no user profile",
+            ),
+            Who::User { name, admin } => reply(
+                StatusCode::OK,
+                json!({"user_id": if *admin { 1 } else { 2 }, "username": name, "sysadmin_flag": admin, "admin_role_in_auth": false}),
+            ),
+        },
+        ("GET", ["projects"]) => {
+            let visible: Vec<Value> = s
+                .projects
+                .values()
+                .filter(|p| {
+                    admin
+                        || p.public == "true"
+                        || matches!(&who, Who::Robot { project_id, .. } if *project_id == p.id)
+                })
+                .map(project_json)
+                .collect();
+            paginate(&path, &q, visible)
+        }
+        ("POST", ["projects"]) => {
+            if !signed_in {
+                return unauthorized();
+            }
+            if !admin {
+                // This Harbor restricts project creation to admins.
+                return forbidden();
+            }
+            let name = body["project_name"].as_str().unwrap_or("").to_string();
+            if !valid_name(&name) {
+                return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", &format!("project name is not in lower case or contains illegal characters: {name:?}"));
+            }
+            let public = match public_of(&body) {
+                Ok(p) => p.unwrap_or_else(|| "false".into()),
+                Err(r) => return r,
+            };
+            if s.projects.contains_key(&name) {
+                return error(
+                    StatusCode::CONFLICT,
+                    "CONFLICT",
+                    &format!("The project named {name} already exists"),
+                );
+            }
+            let id = s.next_project_id;
+            s.next_project_id += 1;
+            s.projects.insert(
+                name.clone(),
+                FakeProject {
+                    id,
+                    name,
+                    public,
+                    repo_count: 0,
+                    storage: 0,
+                },
+            );
+            let mut r = reply(StatusCode::CREATED, Value::Null);
+            *r.body_mut() = Full::new(Bytes::new());
+            r.headers_mut().insert(
+                "location",
+                format!("/api/v2.0/projects/{id}").parse().unwrap(),
+            );
+            r
+        }
+        (m, ["projects", name_or_id, tail @ ..]) if tail.is_empty() || tail == ["summary"] => {
+            let by_name =
+                is_resource_name.as_deref() == Some("true") || name_or_id.parse::<i64>().is_err();
+            let found = s
+                .projects
+                .values()
+                .find(|p| {
+                    if by_name {
+                        p.name == *name_or_id
+                    } else {
+                        p.id.to_string() == *name_or_id
+                    }
+                })
+                .cloned();
+            let Some(p) = found else {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    &format!("project {name_or_id} not found"),
+                );
+            };
+            let may_read = admin
+                || p.public == "true"
+                || matches!(&who, Who::Robot { project_id, .. } if *project_id == p.id);
+            match (m, tail) {
+                ("GET", []) if may_read => reply(StatusCode::OK, project_json(&p)),
+                ("GET", ["summary"]) if may_read => reply(
+                    StatusCode::OK,
+                    json!({"repo_count": p.repo_count, "project_admin_count": 1,
+                           "quota": {"hard": {"storage": -1}, "used": {"storage": p.storage}}}),
+                ),
+                ("PUT", []) if admin => {
+                    let public = match public_of(&body) {
+                        Ok(p) => p,
+                        Err(r) => return r,
+                    };
+                    if let Some(public) = public {
+                        if let Some(stored) = s.projects.get_mut(&p.name) {
+                            stored.public = public;
+                        }
+                    }
+                    reply(StatusCode::OK, Value::Null)
+                }
+                ("GET" | "PUT", _) if !signed_in => unauthorized(),
+                ("GET" | "PUT", _) => forbidden(),
+                _ => error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "METHOD_NOT_ALLOWED",
+                    "method not allowed",
+                ),
+            }
+        }
+        (_, ["robots", ..]) if !signed_in => unauthorized(),
+        (_, ["robots", ..]) if !admin => forbidden(),
+        ("GET", ["robots"]) => {
+            // q=Level=project,ProjectID=<id>
+            let filters: BTreeMap<&str, &str> = q
+                .get("q")
+                .map(|q| q.split(',').filter_map(|kv| kv.split_once('=')).collect())
+                .unwrap_or_default();
+            let project_id: Option<i64> = filters.get("ProjectID").and_then(|v| v.parse().ok());
+            let items: Vec<Value> = s
+                .robots
+                .iter()
+                .filter(|r| project_id.is_none_or(|id| r.project_id == id))
+                .filter(|_| filters.get("Level").is_none_or(|l| *l == "project"))
+                .map(robot_json)
+                .collect();
+            paginate(&path, &q, items)
+        }
+        ("POST", ["robots"]) => {
+            let name = body["name"].as_str().unwrap_or("").to_string();
+            if body["level"] != "project" || !valid_name(&name) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST",
+                    "bad robot: level must be project and the name valid",
+                );
+            }
+            let Some(project) = body["permissions"][0]["namespace"].as_str() else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST",
+                    "a project robot needs one permission with a namespace",
+                );
+            };
+            let Some(p) = s.projects.get(project).cloned() else {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    &format!("project {project} not found"),
+                );
+            };
+            let full = format!("robot${}+{name}", p.name);
+            if s.robots.iter().any(|r| r.name == full) {
+                return error(
+                    StatusCode::CONFLICT,
+                    "CONFLICT",
+                    &format!("robot account {full} already exists"),
+                );
+            }
+            let duration = body["duration"].as_i64().unwrap_or(-1);
+            let expires_at = if duration < 0 {
+                -1
+            } else {
+                1_900_000_000 + duration * 86_400
+            };
+            let secret = match body["secret"].as_str() {
+                Some(given) if !given.is_empty() => given.to_string(),
+                _ => new_secret(&mut s),
+            };
+            let id = s.next_robot_id;
+            s.next_robot_id += 1;
+            s.robots.push(FakeRobot {
+                id,
+                project_id: p.id,
+                name: full.clone(),
+                secret: secret.clone(),
+                disable: body["disable"].as_bool().unwrap_or(false),
+                expires_at,
+                permissions: body["permissions"].clone(),
+            });
+            let mut r = reply(
+                StatusCode::CREATED,
+                json!({"id": id, "name": full, "secret": secret, "creation_time": "2026-01-01T00:00:00.000Z", "expires_at": expires_at}),
+            );
+            r.headers_mut().insert(
+                "location",
+                format!("/api/v2.0/robots/{id}").parse().unwrap(),
+            );
+            r
+        }
+        (m, ["robots", id]) => {
+            let Some(i) = id
+                .parse::<i64>()
+                .ok()
+                .and_then(|id| s.robots.iter().position(|r| r.id == id))
+            else {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    &format!("robot {id} not found"),
+                );
+            };
+            match m {
+                "GET" => reply(StatusCode::OK, robot_json(&s.robots[i])),
+                "DELETE" => {
+                    s.robots.remove(i);
+                    reply(StatusCode::OK, Value::Null)
+                }
+                "PATCH" => {
+                    let secret = match body["secret"].as_str() {
+                        Some(given) if !given.is_empty() => {
+                            if !secret_ok(given) {
+                                return error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "the secret must be 8-128 characters with upper and lower case letters and digits");
+                            }
+                            given.to_string()
+                        }
+                        _ => new_secret(&mut s),
+                    };
+                    s.robots[i].secret = secret.clone();
+                    reply(StatusCode::OK, json!({"secret": secret}))
+                }
+                _ => error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "METHOD_NOT_ALLOWED",
+                    "method not allowed",
+                ),
+            }
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            &format!("no route for {method} {path}"),
+        ),
+    }
+}
