@@ -21,8 +21,13 @@ mod tests;
 use std::fmt;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
+
 use crate::api::{Registry, RegistryType};
-use crate::index::parse_registry_url;
+use crate::index::{parse_registry_url, DOCKER_HUB_HOSTS};
+
+/// The host of Docker Hub's registry API.
+const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
 
 pub use docker::DockerClient;
 pub use error::RegistryError;
@@ -71,6 +76,33 @@ impl fmt::Debug for Credentials {
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .finish()
+    }
+}
+
+/// The API credentials in a Secret: keys `username` and `password`, from `data` (base64
+/// in YAML, decoded by the Secret type) or `stringData` (which wins, as the apiserver
+/// would merge it).
+pub fn credentials_from_secret(secret: &Secret) -> Result<Credentials, RegistryError> {
+    let name = format!(
+        "{}/{}",
+        secret.metadata.namespace.as_deref().unwrap_or_default(),
+        secret.metadata.name.as_deref().unwrap_or_default()
+    );
+    let key = |k: &str| -> Option<String> {
+        if let Some(v) = secret.string_data.as_ref().and_then(|d| d.get(k)) {
+            return Some(v.clone());
+        }
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(k))
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+    };
+    match (key("username"), key("password")) {
+        (Some(u), Some(p)) if !u.is_empty() => Ok(Credentials::new(u, p)),
+        _ => Err(RegistryError::Settings(format!(
+            "Secret {name} needs the keys username and password"
+        ))),
     }
 }
 
@@ -128,7 +160,12 @@ impl RegistryClient {
             ca_bundle: registry.spec.ca_bundle.clone(),
             insecure_skip_verify: registry.spec.insecure_skip_tls_verify,
         };
-        let base = url.base();
+        // Docker Hub's API is served from one host whichever spelling the Registry uses.
+        let base = if DOCKER_HUB_HOSTS.contains(&url.host.as_str()) {
+            format!("https://{DOCKER_HUB_API_HOST}")
+        } else {
+            url.base()
+        };
         Ok(match registry.spec.registry_type {
             RegistryType::Harbor => {
                 RegistryClient::Harbor(HarborClient::new(&base, credentials, &tls, options)?)

@@ -211,21 +211,21 @@ fn forbidden() -> Reply {
     error(StatusCode::FORBIDDEN, "FORBIDDEN", "forbidden")
 }
 
-fn authenticate(state: &State, req: &Request<Incoming>) -> Result<Who, Reply> {
+/// Who the request is from; `None` for bad credentials (a 401).
+fn authenticate(state: &State, req: &Request<Incoming>) -> Option<Who> {
     let Some(header) = req.headers().get("authorization") else {
-        return Ok(Who::Anonymous);
+        return Some(Who::Anonymous);
     };
     let decoded = header
         .to_str()
         .ok()
         .and_then(|h| h.strip_prefix("Basic "))
         .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(unauthorized)?;
-    let (user, password) = decoded.split_once(':').ok_or_else(unauthorized)?;
+        .and_then(|b| String::from_utf8(b).ok())?;
+    let (user, password) = decoded.split_once(':')?;
     for (name, pass, admin) in [(ADMIN.0, ADMIN.1, true), (DEVELOPER.0, DEVELOPER.1, false)] {
         if user == name && password == pass {
-            return Ok(Who::User {
+            return Some(Who::User {
                 name: name.to_string(),
                 admin,
             });
@@ -236,12 +236,12 @@ fn authenticate(state: &State, req: &Request<Incoming>) -> Result<Who, Reply> {
         .iter()
         .find(|r| r.name == user && r.secret == password && !r.disable)
     {
-        return Ok(Who::Robot {
+        return Some(Who::Robot {
             name: r.name.clone(),
             project_id: r.project_id,
         });
     }
-    Err(unauthorized())
+    None
 }
 
 fn query_map(query: &str) -> BTreeMap<String, String> {
@@ -345,16 +345,17 @@ fn valid_name(name: &str) -> bool {
         })
 }
 
-/// The `metadata.public` of a request body: absent, or a string "true"/"false".
-fn public_of(body: &Value) -> Result<Option<String>, Reply> {
+/// The `metadata.public` of a request body: absent, or a string "true"/"false"; a 400
+/// for anything else (a boolean, as Harbor's metadata values are strings).
+fn public_of(body: &Value) -> Result<Option<String>, Box<Reply>> {
     match body.pointer("/metadata/public") {
         None => Ok(None),
         Some(Value::String(s)) if s == "true" || s == "false" => Ok(Some(s.clone())),
-        Some(other) => Err(error(
+        Some(other) => Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
             &format!("metadata.public in body must be of type string: {other}"),
-        )),
+        ))),
     }
 }
 
@@ -401,14 +402,13 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
         query: query.clone(),
         is_resource_name: is_resource_name.clone(),
         user: match &who {
-            Ok(Who::User { name, .. }) | Ok(Who::Robot { name, .. }) => Some(name.clone()),
+            Some(Who::User { name, .. }) | Some(Who::Robot { name, .. }) => Some(name.clone()),
             _ => None,
         },
         body: body_text.clone(),
     });
-    let who = match who {
-        Ok(w) => w,
-        Err(r) => return r,
+    let Some(who) = who else {
+        return unauthorized();
     };
     let Some(rest) = path.strip_prefix("/api/v2.0") else {
         return error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such path");
@@ -513,7 +513,7 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
             }
             let public = match public_of(&body) {
                 Ok(p) => p.unwrap_or_else(|| "false".into()),
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             if s.projects.contains_key(&name) {
                 return error(
@@ -576,7 +576,7 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
                 ("PUT", []) if admin => {
                     let public = match public_of(&body) {
                         Ok(p) => p,
-                        Err(r) => return r,
+                        Err(r) => return *r,
                     };
                     if let Some(public) = public {
                         if let Some(stored) = s.projects.get_mut(&p.name) {
