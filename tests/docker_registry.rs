@@ -8,12 +8,13 @@ mod registry_support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
+use base64::Engine as _;
 use pullgate::api::{Health, RegistryType};
 use pullgate::index::testing::mk_registry;
 use pullgate::registry::{
     self, ClientOptions, Credentials, RegistryClient, RegistryError, RobotCredentials,
 };
-use registry_support::{tools_available, RealRegistry};
+use registry_support::{tools_available, RealRegistry, Setup, TestTls};
 
 const USER: (&str, &str) = ("pusher", "pushpass1");
 
@@ -103,7 +104,6 @@ async fn stopped_registry_is_unhealthy() {
 
 /// A raw GET of the catalog, to see the registry's own `Link` header.
 fn raw_catalog_link(reg: &RealRegistry, n: u32) -> Option<String> {
-    use base64::Engine as _;
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", USER.0, USER.1));
     let mut s = TcpStream::connect(reg.host()).expect("connect");
     write!(
@@ -202,4 +202,146 @@ async fn robot_style_credentials_work_as_a_dockerconfigjson_entry() {
         .inspect_with_authfile("team-a/app:1.0", &empty)
         .unwrap_err();
     assert!(err.to_lowercase().contains("unauthorized"), "{err}");
+}
+
+#[tokio::test]
+async fn tls_with_ca_bundle_or_insecure_skip_verify() {
+    if !tools_available() {
+        return;
+    }
+    let tls = TestTls::new();
+    let reg = RealRegistry::start_with(Setup {
+        tls: Some(&tls),
+        ..Setup::default()
+    });
+    assert!(reg.url().starts_with("https://"));
+    let options = ClientOptions::default();
+    let mut object = mk_registry("tls", RegistryType::DockerRegistry, &reg.url(), &[]);
+
+    let untrusted = RegistryClient::new(&object, None, &options).unwrap();
+    let report = registry::probe(&untrusted, &[]).await;
+    assert_eq!(report.health, Health::Unhealthy, "unknown CA is refused");
+    assert!(report.message.contains("certificate"), "{}", report.message);
+
+    object.spec.ca_bundle = Some(tls.ca_pem.clone());
+    let trusted = RegistryClient::new(&object, None, &options).unwrap();
+    assert_eq!(registry::probe(&trusted, &[]).await.health, Health::Healthy);
+
+    object.spec.ca_bundle = None;
+    object.spec.insecure_skip_tls_verify = true;
+    let insecure = RegistryClient::new(&object, None, &options).unwrap();
+    assert_eq!(
+        registry::probe(&insecure, &[]).await.health,
+        Health::Healthy
+    );
+
+    object.spec.insecure_skip_tls_verify = false;
+    object.spec.ca_bundle = Some("not a certificate".into());
+    let err = RegistryClient::new(&object, None, &options).unwrap_err();
+    assert!(err.to_string().contains("caBundle"), "{err}");
+}
+
+/// A registry with token auth, faked: `/v2/…` wants a Bearer token, which `/token`
+/// hands out for Basic credentials. Counts the token requests.
+async fn token_auth_registry() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper::{Response, StatusCode};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let tokens = Arc::new(AtomicUsize::new(0));
+    let (realm, count) = (format!("{base}/token"), tokens.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (realm, count) = (realm.clone(), count.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                    let (realm, count) = (realm.clone(), count.clone());
+                    async move {
+                        let auth = req
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string();
+                        let basic = format!(
+                            "Basic {}",
+                            base64::engine::general_purpose::STANDARD.encode("puller:pullpass1")
+                        );
+                        let (status, body, challenge) = match req.uri().path() {
+                            "/token" if auth == basic => {
+                                count.fetch_add(1, Ordering::SeqCst);
+                                let q = req.uri().query().unwrap_or("");
+                                assert!(q.contains("service=fake-registry"), "{q}");
+                                assert!(q.contains("scope=registry%3Acatalog%3A%2A"), "{q}");
+                                (
+                                    StatusCode::OK,
+                                    r#"{"token":"tok-1","expires_in":300}"#,
+                                    false,
+                                )
+                            }
+                            "/token" => (StatusCode::UNAUTHORIZED, "{}", false),
+                            _ if auth == "Bearer tok-1" => {
+                                (StatusCode::OK, r#"{"repositories":["team-a/app"]}"#, false)
+                            }
+                            _ => (
+                                StatusCode::UNAUTHORIZED,
+                                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+                                true,
+                            ),
+                        };
+                        let mut r = Response::new(Full::new(Bytes::from(body)));
+                        *r.status_mut() = status;
+                        if challenge {
+                            let value = format!(
+                                r#"Bearer realm="{realm}",service="fake-registry",scope="registry:catalog:*""#
+                            );
+                            r.headers_mut()
+                                .insert("www-authenticate", value.parse().unwrap());
+                        }
+                        Ok::<_, std::convert::Infallible>(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (base, tokens)
+}
+
+#[tokio::test]
+async fn bearer_token_is_fetched_from_the_realm_and_reused() {
+    let (base, tokens) = token_auth_registry().await;
+    let object = mk_registry("tok", RegistryType::DockerRegistry, &base, &[]);
+    let options = ClientOptions::default();
+    let c = RegistryClient::new(
+        &object,
+        Some(Credentials::new("puller", "pullpass1")),
+        &options,
+    )
+    .unwrap();
+    docker(&c)
+        .ping()
+        .await
+        .expect("401 with a Bearer challenge is up");
+    assert_eq!(docker(&c).catalog().await.unwrap(), ["team-a/app"]);
+    assert_eq!(docker(&c).catalog().await.unwrap(), ["team-a/app"]);
+    assert_eq!(
+        tokens.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the token is cached"
+    );
+    let wrong =
+        RegistryClient::new(&object, Some(Credentials::new("puller", "x")), &options).unwrap();
+    let err = docker(&wrong).catalog().await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
 }

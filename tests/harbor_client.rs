@@ -1,7 +1,7 @@
 //! The Harbor client, probe and management logic against a fake Harbor that follows the
 //! v2.0 swagger (see `support/fake_harbor.rs`).
 
-#[path = "support/fake_harbor.rs"]
+#[path = "support/fake_harbor/mod.rs"]
 mod fake_harbor;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -378,6 +378,8 @@ async fn non_admin_credentials_give_a_clear_error() {
     assert!(direct.to_string().contains("admin"), "{direct}");
     let report = registry::probe(&dev, &["team-a"]).await;
     assert_eq!(report.health, Health::Healthy);
+    // A private project is invisible to a non-admin: unknown, not "missing".
+    assert_eq!(report.space("team-a").unwrap().exists, None);
     assert!(report.problems.iter().any(|p| p.contains("system admin")));
     let status = registry::registry_status(&report, None, now());
     assert_eq!(status.conditions[0].status, "False");

@@ -173,6 +173,9 @@ async fn probe_harbor(client: &HarborClient, spaces: &[&str]) -> RegistryReport 
             continue;
         }
         match by_name.get(s.space.as_str()) {
+            // Only an admin sees every project; to anyone else a private project they
+            // are not a member of looks absent.
+            None if !admin => {}
             None => s.exists = Some(false),
             Some(repos) => {
                 s.exists = Some(true);

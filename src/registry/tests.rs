@@ -255,3 +255,35 @@ fn space_status_keeps_other_conditions() {
     assert_eq!(missing.exists_on_registry, None);
     assert_eq!(missing.conditions[0].status, "Unknown");
 }
+
+#[test]
+fn credentials_from_a_secret() {
+    use k8s_openapi::api::core::v1::Secret;
+    let from_data: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"namespace": "pullgate-system", "name": "api"},
+        "data": {"username": "YWRtaW4=", "password": "SGFyYm9yMTIzNDU="},
+    }))
+    .unwrap();
+    assert_eq!(
+        credentials_from_secret(&from_data).unwrap(),
+        Credentials::new("admin", "Harbor12345")
+    );
+    let from_string_data: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"namespace": "pullgate-system", "name": "api"},
+        "data": {"username": "YWRtaW4=", "password": "b2xk"},
+        "stringData": {"password": "new"},
+    }))
+    .unwrap();
+    assert_eq!(
+        credentials_from_secret(&from_string_data).unwrap().password,
+        "new"
+    );
+    let incomplete: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"namespace": "ns", "name": "api"},
+        "stringData": {"username": "admin"},
+    }))
+    .unwrap();
+    let err = credentials_from_secret(&incomplete).unwrap_err();
+    assert!(err.to_string().contains("ns/api"), "{err}");
+    assert!(err.to_string().contains("password"), "{err}");
+}

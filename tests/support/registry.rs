@@ -41,10 +41,51 @@ fn on_path(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// How to start a registry.
+#[derive(Default)]
+pub struct Setup<'a> {
+    /// The API needs these (htpasswd, bcrypt).
+    pub credentials: Option<(&'a str, &'a str)>,
+    /// More htpasswd users.
+    pub extra_users: &'a [(&'a str, &'a str)],
+    /// Serve HTTPS with this certificate.
+    pub tls: Option<&'a TestTls>,
+}
+
+/// A test CA and a serving certificate for `127.0.0.1` signed by it (PEM).
+pub struct TestTls {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestTls {
+    pub fn new() -> TestTls {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "pullgate test CA");
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
+        let leaf_key = rcgen::KeyPair::generate().expect("key");
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .expect("params")
+            .signed_by(&leaf_key, &ca)
+            .expect("certificate");
+        TestTls {
+            ca_pem: ca.pem(),
+            cert_pem: leaf.pem(),
+            key_pem: leaf_key.serialize_pem(),
+        }
+    }
+}
+
 /// A running registry.
 pub struct RealRegistry {
     pub port: u16,
     pub credentials: Option<(String, String)>,
+    pub https: bool,
     child: Option<Child>,
     dir: tempfile::TempDir,
 }
@@ -58,7 +99,10 @@ impl Drop for RealRegistry {
 impl RealRegistry {
     /// Starts a registry; with `credentials`, its API needs them (htpasswd, bcrypt).
     pub fn start(credentials: Option<(&str, &str)>) -> RealRegistry {
-        Self::start_with_users(credentials, &[])
+        Self::start_with(Setup {
+            credentials,
+            ..Setup::default()
+        })
     }
 
     /// Like [`start`](Self::start), with more htpasswd users (e.g. a robot-style login).
@@ -66,6 +110,20 @@ impl RealRegistry {
         credentials: Option<(&str, &str)>,
         extra_users: &[(&str, &str)],
     ) -> RealRegistry {
+        Self::start_with(Setup {
+            credentials,
+            extra_users,
+            tls: None,
+        })
+    }
+
+    /// Starts a registry as `setup` says.
+    pub fn start_with(setup: Setup<'_>) -> RealRegistry {
+        let Setup {
+            credentials,
+            extra_users,
+            tls,
+        } = setup;
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).expect("data dir");
@@ -88,8 +146,20 @@ impl RealRegistry {
                 htpasswd.display()
             );
         }
+        let mut tls_config = String::new();
+        if let Some(tls) = tls {
+            let cert = dir.path().join("tls.crt");
+            let key = dir.path().join("tls.key");
+            std::fs::write(&cert, &tls.cert_pem).expect("write cert");
+            std::fs::write(&key, &tls.key_pem).expect("write key");
+            tls_config = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            );
+        }
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: pullgate-test-secret\n{auth}",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: pullgate-test-secret\n{tls_config}{auth}",
             data.display()
         );
         let config_path = dir.path().join("config.yml");
@@ -128,6 +198,7 @@ impl RealRegistry {
         RealRegistry {
             port,
             credentials: credentials.map(|(u, p)| (u.to_string(), p.to_string())),
+            https: tls.is_some(),
             child: Some(child),
             dir,
         }
@@ -139,7 +210,8 @@ impl RealRegistry {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.host())
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.host())
     }
 
     /// Kills the registry by its PID and waits for it.
