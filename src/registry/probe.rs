@@ -11,7 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
 use super::harbor::{valid_project_name, HarborClient};
-use super::{DockerClient, RegistryClient, RegistryError};
+use super::{DockerClient, RegistryClient};
 use crate::api::{Health, RegistrySpaceStatus, RegistryStatus};
 
 /// Condition type of Registry and RegistrySpace status.
@@ -354,11 +354,5 @@ pub fn space_status(
         storage_used_bytes: report.and_then(|r| r.storage_used_bytes),
         bound_namespaces,
         conditions: merge(prev, ready),
-    }
-}
-
-impl From<RegistryError> for RegistryReport {
-    fn from(e: RegistryError) -> RegistryReport {
-        RegistryReport::unhealthy(e.to_string(), &[])
     }
 }
