@@ -32,12 +32,13 @@ const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
 pub use docker::DockerClient;
 pub use error::RegistryError;
 pub use harbor::{
-    CurrentUser, HarborClient, HarborHealth, HarborStatistics, Project, ProjectSummary, Robot,
+    ComponentHealth, CurrentUser, HarborClient, HarborHealth, HarborStatistics, Project,
+    ProjectSummary, Robot,
 };
 pub use http::next_link;
 pub use manage::{
     delete_robot, ensure_project, ensure_robot, prune_robots, robot_name, robot_username,
-    ProjectChange, RobotCredentials, ROBOT_PREFIX,
+    ProjectChange, RobotCredentials, EXPIRY_MARGIN, ROBOT_PREFIX,
 };
 pub use probe::{
     human_bytes, probe, registry_status, space_status, RegistryReport, SpaceReport, READY_CONDITION,
