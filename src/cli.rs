@@ -30,6 +30,8 @@ pub enum Command {
     Crds,
     /// Write a CA and an ECDSA serving certificate, print the caBundle.
     Certs(CertsArgs),
+    /// Show every registry (health, spaces, storage) and its spaces, probed live.
+    Overview(OverviewArgs),
 }
 
 /// The global enforcement mode.
@@ -173,6 +175,18 @@ pub struct CertsArgs {
     /// DNS names (or IP addresses) of the serving certificate (repeatable).
     #[arg(long = "dns", required = true, num_args = 1..)]
     pub dns: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct OverviewArgs {
+    /// Configuration file (same format as `serve --config`); without it, the cluster.
+    #[arg(long, env = "PULLGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Output,
+    /// Longest wait for one registry's probe; a registry slower than this is Unhealthy.
+    #[arg(long, env = "PULLGATE_PROBE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub probe_timeout: Duration,
 }
 
 #[cfg(test)]

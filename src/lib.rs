@@ -13,6 +13,8 @@
 //! - [`admission`]: images of pods and workloads, AdmissionReview in and out, the patch.
 //! - [`config`]: the standalone configuration file.
 //! - [`check`]: the offline `pullgate check` command.
+//! - [`overview`]: the `pullgate overview` command.
+//! - [`registry`]: Harbor and Docker Registry clients, probes, status and Harbor management.
 
 pub mod admission;
 pub mod api;
@@ -20,4 +22,6 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod index;
+pub mod overview;
 pub mod policy;
+pub mod registry;

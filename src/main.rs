@@ -5,6 +5,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Check(args) => pullgate::check::run(&args),
+        Command::Overview(args) => pullgate::overview::run(&args),
         Command::Crds => {
             print!("{}", pullgate::api::crds_yaml());
             0

@@ -15,6 +15,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# The packages are installed above, so the real-registry tests must not skip.
+export PULLGATE_REQUIRE_REAL_REGISTRY=1
 cargo test --all-targets --locked
 
 cargo build --locked  # the manifest checks run the binary (flags, CRD drift)
