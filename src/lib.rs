@@ -12,12 +12,14 @@
 //! - [`index`]: the binding table built from objects (pure).
 //! - [`admission`]: images of pods and workloads, AdmissionReview in and out, the patch.
 //! - [`config`]: the standalone configuration file.
+//! - [`cluster`]: cluster mode: watches feeding the table, leader-only Secrets, status, Events.
 //! - [`check`]: the offline `pullgate check` command.
 
 pub mod admission;
 pub mod api;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod index;
 pub mod policy;
