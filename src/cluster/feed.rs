@@ -83,6 +83,12 @@ impl Feed {
     }
 }
 
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.abort_refs();
+    }
+}
+
 impl Run {
     fn handle(&mut self, change: Change) {
         match &change {
@@ -195,6 +201,10 @@ impl Run {
     }
 
     fn stop(&mut self) {
+        self.abort_refs();
+    }
+
+    fn abort_refs(&mut self) {
         for (_, task) in std::mem::take(&mut self.refs) {
             task.abort();
         }

@@ -107,7 +107,7 @@ pub async fn run(
         max_staleness: opts.max_staleness,
         staleness_tick: opts.staleness_tick,
     };
-    let mut feed = tokio::spawn(feed.run(tx, rx));
+    let mut feed = AbortOnDrop(tokio::spawn(feed.run(tx, rx)));
 
     let (stop_tx, stop_rx) = watch_channel::channel(false);
     let (leader_tx, leader_rx) = watch_channel::channel(false);
@@ -117,13 +117,13 @@ pub async fn run(
         identity: opts.identity.clone(),
         duration: opts.lease_duration,
     };
-    let elector = tokio::spawn(leader::run(
+    let mut elector = AbortOnDrop(tokio::spawn(leader::run(
         Api::<Lease>::namespaced(client.clone(), &opts.namespace),
         lease,
         leader_tx,
         stop_rx.clone(),
-    ));
-    let controller = tokio::spawn(controller::Controller::new(client, opts).run(
+    )));
+    let mut controller = AbortOnDrop(tokio::spawn(controller::Controller::new(client, opts).run(
         controller::Inputs {
             world: world_rx,
             synced: synced_rx,
@@ -131,20 +131,30 @@ pub async fn run(
             events,
             shutdown: stop_rx,
         },
-    ));
+    )));
 
     let result = tokio::select! {
         _ = shutdown => Ok(()),
-        r = &mut feed => Err(match r {
+        r = &mut feed.0 => Err(match r {
             Err(e) => anyhow::anyhow!("the binding-table feed failed: {e}"),
             Ok(()) => anyhow::anyhow!("the binding-table feed stopped"),
         }),
     };
-    feed.abort();
+    feed.0.abort();
     // Stop writing first, then give the Lease back so another replica takes over now.
     stop_tx.send_replace(true);
-    let _ = controller.await;
-    let _ = elector.await;
+    let _ = (&mut controller.0).await;
+    let _ = (&mut elector.0).await;
     tasks.shutdown().await;
     result
+}
+
+/// A task that ends with its owner: if `run` is dropped (its caller gone), nothing it
+/// started keeps writing.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
