@@ -69,6 +69,7 @@ struct Inner {
     breaks: watch::Sender<u64>,
     failing: AtomicBool,
     requests: AtomicU64,
+    gone: AtomicU64,
 }
 
 /// The running fake; dropped with the test.
@@ -100,6 +101,7 @@ impl FakeApiServer {
             breaks: watch::channel(0).0,
             failing: AtomicBool::new(false),
             requests: AtomicU64::new(0),
+            gone: AtomicU64::new(0),
         });
         let server = inner.clone();
         let task = tokio::spawn(async move {
@@ -184,6 +186,11 @@ impl FakeApiServer {
 
     pub fn requests(&self) -> u64 {
         self.inner.requests.load(Ordering::SeqCst)
+    }
+
+    /// How many watches were answered `410 Gone`.
+    pub fn gone_count(&self) -> u64 {
+        self.inner.gone.load(Ordering::SeqCst)
     }
 }
 
@@ -567,6 +574,7 @@ fn watch_response(
     {
         let store = inner.store.lock().unwrap();
         if since != 0 && since < store.floor {
+            inner.gone.fetch_add(1, Ordering::SeqCst);
             let gone = json!({"type": "ERROR", "object": status_body(410, "Expired", "too old resource version")});
             let _ = tx.try_send(line(gone));
             drop(tx);
