@@ -59,13 +59,14 @@ async fn broken_watches_past_max_staleness_refuse_private_grants_until_recovery(
     );
 
     // While broken, a binding change happens; after recovery it is seen.
+    fake.put(workspace("ws-a", &["app-1", "app-2"], None));
+    assert!(!decide(&r.table, "app-2", IMAGE).0);
     fake.set_failing(false);
     wait_until("fresh again", || !r.table.is_stale()).await;
     wait_until("app-1 may pull again", || {
         decide(&r.table, "app-1", IMAGE).0
     })
     .await;
-    fake.put(workspace("ws-a", &["app-1", "app-2"], None));
     wait_until("app-2 bound after recovery", || {
         decide(&r.table, "app-2", IMAGE).0
     })
