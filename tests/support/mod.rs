@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_apiserver;
+pub mod registry;
 
 use std::sync::Arc;
 use std::time::Duration;
