@@ -18,6 +18,8 @@ pub mod pull_secrets;
 pub mod state;
 pub mod status;
 pub mod sync;
+#[cfg(test)]
+mod tests;
 pub mod watch;
 
 use std::future::Future;
