@@ -46,7 +46,7 @@ impl WatchId {
 /// An object as a watch delivers it.
 #[derive(Clone, Debug)]
 pub enum Item {
-    Custom(DynamicObject),
+    Custom(Box<DynamicObject>),
     Namespace(NamespaceInfo),
     Secret(Box<Secret>),
 }
@@ -145,9 +145,9 @@ impl State {
 
     fn put(&mut self, id: &WatchId, item: Item) {
         match (id, item) {
-            (WatchId::Registries, Item::Custom(o)) => put_custom(&mut self.registries, o),
-            (WatchId::Spaces, Item::Custom(o)) => put_custom(&mut self.spaces, o),
-            (WatchId::Workspaces, Item::Custom(o)) => put_custom(&mut self.workspaces, o),
+            (WatchId::Registries, Item::Custom(o)) => put_custom(&mut self.registries, *o),
+            (WatchId::Spaces, Item::Custom(o)) => put_custom(&mut self.spaces, *o),
+            (WatchId::Workspaces, Item::Custom(o)) => put_custom(&mut self.workspaces, *o),
             (WatchId::Namespaces, Item::Namespace(ns)) => {
                 self.namespaces.insert(ns.name.clone(), ns);
             }

@@ -311,7 +311,7 @@ fn world_from(state: State) -> World {
 }
 
 fn custom(v: serde_json::Value) -> Item {
-    Item::Custom(serde_json::from_value(v).unwrap())
+    Item::Custom(Box::new(serde_json::from_value(v).unwrap()))
 }
 
 #[test]

@@ -43,10 +43,9 @@ impl Source {
         Source {
             id,
             open: Box::new(move || {
-                map_events(
-                    watcher(api.clone(), watcher::Config::default()),
-                    Item::Custom,
-                )
+                map_events(watcher(api.clone(), watcher::Config::default()), |o| {
+                    Item::Custom(Box::new(o))
+                })
             }),
         }
     }
