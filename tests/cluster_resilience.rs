@@ -204,3 +204,22 @@ async fn only_the_leader_writes_and_the_other_replica_takes_over() {
     assert!(fake.writes().iter().all(|w| w.client == "pod-c"));
     c.stop().await;
 }
+
+#[tokio::test]
+async fn a_namespace_not_known_yet_gets_a_retryable_denial_then_its_binding() {
+    let fake = FakeApiServer::start().await;
+    seed(&fake);
+    fake.put(workspace("ws-a", &["app-1"], Some(json!({"team": "a"}))));
+    let mut r = Replica::start(&fake, options("pod-a"));
+    r.synced().await;
+    let (allowed, msg) = decide(&r.table, "brand-new", IMAGE);
+    assert!(!allowed);
+    assert!(msg.contains("is not known to pullgate yet; retry"), "{msg}");
+    fake.put(namespace("brand-new", json!({"team": "a"})));
+    wait_until("brand-new joins ws-a by label", || {
+        decide(&r.table, "brand-new", IMAGE).0
+    })
+    .await;
+    wait_until("and gets its Secret", || has_secret(&fake, "brand-new")).await;
+    r.stop().await;
+}
