@@ -12,6 +12,7 @@
 //! - [`index`]: the binding table built from objects (pure).
 //! - [`admission`]: images of pods and workloads, AdmissionReview in and out, the patch.
 //! - [`config`]: the standalone configuration file.
+//! - [`cluster`]: cluster mode: watches feeding the table, leader-only Secrets, status, Events.
 //! - [`check`]: the offline `pullgate check` command.
 //! - [`overview`]: the `pullgate overview` command.
 //! - [`registry`]: Harbor and Docker Registry clients, probes, status and Harbor management.
@@ -20,6 +21,7 @@ pub mod admission;
 pub mod api;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod index;
 pub mod overview;

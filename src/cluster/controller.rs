@@ -1,0 +1,203 @@
+//! The leader's side effects: after every change of the watched world (and on a resync
+//! timer), sync the pull Secrets, write the statuses that changed, and turn denial
+//! reports into Events. Nothing is written unless this replica holds the Lease.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::Client;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::credentials::Chain;
+use super::events::{EventQueue, Recorder, Report};
+use super::state::{CrKind, World};
+use super::status::{self, StatusWrite};
+use super::sync::{self, Writer, FIELD_MANAGER};
+use super::{pull_secrets, ClusterOptions};
+use crate::api::{Registry, RegistrySpace, Workspace};
+
+/// Wait before retrying after a failed write.
+const RETRY: Duration = Duration::from_secs(1);
+/// Reason of the Event on a foreign Secret that blocks the pull Secret.
+const NOT_MANAGED_REASON: &str = "SecretNotManaged";
+
+pub struct Controller {
+    client: Client,
+    opts: ClusterOptions,
+    writer: Writer,
+    recorder: Recorder,
+    /// (kind, name) → (resourceVersion seen, patch written without times).
+    statuses_done: HashMap<(CrKind, String), (Option<String>, Value)>,
+}
+
+/// What [`Controller::run`] listens to.
+pub struct Inputs {
+    pub world: watch::Receiver<Arc<World>>,
+    pub synced: watch::Receiver<bool>,
+    pub leader: watch::Receiver<bool>,
+    pub events: EventQueue,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Controller {
+    pub fn new(client: Client, opts: ClusterOptions) -> Controller {
+        Controller {
+            writer: Writer::new(client.clone(), &opts.pull_secret_name),
+            recorder: Recorder::new(client.clone(), &opts.identity),
+            client,
+            opts,
+            statuses_done: HashMap::new(),
+        }
+    }
+
+    pub async fn run(mut self, mut inputs: Inputs) {
+        let mut dirty = true;
+        let mut next = Instant::now() + self.opts.resync;
+        loop {
+            let leading = *inputs.leader.borrow_and_update();
+            let synced = *inputs.synced.borrow_and_update();
+            if dirty && leading && synced {
+                let world = inputs.world.borrow_and_update().clone();
+                let ok = self.reconcile(&world).await;
+                dirty = false;
+                next = Instant::now() + if ok { self.opts.resync } else { RETRY };
+            }
+            tokio::select! {
+                _ = inputs.world.changed() => dirty = true,
+                _ = inputs.leader.changed() => dirty = true,
+                _ = inputs.synced.changed() => dirty = true,
+                report = inputs.events.rx.recv() => {
+                    let leading = *inputs.leader.borrow();
+                    if let Some(r) = report {
+                        if leading {
+                            self.recorder.record(&r).await;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(next) => {
+                    dirty = true;
+                    next = Instant::now() + self.opts.resync;
+                }
+                _ = stopped(&mut inputs.shutdown) => return,
+            }
+        }
+    }
+
+    /// One pass; false when a write failed.
+    async fn reconcile(&mut self, world: &World) -> bool {
+        let desired = {
+            let refs = world.state.ref_credentials();
+            pull_secrets::desired(&world.snapshot, &Chain(vec![&refs]))
+        };
+        let plan = sync::plan(&desired, &world.state.pull_secrets);
+        let mut space_problems: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (space, msg) in &desired.problems {
+            space_problems
+                .entry(space.clone())
+                .or_default()
+                .push(msg.clone());
+        }
+        for ns in &plan.blocked {
+            self.blocked(world, ns, &mut space_problems).await;
+        }
+        let mut ok = self.writer.apply(&plan, &world.state.pull_secrets).await;
+        let now = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        for w in status::writes(world, &space_problems, &now) {
+            ok &= self.write_status(w).await;
+        }
+        ok
+    }
+
+    /// A foreign Secret holds the pull Secret's name in `ns`: say so on the spaces it
+    /// affects and in an Event on the Secret.
+    async fn blocked(
+        &mut self,
+        world: &World,
+        ns: &str,
+        space_problems: &mut BTreeMap<String, Vec<String>>,
+    ) {
+        let name = &self.opts.pull_secret_name;
+        let snap = &world.snapshot;
+        for registry in snap.registries() {
+            for space in snap.spaces_of(&registry.name) {
+                if space.needs_credentials() && snap.bound_namespaces(space).contains(&ns) {
+                    for o in &space.objects {
+                        space_problems.entry(o.clone()).or_default().push(format!(
+                            "namespace {ns:?} has a Secret {name:?} that pullgate did not create; it is left alone, so that namespace gets no pull credentials"
+                        ));
+                    }
+                }
+            }
+        }
+        self.recorder
+            .record(&Report {
+                kind: "Secret".into(),
+                namespace: ns.to_string(),
+                name: name.clone(),
+                reason: NOT_MANAGED_REASON,
+                message: format!(
+                    "Secret {name:?} lacks the label pullgate.io/managed-by=pullgate, so pullgate neither overwrites nor deletes it; rename or remove it to get pullgate's pull credentials here"
+                ),
+            })
+            .await;
+    }
+
+    async fn write_status(&mut self, w: StatusWrite) -> bool {
+        let key = (w.kind, w.name.clone());
+        let core = without_times(&w.patch);
+        // A patch already sent for this very version of the object: the watch has not
+        // delivered the result yet.
+        if self.statuses_done.get(&key) == Some(&(w.seen.clone(), core.clone())) {
+            return true;
+        }
+        let ar = match w.kind {
+            CrKind::Registry => ApiResource::erase::<Registry>(&()),
+            CrKind::RegistrySpace => ApiResource::erase::<RegistrySpace>(&()),
+            CrKind::Workspace => ApiResource::erase::<Workspace>(&()),
+        };
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        match api
+            .patch_status(&w.name, &pp, &Patch::Merge(&w.patch))
+            .await
+        {
+            Ok(_) => {
+                self.statuses_done.insert(key, (w.seen, core));
+                true
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => true,
+            Err(e) => {
+                tracing::warn!(kind = w.kind.as_str(), name = %w.name, error = %e, "status write failed");
+                false
+            }
+        }
+    }
+}
+
+/// Completes when `shutdown` turns true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
+fn without_times(patch: &Value) -> Value {
+    let mut p = patch.clone();
+    if let Some(conds) = p
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+    {
+        for c in conds {
+            if let Some(o) = c.as_object_mut() {
+                o.remove("lastTransitionTime");
+            }
+        }
+    }
+    p
+}

@@ -1,0 +1,242 @@
+//! Pull credentials and where they come from. [`CredentialSource`] is the lookup the
+//! pull-Secret sync asks, keyed by (registry, space, workspace); [`RefCredentials`]
+//! answers from the Secrets named by `spec.pullSecretRef` (SPEC §6.4). Other sources
+//! (Harbor robot accounts) implement the same trait and are chained with [`Chain`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine;
+use k8s_openapi::api::core::v1::Secret;
+use serde::Deserialize;
+
+use crate::api::SecretRef;
+use crate::index::{parse_host_port, RegistryEntry, SpaceEntry};
+
+/// Secret type of a Docker config JSON Secret.
+pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
+/// Data key of a Docker config JSON Secret.
+pub const DOCKER_CONFIG_JSON_KEY: &str = ".dockerconfigjson";
+/// Secret type of a basic-auth Secret.
+pub const BASIC_AUTH_TYPE: &str = "kubernetes.io/basic-auth";
+
+/// A user name and password for one registry. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credential(<redacted>)")
+    }
+}
+
+/// What a credential is asked for: a space of a registry, as pulled from by the
+/// namespaces of `workspace` (`None` for a Public space, which has no binding).
+#[derive(Clone, Copy, Debug)]
+pub struct CredentialKey<'a> {
+    pub registry: &'a RegistryEntry,
+    pub space: &'a SpaceEntry,
+    pub workspace: Option<&'a str>,
+}
+
+/// The answer of a source: a credential, nothing (the source does not serve this
+/// space), or a reason the source should serve it and cannot (reported in status).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Found(Credential),
+    NotServed,
+    Broken(String),
+}
+
+/// A source of pull credentials.
+pub trait CredentialSource {
+    fn lookup(&self, key: &CredentialKey<'_>) -> Lookup;
+}
+
+/// Asks each source in turn; the first that serves the space answers.
+pub struct Chain<'a>(pub Vec<&'a dyn CredentialSource>);
+
+impl CredentialSource for Chain<'_> {
+    fn lookup(&self, key: &CredentialKey<'_>) -> Lookup {
+        for source in &self.0 {
+            match source.lookup(key) {
+                Lookup::NotServed => continue,
+                answer => return answer,
+            }
+        }
+        Lookup::NotServed
+    }
+}
+
+/// Credentials from the Secrets that spaces name in `spec.pullSecretRef`.
+#[derive(Clone, Copy, Debug)]
+pub struct RefCredentials<'a> {
+    /// The referenced Secrets that exist, by (namespace, name).
+    pub secrets: &'a BTreeMap<(String, String), Secret>,
+}
+
+impl CredentialSource for RefCredentials<'_> {
+    fn lookup(&self, key: &CredentialKey<'_>) -> Lookup {
+        let Some(r) = &key.space.pull_secret_ref else {
+            return Lookup::NotServed;
+        };
+        match self.secrets.get(&(r.namespace.clone(), r.name.clone())) {
+            None => Lookup::Broken(format!(
+                "pullSecretRef: Secret {}/{} does not exist",
+                r.namespace, r.name
+            )),
+            Some(s) => match from_secret(s, key.registry, &key.space.space) {
+                Ok(c) => Lookup::Found(c),
+                Err(e) => Lookup::Broken(format!(
+                    "pullSecretRef: Secret {}/{} {e}",
+                    r.namespace, r.name
+                )),
+            },
+        }
+    }
+}
+
+/// The Secrets a set of spaces reference (what the cluster must watch for them).
+pub fn referenced<'a>(spaces: impl Iterator<Item = &'a SecretRef>) -> Vec<SecretRef> {
+    let mut out: Vec<SecretRef> = spaces.cloned().collect();
+    out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    out.dedup();
+    out
+}
+
+#[derive(Deserialize)]
+struct DockerConfig {
+    #[serde(default)]
+    auths: BTreeMap<String, AuthEntry>,
+}
+
+#[derive(Deserialize)]
+struct AuthEntry {
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    auth: Option<String>,
+}
+
+/// Reads a credential for `space` of `registry` out of a dockerconfigjson or
+/// basic-auth Secret. The error says what is wrong, without any secret value.
+pub fn from_secret(
+    secret: &Secret,
+    registry: &RegistryEntry,
+    space: &str,
+) -> Result<Credential, String> {
+    let data = |k: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(k))
+            .map(|b| b.0.as_slice())
+    };
+    match secret.type_.as_deref() {
+        Some(BASIC_AUTH_TYPE) => {
+            let field = |k: &str| {
+                data(k)
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("has no valid {k:?} key"))
+            };
+            Ok(Credential {
+                username: field("username")?,
+                password: field("password")?,
+            })
+        }
+        Some(DOCKER_CONFIG_JSON_TYPE) => {
+            let raw = data(DOCKER_CONFIG_JSON_KEY)
+                .ok_or_else(|| format!("has no {DOCKER_CONFIG_JSON_KEY:?} key"))?;
+            let config: DockerConfig = serde_json::from_slice(raw)
+                .map_err(|_| format!("has a {DOCKER_CONFIG_JSON_KEY:?} that is not valid"))?;
+            entry_for(&config, registry, space)
+        }
+        other => Err(format!(
+            "has type {:?}; expected {DOCKER_CONFIG_JSON_TYPE} or {BASIC_AUTH_TYPE}",
+            other.unwrap_or_default()
+        )),
+    }
+}
+
+/// The entry for the registry's host (any spelling); one scoped to the space wins over
+/// a bare host entry.
+fn entry_for(
+    config: &DockerConfig,
+    registry: &RegistryEntry,
+    space: &str,
+) -> Result<Credential, String> {
+    let mut bare = None;
+    for (key, entry) in &config.auths {
+        let Some((host, path)) = split_auth_key(key) else {
+            continue;
+        };
+        if !registry.host_keys.contains(&host) {
+            continue;
+        }
+        match path {
+            Some(p) if p == space => return decode(entry),
+            Some(_) => {}
+            None => bare = bare.or(Some(entry)),
+        }
+    }
+    match bare {
+        Some(e) => decode(e),
+        None => Err(format!(
+            "has no auths entry for registry {:?} (host {})",
+            registry.name, registry.url.host
+        )),
+    }
+}
+
+/// `[scheme://]host[:port][/path][/]` → the lower-case host key and the path, if any.
+/// The `/v1/` and `/v2/` suffixes of old Docker config keys are not a path.
+fn split_auth_key(key: &str) -> Option<(String, Option<String>)> {
+    let rest = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    let (host, path) = match rest.split_once('/') {
+        Some((h, p)) => (h, p.trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    let (host, port) = parse_host_port(host).ok()?;
+    let host_key = match port {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    };
+    let path = (!path.is_empty() && path != "v1" && path != "v2").then(|| path.to_string());
+    Some((host_key, path))
+}
+
+fn decode(entry: &AuthEntry) -> Result<Credential, String> {
+    if let (Some(u), Some(p)) = (&entry.username, &entry.password) {
+        if !u.is_empty() {
+            return Ok(Credential {
+                username: u.clone(),
+                password: p.clone(),
+            });
+        }
+    }
+    let auth = entry
+        .auth
+        .as_deref()
+        .ok_or("has an auths entry with neither username/password nor auth")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(auth.trim())
+        .map_err(|_| "has an auths entry whose auth is not base64")?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| "has an auths entry whose auth is not UTF-8")?;
+    let (u, p) = text
+        .split_once(':')
+        .ok_or("has an auths entry whose auth is not user:password")?;
+    Ok(Credential {
+        username: u.to_string(),
+        password: p.to_string(),
+    })
+}

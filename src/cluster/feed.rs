@@ -1,0 +1,212 @@
+//! The feed: the one task that owns the watched [`State`]. It applies the watches'
+//! changes, publishes a new binding-table snapshot per burst of changes, keeps the
+//! staleness flag (SPEC §6.2), starts and stops the watches of referenced Secrets, and
+//! hands the leader a consistent [`World`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use tokio::sync::{mpsc, watch as channel};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::state::{Change, State, WatchId, World};
+use super::watch::{self, Source};
+use crate::api::SecretRef;
+use crate::index::{Snapshot, Table};
+
+/// How long a burst of watch events is gathered into one snapshot: long enough to
+/// absorb a relist or a `kubectl apply -f dir/`, far below the 100 ms visibility target.
+pub const COALESCE: Duration = Duration::from_millis(10);
+
+pub struct Feed {
+    pub client: Client,
+    pub table: Arc<Table>,
+    pub synced: channel::Sender<bool>,
+    pub world: channel::Sender<Arc<World>>,
+    pub max_staleness: Duration,
+    /// How often the staleness bound is checked.
+    pub staleness_tick: Duration,
+}
+
+struct Run {
+    feed: Feed,
+    state: State,
+    tx: mpsc::Sender<Change>,
+    listed: HashSet<WatchId>,
+    broken_since: HashMap<WatchId, Instant>,
+    refs: BTreeMap<(String, String), JoinHandle<()>>,
+    revision: u64,
+    table_dirty: bool,
+    world_dirty: bool,
+}
+
+impl Feed {
+    /// Runs until `rx` closes. `tx` is the sender the watches use (for new Secret watches).
+    pub async fn run(self, tx: mpsc::Sender<Change>, mut rx: mpsc::Receiver<Change>) {
+        let revision = self.table.load().revision();
+        let mut tick = tokio::time::interval(self.staleness_tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut run = Run {
+            feed: self,
+            state: State::default(),
+            tx,
+            listed: HashSet::new(),
+            broken_since: HashMap::new(),
+            refs: BTreeMap::new(),
+            revision,
+            table_dirty: true,
+            world_dirty: true,
+        };
+        loop {
+            tokio::select! {
+                change = rx.recv() => {
+                    let Some(change) = change else { break };
+                    run.handle(change);
+                    let deadline = Instant::now() + COALESCE;
+                    loop {
+                        match tokio::time::timeout_at(deadline, rx.recv()).await {
+                            Ok(Some(c)) => run.handle(c),
+                            Ok(None) => return run.stop(),
+                            Err(_) => break,
+                        }
+                    }
+                    run.publish();
+                    run.check_staleness();
+                }
+                _ = tick.tick() => run.check_staleness(),
+            }
+        }
+        run.stop();
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.abort_refs();
+    }
+}
+
+impl Run {
+    fn handle(&mut self, change: Change) {
+        match &change {
+            Change::Broken(id) => {
+                self.broken_since
+                    .entry(id.clone())
+                    .or_insert_with(Instant::now);
+            }
+            Change::Reset(id, _) => {
+                self.broken_since.remove(id);
+                self.listed.insert(id.clone());
+                self.world_dirty = true;
+            }
+            Change::Apply(id, _) | Change::Delete(id, _) => {
+                self.broken_since.remove(id);
+                self.world_dirty = true;
+            }
+        }
+        // Changes of a Secret watch that was just stopped are stale; drop them.
+        if let Change::Apply(WatchId::Ref(ns, name), _) | Change::Reset(WatchId::Ref(ns, name), _) =
+            &change
+        {
+            if !self.refs.contains_key(&(ns.clone(), name.clone())) {
+                return;
+            }
+        }
+        self.table_dirty |= self.state.apply(change);
+    }
+
+    fn synced(&self) -> bool {
+        [
+            WatchId::Registries,
+            WatchId::Spaces,
+            WatchId::Workspaces,
+            WatchId::Namespaces,
+            WatchId::PullSecrets,
+        ]
+        .iter()
+        .all(|id| self.listed.contains(id))
+    }
+
+    fn publish(&mut self) {
+        if !self.synced() {
+            return;
+        }
+        if self.table_dirty {
+            self.revision += 1;
+            let snapshot = Snapshot::build(&self.state.objects(), self.revision);
+            self.feed.table.store(snapshot);
+            tracing::debug!(revision = self.revision, "binding table updated");
+            self.table_dirty = false;
+            self.world_dirty = true;
+            self.update_ref_watches();
+        }
+        self.feed
+            .synced
+            .send_if_modified(|s| !std::mem::replace(s, true));
+        if self.world_dirty {
+            self.world_dirty = false;
+            self.feed.world.send_replace(Arc::new(World {
+                snapshot: self.feed.table.load(),
+                state: self.state.clone(),
+            }));
+        }
+    }
+
+    /// One watch per referenced Secret; a reference that went away loses its watch.
+    fn update_ref_watches(&mut self) {
+        let wanted: Vec<SecretRef> = self.state.referenced_secrets();
+        let key = |r: &SecretRef| (r.namespace.clone(), r.name.clone());
+        let gone: Vec<(String, String)> = self
+            .refs
+            .keys()
+            .filter(|k| !wanted.iter().any(|r| key(r) == **k))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some(task) = self.refs.remove(&k) {
+                task.abort();
+            }
+            self.state.ref_secrets.remove(&k);
+            self.broken_since.remove(&WatchId::Ref(k.0, k.1));
+        }
+        for r in wanted {
+            if !self.refs.contains_key(&key(&r)) {
+                let source = Source::referenced(&self.feed.client, &r);
+                let task = tokio::spawn(watch::run(source, self.tx.clone()));
+                self.refs.insert(key(&r), task);
+            }
+        }
+    }
+
+    /// Stale when a table watch has been broken for longer than the bound.
+    fn check_staleness(&mut self) {
+        let now = Instant::now();
+        let broken = WatchId::TABLE.iter().find(|id| {
+            self.broken_since
+                .get(id)
+                .is_some_and(|since| now.duration_since(*since) > self.feed.max_staleness)
+        });
+        let stale = broken.is_some();
+        if stale != self.feed.table.is_stale() {
+            if let Some(id) = broken {
+                tracing::warn!(watch = ?id, "watch broken for longer than --max-staleness: refusing grants of private spaces until it recovers");
+            } else {
+                tracing::info!("watches recovered: binding table is current again");
+            }
+            self.feed.table.set_stale(stale);
+        }
+    }
+
+    fn stop(&mut self) {
+        self.abort_refs();
+    }
+
+    fn abort_refs(&mut self) {
+        for (_, task) in std::mem::take(&mut self.refs) {
+            task.abort();
+        }
+    }
+}

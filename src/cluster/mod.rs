@@ -1,0 +1,162 @@
+//! Cluster mode (SPEC §6.1–6.4, §6.7): the binding table follows the cluster through
+//! watches, and the leader keeps each namespace's pull Secret, the status of the custom
+//! resources and Events about denials. [`run`] is the one entry point; admission keeps
+//! reading the [`Table`] it is given and reports denials through [`DenialEvents`].
+//!
+//! ```text
+//! watch tasks ──Change──► feed (State) ──► Table (every replica)
+//!                              └──World──► controller ──► Secrets, status, Events
+//! Lease ──► leader election ──leading──────────┘           (leader only)
+//! ```
+
+pub mod controller;
+pub mod credentials;
+pub mod events;
+pub mod feed;
+pub mod leader;
+pub mod pull_secrets;
+pub mod state;
+pub mod status;
+pub mod sync;
+#[cfg(test)]
+mod tests;
+pub mod watch;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+use kube::Client;
+use tokio::sync::{mpsc, watch as watch_channel};
+
+pub use events::{denial_events, DenialEvents, EventQueue};
+
+use crate::index::Table;
+
+/// Default name of the Lease the replicas compete for.
+pub const DEFAULT_LEASE_NAME: &str = "pullgate-leader";
+/// Default Lease duration: client-go's default; a crashed leader is replaced within it.
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
+/// Queue of watch changes waiting for the feed.
+const CHANGE_QUEUE: usize = 1024;
+
+/// How cluster mode runs.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// pullgate's own namespace (holds the Lease).
+    pub namespace: String,
+    /// Name of the pull Secret kept in each namespace.
+    pub pull_secret_name: String,
+    /// How long the watches may be broken before grants of Private spaces are refused.
+    pub max_staleness: Duration,
+    /// How often the staleness bound is checked.
+    pub staleness_tick: Duration,
+    /// This replica's identity in the Lease (its pod name).
+    pub identity: String,
+    pub lease_name: String,
+    pub lease_duration: Duration,
+    /// How often the leader reconciles even without a change (repairs missed writes).
+    pub resync: Duration,
+}
+
+impl ClusterOptions {
+    /// Options with the defaults of `pullgate serve`.
+    pub fn new(namespace: &str, identity: &str) -> ClusterOptions {
+        ClusterOptions {
+            namespace: namespace.to_string(),
+            pull_secret_name: crate::api::DEFAULT_PULL_SECRET_NAME.to_string(),
+            max_staleness: Duration::from_secs(300),
+            staleness_tick: Duration::from_secs(1),
+            identity: identity.to_string(),
+            lease_name: DEFAULT_LEASE_NAME.to_string(),
+            lease_duration: DEFAULT_LEASE_DURATION,
+            resync: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Runs cluster mode until `shutdown` completes: watches feed `table` (and turn `synced`
+/// true after the first full list of every watch); the leader writes Secrets, statuses
+/// and the Events queued on `events`. On shutdown a held Lease is released.
+pub async fn run(
+    opts: ClusterOptions,
+    client: Client,
+    table: Arc<Table>,
+    synced: watch_channel::Sender<bool>,
+    events: EventQueue,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let (tx, rx) = mpsc::channel(CHANGE_QUEUE);
+    let mut tasks = tokio::task::JoinSet::new();
+    for source in [
+        watch::Source::registries(&client),
+        watch::Source::spaces(&client),
+        watch::Source::workspaces(&client),
+        watch::Source::namespaces(&client),
+        watch::Source::pull_secrets(&client, &opts.pull_secret_name),
+    ] {
+        tasks.spawn(watch::run(source, tx.clone()));
+    }
+    let (world_tx, world_rx) = watch_channel::channel(Arc::default());
+    let synced_rx = synced.subscribe();
+    let feed = feed::Feed {
+        client: client.clone(),
+        table,
+        synced,
+        world: world_tx,
+        max_staleness: opts.max_staleness,
+        staleness_tick: opts.staleness_tick,
+    };
+    let mut feed = AbortOnDrop(tokio::spawn(feed.run(tx, rx)));
+
+    let (stop_tx, stop_rx) = watch_channel::channel(false);
+    let (leader_tx, leader_rx) = watch_channel::channel(false);
+    let lease = leader::LeaseConfig {
+        namespace: opts.namespace.clone(),
+        name: opts.lease_name.clone(),
+        identity: opts.identity.clone(),
+        duration: opts.lease_duration,
+    };
+    let mut elector = AbortOnDrop(tokio::spawn(leader::run(
+        Api::<Lease>::namespaced(client.clone(), &opts.namespace),
+        lease,
+        leader_tx,
+        stop_rx.clone(),
+    )));
+    let mut controller = AbortOnDrop(tokio::spawn(controller::Controller::new(client, opts).run(
+        controller::Inputs {
+            world: world_rx,
+            synced: synced_rx,
+            leader: leader_rx,
+            events,
+            shutdown: stop_rx,
+        },
+    )));
+
+    let result = tokio::select! {
+        _ = shutdown => Ok(()),
+        r = &mut feed.0 => Err(match r {
+            Err(e) => anyhow::anyhow!("the binding-table feed failed: {e}"),
+            Ok(()) => anyhow::anyhow!("the binding-table feed stopped"),
+        }),
+    };
+    feed.0.abort();
+    // Stop writing first, then give the Lease back so another replica takes over now.
+    stop_tx.send_replace(true);
+    let _ = (&mut controller.0).await;
+    let _ = (&mut elector.0).await;
+    tasks.shutdown().await;
+    result
+}
+
+/// A task that ends with its owner: if `run` is dropped (its caller gone), nothing it
+/// started keeps writing.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
