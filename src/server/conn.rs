@@ -21,7 +21,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
@@ -133,17 +133,30 @@ async fn serve_connection(
         let routes = routes.clone();
         async move { Ok::<_, Infallible>(routes.serve(request).await) }
     });
-    let connection = http1_builder(timeouts, clock).serve_connection(io, service);
+    let connection = http1_builder(timeouts, clock.clone()).serve_connection(io, service);
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
         _ = signalled(&mut close) => {
+            // A connection accepted moments ago gets to send its first request (or hit
+            // the header timeout): its client has committed a request to it, and hyper
+            // would close a connection that has seen no byte yet at once.
+            if clock.bytes_read() == 0 {
+                tokio::select! {
+                    result = connection.as_mut() => return log_end(peer, result),
+                    _ = clock.first_byte.notified() => {}
+                }
+            }
             // Finishes the request in progress (its response says `connection: close`),
             // closes an idle connection at once.
             connection.as_mut().graceful_shutdown();
             connection.await
         }
     };
+    log_end(peer, result);
+}
+
+fn log_end(peer: SocketAddr, result: hyper::Result<()>) {
     if let Err(e) = result {
         debug!(%peer, error = %e, "connection ended with an error");
     }
@@ -188,6 +201,8 @@ fn log_handshake_error(peer: SocketAddr, error: &std::io::Error) {
 #[derive(Debug, Default)]
 pub(crate) struct HeadClock {
     bytes_read: AtomicU64,
+    /// Notified once, when the connection's first bytes arrive.
+    first_byte: Notify,
 }
 
 impl HeadClock {
@@ -219,9 +234,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for CountingIo<T> {
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
         let read = buf.filled().len().saturating_sub(before);
         if read > 0 {
-            this.clock
+            let before = this
+                .clock
                 .bytes_read
                 .fetch_add(read as u64, Ordering::Relaxed);
+            if before == 0 {
+                this.clock.first_byte.notify_one();
+            }
         }
         result
     }
