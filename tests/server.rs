@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
+use pullgate::server::ServerOptions;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -66,9 +67,20 @@ async fn admission_over_tls13_and_tls12_with_keep_alive() {
 }
 
 #[tokio::test]
-async fn alpn_other_than_http11_is_refused() {
+async fn alpn_is_http11_only() {
     let server = start(|_| {}).await;
+    // A client that prefers h2 (as curl does) gets HTTP/1.1.
     let mut config = (*server.client_config()).clone();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let mut client = Client::connect(server.addr, Arc::new(config.clone()))
+        .await
+        .expect("connect");
+    assert_eq!(client.alpn.as_deref(), Some(&b"http/1.1"[..]));
+    assert_eq!(
+        client.post("/validate", "{}").await.unwrap().status,
+        StatusCode::OK
+    );
+    // One that speaks only h2 is refused.
     config.alpn_protocols = vec![b"h2".to_vec()];
     assert!(tls_connect(server.addr, Arc::new(config)).await.is_err());
     server.stop().await;
@@ -629,4 +641,46 @@ async fn graceful_shutdown_loses_no_request() {
         "only {} during the drain",
         t.ok_while_draining
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_connections_are_bounded() {
+    let server = start(|o| {
+        o.max_in_flight = 1;
+        o.header_timeout = Duration::from_secs(5);
+    })
+    .await;
+    let limit = ServerOptions {
+        max_in_flight: 1,
+        ..ServerOptions::default()
+    }
+    .max_connections();
+    let mut open = Vec::new();
+    for _ in 0..limit {
+        open.push(
+            tls_connect(server.addr, server.client_config())
+                .await
+                .unwrap(),
+        );
+    }
+    // One more waits in the listen backlog: its handshake does not complete...
+    let config = server.client_config();
+    let addr = server.addr;
+    let waiting = tokio::spawn(async move { tls_connect(addr, config).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "connection {} was accepted",
+        limit + 1
+    );
+    // ...until another one closes.
+    drop(open.pop());
+    let stream = tokio::time::timeout(Duration::from_secs(3), waiting)
+        .await
+        .expect("accepted once a connection closed")
+        .unwrap()
+        .expect("handshake");
+    drop(stream);
+    drop(open);
+    server.stop().await;
 }

@@ -277,7 +277,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CountingIo<T> {
 }
 
 /// The timer hyper uses for its header read timeout (its only use on an HTTP/1 server).
-/// Each sleep it asks for starts when hyper begins waiting for a request head.
+/// Each sleep it asks for starts when hyper begins waiting for a request head. Bytes of
+/// a next request that arrived with the previous one count as idle time, still bounded
+/// by the idle timeout.
 #[derive(Debug, Clone)]
 pub(crate) struct HeadTimer {
     clock: Arc<HeadClock>,
