@@ -31,7 +31,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 
 pub use self::metrics::Metrics;
-pub use self::tls::{CertInfo, TlsError};
+pub use self::tls::TlsError;
 
 /// The two admission routes of the TLS port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -23,7 +23,7 @@ use super::{Endpoint, Handler, Health, Metrics, Reply};
 
 pub(crate) type HttpResponse = Response<Full<Bytes>>;
 
-/// Overload is momentary; the apiserver does not retry on its own, but a client may.
+/// Overload is momentary: a retry a second later is likely to find a free slot.
 const RETRY_AFTER_SECONDS: &str = "1";
 
 pub(crate) struct Routes {
@@ -204,7 +204,7 @@ fn json(code: StatusCode, body: Bytes) -> HttpResponse {
     response
 }
 
-/// An error answer as a Kubernetes `Status`, which the apiserver shows to the user.
+/// An error answer as a Kubernetes `Status`, which the apiserver can decode and show.
 fn status(code: StatusCode, reason: &str, message: &str) -> HttpResponse {
     let body = serde_json::json!({
         "apiVersion": "v1",
