@@ -1,7 +1,7 @@
 //! Process logging: ordinary logs (text or JSON) on stderr, and audit records as raw
 //! JSON lines on stdout, written off the request path by a lossless background writer.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -29,6 +29,7 @@ pub fn init(format: LogFormat) -> WorkerGuard {
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
             .boxed(),
     };

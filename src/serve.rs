@@ -1,23 +1,32 @@
-//! `pullgate serve`: wires the binding table source (the `--config` file, reloaded on
-//! change), the admission handler, the audit log and the TLS server together.
+//! `pullgate serve`: wires a binding-table source (the `--config` file reloaded on
+//! change, or the cluster watches), the admission handler, the audit log and the TLS
+//! server together, and shuts them down together on SIGTERM.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tracing::{info, warn};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
 
 use crate::admission::{Admission, Webhook};
 use crate::cli::ServeArgs;
+use crate::cluster::{self, ClusterOptions, DenialEvents};
 use crate::config;
 use crate::index::{Snapshot, Table};
+use crate::policy::Verdict;
 use crate::server::{self, Endpoint, Handler, Health, Metrics, Reply, ServerOptions, TlsSource};
 
-/// The admission handler the server calls: review, count, audit.
+/// How often the binding-table metrics are refreshed.
+const METRICS_TICK: Duration = Duration::from_secs(1);
+
+/// The admission handler the server calls: review, count, audit, report denials.
 pub struct AdmissionHandler {
     pub admission: Admission,
     pub metrics: Arc<Metrics>,
+    /// Cluster mode: denials of workloads become Events (written by the leader).
+    pub events: Option<DenialEvents>,
 }
 
 impl Handler for AdmissionHandler {
@@ -34,6 +43,22 @@ impl Handler for AdmissionHandler {
         }
         if let Some(record) = &reviewed.audit {
             record.emit();
+            if let (Some(events), Some(Verdict::Deny)) = (&self.events, reviewed.verdict) {
+                if record.kind != "Pod" && !record.dry_run {
+                    let denied: Vec<&str> = record
+                        .images
+                        .iter()
+                        .filter(|i| i.verdict == "deny")
+                        .map(|i| i.message.as_str())
+                        .collect();
+                    events.report(
+                        &record.kind,
+                        &record.namespace,
+                        &record.name,
+                        &denied.join("; "),
+                    );
+                }
+            }
         }
         Reply {
             status: reviewed.status,
@@ -42,29 +67,46 @@ impl Handler for AdmissionHandler {
     }
 }
 
-/// Runs the server until SIGTERM/SIGINT.
+/// The `serve` command: logging, a runtime, then [`run`]. Returns the exit code.
+pub fn main(args: ServeArgs) -> i32 {
+    let _guard = crate::logging::init(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            error!("cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => 0,
+        Err(e) => {
+            error!("{e:#}");
+            1
+        }
+    }
+}
+
+/// Runs until SIGTERM/SIGINT, then drains.
 pub async fn run(args: ServeArgs) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
     let health = Health::new();
-    let Some(config_path) = args.config.clone() else {
-        anyhow::bail!(
-            "cluster mode (serve without --config) is not available in this build; \
-             run standalone with --config FILE"
-        );
-    };
-    let cfg = config::load(&config_path).context("loading --config")?;
-    let snapshot = Snapshot::build(&cfg.objects, 1);
-    log_problems(&snapshot);
-    let table = Arc::new(Table::new(snapshot));
-    metrics.set_binding_table(1, table.built_at());
-    health.set_synced(true);
-    tokio::spawn(watch_config(
-        config_path,
-        table.clone(),
-        metrics.clone(),
-        args.reload_interval,
-    ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
 
+    let (table, events) = match &args.config {
+        Some(path) => (standalone(path, &args, &health)?, None),
+        None => {
+            let (table, events) = cluster_mode(&args, &health, stop_rx.clone()).await?;
+            (table, Some(events))
+        }
+    };
+    tokio::spawn(publish_table_metrics(table.clone(), metrics.clone()));
     let handler = Arc::new(AdmissionHandler {
         admission: Admission {
             policy: args.policy.policy(),
@@ -72,8 +114,73 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             table,
         },
         metrics: metrics.clone(),
+        events,
     });
-    server::serve(server_options(&args), handler, health, metrics, shutdown_signal()).await
+    server::serve(
+        server_options(&args),
+        handler,
+        health,
+        metrics,
+        stopped(stop_rx),
+    )
+    .await
+}
+
+/// Standalone: the table comes from the file, reloaded when it changes.
+fn standalone(path: &std::path::Path, args: &ServeArgs, health: &Health) -> Result<Arc<Table>> {
+    let cfg = config::load(path).context("loading --config")?;
+    let snapshot = Snapshot::build(&cfg.objects, 1);
+    log_problems(&snapshot);
+    let table = Arc::new(Table::new(snapshot));
+    health.set_synced(true);
+    tokio::spawn(watch_config(
+        path.to_path_buf(),
+        table.clone(),
+        args.reload_interval,
+    ));
+    info!(path = %path.display(), "standalone mode");
+    Ok(table)
+}
+
+/// Cluster mode: the table follows the cluster; ready after the first full sync.
+async fn cluster_mode(
+    args: &ServeArgs,
+    health: &Health,
+    stop: watch::Receiver<bool>,
+) -> Result<(Arc<Table>, DenialEvents)> {
+    let client = kube::Client::try_default()
+        .await
+        .context("cluster mode needs in-cluster config or a kubeconfig (or run standalone with --config FILE)")?;
+    let identity = std::env::var("POD_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("pullgate-{}", std::process::id()));
+    let mut opts = ClusterOptions::new(&args.policy.namespace, &identity);
+    opts.pull_secret_name = args.pull_secret_name.clone();
+    opts.max_staleness = args.max_staleness;
+    let table = Arc::new(Table::new(Snapshot::default()));
+    let (synced_tx, mut synced_rx) = watch::channel(false);
+    let ready = health.clone();
+    tokio::spawn(async move {
+        if synced_rx.wait_for(|s| *s).await.is_ok() {
+            ready.set_synced(true);
+            info!("binding table synced; ready");
+        }
+    });
+    let (events, queue) = cluster::denial_events();
+    let run = cluster::run(opts, client, table.clone(), synced_tx, queue, stopped(stop));
+    tokio::spawn(async move {
+        if let Err(e) = run.await {
+            error!("cluster mode stopped: {e:#}");
+        }
+    });
+    info!(identity, "cluster mode");
+    Ok((table, events))
+}
+
+/// Resolves when the stop flag turns true.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 pub fn server_options(args: &ServeArgs) -> ServerOptions {
@@ -93,11 +200,18 @@ pub fn server_options(args: &ServeArgs) -> ServerOptions {
     opts
 }
 
+/// Keeps the binding-table revision and age metrics current.
+async fn publish_table_metrics(table: Arc<Table>, metrics: Arc<Metrics>) {
+    loop {
+        metrics.set_binding_table(table.load().revision(), table.built_at());
+        tokio::time::sleep(METRICS_TICK).await;
+    }
+}
+
 /// Polls the config file and publishes a new snapshot when its content changes. An
 /// invalid file keeps the last good table and logs why.
-async fn watch_config(path: PathBuf, table: Arc<Table>, metrics: Arc<Metrics>, every: Duration) {
+async fn watch_config(path: PathBuf, table: Arc<Table>, every: Duration) {
     let mut last = std::fs::read(&path).ok();
-    let mut revision = table.load().revision();
     loop {
         tokio::time::sleep(every).await;
         let content = match std::fs::read(&path) {
@@ -110,20 +224,21 @@ async fn watch_config(path: PathBuf, table: Arc<Table>, metrics: Arc<Metrics>, e
         if last.as_ref() == Some(&content) {
             continue;
         }
-        last = Some(content.clone());
         let parsed = std::str::from_utf8(&content)
             .map_err(|e| config::ConfigError(format!("not UTF-8: {e}")))
             .and_then(config::parse);
+        last = Some(content);
         match parsed {
             Ok(cfg) => {
-                revision += 1;
+                let revision = table.load().revision() + 1;
                 let snapshot = Snapshot::build(&cfg.objects, revision);
                 log_problems(&snapshot);
                 table.store(snapshot);
-                metrics.set_binding_table(revision, table.built_at());
                 info!(path = %path.display(), revision, "config reloaded");
             }
-            Err(e) => warn!(path = %path.display(), error = %e, "invalid config; keeping the last good binding table"),
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "invalid config; keeping the last good binding table")
+            }
         }
     }
 }
@@ -135,7 +250,7 @@ fn log_problems(snapshot: &Snapshot) {
 }
 
 /// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

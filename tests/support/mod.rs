@@ -4,6 +4,7 @@
 
 pub mod fake_apiserver;
 pub mod registry;
+pub mod server;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,394 @@
+//! Connections of the admission port: the accept loop (bounded number of connections),
+//! the TLS handshake (bounded in time), HTTP/1.1 with keep-alive, and the graceful close.
+//!
+//! Also the clock behind hyper's header read timeout. Hyper starts that countdown as soon
+//! as it waits for a request head, so on its own it would close every keep-alive
+//! connection idle for longer than the header timeout, and a client sending on one at
+//! that moment would lose its request. [`HeadTimer`] gives an idle connection the
+//! (longer) idle timeout and starts the header countdown at the first byte of a head.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, warn};
+
+use super::routes::Routes;
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) instead of spinning.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    /// TLS handshake, and a request head from its first byte.
+    pub(crate) header: Duration,
+    /// A keep-alive connection between requests.
+    pub(crate) idle: Duration,
+}
+
+/// Everything the accept loop needs.
+pub(crate) struct Acceptor {
+    pub(crate) listener: TcpListener,
+    pub(crate) tls: TlsAcceptor,
+    pub(crate) routes: Arc<Routes>,
+    pub(crate) timeouts: Timeouts,
+    /// One permit per open connection; waiting for all of them is waiting for the end.
+    pub(crate) connections: Arc<Semaphore>,
+    /// Becomes true when no new connection may be accepted.
+    pub(crate) stop: watch::Receiver<bool>,
+    /// Becomes true when connections must close after their current request.
+    pub(crate) close: watch::Receiver<bool>,
+}
+
+/// Accepts connections until told to stop. When the connection limit is reached, new
+/// connections wait in the kernel's listen backlog rather than being accepted.
+pub(crate) async fn accept_loop(acceptor: Acceptor) {
+    let Acceptor {
+        listener,
+        tls,
+        routes,
+        timeouts,
+        connections,
+        mut stop,
+        close,
+    } = acceptor;
+    loop {
+        let permit = match connections.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                warn!("connection limit reached; new connections wait until one closes");
+                tokio::select! {
+                    biased;
+                    _ = signalled(&mut stop) => return,
+                    permit = connections.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => return,
+                    },
+                }
+            }
+        };
+        let (tcp, peer) = tokio::select! {
+            biased;
+            _ = signalled(&mut stop) => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        // Replies are small and written at once; Nagle would only add latency.
+        if let Err(e) = tcp.set_nodelay(true) {
+            debug!(%peer, error = %e, "could not set TCP_NODELAY");
+        }
+        tokio::spawn(serve_connection(
+            tcp,
+            peer,
+            tls.clone(),
+            routes.clone(),
+            timeouts,
+            close.clone(),
+            permit,
+        ));
+    }
+}
+
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: TlsAcceptor,
+    routes: Arc<Routes>,
+    timeouts: Timeouts,
+    mut close: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let stream = match tokio::time::timeout(timeouts.header, tls.accept(tcp)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            log_handshake_error(peer, &e);
+            return;
+        }
+        Err(_) => {
+            debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let clock = Arc::new(HeadClock::default());
+    let io = TokioIo::new(CountingIo::new(stream, clock.clone()));
+    let service = service_fn(move |request| {
+        let routes = routes.clone();
+        async move { Ok::<_, Infallible>(routes.serve(request).await) }
+    });
+    let connection = http1_builder(timeouts, clock.clone()).serve_connection(io, service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = signalled(&mut close) => {
+            // A connection accepted moments ago gets to send its first request (or hit
+            // the header timeout): its client has committed a request to it, and hyper
+            // would close a connection that has seen no byte yet at once.
+            if clock.bytes_read() == 0 {
+                tokio::select! {
+                    result = connection.as_mut() => return log_end(peer, result),
+                    _ = clock.first_byte.notified() => {}
+                }
+            }
+            // Finishes the request in progress (its response says `connection: close`),
+            // closes an idle connection at once.
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    log_end(peer, result);
+}
+
+fn log_end(peer: SocketAddr, result: hyper::Result<()>) {
+    if let Err(e) = result {
+        debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Resolves once the flag is true (or its sender is gone, which means the same).
+pub(crate) async fn signalled(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|set| *set).await;
+}
+
+/// HTTP/1.1 with keep-alive and the head/idle timeouts, for one connection.
+pub(crate) fn http1_builder(timeouts: Timeouts, clock: Arc<HeadClock>) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .keep_alive(true)
+        .timer(HeadTimer { clock, timeouts })
+        .header_read_timeout(timeouts.header);
+    builder
+}
+
+fn log_handshake_error(peer: SocketAddr, error: &std::io::Error) {
+    use rustls::AlertDescription as Alert;
+    let alert = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .and_then(|e| match e {
+            rustls::Error::AlertReceived(alert) => Some(*alert),
+            _ => None,
+        });
+    match alert {
+        // The client refused our certificate: almost always a wrong caBundle.
+        Some(Alert::BadCertificate | Alert::UnknownCA | Alert::CertificateUnknown) => warn!(
+            %peer,
+            error = %error,
+            "a client refused the serving certificate: check that the webhook's caBundle is the CA of this certificate"
+        ),
+        _ => debug!(%peer, error = %error, "TLS handshake failed"),
+    }
+}
+
+/// Counts the bytes read on one connection, shared between the IO and its timer.
+#[derive(Debug, Default)]
+pub(crate) struct HeadClock {
+    bytes_read: AtomicU64,
+    /// Notified once, when the connection's first bytes arrive.
+    first_byte: Notify,
+}
+
+impl HeadClock {
+    fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
+}
+
+/// A stream that tells its [`HeadClock`] how many bytes were read.
+pub(crate) struct CountingIo<T> {
+    inner: T,
+    clock: Arc<HeadClock>,
+}
+
+impl<T> CountingIo<T> {
+    pub(crate) fn new(inner: T, clock: Arc<HeadClock>) -> Self {
+        CountingIo { inner, clock }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for CountingIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let read = buf.filled().len().saturating_sub(before);
+        if read > 0 {
+            let before = this
+                .clock
+                .bytes_read
+                .fetch_add(read as u64, Ordering::Relaxed);
+            if before == 0 {
+                this.clock.first_byte.notify_one();
+            }
+        }
+        result
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for CountingIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// The timer hyper uses for its header read timeout (its only use on an HTTP/1 server).
+/// Each sleep it asks for starts when hyper begins waiting for a request head. Bytes of
+/// a next request that arrived with the previous one count as idle time, still bounded
+/// by the idle timeout.
+#[derive(Debug, Clone)]
+pub(crate) struct HeadTimer {
+    clock: Arc<HeadClock>,
+    timeouts: Timeouts,
+}
+
+impl hyper::rt::Timer for HeadTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        self.sleep_until(Instant::now() + duration)
+    }
+
+    fn sleep_until(&self, _deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        let seen = self.clock.bytes_read();
+        // The first request of a connection gets no idle allowance: a client that
+        // connects and says nothing is held to the header timeout.
+        let head_started = seen == 0;
+        let allowance = if head_started {
+            self.timeouts.header
+        } else {
+            self.timeouts.idle
+        };
+        Box::pin(HeadSleep {
+            clock: self.clock.clone(),
+            seen,
+            head_started,
+            header_timeout: self.timeouts.header,
+            sleep: Box::pin(tokio::time::sleep(allowance)),
+        })
+    }
+}
+
+/// Fires when a started head has not completed within the header timeout, or when an
+/// idle connection has stayed idle for the idle timeout.
+struct HeadSleep {
+    clock: Arc<HeadClock>,
+    /// Bytes read when the wait began: more means a head has started.
+    seen: u64,
+    head_started: bool,
+    header_timeout: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Future for HeadSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        // Hyper polls this right after each read that left the head incomplete, so the
+        // first poll that sees new bytes is (close to) when they arrived.
+        if !this.head_started && this.clock.bytes_read() > this.seen {
+            this.head_started = true;
+            let head_deadline = tokio::time::Instant::now() + this.header_timeout;
+            if head_deadline < this.sleep.deadline() {
+                this.sleep.as_mut().reset(head_deadline);
+            }
+        }
+        this.sleep.as_mut().poll(cx)
+    }
+}
+
+impl hyper::rt::Sleep for HeadSleep {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::rt::Timer;
+
+    fn timer(clock: &Arc<HeadClock>) -> HeadTimer {
+        HeadTimer {
+            clock: clock.clone(),
+            timeouts: Timeouts {
+                header: Duration::from_secs(1),
+                idle: Duration::from_secs(60),
+            },
+        }
+    }
+
+    type BoxedSleep = Pin<Box<dyn hyper::rt::Sleep>>;
+
+    async fn fires_within(sleep: &mut BoxedSleep, limit: Duration) -> bool {
+        tokio::time::timeout(limit, sleep).await.is_ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_head_gets_the_header_timeout() {
+        let clock = Arc::new(HeadClock::default());
+        let mut sleep = timer(&clock).sleep_until(Instant::now());
+        assert!(fires_within(&mut sleep, Duration::from_millis(1100)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_connection_gets_the_idle_timeout() {
+        let clock = Arc::new(HeadClock::default());
+        clock.bytes_read.store(100, Ordering::Relaxed);
+        let mut sleep = timer(&clock).sleep_until(Instant::now());
+        assert!(!fires_within(&mut sleep, Duration::from_secs(59)).await);
+        assert!(fires_within(&mut sleep, Duration::from_secs(2)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn header_countdown_starts_at_the_first_byte() {
+        let clock = Arc::new(HeadClock::default());
+        clock.bytes_read.store(100, Ordering::Relaxed);
+        let mut sleep = timer(&clock).sleep_until(Instant::now());
+        // Idle for 30s: still open.
+        assert!(!fires_within(&mut sleep, Duration::from_secs(30)).await);
+        // Half a head arrives; the next poll sees it and the header timeout applies.
+        clock.bytes_read.store(120, Ordering::Relaxed);
+        assert!(!fires_within(&mut sleep, Duration::from_millis(900)).await);
+        assert!(fires_within(&mut sleep, Duration::from_millis(200)).await);
+    }
+}

@@ -1,0 +1,134 @@
+//! The plain-HTTP probe port: `/healthz` (the process serves), `/readyz` (the binding
+//! table is synced and the server is not draining), `/metrics` (Prometheus text).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+use super::conn::{http1_builder, signalled, CountingIo, HeadClock, Timeouts};
+use super::{metrics, Health, Metrics};
+
+/// Probes and scrapes come from a handful of clients; more open connections are refused
+/// by waiting in the listen backlog.
+const MAX_PROBE_CONNECTIONS: usize = 64;
+
+#[derive(Clone)]
+pub(crate) struct ProbeState {
+    health: Health,
+    metrics: Arc<Metrics>,
+}
+
+impl ProbeState {
+    pub(crate) fn new(health: Health, metrics: Arc<Metrics>) -> Self {
+        ProbeState { health, metrics }
+    }
+
+    fn answer(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+        let path = request.uri().path();
+        if !matches!(path, "/healthz" | "/readyz" | "/metrics") {
+            return text(
+                StatusCode::NOT_FOUND,
+                "not found: try /healthz, /readyz or /metrics\n",
+            );
+        }
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+        match path {
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/readyz" if self.health.is_ready() => text(StatusCode::OK, "ready\n"),
+            "/readyz" if self.health.is_draining() => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: shutting down\n",
+            ),
+            "/readyz" => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the binding table has not been synced yet\n",
+            ),
+            _ => {
+                let mut response = Response::new(Full::new(Bytes::from(self.metrics.encode())));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(metrics::CONTENT_TYPE),
+                );
+                response
+            }
+        }
+    }
+}
+
+fn text(code: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = code;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// Serves probes until `stop` turns true; open probe connections are then dropped.
+pub(crate) async fn run(
+    listener: TcpListener,
+    state: ProbeState,
+    timeouts: Timeouts,
+    mut stop: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_PROBE_CONNECTIONS));
+    let mut connections = JoinSet::new();
+    loop {
+        let slot = tokio::select! {
+            biased;
+            _ = signalled(&mut stop) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let (tcp, peer) = tokio::select! {
+            biased;
+            _ = signalled(&mut stop) => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    warn!(error = %e, "accepting a probe connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let state = state.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            let clock = Arc::new(HeadClock::default());
+            let io = TokioIo::new(CountingIo::new(tcp, clock.clone()));
+            let service = service_fn(move |request| {
+                let response = state.answer(&request);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            if let Err(e) = http1_builder(timeouts, clock)
+                .serve_connection(io, service)
+                .await
+            {
+                debug!(%peer, error = %e, "probe connection ended with an error");
+            }
+        });
+    }
+    connections.shutdown().await;
+}

@@ -1,0 +1,218 @@
+//! One request on the admission port: route, limits, the handler, the reply.
+//!
+//! Order matters: the path and method are checked first (404/405), then an announced
+//! body size (413 without reading), then a free in-flight slot (503 at once, never a
+//! queue), then the body is read under the size cap and the deadline, then the handler
+//! runs inline (it is CPU-only and takes microseconds), and a reply that comes after the
+//! deadline is replaced by 504.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::sync::Semaphore;
+use tracing::{error, warn};
+
+use super::limits::{self, BodyError};
+use super::{Endpoint, Handler, Health, Metrics, Reply};
+
+pub(crate) type HttpResponse = Response<Full<Bytes>>;
+
+/// Overload is momentary: a retry a second later is likely to find a free slot.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+pub(crate) struct Routes {
+    handler: Arc<dyn Handler>,
+    metrics: Arc<Metrics>,
+    health: Health,
+    in_flight: Arc<Semaphore>,
+    max_body_bytes: usize,
+}
+
+impl Routes {
+    pub(crate) fn new(
+        handler: Arc<dyn Handler>,
+        metrics: Arc<Metrics>,
+        health: Health,
+        max_in_flight: usize,
+        max_body_bytes: usize,
+    ) -> Self {
+        Routes {
+            handler,
+            metrics,
+            health,
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            max_body_bytes,
+        }
+    }
+
+    pub(crate) async fn serve(&self, request: Request<Incoming>) -> HttpResponse {
+        let mut response = self.route(request).await;
+        // While draining, every response closes its connection: the client's next
+        // request opens a new one, which reaches a replica that is still ready.
+        if self.health.is_draining() {
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+
+    async fn route(&self, request: Request<Incoming>) -> HttpResponse {
+        let started = Instant::now();
+        let endpoint = match request.uri().path() {
+            "/validate" => Endpoint::Validate,
+            "/mutate" => Endpoint::Mutate,
+            path => {
+                let message = format!("no such path {path:?}: the admission paths are POST /validate and POST /mutate");
+                return status(StatusCode::NOT_FOUND, "NotFound", &message);
+            }
+        };
+        if request.method() != Method::POST {
+            let message = format!("{} takes POST only", request.uri().path());
+            let mut response = status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", &message);
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+
+        let timeout = limits::request_timeout(request.uri().query());
+        let deadline = started + timeout;
+        let body = request.into_body();
+        if limits::announced_too_large(&body, self.max_body_bytes) {
+            // Answered before the body is read; the connection then closes, unread.
+            return self.refuse(endpoint, started, BodyError::TooLarge);
+        }
+        let Ok(_slot) = self.in_flight.clone().try_acquire_owned() else {
+            self.metrics
+                .observe_request(endpoint, "overload", started.elapsed());
+            let mut response = status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TooManyRequests",
+                "pullgate is at its limit of concurrent admission requests; retry",
+            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            return response;
+        };
+
+        let tokio_deadline = tokio::time::Instant::from_std(deadline);
+        let body = match limits::read_body(body, self.max_body_bytes, tokio_deadline).await {
+            Ok(body) => body,
+            Err(e) => return self.refuse(endpoint, started, e),
+        };
+
+        let handler = &self.handler;
+        let reply = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            handler.handle(endpoint, &body, deadline)
+        }));
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(_) => {
+                error!(
+                    endpoint = endpoint.as_str(),
+                    "the admission handler panicked; answering 500"
+                );
+                self.metrics
+                    .observe_request(endpoint, "invalid", started.elapsed());
+                return status(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    "pullgate failed to evaluate the request",
+                );
+            }
+        };
+        if Instant::now() > deadline {
+            warn!(endpoint = endpoint.as_str(), ?timeout, elapsed = ?started.elapsed(), "the admission answer came after the deadline; answering 504");
+            self.metrics
+                .observe_request(endpoint, "timeout", started.elapsed());
+            return status(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Timeout",
+                &format!("pullgate could not answer within the request timeout of {timeout:?}"),
+            );
+        }
+        self.reply(endpoint, started, reply)
+    }
+
+    fn reply(&self, endpoint: Endpoint, started: Instant, reply: Reply) -> HttpResponse {
+        let Ok(code) = StatusCode::from_u16(reply.status) else {
+            error!(
+                status = reply.status,
+                "the admission handler returned an invalid HTTP status; answering 500"
+            );
+            self.metrics
+                .observe_request(endpoint, "invalid", started.elapsed());
+            return status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "pullgate produced an invalid answer",
+            );
+        };
+        if !code.is_success() {
+            self.metrics
+                .observe_request(endpoint, "invalid", started.elapsed());
+        }
+        json(code, Bytes::from(reply.body))
+    }
+
+    /// The answer to a body that could not be read; the connection closes after it, as
+    /// the rest of the body (if any) is not read.
+    fn refuse(&self, endpoint: Endpoint, started: Instant, error: BodyError) -> HttpResponse {
+        self.metrics
+            .observe_request(endpoint, "invalid", started.elapsed());
+        let mut response = match error {
+            BodyError::TooLarge => status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                &format!(
+                    "the request body exceeds the limit of {} bytes",
+                    self.max_body_bytes
+                ),
+            ),
+            BodyError::TimedOut => status(
+                StatusCode::REQUEST_TIMEOUT,
+                "Timeout",
+                "the request body did not arrive before the request timeout",
+            ),
+            BodyError::Broken(reason) => status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!("the request body could not be read: {reason}"),
+            ),
+        };
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        response
+    }
+}
+
+fn json(code: StatusCode, body: Bytes) -> HttpResponse {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = code;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// An error answer as a Kubernetes `Status`, which the apiserver can decode and show.
+fn status(code: StatusCode, reason: &str, message: &str) -> HttpResponse {
+    let body = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Status",
+        "status": "Failure",
+        "reason": reason,
+        "message": message,
+        "code": code.as_u16(),
+    });
+    json(code, Bytes::from(body.to_string()))
+}
