@@ -5,12 +5,12 @@
 pub mod fake_apiserver;
 pub mod registry;
 pub mod server;
+pub mod webhook;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
-use pullgate::admission::{Admission, Webhook};
 use pullgate::cluster::{self, ClusterOptions, DenialEvents};
 use pullgate::index::{Snapshot, Table};
 use pullgate::policy::Policy;
@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
 
 pub use fake_apiserver::FakeApiServer;
+pub use webhook::PullgateServer;
 
 pub const PG: &str = "pullgate.io/v1alpha1";
 pub const OWN_NS: &str = "pullgate-system";
@@ -184,14 +185,21 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// The admission answer for a pod with one image in `ns`: (allowed, message).
-/// This is the one place that talks to admission; switching the tests to the TLS server
-/// means changing only this function.
+/// The admission answer for a pod with one image in `ns`: (allowed, message), from a
+/// review posted over TLS to a pullgate webhook serving `table` (one server per table,
+/// started on first use and kept for the test binary's life).
 pub fn decide(table: &Arc<Table>, ns: &str, image: &str) -> (bool, String) {
-    let admission = Admission {
-        policy: Policy::default(),
-        pull_secret_name: PULL.into(),
-        table: table.clone(),
+    static SERVERS: Mutex<Vec<(Arc<Table>, Arc<PullgateServer>)>> = Mutex::new(Vec::new());
+    let server = {
+        let mut servers = SERVERS.lock().unwrap();
+        match servers.iter().find(|(t, _)| Arc::ptr_eq(t, table)) {
+            Some((_, s)) => s.clone(),
+            None => {
+                let s = Arc::new(PullgateServer::start(table.clone(), Policy::default()));
+                servers.push((table.clone(), s.clone()));
+                s
+            }
+        }
     };
     let body = json!({
         "apiVersion": "admission.k8s.io/v1",
@@ -208,9 +216,8 @@ pub fn decide(table: &Arc<Table>, ns: &str, image: &str) -> (bool, String) {
             "dryRun": false
         }
     });
-    let r = admission.review(Webhook::Validate, body.to_string().as_bytes());
-    assert_eq!(r.status, 200, "review answered");
-    let v: Value = serde_json::from_slice(&r.body).expect("JSON response");
+    let (status, v) = server.review("/validate", &body);
+    assert_eq!(status, 200, "review answered: {v}");
     let allowed = v["response"]["allowed"].as_bool().expect("allowed field");
     let msg = v["response"]["status"]["message"]
         .as_str()
