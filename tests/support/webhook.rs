@@ -87,35 +87,7 @@ impl PullgateServer {
 
     /// POSTs `body` to `path` over a new TLS connection; (HTTP status, body).
     pub fn post(&self, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(self.ca_pem.as_bytes()).unwrap())
-            .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let conn = rustls::ClientConnection::new(
-            Arc::new(config),
-            ServerName::try_from("localhost").unwrap(),
-        )
-        .unwrap();
-        let tcp = TcpStream::connect(self.addr).expect("connect");
-        tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-        let mut tls = rustls::StreamOwned::new(conn, tcp);
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        tls.write_all(head.as_bytes()).unwrap();
-        tls.write_all(body).unwrap();
-        let mut raw = Vec::new();
-        // A close without close_notify after the full response is fine here.
-        let _ = tls.read_to_end(&mut raw);
-        parse_response(&raw)
+        post_tls(self.addr, &self.ca_pem, path, body).expect("complete response")
     }
 
     /// Posts a JSON review to `/validate` or `/mutate`; (status, JSON body).
@@ -137,33 +109,69 @@ impl Drop for PullgateServer {
     }
 }
 
+/// POSTs `body` to `https://addr/path` trusting `ca_pem`, on a new connection with
+/// `Connection: close`; (HTTP status, body), or the I/O error that cut the exchange.
+pub fn post_tls(addr: SocketAddr, ca_pem: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let conn = rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
+        .map_err(std::io::Error::other)?;
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(15)))?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes())?;
+    tls.write_all(body)?;
+    let mut raw = Vec::new();
+    match tls.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // A close without close_notify after a complete response is fine.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    parse_response(&raw).ok_or_else(|| std::io::Error::other("incomplete HTTP response"))
+}
+
 /// Splits an HTTP/1.1 response into status and body (Content-Length or chunked).
-fn parse_response(raw: &[u8]) -> (u16, Vec<u8>) {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response has a head");
+fn parse_response(raw: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
     let mut body = raw[split + 4..].to_vec();
     if head.contains("transfer-encoding: chunked") {
         let mut out = Vec::new();
         let mut rest = &body[..];
-        while let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") {
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16)
-                    .unwrap();
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).ok()?.trim(), 16).ok()?;
             if size == 0 {
                 break;
             }
-            out.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
-            rest = &rest[line_end + 2 + size + 2..];
+            out.extend_from_slice(rest.get(line_end + 2..line_end + 2 + size)?);
+            rest = rest.get(line_end + 2 + size + 2..)?;
         }
         body = out;
+    } else if let Some(len) = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        if body.len() < len {
+            return None;
+        }
+        body.truncate(len);
     }
-    (status, body)
+    Some((status, body))
 }
