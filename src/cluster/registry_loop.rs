@@ -25,7 +25,7 @@ use super::robots::{self, RobotKey};
 use super::state::World;
 use super::sync::FIELD_MANAGER;
 use super::ClusterOptions;
-use crate::api::{Health, RegistrySpec, RegistryStatus, Visibility};
+use crate::api::{Health, RegistrySpec, RegistryStatus, RegistryType, Visibility};
 use crate::registry::{
     credentials_from_secret, delete_robot, ensure_project, ensure_robot, probe, prune_robots,
     registry_status, valid_project_name, ClientOptions, Credentials, ProjectChange, RegistryClient,
@@ -105,6 +105,9 @@ struct Job {
     /// Why the API credentials could not be used.
     credentials_problem: Option<String>,
     manage: bool,
+    /// The Registry no longer asks for robots: unbound robots are forgotten without
+    /// asking Harbor (which pullgate may no longer log in to).
+    forget: bool,
     spaces: Vec<SpaceJob>,
     /// Robots to delete: bindings that went.
     unbound: Vec<RobotKey>,
@@ -150,7 +153,9 @@ impl RegistryLoop {
             if !leading {
                 self.written.clear();
             }
-            if due && leading && synced {
+            // Revision 0 is the empty world before the first full sync.
+            let ready = synced && inputs.world.borrow().snapshot.revision() > 0;
+            if due && leading && ready {
                 let world = inputs.world.borrow_and_update().clone();
                 seen = fingerprint(&world);
                 tokio::select! {
@@ -324,13 +329,16 @@ impl RegistryLoop {
                     Err(e) => Err(e.to_string()),
                 },
             };
+            // Robots are kept for a Harbor that names credentials; they are managed once
+            // the credentials can be read (a Secret not seen yet stops nothing).
+            let configured = registry.spec.credentials_secret_ref.is_some();
             let manage =
                 credentials.is_some() && client.as_ref().is_ok_and(|c| c.as_harbor().is_some());
             let mut spaces = Vec::new();
             let mut wanted: BTreeSet<RobotKey> = BTreeSet::new();
             for entry in snap.spaces_of(name) {
                 let mut robots = Vec::new();
-                if manage && robots::robot_managed(registry.spec.registry_type, true, entry) {
+                if robots::robot_managed(registry.spec.registry_type, configured, entry) {
                     for ws in &entry.workspaces {
                         let key = RobotKey {
                             registry: name.clone(),
@@ -341,6 +349,9 @@ impl RegistryLoop {
                         robots.push((ws.clone(), known));
                         wanted.insert(key);
                     }
+                }
+                if !manage {
+                    robots.clear();
                 }
                 spaces.push(SpaceJob {
                     space: entry.space.clone(),
@@ -363,6 +374,7 @@ impl RegistryLoop {
                 client,
                 credentials_problem,
                 manage,
+                forget: !configured || registry.spec.registry_type != RegistryType::Harbor,
                 spaces,
                 unbound,
             });
@@ -485,8 +497,7 @@ async fn work(job: &Job) -> Outcome {
                 out.report = probe(client, &names).await;
             }
         }
-    } else if !job.manage {
-        // Credentials gone: the robots cannot be deleted any more; forget them.
+    } else if job.forget {
         out.deleted.extend(job.unbound.iter().cloned());
     }
     if let Some(p) = &job.credentials_problem {
