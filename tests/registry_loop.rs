@@ -400,3 +400,89 @@ async fn non_admin_credentials_are_a_condition_not_a_crash() {
     assert!(harbor.robots().is_empty());
     r.stop().await;
 }
+
+fn harbor_crd() -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "harborclusters.goharbor.io"},
+           "spec": {"group": "goharbor.io", "scope": "Namespaced",
+                    "names": {"plural": "harborclusters", "kind": "HarborCluster"}}})
+}
+
+fn harbor_cluster(ns: &str, name: &str, url: &str, secret: &str) -> Value {
+    json!({"apiVersion": "goharbor.io/v1beta1", "kind": "HarborCluster",
+           "metadata": {"name": name, "namespace": ns},
+           "spec": {"externalURL": url, "harborAdminPasswordRef": secret, "version": "2.10.0"}})
+}
+
+#[tokio::test]
+async fn a_harbor_cluster_yields_a_managed_registry_until_it_goes() {
+    let harbor = FakeHarbor::start().await;
+    let fake = FakeApiServer::start().await;
+    fake.put(harbor_crd());
+    // The harbor-operator's admin Secret holds only the password, under `secret`.
+    fake.put(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "admin-core-secret", "namespace": "harbor"},
+        "type": "goharbor.io/single-secret", "data": {"secret": b64(ADMIN.1)}}));
+    let hc = fake.put(harbor_cluster(
+        "harbor",
+        "prod",
+        &format!("{}/", harbor.url()),
+        "admin-core-secret",
+    ));
+    let (opts, _probes) = probing_options("pod-a");
+    let mut r = Replica::start(&fake, opts);
+    r.synced().await;
+
+    wait_until("managed Registry created", || {
+        fake.get(PG, "Registry", "", "prod.harbor").is_some()
+    })
+    .await;
+    let reg = fake.get(PG, "Registry", "", "prod.harbor").unwrap();
+    assert_eq!(reg["metadata"]["labels"]["pullgate.io/managed"], "true");
+    let owner = &reg["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "HarborCluster");
+    assert_eq!(owner["apiVersion"], "goharbor.io/v1beta1");
+    assert_eq!(owner["name"], "prod");
+    assert_eq!(owner["uid"], hc["metadata"]["uid"]);
+    assert_eq!(reg["spec"]["type"], "Harbor");
+    assert_eq!(reg["spec"]["url"], harbor.url());
+    let cref = &reg["spec"]["credentialsSecretRef"];
+    assert_eq!(cref["namespace"], OWN_NS);
+    let derived = fake
+        .get("v1", "Secret", OWN_NS, cref["name"].as_str().unwrap())
+        .expect("derived credentials Secret");
+    assert_eq!(derived["data"]["username"], b64("admin"));
+    assert_eq!(derived["data"]["password"], b64(ADMIN.1));
+    // The credentials work: the leader probes it as an admin.
+    wait_status(&fake, "Registry", "prod.harbor", "Healthy and Ready", |s| {
+        s["health"] == "Healthy" && ready(s)["status"] == "True"
+    })
+    .await;
+
+    // Gone: the Registry and the derived Secret go too (no garbage collector here).
+    fake.delete("goharbor.io/v1beta1", "HarborCluster", "harbor", "prod");
+    wait_until("managed Registry deleted", || {
+        fake.get(PG, "Registry", "", "prod.harbor").is_none()
+    })
+    .await;
+    wait_until("derived Secret deleted", || {
+        fake.get("v1", "Secret", OWN_NS, cref["name"].as_str().unwrap())
+            .is_none()
+    })
+    .await;
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn without_the_crd_no_registry_is_made() {
+    let harbor = FakeHarbor::start().await;
+    let fake = FakeApiServer::start().await;
+    fake.put(harbor_cluster("harbor", "prod", &harbor.url(), "admin"));
+    fake.put(registry("plain", "http://127.0.0.1:5000", &[]));
+    let (opts, probes) = probing_options("pod-a");
+    let mut r = Replica::start(&fake, opts);
+    r.synced().await;
+    wait_probes(&probes, "plain", 3).await;
+    assert!(fake.get(PG, "Registry", "", "prod.harbor").is_none());
+    r.stop().await;
+}

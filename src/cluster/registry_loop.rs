@@ -63,9 +63,12 @@ pub struct SpaceProbe {
     pub storage_used_bytes: Option<u64>,
 }
 
+/// A callback told (registry name, healthy).
+pub type HealthFn = dyn Fn(&str, bool) + Send + Sync;
+
 /// Called with (registry name, healthy) after every probe (e.g. for a health metric).
 #[derive(Clone, Default)]
-pub struct HealthHook(pub Option<Arc<dyn Fn(&str, bool) + Send + Sync>>);
+pub struct HealthHook(pub Option<Arc<HealthFn>>);
 
 impl std::fmt::Debug for HealthHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -533,7 +536,7 @@ fn keep_probe_time(
     let age = prev_time
         .parse::<Timestamp>()
         .ok()
-        .and_then(|t| SystemTime::try_from(t).ok())
+        .map(SystemTime::from)
         .and_then(|t| now.duration_since(t).ok());
     let fresh = age.is_some_and(|a| a < STATUS_REFRESH.max(interval));
     if same && fresh {
