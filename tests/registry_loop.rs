@@ -107,7 +107,7 @@ async fn docker_registry_status_live_and_stopped_and_admission_unaffected() {
     if !tools_available() {
         return;
     }
-    let live = RealRegistry::start(None);
+    let mut live = RealRegistry::start(None);
     live.push("team-a/app", "1");
     live.push("team-a/tools/lint", "1");
     live.push("other/x", "1");
@@ -205,7 +205,6 @@ async fn docker_registry_status_live_and_stopped_and_admission_unaffected() {
     assert_eq!(status_writes(&fake), Vec::<String>::new());
 
     // The registry stops: its status says so.
-    let mut live = live;
     live.stop();
     wait_status(&fake, "Registry", "live", "Unhealthy", |s| {
         s["health"] == "Unhealthy" && ready(s)["reason"] == "Unhealthy"
@@ -216,8 +215,7 @@ async fn docker_registry_status_live_and_stopped_and_admission_unaffected() {
         .unwrap()
         .iter()
         .any(|(n, h)| n == "live" && !h));
-    r.table.load();
-    drop(r);
+    r.stop().await;
 }
 
 /// Harbor `h` (admin credentials) with a private space team-a bound to ws-a {app-1} and
