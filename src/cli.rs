@@ -30,7 +30,8 @@ pub enum Command {
     Crds,
     /// Write a CA and an ECDSA serving certificate, print the caBundle.
     Certs(CertsArgs),
-    /// Show every registry (health, spaces, storage) and its spaces, probed live.
+    /// Show every registry (health, spaces, storage) and its spaces: probed live with
+    /// --config, else read from the cluster with the status the leader last recorded.
     Overview(OverviewArgs),
 }
 
@@ -179,12 +180,16 @@ pub struct CertsArgs {
 
 #[derive(Debug, Args)]
 pub struct OverviewArgs {
-    /// Configuration file (same format as `serve --config`); without it, the cluster.
+    /// Configuration file (same format as `serve --config`), whose registries are probed
+    /// live. Without it, the objects are read from the cluster (kubeconfig or in-cluster
+    /// config) and health, spaces and storage are the status the leader recorded at its
+    /// last probe (`--probe-interval` of `serve`); nothing is probed.
     #[arg(long, env = "PULLGATE_CONFIG")]
     pub config: Option<PathBuf>,
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Output,
-    /// Longest wait for one registry's probe; a registry slower than this is Unhealthy.
+    /// With --config: longest wait for one registry's probe; a registry slower than this
+    /// is Unhealthy.
     #[arg(long, env = "PULLGATE_PROBE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
     pub probe_timeout: Duration,
 }

@@ -1,9 +1,11 @@
 //! `pullgate overview`: the admin's view of every registry (type, URL, health, spaces,
 //! storage) and its spaces (visibility, workspaces, bound namespaces, what the registry
 //! says about them). With `--config` every registry is probed live, concurrently, each
-//! within `--probe-timeout`. [`collect`] gathers the data from objects and Secrets
-//! wherever they come from; [`render_text`] prints it. Exit 0 when printed (whatever the
-//! registries' health), 2 on bad input.
+//! within `--probe-timeout` ([`collect`]). Without it the objects are read from the
+//! cluster (kubeconfig or in-cluster) and the registry columns are the status the
+//! leader recorded at its last probe ([`from_cluster`]); nothing is probed. [`render_text`]
+//! prints either. Exit 0 when printed (whatever the registries' health), 2 on bad input
+//! or an unreachable cluster.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -12,13 +14,16 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use serde::Serialize;
 
-use crate::api::{Health, Registry, RegistryType, Visibility};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+
+use crate::api::{Health, Registry, RegistrySpace, RegistryType, Visibility, Workspace};
 use crate::cli::{Output, OverviewArgs};
 use crate::config;
-use crate::index::{Objects, Snapshot};
+use crate::index::{NamespaceInfo, Objects, Snapshot};
 use crate::registry::{
     credentials_from_secret, human_bytes, probe, ClientOptions, Credentials, RegistryClient,
-    RegistryReport,
+    RegistryReport, SpaceReport, READY_CONDITION,
 };
 
 const EXIT_OK: i32 = 0;
@@ -66,19 +71,6 @@ pub struct SpaceRow {
 
 /// Runs the command, printing to stdout; returns the exit code.
 pub fn run(args: &OverviewArgs) -> i32 {
-    let Some(path) = &args.config else {
-        eprintln!(
-            "error: without --config, `pullgate overview` reads the cluster, which needs cluster mode; pass --config FILE to probe the registries of a configuration file"
-        );
-        return EXIT_BAD_INPUT;
-    };
-    let cfg = match config::load(path) {
-        Ok(cfg) => cfg,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_BAD_INPUT;
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -89,7 +81,28 @@ pub fn run(args: &OverviewArgs) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
-    let overview = runtime.block_on(collect(&cfg.objects, &cfg.secrets, args.probe_timeout));
+    let overview = match &args.config {
+        Some(path) => {
+            let cfg = match config::load(path) {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_BAD_INPUT;
+                }
+            };
+            runtime.block_on(collect(&cfg.objects, &cfg.secrets, args.probe_timeout))
+        }
+        None => match runtime.block_on(async {
+            let client = kube::Client::try_default().await?;
+            from_cluster(client).await
+        }) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("error: cannot read the cluster (pass --config FILE to probe the registries of a configuration file instead): {e}");
+                return EXIT_BAD_INPUT;
+            }
+        },
+    };
     match args.output {
         Output::Text => print!("{}", render_text(&overview)),
         Output::Json => match serde_json::to_string_pretty(&overview) {
@@ -165,6 +178,108 @@ pub async fn collect(objects: &Objects, secrets: &[Secret], timeout: Duration) -
             reports[i] = Some(report);
         }
     }
+    rows(&snapshot, &registries, reports)
+}
+
+/// The overview of a cluster's objects with the status the leader recorded: the
+/// Registries, RegistrySpaces, Workspaces and Namespaces are listed; an object that
+/// cannot be parsed is left out with a note on stderr.
+pub async fn from_cluster(client: kube::Client) -> Result<Overview, kube::Error> {
+    let registries: Vec<Registry> = list_parsed(&client).await?;
+    let spaces: Vec<RegistrySpace> = list_parsed(&client).await?;
+    let workspaces: Vec<Workspace> = list_parsed(&client).await?;
+    let namespaces = Api::<Namespace>::all(client.clone())
+        .list_metadata(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .map(|m| NamespaceInfo {
+            name: m.name_any(),
+            labels: m.labels().clone(),
+        })
+        .collect();
+    let objects = Objects {
+        registries,
+        spaces,
+        workspaces,
+        namespaces,
+        namespaces_complete: true,
+    };
+    let snapshot = Snapshot::build(&objects, 1);
+    let mut registries: Vec<&Registry> = objects.registries.iter().collect();
+    registries.sort_by_key(|r| r.name_any());
+    let reports = registries
+        .iter()
+        .map(|r| Some(recorded(r, &objects.spaces)))
+        .collect();
+    Ok(rows(&snapshot, &registries, reports))
+}
+
+async fn list_parsed<K>(client: &kube::Client) -> Result<Vec<K>, kube::Error>
+where
+    K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned,
+{
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ApiResource::erase::<K>(&()));
+    let mut out = Vec::new();
+    for o in api.list(&ListParams::default()).await?.items {
+        let name = o.name_any();
+        match serde_json::to_value(&o).and_then(serde_json::from_value::<K>) {
+            Ok(k) => out.push(k),
+            Err(e) => eprintln!(
+                "note: {} {name:?} cannot be parsed and is left out: {e}",
+                K::kind(&())
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// A probe report rebuilt from the recorded status of a Registry and its spaces.
+fn recorded(registry: &Registry, spaces: &[RegistrySpace]) -> RegistryReport {
+    let name = registry.name_any();
+    let status = registry.status.clone().unwrap_or_default();
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY_CONDITION);
+    let mut problems = Vec::new();
+    if let Some(c) = ready {
+        if status.health == Health::Healthy && c.status != "True" && !c.message.is_empty() {
+            problems.push(c.message.clone());
+        }
+    }
+    if status.health == Health::Unknown && status.last_probe_time.is_none() {
+        problems
+            .push("not probed yet (the leader writes the status at every --probe-interval)".into());
+    }
+    RegistryReport {
+        health: status.health,
+        message: status.message.clone(),
+        space_count: status.space_count,
+        storage_used_bytes: status.storage_used_bytes,
+        spaces: spaces
+            .iter()
+            .filter(|s| s.spec.registry == name)
+            .map(|s| {
+                let st = s.status.clone().unwrap_or_default();
+                SpaceReport {
+                    space: s.spec.space.clone(),
+                    exists: st.exists_on_registry,
+                    repo_count: st.repo_count,
+                    storage_used_bytes: st.storage_used_bytes,
+                }
+            })
+            .collect(),
+        problems,
+    }
+}
+
+/// Rows of registries (sorted) with their reports, beside what the binding table says.
+fn rows(
+    snapshot: &Snapshot,
+    registries: &[&Registry],
+    reports: Vec<Option<RegistryReport>>,
+) -> Overview {
     let rows = registries
         .iter()
         .zip(reports)

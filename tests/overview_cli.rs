@@ -165,10 +165,13 @@ fn overview_of_a_live_and_a_stopped_registry() {
 }
 
 #[test]
-fn overview_without_config_says_it_needs_a_cluster() {
+fn overview_without_config_or_cluster_says_it_needs_one() {
+    // Without --config the cluster is read; here there is none to find.
     let o = Command::new(env!("CARGO_BIN_EXE_pullgate"))
         .arg("overview")
         .env_remove("PULLGATE_CONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));

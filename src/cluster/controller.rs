@@ -1,6 +1,7 @@
-//! The leader's side effects: after every change of the watched world (and on a resync
-//! timer), sync the pull Secrets, write the statuses that changed, and turn denial
-//! reports into Events. Nothing is written unless this replica holds the Lease.
+//! The leader's side effects: after every change of the watched world or of what the
+//! registry loop probed (and on a resync timer), sync the pull Secrets, write the
+//! statuses that changed, and turn denial reports into Events. Nothing is written unless
+//! this replica holds the Lease.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -15,6 +16,8 @@ use tokio::time::Instant;
 
 use super::credentials::Chain;
 use super::events::{EventQueue, Recorder, Report};
+use super::registry_loop::Probed;
+use super::robots::RobotSource;
 use super::state::{CrKind, World};
 use super::status::{self, StatusWrite};
 use super::sync::{self, Writer, FIELD_MANAGER};
@@ -42,6 +45,8 @@ pub struct Inputs {
     pub leader: watch::Receiver<bool>,
     pub events: EventQueue,
     pub shutdown: watch::Receiver<bool>,
+    /// What the registry loop found.
+    pub probed: watch::Receiver<Arc<Probed>>,
 }
 
 impl Controller {
@@ -63,7 +68,8 @@ impl Controller {
             let synced = *inputs.synced.borrow_and_update();
             if dirty && leading && synced {
                 let world = inputs.world.borrow_and_update().clone();
-                let ok = self.reconcile(&world).await;
+                let probed = inputs.probed.borrow_and_update().clone();
+                let ok = self.reconcile(&world, &probed).await;
                 dirty = false;
                 next = Instant::now() + if ok { self.opts.resync } else { RETRY };
             }
@@ -71,6 +77,7 @@ impl Controller {
                 _ = inputs.world.changed() => dirty = true,
                 _ = inputs.leader.changed() => dirty = true,
                 _ = inputs.synced.changed() => dirty = true,
+                Ok(()) = inputs.probed.changed() => dirty = true,
                 report = inputs.events.rx.recv() => {
                     let leading = *inputs.leader.borrow();
                     if let Some(r) = report {
@@ -89,10 +96,16 @@ impl Controller {
     }
 
     /// One pass; false when a write failed.
-    async fn reconcile(&mut self, world: &World) -> bool {
+    async fn reconcile(&mut self, world: &World, probed: &Probed) -> bool {
         let desired = {
             let refs = world.state.ref_credentials();
-            pull_secrets::desired(&world.snapshot, &Chain(vec![&refs]))
+            let robots = world.state.robots();
+            let registries = world.state.robot_registries();
+            let robots = RobotSource {
+                robots: &robots,
+                registries: &registries,
+            };
+            pull_secrets::desired(&world.snapshot, &Chain(vec![&refs, &robots]))
         };
         let plan = sync::plan(&desired, &world.state.pull_secrets);
         let mut space_problems: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -107,7 +120,7 @@ impl Controller {
         }
         let mut ok = self.writer.apply(&plan, &world.state.pull_secrets).await;
         let now = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-        for w in status::writes(world, &space_problems, &now) {
+        for w in status::writes(world, &space_problems, probed, &now) {
             ok &= self.write_status(w).await;
         }
         ok

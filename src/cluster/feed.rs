@@ -125,6 +125,7 @@ impl Run {
             WatchId::Workspaces,
             WatchId::Namespaces,
             WatchId::PullSecrets,
+            WatchId::RobotSecrets,
         ]
         .iter()
         .all(|id| self.listed.contains(id))

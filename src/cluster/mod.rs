@@ -1,12 +1,16 @@
-//! Cluster mode (SPEC §6.1–6.4, §6.7): the binding table follows the cluster through
-//! watches, and the leader keeps each namespace's pull Secret, the status of the custom
-//! resources and Events about denials. [`run`] is the one entry point; admission keeps
-//! reading the [`Table`] it is given and reports denials through [`DenialEvents`].
+//! Cluster mode (SPEC §6): the binding table follows the cluster through watches, and
+//! the leader keeps each namespace's pull Secret, the status of the custom resources,
+//! Events about denials, the registries' probes and Harbor projects and robots, and a
+//! Registry per managed Harbor. [`run`] is the one entry point; admission keeps reading
+//! the [`Table`] it is given and reports denials through [`DenialEvents`].
 //!
 //! ```text
 //! watch tasks ──Change──► feed (State) ──► Table (every replica)
-//!                              └──World──► controller ──► Secrets, status, Events
-//! Lease ──► leader election ──leading──────────┘           (leader only)
+//!                              ├──World──► controller ──► pull Secrets, status, Events
+//!                              ├──World──► registry loop ──Probed──┘ (probes, Harbor
+//!                              │              projects, robots, robot Secrets)
+//!                              └──World──► managed Harbor ──► Registries
+//! Lease ──► leader election ──leading──► (all three: leader only)
 //! ```
 
 pub mod controller;
@@ -14,7 +18,10 @@ pub mod credentials;
 pub mod events;
 pub mod feed;
 pub mod leader;
+pub mod managed;
 pub mod pull_secrets;
+pub mod registry_loop;
+pub mod robots;
 pub mod state;
 pub mod status;
 pub mod sync;
@@ -32,6 +39,7 @@ use kube::Client;
 use tokio::sync::{mpsc, watch as watch_channel};
 
 pub use events::{denial_events, DenialEvents, EventQueue};
+pub use registry_loop::{HealthHook, Probed};
 
 use crate::index::Table;
 
@@ -59,6 +67,11 @@ pub struct ClusterOptions {
     pub lease_duration: Duration,
     /// How often the leader reconciles even without a change (repairs missed writes).
     pub resync: Duration,
+    /// How often the leader probes every registry (`--probe-interval`); also how often
+    /// the HarborCluster CRD is looked for.
+    pub probe_interval: Duration,
+    /// Told each registry's health after every probe (for the health metric).
+    pub registry_health: HealthHook,
 }
 
 impl ClusterOptions {
@@ -73,6 +86,8 @@ impl ClusterOptions {
             lease_name: DEFAULT_LEASE_NAME.to_string(),
             lease_duration: DEFAULT_LEASE_DURATION,
             resync: Duration::from_secs(60),
+            probe_interval: Duration::from_secs(60),
+            registry_health: HealthHook::default(),
         }
     }
 }
@@ -96,11 +111,13 @@ pub async fn run(
         watch::Source::workspaces(&client),
         watch::Source::namespaces(&client),
         watch::Source::pull_secrets(&client, &opts.pull_secret_name),
+        watch::Source::robot_secrets(&client, &opts.namespace),
     ] {
         tasks.spawn(watch::run(source, tx.clone()));
     }
     let (world_tx, world_rx) = watch_channel::channel(Arc::default());
     let synced_rx = synced.subscribe();
+    let (probed_tx, probed_rx) = watch_channel::channel(Arc::default());
     let feed = feed::Feed {
         client: client.clone(),
         table,
@@ -125,6 +142,23 @@ pub async fn run(
         leader_tx,
         stop_rx.clone(),
     )));
+    let mut registries = AbortOnDrop(tokio::spawn(
+        registry_loop::RegistryLoop::new(client.clone(), opts.clone()).run(registry_loop::Inputs {
+            world: world_rx.clone(),
+            synced: synced_rx.clone(),
+            leader: leader_rx.clone(),
+            shutdown: stop_rx.clone(),
+            probed: probed_tx,
+        }),
+    ));
+    let mut managed = AbortOnDrop(tokio::spawn(
+        managed::Managed::new(client.clone(), opts.clone()).run(managed::Inputs {
+            world: world_rx.clone(),
+            synced: synced_rx.clone(),
+            leader: leader_rx.clone(),
+            shutdown: stop_rx.clone(),
+        }),
+    ));
     let mut controller = AbortOnDrop(tokio::spawn(controller::Controller::new(client, opts).run(
         controller::Inputs {
             world: world_rx,
@@ -132,6 +166,7 @@ pub async fn run(
             leader: leader_rx,
             events,
             shutdown: stop_rx,
+            probed: probed_rx,
         },
     )));
 
@@ -146,6 +181,8 @@ pub async fn run(
     // Stop writing first, then give the Lease back so another replica takes over now.
     stop_tx.send_replace(true);
     let _ = (&mut controller.0).await;
+    let _ = (&mut registries.0).await;
+    let _ = (&mut managed.0).await;
     let _ = (&mut elector.0).await;
     tasks.shutdown().await;
     result

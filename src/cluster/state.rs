@@ -3,7 +3,7 @@
 //! Secret, and the Secrets spaces reference. [`State::apply`] is the one way to change
 //! it; [`State::objects`] feeds the binding table and [`State::world`] the leader.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -12,7 +12,7 @@ use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 
 use super::credentials::RefCredentials;
-use crate::api::{Registry, RegistrySpace, SecretRef, Workspace};
+use crate::api::{Registry, RegistrySpace, RegistryType, SecretRef, Workspace};
 use crate::index::{NamespaceInfo, Objects, Snapshot};
 
 /// One watch, named by what it lists.
@@ -24,8 +24,10 @@ pub enum WatchId {
     Namespaces,
     /// Every Secret named like the pull Secret, managed or not.
     PullSecrets,
-    /// One Secret named by a `pullSecretRef`: (namespace, name).
+    /// One Secret named by a `pullSecretRef` or `credentialsSecretRef`: (namespace, name).
     Ref(String, String),
+    /// The Secrets in pullgate's namespace that keep Harbor robot credentials.
+    RobotSecrets,
 }
 
 impl WatchId {
@@ -102,6 +104,8 @@ pub struct State {
     pub pull_secrets: BTreeMap<String, Secret>,
     /// Referenced Secrets, by (namespace, name).
     pub ref_secrets: BTreeMap<(String, String), Secret>,
+    /// Robot credential Secrets in pullgate's namespace, by name.
+    pub robot_secrets: BTreeMap<String, Secret>,
 }
 
 /// What the leader works from: one consistent view, shared cheaply.
@@ -123,6 +127,7 @@ impl State {
                     WatchId::Workspaces => self.workspaces.clear(),
                     WatchId::Namespaces => self.namespaces.clear(),
                     WatchId::PullSecrets => self.pull_secrets.clear(),
+                    WatchId::RobotSecrets => self.robot_secrets.clear(),
                     WatchId::Ref(ns, name) => {
                         self.ref_secrets.remove(&(ns.clone(), name.clone()));
                     }
@@ -159,6 +164,9 @@ impl State {
                 let key = (s.namespace().unwrap_or_default(), s.name_any());
                 self.ref_secrets.insert(key, *s);
             }
+            (WatchId::RobotSecrets, Item::Secret(s)) => {
+                self.robot_secrets.insert(s.name_any(), *s);
+            }
             (id, _) => tracing::warn!(?id, "watch delivered an object of another kind; ignored"),
         }
     }
@@ -184,6 +192,9 @@ impl State {
                 self.ref_secrets
                     .remove(&(s.namespace().unwrap_or_default(), s.name_any()));
             }
+            (WatchId::RobotSecrets, Item::Secret(s)) => {
+                self.robot_secrets.remove(&s.name_any());
+            }
             _ => {}
         }
     }
@@ -199,13 +210,38 @@ impl State {
         }
     }
 
-    /// The `pullSecretRef`s of all valid spaces.
+    /// The `pullSecretRef`s of all valid spaces and the `credentialsSecretRef`s of all
+    /// valid registries.
     pub fn referenced_secrets(&self) -> Vec<SecretRef> {
-        super::credentials::referenced(
-            self.spaces
-                .values()
-                .filter_map(|s| s.object.as_ref()?.spec.pull_secret_ref.as_ref()),
-        )
+        let pull = self
+            .spaces
+            .values()
+            .filter_map(|s| s.object.as_ref()?.spec.pull_secret_ref.as_ref());
+        let api = self
+            .registries
+            .values()
+            .filter_map(|r| r.object.as_ref()?.spec.credentials_secret_ref.as_ref());
+        super::credentials::referenced(pull.chain(api))
+    }
+
+    /// Valid Harbor registries that name API credentials: those whose robots pullgate
+    /// keeps.
+    pub fn robot_registries(&self) -> BTreeSet<String> {
+        self.registries
+            .iter()
+            .filter(|(_, r)| {
+                r.object.as_ref().is_some_and(|o| {
+                    o.spec.registry_type == RegistryType::Harbor
+                        && o.spec.credentials_secret_ref.is_some()
+                })
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// The robot credentials kept in pullgate's namespace, by key.
+    pub fn robots(&self) -> BTreeMap<super::robots::RobotKey, crate::registry::RobotCredentials> {
+        super::robots::stored(self.robot_secrets.values())
     }
 
     /// Credentials from the referenced Secrets.

@@ -1,15 +1,19 @@
 //! Status of the custom resources, as far as cluster mode knows it: a Workspace's
 //! resolved namespaces and `Ready`; a RegistrySpace's `boundNamespaces`, `Conflict` and
-//! `Ready`; a Registry's `Valid` (its `Ready` belongs to the registry prober). [`writes`]
-//! computes the merge patches purely, only for objects whose status differs; conditions
-//! of other types are kept as they are.
+//! `Ready`, and what the last probe found (`existsOnRegistry`, `repoCount`,
+//! `storageUsedBytes`); a Registry's `Valid`, and from the last probe its health, counts
+//! and `Ready`. [`writes`] computes the merge patches purely, only for objects whose
+//! status differs; conditions of other types are kept as they are. Every status field
+//! has this one writer; the registry loop only hands it [`Probed`] data.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use super::registry_loop::Probed;
 use super::state::{CrKind, StoredView, World};
 use crate::index::Snapshot;
+use crate::registry::READY_CONDITION;
 
 /// One status merge patch to send.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,26 +29,28 @@ pub struct StatusWrite {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Want {
     type_: &'static str,
-    status: bool,
-    reason: &'static str,
+    /// "True", "False" or "Unknown".
+    status: String,
+    reason: String,
     message: String,
 }
 
-fn want(type_: &'static str, status: bool, reason: &'static str, message: String) -> Want {
+fn want(type_: &'static str, status: bool, reason: &str, message: String) -> Want {
     Want {
         type_,
-        status,
-        reason,
+        status: if status { "True" } else { "False" }.to_string(),
+        reason: reason.to_string(),
         message,
     }
 }
 
 /// Status patches for every object whose status is not yet what it should be.
 /// `space_problems` holds what the pull-Secret sync found per RegistrySpace; `now` is an
-/// RFC 3339 time for changed conditions.
+/// RFC 3339 time for changed conditions; `probed` is what the registry loop found.
 pub fn writes(
     world: &World,
     space_problems: &BTreeMap<String, Vec<String>>,
+    probed: &Probed,
     now: &str,
 ) -> Vec<StatusWrite> {
     let snap = &world.snapshot;
@@ -58,11 +64,24 @@ pub fn writes(
                 .map(|p| p.message.as_str())
                 .collect();
             let (fields, conds) = match kind {
-                CrKind::Registry => registry(obj, &problems),
+                CrKind::Registry => registry(obj, &problems, probed),
                 CrKind::Workspace => workspace(snap, obj, &problems),
                 CrKind::RegistrySpace => {
-                    let extra = space_problems.get(obj.name).map(Vec::as_slice);
-                    space(snap, obj, &problems, extra.unwrap_or_default())
+                    let mut extra = space_problems.get(obj.name).cloned().unwrap_or_default();
+                    extra.extend(
+                        probed
+                            .space_problems
+                            .get(obj.name)
+                            .cloned()
+                            .unwrap_or_default(),
+                    );
+                    let (mut fields, conds) = space(snap, obj, &problems, &extra);
+                    if let Some(p) = probed.spaces.get(obj.name) {
+                        fields.push(("existsOnRegistry", json!(p.exists)));
+                        fields.push(("repoCount", json!(p.repo_count)));
+                        fields.push(("storageUsedBytes", json!(p.storage_used_bytes)));
+                    }
+                    (fields, conds)
                 }
             };
             if let Some(patch) = patch_for(obj, fields, &conds, now) {
@@ -78,13 +97,44 @@ pub fn writes(
     out
 }
 
-fn registry(obj: StoredView<'_>, problems: &[&str]) -> (Vec<(&'static str, Value)>, Vec<Want>) {
+fn registry(
+    obj: StoredView<'_>,
+    problems: &[&str],
+    probed: &Probed,
+) -> (Vec<(&'static str, Value)>, Vec<Want>) {
     let valid = match (obj.invalid, problems) {
         (Some(why), _) => want("Valid", false, "Invalid", why.to_string()),
         (None, []) => want("Valid", true, "Valid", String::new()),
         (None, p) => want("Valid", false, "InvalidSpec", p.join("; ")),
     };
-    (Vec::new(), vec![valid])
+    let mut conds = vec![valid];
+    let mut fields = Vec::new();
+    if let Some(p) = probed.registries.get(obj.name) {
+        let s = &p.status;
+        fields = vec![
+            ("health", json!(s.health)),
+            (
+                "message",
+                json!((!s.message.is_empty()).then_some(&s.message)),
+            ),
+            ("spaceCount", json!(s.space_count)),
+            ("storageUsedBytes", json!(s.storage_used_bytes)),
+            ("storageUsed", json!(s.storage_used)),
+            ("lastProbeTime", json!(s.last_probe_time)),
+        ];
+        if let Some(ready) = s.conditions.iter().find(|c| c.type_ == READY_CONDITION) {
+            conds.insert(
+                0,
+                Want {
+                    type_: READY_CONDITION,
+                    status: ready.status.clone(),
+                    reason: ready.reason.clone(),
+                    message: ready.message.clone(),
+                },
+            );
+        }
+    }
+    (fields, conds)
 }
 
 fn workspace(
@@ -163,8 +213,10 @@ fn patch_for(
         .cloned()
         .unwrap_or_default();
     let find = |t: &str| existing.iter().find(|c| c["type"] == t);
-    let status_str = |b: bool| if b { "True" } else { "False" };
-    let mut changed = fields.iter().any(|(k, v)| current.get(*k) != Some(v));
+    // A null field is an absent one (the merge patch removes it).
+    let mut changed = fields
+        .iter()
+        .any(|(k, v)| current.get(*k).unwrap_or(&Value::Null) != v);
     let mut out_conds: Vec<Value> = existing
         .iter()
         .filter(|c| !conds.iter().any(|w| c["type"] == w.type_))
@@ -172,10 +224,10 @@ fn patch_for(
         .collect();
     for w in conds {
         let old = find(w.type_);
-        let same_status = old.is_some_and(|c| c["status"] == status_str(w.status));
+        let same_status = old.is_some_and(|c| c["status"] == w.status.as_str());
         let same = same_status
             && old.is_some_and(|c| {
-                c["reason"] == w.reason
+                c["reason"] == w.reason.as_str()
                     && c["message"] == w.message.as_str()
                     && c.get("observedGeneration").and_then(Value::as_i64) == obj.generation
             });
@@ -186,7 +238,7 @@ fn patch_for(
         };
         let mut c = json!({
             "type": w.type_,
-            "status": status_str(w.status),
+            "status": w.status,
             "reason": w.reason,
             "message": w.message,
             "lastTransitionTime": time,

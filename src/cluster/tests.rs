@@ -332,7 +332,12 @@ fn status_patches_only_when_something_changed() {
         ],
     ));
     let world = world_from(state.clone());
-    let writes = status::writes(&world, &BTreeMap::new(), "2026-01-01T00:00:00Z");
+    let writes = status::writes(
+        &world,
+        &BTreeMap::new(),
+        &Default::default(),
+        "2026-01-01T00:00:00Z",
+    );
     assert_eq!(writes.len(), 2);
     let bad = &writes[0];
     assert_eq!(bad.name, "bad");
@@ -355,7 +360,12 @@ fn status_patches_only_when_something_changed() {
         ),
     ));
     let world = world_from(state);
-    let writes = status::writes(&world, &BTreeMap::new(), "2030-01-01T00:00:00Z");
+    let writes = status::writes(
+        &world,
+        &BTreeMap::new(),
+        &Default::default(),
+        "2030-01-01T00:00:00Z",
+    );
     assert_eq!(
         writes.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(),
         ["bad"]

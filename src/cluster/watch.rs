@@ -15,6 +15,7 @@ use kube::{Client, ResourceExt};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use super::robots::ROBOT_LABEL;
 use super::state::{Change, Item, WatchId};
 use crate::api::{Registry, RegistrySpace, SecretRef, Workspace};
 use crate::index::NamespaceInfo;
@@ -96,7 +97,21 @@ impl Source {
         }
     }
 
-    /// One Secret named by a `pullSecretRef`.
+    /// The Secrets in pullgate's namespace that keep Harbor robot credentials.
+    pub fn robot_secrets(client: &Client, namespace: &str) -> Source {
+        let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+        let config = watcher::Config::default().labels(&format!("{ROBOT_LABEL}=true"));
+        Source {
+            id: WatchId::RobotSecrets,
+            open: Box::new(move || {
+                map_events(watcher(api.clone(), config.clone()), |s| {
+                    Item::Secret(Box::new(s))
+                })
+            }),
+        }
+    }
+
+    /// One Secret named by a `pullSecretRef` or `credentialsSecretRef`.
     pub fn referenced(client: &Client, r: &SecretRef) -> Source {
         let api: Api<Secret> = Api::namespaced(client.clone(), &r.namespace);
         let config = watcher::Config::default().fields(&format!("metadata.name={}", r.name));
