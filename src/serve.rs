@@ -12,7 +12,7 @@ use tracing::{error, info, warn};
 
 use crate::admission::{Admission, Webhook};
 use crate::cli::ServeArgs;
-use crate::cluster::{self, ClusterOptions, DenialEvents};
+use crate::cluster::{self, ClusterOptions, DenialEvents, HealthHook};
 use crate::config;
 use crate::index::{Snapshot, Table};
 use crate::policy::Verdict;
@@ -102,7 +102,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let (table, events) = match &args.config {
         Some(path) => (standalone(path, &args, &health)?, None),
         None => {
-            let (table, events) = cluster_mode(&args, &health, stop_rx.clone()).await?;
+            let (table, events) = cluster_mode(&args, &health, &metrics, stop_rx.clone()).await?;
             (table, Some(events))
         }
     };
@@ -146,6 +146,7 @@ fn standalone(path: &std::path::Path, args: &ServeArgs, health: &Health) -> Resu
 async fn cluster_mode(
     args: &ServeArgs,
     health: &Health,
+    metrics: &Arc<Metrics>,
     stop: watch::Receiver<bool>,
 ) -> Result<(Arc<Table>, DenialEvents)> {
     let client = kube::Client::try_default()
@@ -158,6 +159,11 @@ async fn cluster_mode(
     let mut opts = ClusterOptions::new(&args.policy.namespace, &identity);
     opts.pull_secret_name = args.pull_secret_name.clone();
     opts.max_staleness = args.max_staleness;
+    opts.probe_interval = args.probe_interval;
+    let m = metrics.clone();
+    opts.registry_health = HealthHook(Some(Arc::new(move |name: &str, healthy: bool| {
+        m.set_registry_health(name, healthy)
+    })));
     let table = Arc::new(Table::new(Snapshot::default()));
     let (synced_tx, mut synced_rx) = watch::channel(false);
     let ready = health.clone();

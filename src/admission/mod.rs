@@ -7,6 +7,8 @@ pub mod audit;
 pub mod object;
 pub mod patch;
 pub mod review;
+#[doc(hidden)]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 

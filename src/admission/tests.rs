@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::testing::*;
 use super::*;
 use crate::config;
 use crate::index::{Snapshot, Table};
@@ -17,59 +18,6 @@ fn admission() -> Admission {
         pull_secret_name: "pullgate-pull".into(),
         table: Arc::new(Table::new(Snapshot::build(&cfg.objects, 1))),
     }
-}
-
-fn pod_spec(images: &[&str]) -> Value {
-    let containers: Vec<Value> = images
-        .iter()
-        .enumerate()
-        .map(|(i, im)| json!({"name": format!("c{i}"), "image": im}))
-        .collect();
-    json!({ "containers": containers })
-}
-
-fn object(kind: &str, spec: Value) -> Value {
-    let template = json!({"metadata": {"labels": {"app": "x"}}, "spec": spec});
-    match kind {
-        "Pod" => {
-            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec})
-        }
-        "PodTemplate" => {
-            json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "p"}, "template": template})
-        }
-        "CronJob" => {
-            json!({"kind": "CronJob", "metadata": {"name": "p"}, "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}}})
-        }
-        _ => {
-            json!({"kind": kind, "metadata": {"name": "p"}, "spec": {"replicas": 1, "template": template}})
-        }
-    }
-}
-
-fn group_of(kind: &str) -> &'static str {
-    match kind {
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => "apps",
-        "Job" | "CronJob" => "batch",
-        _ => "",
-    }
-}
-
-fn review(kind: &str, op: &str, obj: Value, old: Option<Value>) -> Value {
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "uid-1",
-            "kind": {"group": group_of(kind), "version": "v1", "kind": kind},
-            "resource": {"group": group_of(kind), "version": "v1", "resource": "x"},
-            "namespace": "app-1",
-            "operation": op,
-            "userInfo": {"username": "alice"},
-            "object": obj,
-            "oldObject": old,
-            "dryRun": false
-        }
-    })
 }
 
 fn send(webhook: Webhook, body: &Value) -> (Reviewed, Value) {
@@ -315,39 +263,16 @@ fn unknown_fields_are_ignored() {
     );
 }
 
-/// The patch bytes of a response: kube-core writes `[]byte` as an array of numbers, which
-/// the apiserver's decoder accepts like the base64 string form.
-pub(crate) fn patch_bytes(response: &Value) -> Option<Vec<u8>> {
-    match &response["patch"] {
-        Value::String(b64) => {
-            use base64::Engine;
-            Some(
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .expect("base64 patch"),
-            )
-        }
-        Value::Array(bytes) => Some(
-            bytes
-                .iter()
-                .map(|b| b.as_u64().expect("byte") as u8)
-                .collect(),
-        ),
-        _ => None,
-    }
-}
-
 fn apply_mutation(pod: &Value) -> (Value, bool) {
     let (_, v) = send(Webhook::Mutate, &review("Pod", "CREATE", pod.clone(), None));
     assert_eq!(v["response"]["allowed"], true, "mutate never denies");
-    let Some(bytes) = patch_bytes(&v["response"]) else {
-        return (pod.clone(), false);
-    };
-    assert_eq!(v["response"]["patchType"], "JSONPatch");
-    let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
-    let mut out = pod.clone();
-    json_patch::patch(&mut out, &patch).unwrap();
-    (out, true)
+    match apply_patch(&v["response"], pod) {
+        Some(out) => {
+            assert_eq!(v["response"]["patchType"], "JSONPatch");
+            (out, true)
+        }
+        None => (pod.clone(), false),
+    }
 }
 
 #[test]

@@ -111,7 +111,12 @@ impl Drop for PullgateServer {
 
 /// POSTs `body` to `https://addr/path` trusting `ca_pem`, on a new connection with
 /// `Connection: close`; (HTTP status, body), or the I/O error that cut the exchange.
-pub fn post_tls(addr: SocketAddr, ca_pem: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+pub fn post_tls(
+    addr: SocketAddr,
+    ca_pem: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
@@ -123,11 +128,21 @@ pub fn post_tls(addr: SocketAddr, ca_pem: &str, path: &str, body: &[u8]) -> std:
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let conn = rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
-        .map_err(std::io::Error::other)?;
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
+            .map_err(std::io::Error::other)?;
     let tcp = TcpStream::connect(addr)?;
     tcp.set_read_timeout(Some(Duration::from_secs(15)))?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
+    // The handshake first, on its own: a failure here means no byte of the request left.
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                format!("TLS handshake: {e}"),
+            )
+        })?;
+    }
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -155,7 +170,9 @@ fn parse_response(raw: &[u8]) -> Option<(u16, Vec<u8>)> {
         let mut rest = &body[..];
         loop {
             let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
-            let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).ok()?.trim(), 16).ok()?;
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).ok()?.trim(), 16)
+                    .ok()?;
             if size == 0 {
                 break;
             }
