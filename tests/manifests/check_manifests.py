@@ -46,7 +46,7 @@ MANIFESTS = REPO / "manifests"
 BASE = MANIFESTS / "base"
 OVERLAYS = MANIFESTS / "overlays"
 EXAMPLES = MANIFESTS / "examples"
-README = MANIFESTS / "README.md"
+README = MANIFESTS.parent / "README.md"
 
 # The Kubernetes minor version whose schemas the objects are validated against; it is the
 # API version the binary is built for (k8s-openapi feature v1_33).
@@ -304,7 +304,7 @@ def write_dummy_certs(directory: Path) -> str:
 
 
 def readme_sed_line() -> str | None:
-    """The documented one-line command that fills CA_BUNDLE, from manifests/README.md."""
+    """The documented one-line command that fills CA_BUNDLE, from the top-level README.md."""
     if not README.exists():
         return None
     for line in README.read_text().splitlines():
@@ -1202,7 +1202,7 @@ def main() -> int:
         how = write_dummy_certs(certs_dir)
         sed = readme_sed_line()
         filled = False
-        if rep.check("manifests/README.md documents the sed line that fills CA_BUNDLE",
+        if rep.check("README.md documents the sed line that fills CA_BUNDLE",
                      sed is not None, "no line starting with `sed` naming CA_BUNDLE"):
             patch_file = certs_dir / "cabundle-patch.yaml"
             before = patch_file.read_text()
@@ -1223,7 +1223,7 @@ def main() -> int:
 
         warn = readme_block("warn-mode")
         warn_dir = copy_root / "manifests" / "overlays" / "warn-mode-check"
-        if rep.check("manifests/README.md shows the warn-mode overlay", warn is not None,
+        if rep.check("README.md shows the warn-mode overlay", warn is not None,
                      "no fenced block after <!-- check:warn-mode -->"):
             warn_dir.mkdir()
             (warn_dir / "kustomization.yaml").write_text(warn)
