@@ -12,7 +12,7 @@ use tracing::{error, info, warn};
 
 use crate::admission::{Admission, Webhook};
 use crate::cli::ServeArgs;
-use crate::cluster::{self, ClusterOptions, DenialEvents, HealthHook};
+use crate::cluster::{self, ClusterOptions, DenialEvents, HealthHook, SyncHook};
 use crate::config;
 use crate::index::{Snapshot, Table};
 use crate::policy::Verdict;
@@ -163,6 +163,10 @@ async fn cluster_mode(
     let m = metrics.clone();
     opts.registry_health = HealthHook(Some(Arc::new(move |name: &str, healthy: bool| {
         m.set_registry_health(name, healthy)
+    })));
+    let m = metrics.clone();
+    opts.pull_secret_syncs = SyncHook(Some(Arc::new(move |result: &str| {
+        m.inc_pull_secret_sync(result)
     })));
     let table = Arc::new(Table::new(Snapshot::default()));
     let (synced_tx, mut synced_rx) = watch::channel(false);

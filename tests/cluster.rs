@@ -83,7 +83,14 @@ async fn wait_secrets(fake: &FakeApiServer, expect: &[(&str, &str)]) {
 async fn binding_changes_reach_admission_and_pull_secrets() {
     let fake = FakeApiServer::start().await;
     seed(&fake);
-    let mut r = Replica::start(&fake, options("pod-a"));
+    let syncs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut opts = options("pod-a");
+    let seen = syncs.clone();
+    opts.pull_secret_syncs =
+        pullgate::cluster::SyncHook(Some(std::sync::Arc::new(move |r: &str| {
+            seen.lock().unwrap().push(r.to_string())
+        })));
+    let mut r = Replica::start(&fake, opts);
     r.synced().await;
     let team_a = expected_config(&KEYS, USER, PASS);
 
@@ -214,6 +221,14 @@ async fn binding_changes_reach_admission_and_pull_secrets() {
                 w.content_type
             );
         }
+    }
+    // Every write was reported to the sync hook (the pull-Secret metric).
+    let results = syncs.lock().unwrap().clone();
+    for kind in ["created", "updated", "deleted"] {
+        assert!(
+            results.iter().any(|r| r == kind),
+            "no {kind} in {results:?}"
+        );
     }
     r.stop().await;
 }

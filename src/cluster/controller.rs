@@ -52,7 +52,11 @@ pub struct Inputs {
 impl Controller {
     pub fn new(client: Client, opts: ClusterOptions) -> Controller {
         Controller {
-            writer: Writer::new(client.clone(), &opts.pull_secret_name),
+            writer: Writer::new(
+                client.clone(),
+                &opts.pull_secret_name,
+                opts.pull_secret_syncs.clone(),
+            ),
             recorder: Recorder::new(client.clone(), &opts.identity),
             client,
             opts,

@@ -40,6 +40,7 @@ use tokio::sync::{mpsc, watch as watch_channel};
 
 pub use events::{denial_events, DenialEvents, EventQueue};
 pub use registry_loop::{HealthHook, Probed};
+pub use sync::SyncHook;
 
 use crate::index::Table;
 
@@ -72,6 +73,9 @@ pub struct ClusterOptions {
     pub probe_interval: Duration,
     /// Told each registry's health after every probe (for the health metric).
     pub registry_health: HealthHook,
+    /// Told the result of every pull-Secret write: `created`, `updated`, `deleted` or
+    /// `error` (for the sync metric).
+    pub pull_secret_syncs: SyncHook,
 }
 
 impl ClusterOptions {
@@ -88,6 +92,7 @@ impl ClusterOptions {
             resync: Duration::from_secs(60),
             probe_interval: Duration::from_secs(60),
             registry_health: HealthHook::default(),
+            pull_secret_syncs: SyncHook::default(),
         }
     }
 }

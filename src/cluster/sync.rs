@@ -4,6 +4,7 @@
 //! written or deleted: it is reported instead.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
@@ -118,6 +119,28 @@ pub fn secret_object(name: &str, namespace: &str, data: &[u8], rv: Option<String
     }
 }
 
+/// Called with the result of each pull-Secret write (e.g. for a metric).
+#[derive(Clone, Default)]
+pub struct SyncHook(pub Option<Arc<dyn Fn(&str) + Send + Sync>>);
+
+impl std::fmt::Debug for SyncHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "SyncHook(set)"
+        } else {
+            "SyncHook(none)"
+        })
+    }
+}
+
+impl SyncHook {
+    fn tell(&self, result: &str) {
+        if let Some(f) = &self.0 {
+            f(result);
+        }
+    }
+}
+
 /// Makes the writes of a plan, remembering what it wrote so that a pass that runs
 /// before the watch has delivered the result does not write it again.
 pub struct Writer {
@@ -125,14 +148,16 @@ pub struct Writer {
     name: String,
     /// Namespace → (resourceVersion seen when written, the action).
     done: HashMap<String, (Option<String>, Action)>,
+    hook: SyncHook,
 }
 
 impl Writer {
-    pub fn new(client: Client, name: &str) -> Writer {
+    pub fn new(client: Client, name: &str, hook: SyncHook) -> Writer {
         Writer {
             client,
             name: name.to_string(),
             done: HashMap::new(),
+            hook,
         }
     }
 
@@ -150,9 +175,15 @@ impl Writer {
             }
             match self.write(action).await {
                 Ok(()) => {
+                    self.hook.tell(match action {
+                        Action::Create { .. } => "created",
+                        Action::Update { .. } => "updated",
+                        Action::Delete { .. } => "deleted",
+                    });
                     self.done.insert(ns.to_string(), (seen, action.clone()));
                 }
                 Err(e) => {
+                    self.hook.tell("error");
                     ok = false;
                     tracing::warn!(namespace = %ns, error = %e, "pull Secret write failed");
                 }
