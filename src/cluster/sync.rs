@@ -121,7 +121,10 @@ pub fn secret_object(name: &str, namespace: &str, data: &[u8], rv: Option<String
 
 /// Called with the result of each pull-Secret write (e.g. for a metric).
 #[derive(Clone, Default)]
-pub struct SyncHook(pub Option<Arc<dyn Fn(&str) + Send + Sync>>);
+pub struct SyncHook(pub Option<Arc<SyncFn>>);
+
+/// A callback told the result of a write.
+pub type SyncFn = dyn Fn(&str) + Send + Sync;
 
 impl std::fmt::Debug for SyncHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
