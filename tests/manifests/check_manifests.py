@@ -77,24 +77,30 @@ VALIDATED = [
     ("batch", "v1", "cronjobs"),
 ]
 
-# Least privilege: what pullgate needs (SPEC §6), and nothing more may be granted.
-CLUSTER_GRANTS = {
-    ("pullgate.io", "registries"): {"get", "list", "watch", "create", "update", "patch", "delete"},
-    ("pullgate.io", "registryspaces"): {"get", "list", "watch"},
-    ("pullgate.io", "workspaces"): {"get", "list", "watch"},
-    ("pullgate.io", "registries/status"): {"get", "update", "patch"},
-    ("pullgate.io", "registryspaces/status"): {"get", "update", "patch"},
-    ("pullgate.io", "workspaces/status"): {"get", "update", "patch"},
-    ("", "namespaces"): {"get", "list", "watch"},
-    ("", "secrets"): {"get", "list", "watch", "create", "update", "patch", "delete"},
-    ("", "events"): {"create", "patch"},
-    ("events.k8s.io", "events"): {"create", "patch"},
-    ("goharbor.io", "harborclusters"): {"get", "list", "watch"},
-    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
-}
-NAMESPACED_GRANTS = {
-    ("coordination.k8s.io", "leases"): {"get", "create", "update", "patch"},
-}
+# Least privilege: exactly the API calls cluster mode makes, as documented (one row per
+# use, with why) in manifests/rbac-cluster-mode.md; nothing more may be granted.
+RBAC_DOC = REPO / "manifests" / "rbac-cluster-mode.md"
+
+
+def documented_grants() -> tuple[dict, dict]:
+    """(ClusterRole grants, Role grants) from the tables of rbac-cluster-mode.md."""
+    grants: tuple[dict, dict] = ({}, {})
+    section = None
+    for line in RBAC_DOC.read_text().splitlines():
+        if line.startswith("## "):
+            section = 0 if "ClusterRole" in line else 1 if "Role" in line else None
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if section is None or len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        group = re.findall(r"`([^`]*)`", cells[0])[0].strip('"')
+        for resource in re.findall(r"`([^`]*)`", cells[1]):
+            verbs = set(re.findall(r"`([^`]*)`", cells[2]))
+            grants[section].setdefault((group, resource), set()).update(verbs)
+    return grants
+
+
+CLUSTER_GRANTS, NAMESPACED_GRANTS = documented_grants()
 
 # Kinds that are cluster-scoped (everything else in these manifests is namespaced).
 CLUSTER_SCOPED = {
