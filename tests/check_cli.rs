@@ -224,3 +224,35 @@ fn crds_command_prints_the_committed_crds() {
         std::fs::read_to_string("manifests/base/crds.yaml").unwrap()
     );
 }
+
+#[test]
+fn certs_command_writes_the_files_and_prints_the_ca_bundle() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let o = pullgate(&[
+        "certs",
+        "--out",
+        out,
+        "--dns",
+        "pullgate.pullgate-system.svc",
+        "--dns",
+        "127.0.0.1",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for f in ["ca.crt", "ca.key", "tls.crt", "tls.key"] {
+        assert!(dir.path().join(f).exists(), "{f} written");
+    }
+    let bundle = base64::engine::general_purpose::STANDARD
+        .decode(stdout(&o).trim())
+        .expect("stdout is base64");
+    assert_eq!(bundle, std::fs::read(dir.path().join("ca.crt")).unwrap());
+    assert!(!stdout(&o).contains("PRIVATE KEY"));
+    let o = pullgate(&["certs", "--out", out, "--dns", "not a name!"]);
+    assert_eq!(o.status.code(), Some(2));
+}
