@@ -31,17 +31,7 @@ const PRIVATE_BAD: &str = "harbor.example.com/team-b/app:1";
 
 #[test]
 fn every_kind_is_judged_on_its_template() {
-    for kind in [
-        "Pod",
-        "Deployment",
-        "StatefulSet",
-        "DaemonSet",
-        "ReplicaSet",
-        "ReplicationController",
-        "Job",
-        "CronJob",
-        "PodTemplate",
-    ] {
+    for kind in KINDS {
         let (r, v) = send(
             Webhook::Validate,
             &review(
