@@ -94,15 +94,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
     let health = Health::new();
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = stop_tx.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
-        let _ = stop_tx.send(true);
+        let _ = stop.send(true);
     });
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
     let (table, events) = match &args.config {
         Some(path) => (standalone(path, &args, &health)?, None),
         None => {
-            let (table, events) = cluster_mode(&args, &health, &metrics, stop_rx.clone()).await?;
+            let (table, events) =
+                cluster_mode(&args, &health, &metrics, stop_tx.clone(), failed.clone()).await?;
             (table, Some(events))
         }
     };
@@ -123,7 +126,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         metrics,
         stopped(stop_rx),
     )
-    .await
+    .await?;
+    if failed.load(std::sync::atomic::Ordering::Relaxed) {
+        anyhow::bail!("cluster mode failed; exiting so that the replica is restarted");
+    }
+    Ok(())
 }
 
 /// Standalone: the table comes from the file, reloaded when it changes.
@@ -147,7 +154,8 @@ async fn cluster_mode(
     args: &ServeArgs,
     health: &Health,
     metrics: &Arc<Metrics>,
-    stop: watch::Receiver<bool>,
+    stop: watch::Sender<bool>,
+    failed: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<(Arc<Table>, DenialEvents)> {
     let client = kube::Client::try_default()
         .await
@@ -178,10 +186,23 @@ async fn cluster_mode(
         }
     });
     let (events, queue) = cluster::denial_events();
-    let run = cluster::run(opts, client, table.clone(), synced_tx, queue, stopped(stop));
+    let run = cluster::run(
+        opts,
+        client,
+        table.clone(),
+        synced_tx,
+        queue,
+        stopped(stop.subscribe()),
+    );
+    let shared = table.clone();
     tokio::spawn(async move {
         if let Err(e) = run.await {
+            // Nothing keeps the table current any more: refuse Private grants at once
+            // and drain, so the replica is restarted rather than serving a frozen table.
             error!("cluster mode stopped: {e:#}");
+            shared.set_stale(true);
+            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = stop.send(true);
         }
     });
     info!(identity, "cluster mode");

@@ -8,15 +8,6 @@ use std::process::Command;
 use serde_json::json;
 use support::*;
 
-fn kubeconfig(dir: &std::path::Path, server: &str) -> std::path::PathBuf {
-    let path = dir.join("kubeconfig");
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{server}\"}}\nusers:\n- name: nobody\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: nobody}}\ncurrent-context: fake\n"
-    );
-    std::fs::write(&path, text).expect("write kubeconfig");
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overview_reads_the_cluster_and_its_recorded_status() {
     let fake = FakeApiServer::start().await;

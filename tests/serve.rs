@@ -4,11 +4,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pullgate::admission::testing::*;
@@ -17,6 +14,7 @@ use pullgate::config;
 use pullgate::index::{Snapshot, Table};
 use pullgate::policy::Policy;
 use serde_json::{json, Value};
+use support::binary::{probe_status, Binary};
 use support::webhook::{post_tls, PullgateServer};
 
 const EXAMPLE: &str = include_str!("../examples/config.yaml");
@@ -29,11 +27,6 @@ fn webhook(policy: Policy) -> PullgateServer {
         Arc::new(Table::new(Snapshot::build(&cfg.objects, 1))),
         policy,
     )
-}
-
-fn in_ns(mut review: Value, ns: &str) -> Value {
-    review["request"]["namespace"] = json!(ns);
-    review
 }
 
 #[test]
@@ -239,132 +232,6 @@ fn malformed_requests_get_400_413_404() {
         "8 MiB body"
     );
     assert_eq!(w.post("/admit", b"{}").0, 404);
-}
-
-/// `pullgate serve` as a child process, with its audit lines (stdout) collected.
-struct Binary {
-    child: Child,
-    addr: SocketAddr,
-    probe: SocketAddr,
-    ca_pem: String,
-    audit: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Binary {
-    fn start(config: &str, extra: &[&str]) -> Binary {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("config.yaml");
-        std::fs::write(&cfg, config).unwrap();
-        let ca = dir.path().join("ca.crt");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pullgate"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--probe-listen",
-                "127.0.0.1:0",
-                "--reload-interval",
-                "100ms",
-            ])
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--ca-out")
-            .arg(&ca)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start pullgate serve");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("pullgate: {line}");
-                if line.contains("serving admission requests") {
-                    let field = |name: &str| -> SocketAddr {
-                        let rest =
-                            &line[line.find(&format!("{name}=")).unwrap() + name.len() + 1..];
-                        rest.split_whitespace().next().unwrap().parse().unwrap()
-                    };
-                    let _ = tx.send((field("listen"), field("probe")));
-                }
-            }
-        });
-        let audit = Arc::new(Mutex::new(Vec::new()));
-        let sink = audit.clone();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let (addr, probe) = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("server started");
-        let ca_pem = std::fs::read_to_string(&ca).unwrap();
-        Binary {
-            child,
-            addr,
-            probe,
-            ca_pem,
-            audit,
-            _dir: dir,
-        }
-    }
-
-    fn config_path(&self) -> std::path::PathBuf {
-        self._dir.path().join("config.yaml")
-    }
-
-    fn allowed(&self, ns: &str, image: &str) -> bool {
-        let body = in_ns(
-            review("Pod", "CREATE", object("Pod", pod_spec(&[image])), None),
-            ns,
-        );
-        let (status, body) = post_tls(
-            self.addr,
-            &self.ca_pem,
-            "/validate",
-            body.to_string().as_bytes(),
-        )
-        .expect("response");
-        assert_eq!(status, 200);
-        let v: Value = serde_json::from_slice(&body).unwrap();
-        v["response"]["allowed"].as_bool().unwrap()
-    }
-
-    fn sigterm(&self) {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Status of a plain-HTTP GET on the probe port.
-fn probe_status(addr: SocketAddr, path: &str) -> u16 {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
 }
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {

@@ -75,6 +75,12 @@ pub fn review(kind: &str, op: &str, obj: Value, old: Option<Value>) -> Value {
     })
 }
 
+/// The same review with `request.namespace` set to `ns`.
+pub fn in_ns(mut review: Value, ns: &str) -> Value {
+    review["request"]["namespace"] = json!(ns);
+    review
+}
+
 /// The patch bytes of a response: kube-core writes `[]byte` as an array of numbers, which
 /// the apiserver's decoder accepts like the base64 string form.
 pub fn patch_bytes(response: &Value) -> Option<Vec<u8>> {

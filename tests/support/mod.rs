@@ -2,6 +2,7 @@
 //! replica, the admission helper and bounded waits.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod fake_apiserver;
 pub mod registry;
 pub mod server;
@@ -169,6 +170,16 @@ impl Replica {
     pub async fn wait_table(&self, what: &str, check: impl Fn(&Replica) -> bool) {
         wait_until(what, || check(self)).await;
     }
+}
+
+/// A kubeconfig file in `dir` pointing at `server` with no credentials.
+pub fn kubeconfig(dir: &std::path::Path, server: &str) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{server}\"}}\nusers:\n- name: nobody\n  user: {{}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: nobody}}\ncurrent-context: fake\n"
+    );
+    std::fs::write(&path, text).expect("write kubeconfig");
+    path
 }
 
 /// Polls `cond` every 20 ms for up to 10 s.
