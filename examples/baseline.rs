@@ -41,8 +41,8 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:18443".into())
         .parse()?;
     let certs = pullgate::certs::generate(&["localhost".into(), "127.0.0.1".into()])?;
-    let chain = CertificateDer::pem_slice_iter(certs.cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()?;
+    let chain =
+        CertificateDer::pem_slice_iter(certs.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
     let key = PrivateKeyDer::from_pem_slice(certs.key_pem.as_bytes())?;
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
