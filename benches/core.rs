@@ -1,13 +1,16 @@
 //! Micro-benchmarks of the decision core at SPEC §10 scale (10,000 namespaces, 1,000
 //! spaces, 500 workspaces): image parsing, resolution, the decision per image and per
-//! pod review, snapshot rebuild after one change, and the mutate patch.
+//! pod review, the audit line, snapshot rebuild after one change (alone, and as the
+//! cluster feed does it: apply the watch event, rebuild, publish), and the mutate patch.
 //! Run: `cargo bench --bench core`.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use kube::api::DynamicObject;
 use pullgate::admission::{Admission, Webhook};
+use pullgate::cluster::state::{Change, Item, State, WatchId};
 use pullgate::index::testing::mk_scaled;
 use pullgate::index::{Snapshot, Table};
 use pullgate::policy::{decide, ImageRef, ImageUse, Location, Policy, Request};
@@ -112,6 +115,13 @@ fn benches(c: &mut Criterion) {
         });
     }
     let body = pod_review(10);
+    let reviewed = admission.review(Webhook::Validate, &body);
+    let record = reviewed
+        .audit
+        .expect("a validate review has an audit record");
+    c.bench_function("audit/serialise record (4 images)", |b| {
+        b.iter(|| black_box(serde_json::to_vec(black_box(&record)).unwrap()))
+    });
     c.bench_function("review/mutate pod 10 KiB (patch)", |b| {
         b.iter(|| black_box(admission.review(Webhook::Mutate, black_box(&body))))
     });
@@ -129,7 +139,61 @@ fn benches(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // The cluster path of one binding change, minus the feed's 10 ms coalescing window:
+    // the watch event applied to the watched state, the inputs collected, the snapshot
+    // rebuilt and published to admission.
+    let table = Table::new(Snapshot::build(&objects, 1));
+    let mut state = State::default();
+    let stored = |o: serde_json::Value| Item::Custom(Box::new(dynamic(o)));
+    let reset = |id: WatchId, items: Vec<Item>| Change::Reset(id, items);
+    state.apply(reset(
+        WatchId::Registries,
+        objects
+            .registries
+            .iter()
+            .map(|o| stored(json!(o)))
+            .collect(),
+    ));
+    state.apply(reset(
+        WatchId::Spaces,
+        objects.spaces.iter().map(|o| stored(json!(o))).collect(),
+    ));
+    state.apply(reset(
+        WatchId::Workspaces,
+        objects
+            .workspaces
+            .iter()
+            .map(|o| stored(json!(o)))
+            .collect(),
+    ));
+    state.apply(reset(
+        WatchId::Namespaces,
+        objects
+            .namespaces
+            .iter()
+            .cloned()
+            .map(Item::Namespace)
+            .collect(),
+    ));
+    let mut changed_space = objects.spaces[17].clone();
+    changed_space.spec.workspaces.push("ws-499".into());
+    let event = dynamic(json!(changed_space));
+    let mut revision = 1;
+    group.bench_function("watch event applied, rebuilt and published", |b| {
+        b.iter(|| {
+            state.apply(Change::Apply(
+                WatchId::Spaces,
+                Item::Custom(Box::new(event.clone())),
+            ));
+            revision += 1;
+            table.store(Snapshot::build(&state.objects(), revision));
+        })
+    });
     group.finish();
+}
+
+fn dynamic(object: serde_json::Value) -> DynamicObject {
+    serde_json::from_value(object).expect("an API object is a DynamicObject")
 }
 
 criterion_group!(core, benches);

@@ -74,9 +74,19 @@ pub fn images_of(decision: &Decision, namespace: &str) -> Vec<AuditImage> {
 }
 
 impl AuditRecord {
-    /// Writes the record as one JSON line on the audit target.
+    /// Writes the record as one JSON line: straight to the audit writer when logging
+    /// is set up (`logging::init`), otherwise as an event on the audit target.
     pub fn emit(&self) {
-        if let Ok(line) = serde_json::to_string(self) {
+        let mut line = Vec::with_capacity(256 + 512 * self.images.len());
+        if serde_json::to_writer(&mut line, self).is_err() {
+            return;
+        }
+        line.push(b'\n');
+        if crate::logging::write_audit_line(&line) {
+            return;
+        }
+        line.pop();
+        if let Ok(line) = std::str::from_utf8(&line) {
             tracing::info!(target: TARGET, "{line}");
         }
     }

@@ -63,6 +63,17 @@ fn build_workspaces(
     sorted.sort_by_key(|w| w.name_any());
     let mut entries = Vec::with_capacity(sorted.len());
     let mut members: HashMap<String, Vec<WorkspaceId>> = HashMap::new();
+    // Namespaces by label, so a selector with `matchLabels` is checked only against the
+    // namespaces carrying one of its pairs, not all of them (500 workspaces times 10,000
+    // namespaces made this quadratic scan most of a rebuild).
+    let mut by_label: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    if sorted.iter().any(|w| w.spec.namespace_selector.is_some()) {
+        for (i, n) in namespaces.iter().enumerate() {
+            for (k, v) in &n.labels {
+                by_label.entry((k, v)).or_default().push(i);
+            }
+        }
+    }
     for (id, ws) in sorted.iter().enumerate() {
         let name = ws.name_any();
         let mut names: Vec<String> = Vec::new();
@@ -79,12 +90,25 @@ fn build_workspaces(
         }
         if let Some(sel) = &ws.spec.namespace_selector {
             match selector::validate(sel) {
-                Ok(()) => names.extend(
-                    namespaces
-                        .iter()
-                        .filter(|n| selector::matches(sel, &n.labels))
-                        .map(|n| n.name.clone()),
-                ),
+                Ok(()) => {
+                    // Every match carries each `matchLabels` pair: the shortest list of
+                    // namespaces with one of them holds all matches, in namespace order.
+                    let narrowest = sel.match_labels.iter().flatten().map(|(k, v)| {
+                        by_label
+                            .get(&(k.as_str(), v.as_str()))
+                            .map_or(&[][..], Vec::as_slice)
+                    });
+                    let candidates: Vec<&NamespaceInfo> = match narrowest.min_by_key(|l| l.len()) {
+                        Some(list) => list.iter().map(|&i| &namespaces[i]).collect(),
+                        None => namespaces.iter().collect(),
+                    };
+                    names.extend(
+                        candidates
+                            .into_iter()
+                            .filter(|n| selector::matches(sel, &n.labels))
+                            .map(|n| n.name.clone()),
+                    )
+                }
                 Err(e) => problems.push(problem(
                     "Workspace",
                     &name,

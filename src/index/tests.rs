@@ -220,3 +220,42 @@ fn bound_namespaces_counts() {
     assert_eq!(snap.bound_namespaces(spaces[0]), ["a", "b", "c"]);
     assert_eq!(snap.bound_namespaces(spaces[1]), ["a", "b", "c", "d"]);
 }
+
+#[test]
+fn selector_memberships_need_every_label_pair() {
+    let selector = |labels: &[(&str, &str)], exprs: Option<Vec<LabelSelectorRequirement>>| {
+        let mut ws = mk_workspace("ws", &[], None, None);
+        ws.spec.namespace_selector = Some(LabelSelector {
+            match_labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            match_expressions: exprs,
+        });
+        let objects = Objects {
+            workspaces: vec![ws],
+            namespaces: vec![
+                mk_ns("n1", &[("tier", "prod"), ("team", "a")]),
+                mk_ns("n2", &[("tier", "prod"), ("team", "b")]),
+                mk_ns("n3", &[("tier", "dev"), ("team", "a")]),
+            ],
+            ..Objects::default()
+        };
+        Snapshot::build(&objects, 1).workspaces()[0]
+            .namespaces
+            .clone()
+    };
+    assert_eq!(selector(&[("tier", "prod"), ("team", "a")], None), ["n1"]);
+    assert_eq!(selector(&[("tier", "prod")], None), ["n1", "n2"]);
+    assert!(selector(&[("tier", "prod"), ("team", "z")], None).is_empty());
+    let exists = vec![LabelSelectorRequirement {
+        key: "team".into(),
+        operator: "Exists".into(),
+        values: None,
+    }];
+    // No matchLabels pairs: every namespace is a candidate.
+    assert_eq!(selector(&[], Some(exists)), ["n1", "n2", "n3"]);
+    assert_eq!(selector(&[], None), ["n1", "n2", "n3"]);
+}

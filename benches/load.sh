@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# SPEC §10 load benchmark: pullgate against the minimal hyper+rustls server
+# (examples/baseline.rs), side by side and interleaved in one run, over TLS with
+# HTTP/1.1 keep-alive on loopback. Prints Markdown tables; see BENCHMARKS.md.
+#
+#   benches/load.sh                 # ROUNDS=3 PEAK_SECONDS=5 LATENCY_SECONDS=6 by default
+#
+# Per round, for each server in turn (baseline, then pullgate):
+#   - peak throughput at 25 connections, for 2, 10 and 25 KiB pod reviews;
+#   - p50/p99 latency at 10 KiB at a fixed total rate of half the baseline's 10 KiB peak
+#     (measured in round 1), spread over the same 25 connections (h2load --rps per client).
+# pullgate runs `serve --config scaled.yaml --log-format json` (10,000 namespaces, 1,000
+# spaces, 500 workspaces) with its audit log (stdout) going to a file. Its VmRSS/VmHWM
+# are read from /proc after the config is loaded and after each round.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+PEAK_SECONDS=${PEAK_SECONDS:-5}
+LATENCY_SECONDS=${LATENCY_SECONDS:-6}
+WARMUP_SECONDS=${WARMUP_SECONDS:-1}
+CONNECTIONS=25
+SIZES=(2 10 25)
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+target=${CARGO_TARGET_DIR:-$here/target}
+work=$(mktemp -d "${TMPDIR:-/tmp}/pullgate-load.XXXXXX")
+started=$(date +%s)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+if ! command -v h2load >/dev/null; then
+    echo "installing h2load (Debian nghttp2-client)" >&2
+    apt-get install -y nghttp2-client >/dev/null 2>&1 ||
+        { apt-get update >/dev/null && apt-get install -y nghttp2-client >/dev/null; }
+fi
+
+echo "building release binaries" >&2
+cargo build --release --quiet --bin pullgate --example baseline
+pullgate=$target/release/pullgate
+baseline=$target/release/examples/baseline
+
+echo "generating the scaled config and the reviews in $work" >&2
+python3 benches/loadgen.py config "$work/scaled.yaml"
+for kib in "${SIZES[@]}"; do
+    python3 benches/loadgen.py review "$kib" "$work/review-$kib.json" >"$work/review-$kib.size"
+done
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+    for _ in $(seq 1 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    echo "nothing listens on port $1" >&2
+    return 1
+}
+
+base_port=$(free_port)
+"$baseline" "127.0.0.1:$base_port" 2>"$work/baseline.log" &
+pids+=($!)
+pg_port=$(free_port)
+probe_port=$(free_port)
+t0=$(date +%s%N)
+"$pullgate" serve --config "$work/scaled.yaml" --log-format json \
+    --listen "127.0.0.1:$pg_port" --probe-listen "127.0.0.1:$probe_port" \
+    >"$work/audit.log" 2>"$work/pullgate.log" &
+pg_pid=$!
+pids+=($pg_pid)
+wait_port "$base_port"
+wait_port "$pg_port"
+t1=$(date +%s%N)
+echo "pullgate ready in $(((t1 - t0) / 1000000)) ms with the scaled config" >&2
+
+results=$work/results.tsv
+rss() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$pg_pid/status"; }
+echo "0 pullgate rss-loaded-kib $(rss VmRSS)" >>"$results"
+
+port_of() { if [ "$1" = baseline ]; then echo "$base_port"; else echo "$pg_port"; fi; }
+
+peak() { # server kib round
+    local out=$work/peak-$1-$2-$3.txt
+    h2load --h1 -t1 -c"$CONNECTIONS" -D "$PEAK_SECONDS" --warm-up-time "$WARMUP_SECONDS" \
+        -d "$work/review-$2.json" -H 'content-type: application/json' \
+        "https://127.0.0.1:$(port_of "$1")/validate?timeout=10s" >"$out" 2>&1
+    python3 benches/loadgen.py peak "$out"
+}
+
+latency() { # server rps-per-connection round
+    local log=$work/latency-$1-$3.log
+    rm -f "$log"
+    h2load --h1 -t1 -c"$CONNECTIONS" -D "$LATENCY_SECONDS" --warm-up-time "$WARMUP_SECONDS" \
+        --rps "$2" --log-file "$log" \
+        -d "$work/review-10.json" -H 'content-type: application/json' \
+        "https://127.0.0.1:$(port_of "$1")/validate?timeout=10s" >"$work/latency-$1-$3.txt" 2>&1
+    python3 benches/loadgen.py latency "$log"
+}
+
+rate=""
+for round in $(seq 1 "$ROUNDS"); do
+    for kib in "${SIZES[@]}"; do
+        for server in baseline pullgate; do
+            r=$(peak "$server" "$kib" "$round")
+            echo "$round $server rps-${kib}KiB $r" >>"$results"
+            echo "round $round: $server ${kib} KiB peak $r req/s" >&2
+        done
+    done
+    if [ -z "$rate" ]; then
+        base10=$(awk '$1 == 1 && $2 == "baseline" && $3 == "rps-10KiB" {print $4}' "$results")
+        rate=$(python3 -c "import sys; print(max(1, round(float(sys.argv[1]) / 2 / $CONNECTIONS)))" "$base10")
+        echo "fixed rate: $rate req/s per connection x $CONNECTIONS = $((rate * CONNECTIONS)) req/s" >&2
+    fi
+    for server in baseline pullgate; do
+        read -r p50 p99 n < <(latency "$server" "$rate" "$round")
+        echo "$round $server p50-10KiB-at-half-peak $p50" >>"$results"
+        echo "$round $server p99-10KiB-at-half-peak $p99" >>"$results"
+        echo "round $round: $server p50 $p50 ms p99 $p99 ms ($n requests)" >&2
+    done
+    echo "$round pullgate rss-after-round-kib $(rss VmRSS)" >>"$results"
+    echo "$round pullgate hwm-after-round-kib $(rss VmHWM)" >>"$results"
+done
+
+audit_lines=$(wc -l <"$work/audit.log")
+elapsed=$(($(date +%s) - started))
+
+echo
+echo "## Load benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $ROUNDS rounds, $(nproc) cores)"
+echo
+echo "Review sizes (bytes): 2 KiB $(cat "$work/review-2.size"), 10 KiB $(cat "$work/review-10.size"), 25 KiB $(cat "$work/review-25.size")."
+echo "Fixed rate for latency: $((rate * CONNECTIONS)) req/s ($rate per connection x $CONNECTIONS)."
+echo "pullgate ready in $(((t1 - t0) / 1000000)) ms; audit lines written: $audit_lines; script time: ${elapsed} s."
+echo
+python3 benches/loadgen.py table "$results"
+echo
+echo "Raw results: $results"

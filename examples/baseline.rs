@@ -1,0 +1,77 @@
+//! The minimal server of SPEC §10, the yardstick of `benches/load.sh`: hyper 1 + rustls
+//! with the same certificate type (ECDSA P-256 from `pullgate::certs::generate`), the same
+//! TLS settings (TLS 1.2 and 1.3, ALPN `http/1.1`, the ring provider), the same runtime
+//! (tokio multi-thread, default worker count) and TCP_NODELAY, answering every request
+//! with a fixed allowed AdmissionReview after reading the whole body.
+//!
+//! Run: `cargo run --release --example baseline -- 127.0.0.1:18443`
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+const ALLOWED: &[u8] = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"705ab4f5-6393-11e8-b7cc-42010a800002","allowed":true,"status":{"metadata":{},"status":"Success"},"auditAnnotations":{"decision":"allow"}}}"#;
+
+async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    // Read the body fully, as the webhook must.
+    let _body = request.into_body().collect().await.map(|b| b.to_bytes());
+    let mut response = Response::new(Full::new(Bytes::from_static(ALLOWED)));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+fn main() -> anyhow::Result<()> {
+    let listen: SocketAddr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:18443".into())
+        .parse()?;
+    let certs = pullgate::certs::generate(&["localhost".into(), "127.0.0.1".into()])?;
+    let chain =
+        CertificateDer::pem_slice_iter(certs.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(certs.key_pem.as_bytes())?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(listen).await?;
+        eprintln!("baseline listening on {}", listener.local_addr()?);
+        loop {
+            let (tcp, _) = listener.accept().await?;
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let _ = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(tls), service_fn(answer))
+                    .await;
+            });
+        }
+    })
+}
