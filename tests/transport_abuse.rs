@@ -419,7 +419,7 @@ async fn after_abuse_file_descriptors_and_memory_are_bounded() {
     let fds_before = open_fds();
     let rss_before = rss_kib();
     let mut rss_after_rounds = Vec::new();
-    for _round in 0..3 {
+    for _round in 0..6 {
         announced_8mib(&server).await;
         endless_chunked(&server).await;
         slow_body(&server).await;
@@ -467,8 +467,9 @@ async fn after_abuse_file_descriptors_and_memory_are_bounded() {
         fds_after <= fds_before + 4,
         "file descriptors: {fds_before} before, {fds_after} after"
     );
-    // Memory: bodies of up to 7 MiB were buffered; what stays is bounded and does not
-    // grow from round to round.
+    // Memory: bodies of up to 7 MiB were buffered; the allocator keeps some of that (in
+    // runs here, ~34 MiB after the third round and flat from then on), but what stays is
+    // bounded and stops growing: the last three rounds add little over the first three.
     let rss_after = *rss_after_rounds.last().unwrap();
     eprintln!("VmRSS: {rss_before} KiB before, {rss_after_rounds:?} KiB after each round; fds {fds_before} -> {fds_after}");
     assert!(
@@ -476,7 +477,7 @@ async fn after_abuse_file_descriptors_and_memory_are_bounded() {
         "VmRSS grew from {rss_before} KiB to {rss_after} KiB"
     );
     assert!(
-        rss_after < rss_after_rounds[0] + 48 * 1024,
+        rss_after < rss_after_rounds[2] + 24 * 1024,
         "VmRSS keeps growing: {rss_after_rounds:?} KiB"
     );
     // And the webhook still answers.
