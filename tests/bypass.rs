@@ -1271,3 +1271,56 @@ fn a_thousand_container_pod_is_judged_whole() {
         "{message:.100}"
     );
 }
+
+/// With `--unmanaged allow`, a spelling of an integrated registry's host that matches no
+/// registry passes as unmanaged. Spellings the runtime would dial as the same registry
+/// must therefore never parse as another host. Regressions: `:0443` and the long form of
+/// an IPv6 alias were "unmanaged" hosts (allowed here) while the runtime dials the
+/// private registry.
+#[test]
+fn unmanaged_allow_opens_no_spelling_of_an_integrated_registry() {
+    let cfg = pullgate::config::parse(CONFIG).unwrap();
+    let table = Arc::new(Table::new(Snapshot::build(&cfg.objects, 1)));
+    let policy = Policy {
+        unmanaged: pullgate::policy::Unmanaged::Allow,
+        ..Policy::default()
+    };
+    let server = PullgateServer::start(table, policy);
+    for image in [
+        PRIVATE,
+        "harbor.example.com:0443/team-a/app",
+        "harbor.example.com:00443/team-a/app",
+        "harbor.internal:08443/team-a/app",
+        "HARBOR.EXAMPLE.COM:443/team-a/app",
+        "[FD00::5]:443/team-a/app",
+        "[fd00:0:0:0:0:0:0:5]/team-a/app",
+        "[fd00:0::5]:443/team-a/app",
+        "registry-1.docker.io:443/acme/app",
+        "harbor.example.com./team-a/app",
+    ] {
+        let body = review(
+            "Pod",
+            "CREATE",
+            EVIL,
+            pod(Place::Container.spec(&[image])),
+            None,
+        );
+        let (status, v) = server.review("/validate", &body);
+        assert_eq!(status, 200);
+        let (allowed, message) = check_response(&v);
+        assert!(!allowed, "{image} allowed in {EVIL} with --unmanaged allow");
+        assert!(
+            !message.contains("not an integrated registry"),
+            "{image}: {message}"
+        );
+    }
+    // A truly foreign host is allowed by that policy (the control).
+    let body = review(
+        "Pod",
+        "CREATE",
+        EVIL,
+        pod(Place::Container.spec(&["quay.io/x/y:1"])),
+        None,
+    );
+    assert!(check_response(&server.review("/validate", &body).1).0);
+}
