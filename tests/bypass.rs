@@ -1324,3 +1324,89 @@ fn unmanaged_allow_opens_no_spelling_of_an_integrated_registry() {
     );
     assert!(check_response(&server.review("/validate", &body).1).0);
 }
+
+/// Bodies a second reader could read differently: escaped keys, a second document,
+/// invalid UTF-8 or lone surrogates, a byte-order mark.
+#[test]
+fn ambiguous_bodies_are_refused_and_escapes_read_once() {
+    let allowed_pod = review(
+        "Pod",
+        "CREATE",
+        BOUND,
+        pod(Place::Container.spec(&["nginx"])),
+        None,
+    );
+    let text = allowed_pod.to_string();
+    let refused: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "an escaped duplicate of image",
+            with_duplicate(
+                &allowed_pod,
+                r#""image":"nginx""#,
+                &format!(r#","im\u0061ge":"{PRIVATE}""#),
+            ),
+        ),
+        (
+            "an escaped duplicate of namespace",
+            with_duplicate(
+                &allowed_pod,
+                r#""namespace":"app-1""#,
+                r#","n\u0061mespace":"evil""#,
+            ),
+        ),
+        (
+            "a second document after the review",
+            format!("{text}{text}").into_bytes(),
+        ),
+        ("a second document, denied one first", {
+            let denied = review(
+                "Pod",
+                "CREATE",
+                EVIL,
+                pod(Place::Container.spec(&[PRIVATE])),
+                None,
+            );
+            format!("{denied} {text}").into_bytes()
+        }),
+        (
+            "a lone surrogate in the image",
+            text.replace(r#""image":"nginx""#, r#""image":"nginx\ud800""#)
+                .into_bytes(),
+        ),
+        ("invalid UTF-8 in the image", {
+            let mut b = text.clone().into_bytes();
+            let at = text.find("nginx").unwrap();
+            b[at] = 0xff;
+            b
+        }),
+        (
+            "a byte-order mark",
+            [&[0xef, 0xbb, 0xbf][..], text.as_bytes()].concat(),
+        ),
+    ];
+    for (what, body) in refused {
+        let (status, answer) = server().post("/validate", &body);
+        assert_eq!(status, 400, "{what}: {}", String::from_utf8_lossy(&answer));
+    }
+    // An escaped key or value is read once, decoded, like the apiserver does.
+    let escaped_key = text.replace(
+        r#""image":"nginx""#,
+        &format!(r#""im\u0061ge":"{PRIVATE}""#),
+    );
+    let body = escaped_key.replace(r#""namespace":"app-1""#, r#""namespace":"evil""#);
+    let (status, answer) = server().post("/validate", body.as_bytes());
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&answer).unwrap();
+    assert!(
+        !check_response(&v).0,
+        "an escaped image key is the image key"
+    );
+    let escaped_value = text.replace(r#""image":"nginx""#, r#""image":"nginx\u0000""#);
+    let v: Value =
+        serde_json::from_slice(&server().post("/validate", escaped_value.as_bytes()).1).unwrap();
+    let (allowed, message) = check_response(&v);
+    assert!(
+        !allowed && message.contains("not a valid image reference"),
+        "{message}"
+    );
+}
