@@ -197,7 +197,7 @@ async fn failing_mid_run_serves_the_last_good_table_then_the_bound_applies() {
         .collect();
     assert_eq!(
         writes,
-        [format!("POST /api/v1/namespaces/app-2/secrets")],
+        ["POST /api/v1/namespaces/app-2/secrets".to_string()],
         "one create for app-2, nothing rewritten for app-1"
     );
     r.stop().await;

@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
@@ -25,9 +25,11 @@ const MIB: usize = 1024 * 1024;
 const ALLOWED: &str = include_str!("../examples/reviews/pod-allowed.json");
 const DENIED: &str = include_str!("../examples/reviews/pod-denied.json");
 
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+/// One test at a time (an async lock: each test has its own runtime, and a failed test
+/// does not poison it).
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
 
 fn webhook(adjust: impl FnOnce(&mut pullgate::server::ServerOptions)) -> PullgateServer {
@@ -260,7 +262,7 @@ async fn abandoned_connections(server: &PullgateServer, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_the_limit_get_413_and_a_body_under_it_is_judged() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = webhook(|_| {});
     announced_8mib(&server).await;
     endless_chunked(&server).await;
@@ -283,7 +285,7 @@ async fn bodies_over_the_limit_get_413_and_a_body_under_it_is_judged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_heads_and_slow_bodies_are_cut() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = webhook(|o| o.header_timeout = Duration::from_millis(800));
     slow_head(&server).await;
     slow_body(&server).await;
@@ -311,7 +313,7 @@ async fn slow_heads_and_slow_bodies_are_cut() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_tls_and_plain_http_are_refused() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = webhook(|_| {});
     legacy_tls_and_plain_http(&server).await;
 }
@@ -337,7 +339,7 @@ async fn hold_slot(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_times_overload_gets_fast_503s_and_the_accepted_are_answered() {
-    let _serial = serial();
+    let _serial = serial().await;
     const SLOTS: usize = 4;
     let server = webhook(|o| o.max_in_flight = SLOTS);
     // SLOTS slow requests take every slot (half of each body sent).
@@ -404,7 +406,7 @@ async fn ten_times_overload_gets_fast_503s_and_the_accepted_are_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_abuse_file_descriptors_and_memory_are_bounded() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = webhook(|o| {
         o.header_timeout = Duration::from_millis(800);
         o.max_in_flight = 8;
