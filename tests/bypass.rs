@@ -1410,3 +1410,38 @@ fn ambiguous_bodies_are_refused_and_escapes_read_once() {
         "{message}"
     );
 }
+
+/// Found by the `admission_review` fuzz target: bytes that are not UTF-8 inside a field
+/// pullgate skips (`resource.group` here) are not refused — Go's decoder, too, replaces
+/// them rather than failing — and change nothing: the verdict is the one without them.
+/// In a field pullgate reads they are refused (see above).
+#[test]
+fn bad_bytes_in_skipped_fields_change_no_verdict() {
+    for (ns, image, expect) in [
+        (EVIL, PRIVATE, false),
+        (BOUND, PRIVATE, true),
+        (EVIL, "nginx", true),
+    ] {
+        let mut body = review(
+            "Pod",
+            "CREATE",
+            ns,
+            pod(Place::Container.spec(&[image])),
+            None,
+        );
+        body["request"]["resource"]["group"] = json!("aXps");
+        body["request"]["futureField"] = json!("aXb");
+        let text = body.to_string().into_bytes();
+        let mut bad = text.clone();
+        for (i, w) in text.windows(3).enumerate() {
+            if w == b"aXp" || w == b"aXb" {
+                bad[i + 1] = 0x92;
+            }
+        }
+        assert!(std::str::from_utf8(&bad).is_err());
+        let (status, answer) = server().post("/validate", &bad);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+        let v: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(check_response(&v).0, expect, "{image} in {ns}");
+    }
+}
