@@ -1445,3 +1445,45 @@ fn bad_bytes_in_skipped_fields_change_no_verdict() {
         assert_eq!(check_response(&v).0, expect, "{image} in {ns}");
     }
 }
+
+/// Objects written as JSON arrays, which the apiserver never writes: serde reads them by
+/// field position, so they are judged like the object (never skipped into an allow).
+#[test]
+fn arrays_in_place_of_objects_are_judged_never_skipped() {
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "container as an array",
+            json!({"containers": [["t0", PRIVATE]]}),
+        ),
+        (
+            "container as a one-element array",
+            json!({"containers": [["t0"]]}),
+        ),
+        (
+            "spec as an array",
+            json!([[{"name": "t0", "image": PRIVATE}]]),
+        ),
+        (
+            "image volume as an array",
+            json!({"containers": [{"name": "m", "image": "nginx"}], "volumes": [["v", [PRIVATE]]]}),
+        ),
+    ];
+    for (what, spec) in cases {
+        let mut obj = pod(json!({}));
+        obj["spec"] = spec;
+        let body = review("Pod", "CREATE", EVIL, obj, None);
+        let (status, v) = server().review("/validate", &body);
+        assert!(
+            status == 400 || (status == 200 && !check_response(&v).0),
+            "{what}: {status} {v}"
+        );
+    }
+    // The whole object as an array: [metadata, spec].
+    let obj = json!([{"name": "w"}, {"containers": [{"name": "t0", "image": PRIVATE}]}]);
+    let body = review("Pod", "CREATE", EVIL, obj, None);
+    let (status, v) = server().review("/validate", &body);
+    assert!(
+        status == 400 || (status == 200 && !check_response(&v).0),
+        "object as an array: {status} {v}"
+    );
+}
