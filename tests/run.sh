@@ -23,3 +23,9 @@ cargo build --locked  # the manifest checks run the binary (flags, CRD drift)
 if [ -x tests/manifests/run.sh ]; then
   tests/manifests/run.sh
 fi
+
+# cargo fuzz: each target for a bounded time on the committed corpora (stable toolchain,
+# no sanitizer); a crash fails the run. FUZZ_SECONDS=0 skips it.
+if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
+  FUZZ_SECONDS=${FUZZ_SECONDS:-60} tests/fuzz.sh
+fi

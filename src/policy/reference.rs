@@ -39,7 +39,9 @@
 //! - A domain is DNS labels `[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]` joined by
 //!   `.`, or an IPv6 address in brackets made of hex digits and `:` only (no zone, no
 //!   embedded dotted IPv4), then optionally `:` and a port. Beyond Go's grammar, the port
-//!   must be at most 65535. A first component taken as a domain that breaks this grammar
+//!   must be at most 65535 and have no leading zero, and an IPv6 address must be written
+//!   in its shortest form (RFC 5952, any case): the runtime dials `:0443` as port 443 and
+//!   `[fd00:0::5]` as `[fd00::5]`, spellings no registry would match. A first component taken as a domain that breaks this grammar
 //!   makes the reference invalid, even where it would pass as a path component
 //!   (`harbor_x.example.com/app`): Go's `ParseNormalizedNamed` accepts that as a name with
 //!   an empty domain, which SPEC §2 ("hosts follow the grammar") rules out.
@@ -411,6 +413,23 @@ fn check_domain(domain: &str) -> Result<(), InvalidReference> {
                 Quoted(domain)
             )));
         }
+        // One address, one spelling: the runtime dials `[fd00:0:0:0:0:0:0:5]` and
+        // `[fd00::5]` alike, but only the shortest form (RFC 5952) can match a registry.
+        match address.parse::<std::net::Ipv6Addr>() {
+            Ok(ip) if ip.to_string() == address.to_ascii_lowercase() => {}
+            Ok(ip) => {
+                return Err(InvalidReference::new(format!(
+                    "host {} is not in the shortest form of its IPv6 address, [{ip}]",
+                    Quoted(domain)
+                )))
+            }
+            Err(_) => {
+                return Err(InvalidReference::new(format!(
+                    "host {} is not a valid IPv6 address",
+                    Quoted(domain)
+                )))
+            }
+        }
         if after.is_empty() {
             None
         } else if let Some(port) = after.strip_prefix(':') {
@@ -460,6 +479,14 @@ fn check_domain(domain: &str) -> Result<(), InvalidReference> {
             if value > PORT_MAX {
                 Err(InvalidReference::new(format!(
                     "port {} of host {} is greater than {PORT_MAX}",
+                    Quoted(port),
+                    Quoted(domain)
+                )))
+            } else if port.len() > 1 && port.starts_with('0') {
+                // The runtime dials ":0443" as port 443, but no registry spelling matches
+                // it: with `--unmanaged allow` it would pass as an unmanaged host.
+                Err(InvalidReference::new(format!(
+                    "port {} of host {} has a leading zero",
                     Quoted(port),
                     Quoted(domain)
                 )))

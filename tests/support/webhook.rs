@@ -29,6 +29,15 @@ pub struct PullgateServer {
 impl PullgateServer {
     /// Serves admission for `table` with `policy` (self-signed certificate).
     pub fn start(table: Arc<Table>, policy: Policy) -> PullgateServer {
+        Self::start_with(table, policy, |_| {})
+    }
+
+    /// Like [`PullgateServer::start`]; `adjust` changes the server options first.
+    pub fn start_with(
+        table: Arc<Table>,
+        policy: Policy,
+        adjust: impl FnOnce(&mut ServerOptions),
+    ) -> PullgateServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let ca_out = dir.path().join("ca.crt");
         let mut opts = ServerOptions::new(
@@ -39,6 +48,7 @@ impl PullgateServer {
             },
         );
         opts.drain_period = Duration::from_millis(100);
+        adjust(&mut opts);
         let metrics = Arc::new(Metrics::new());
         let handler = Arc::new(AdmissionHandler {
             admission: Admission {

@@ -118,6 +118,8 @@ fn rows() -> Vec<(String, Want)> {
         "harbor.example.com:65535/app" => ok("harbor.example.com:65535", "app"),
         "harbor.example.com:0/app" => ok("harbor.example.com:0", "app"),
         "harbor.example.com:65536/app" => bad("greater than 65535"),
+        "harbor.example.com:0443/app" => bad("has a leading zero"),
+        "harbor.example.com:00/app" => bad("has a leading zero"),
         "harbor.example.com:99999999999999999999999/app" => bad("greater than 65535"),
         "harbor.example.com:/app" => bad("empty port"),
         "harbor.example.com:5x/app" => bad("is not a number"),
@@ -133,6 +135,10 @@ fn rows() -> Vec<(String, Want)> {
         "fc00::1:5000/debian" => bad("goes in brackets"),
         "[fc00::1:5000/x" => bad("no closing \"]\""),
         "[]:5000/x" => bad("not a valid IPv6 address"),
+        "[:::]/x" => bad("not a valid IPv6 address"),
+        "[fc00:0:0:0:0:0:0:1]/x" => bad("not in the shortest form of its IPv6 address, [fc00::1]"),
+        "[fc00:0::1]:5000/x" => bad("shortest form"),
+        "[0fc0::1]/x" => bad("shortest form"),
         "[fc00::1]x/y" => bad("only \":port\" may follow"),
         // host names
         "a.b/c" => ok("a.b", "c"),
@@ -512,6 +518,9 @@ const OCI_SPEC_DIFFERENCES: &[&str] = &[
     // port range
     "harbor.example.com:65536/app",
     "harbor.example.com:99999999999999999999999/app",
+    // ports with a leading zero
+    "harbor.example.com:0443/app",
+    "harbor.example.com:00/app",
     // digests
     "nginx@SHA256-UPPER-HEX",
     "nginx@sha384:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
@@ -646,11 +655,13 @@ fn shared_domain() -> impl Strategy<Value = String> {
 fn go_only_domain() -> impl Strategy<Value = String> {
     prop_oneof![
         ("[A-Z][a-zA-Z0-9]{0,5}", optional_port()).prop_map(|(l, p)| format!("{l}{p}")),
-        (
-            prop::collection::vec("[0-9a-fA-F]{0,4}", 2..8),
-            optional_port()
-        )
-            .prop_map(|(groups, p)| format!("[{}]{p}", groups.join(":"))),
+        // Addresses in their shortest form (any case), which is all a reference may hold.
+        (any::<[u16; 8]>(), any::<bool>(), optional_port())
+            .prop_map(|(segments, upper, p)| {
+                let ip = std::net::Ipv6Addr::from(segments).to_string();
+                format!("[{}]{p}", if upper { ip.to_uppercase() } else { ip })
+            })
+            .prop_filter("no dotted IPv4 form", |d| !d.contains('.')),
     ]
 }
 

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs each cargo-fuzz target for a bounded time and fails on a crash (libFuzzer exits
+# non-zero and leaves the input under fuzz/artifacts/<target>/). Stable toolchain, no
+# sanitizer. The committed corpus under fuzz/corpus/<target>/ is read, never written: new
+# inputs go to a scratch directory.
+#
+#   tests/fuzz.sh [TARGET...]   (default: every target)
+#   FUZZ_SECONDS  time per target (default 60)
+#   CARGO_TARGET_DIR  honoured (the fuzz build goes to $CARGO_TARGET_DIR/fuzz)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
+
+seconds=${FUZZ_SECONDS:-60}
+target_dir=${CARGO_TARGET_DIR:-$PWD/fuzz/target}
+[ -n "${CARGO_TARGET_DIR:-}" ] && target_dir=$CARGO_TARGET_DIR/fuzz
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+
+cd fuzz
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(image_ref admission_review)
+for target in "${targets[@]}"; do
+  mkdir -p "$scratch/$target"
+  echo "fuzzing $target for ${seconds}s"
+  cargo fuzz run --sanitizer none --target-dir "$target_dir" "$target" \
+    "$scratch/$target" "corpus/$target" -- \
+    -max_total_time="$seconds" -dict="$target.dict" -max_len=65536 -print_final_stats=1
+done

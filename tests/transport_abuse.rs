@@ -1,0 +1,490 @@
+//! Transport abuse on loopback against the real webhook (TLS server + admission handler
+//! on the example configuration): oversized and endless bodies, slow heads and bodies,
+//! 10× overload, legacy TLS and plain HTTP, `?timeout=` — and afterwards the process's
+//! file descriptors and resident memory are back within generous bounds.
+//!
+//! `tests/server.rs` shows each limit once on the server with a test handler; here the
+//! same abuse hits the real handler, mixed, repeated, and measured. The tests of this
+//! file run one at a time (a lock), because `/proc/self` counts the whole process.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::StatusCode;
+use pullgate::index::{Snapshot, Table};
+use pullgate::policy::Policy;
+use serde_json::Value;
+use support::server::{client_config, tls_connect, Client};
+use support::PullgateServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const MIB: usize = 1024 * 1024;
+const ALLOWED: &str = include_str!("../examples/reviews/pod-allowed.json");
+const DENIED: &str = include_str!("../examples/reviews/pod-denied.json");
+
+/// One test at a time (an async lock: each test has its own runtime, and a failed test
+/// does not poison it).
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+fn webhook(adjust: impl FnOnce(&mut pullgate::server::ServerOptions)) -> PullgateServer {
+    let cfg = pullgate::config::parse(include_str!("../examples/config.yaml")).unwrap();
+    let table = Arc::new(Table::new(Snapshot::build(&cfg.objects, 1)));
+    PullgateServer::start_with(table, Policy::default(), adjust)
+}
+
+async fn connect(server: &PullgateServer) -> Client {
+    Client::connect(server.addr, config(server))
+        .await
+        .expect("connect")
+}
+
+fn config(server: &PullgateServer) -> Arc<rustls::ClientConfig> {
+    client_config(
+        std::slice::from_ref(&server.ca_pem),
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+    )
+}
+
+/// The verdict in a 200 review answer.
+fn allowed(body: &[u8]) -> bool {
+    let v: Value = serde_json::from_slice(body).expect("a review");
+    v["response"]["allowed"].as_bool().expect("allowed")
+}
+
+/// Reads until the peer closes (or `limit` passes): the bytes and whether it closed.
+async fn read_until_closed<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut R,
+    limit: Duration,
+) -> (Vec<u8>, bool) {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, reader.read(&mut buf)).await {
+            Err(_) => return (seen, false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (seen, true),
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn rss_kib() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Waits (up to 15s) until the open file descriptors are at most `bound`.
+async fn fds_settle(bound: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let n = open_fds();
+        if n <= bound || Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A TLS ClientHello record that offers only `version` (0x0301 = 1.0, 0x0302 = 1.1), with
+/// the extensions a real client of that era sends (as in `tests/server.rs`).
+fn legacy_client_hello(version: [u8; 2]) -> Vec<u8> {
+    let mut hello = Vec::new();
+    hello.extend(version);
+    hello.extend([0x42; 32]);
+    hello.push(0);
+    let suites: [u16; 4] = [0xc013, 0xc014, 0x002f, 0x0035];
+    hello.extend(((suites.len() * 2) as u16).to_be_bytes());
+    for suite in suites {
+        hello.extend(suite.to_be_bytes());
+    }
+    hello.extend([1, 0]);
+    let extensions: [&[u8]; 3] = [
+        &[0x00, 0x0d, 0x00, 0x06, 0x00, 0x04, 0x04, 0x03, 0x04, 0x01],
+        &[0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x17],
+        &[0x00, 0x0b, 0x00, 0x02, 0x01, 0x00],
+    ];
+    let extensions = extensions.concat();
+    hello.extend((extensions.len() as u16).to_be_bytes());
+    hello.extend(extensions);
+    let mut handshake = vec![0x01];
+    handshake.extend(&(hello.len() as u32).to_be_bytes()[1..]);
+    handshake.extend(hello);
+    let mut record = vec![0x16, 0x03, 0x01];
+    record.extend((handshake.len() as u16).to_be_bytes());
+    record.extend(handshake);
+    record
+}
+
+/// An 8 MiB body announced by Content-Length: 413 before it is sent.
+async fn announced_8mib(server: &PullgateServer) {
+    announced(server, 8 * MIB).await
+}
+
+/// A body of `len` bytes announced by Content-Length, of which a little is sent: 413.
+async fn announced(server: &PullgateServer, len: usize) {
+    let stream = tls_connect(server.addr, config(server)).await.unwrap();
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let head = format!(
+        "POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+    );
+    writer.write_all(head.as_bytes()).await.unwrap();
+    writer.write_all(&ALLOWED.as_bytes()[..100]).await.unwrap();
+    writer.flush().await.unwrap();
+    let (answer, closed) = read_until_closed(&mut reader, Duration::from_secs(10)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(!answer.contains("\"allowed\""), "{answer}");
+    assert!(closed);
+}
+
+/// A chunked body that never ends (a valid review's start, then padding): 413.
+async fn endless_chunked(server: &PullgateServer) -> usize {
+    let stream = tls_connect(server.addr, config(server)).await.unwrap();
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let feeder = tokio::spawn(async move {
+        let mut sent = 0usize;
+        let head =
+            "POST /validate HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n";
+        writer.write_all(head.as_bytes()).await?;
+        let start = &ALLOWED[..ALLOWED.len() - 2];
+        writer
+            .write_all(format!("{:x}\r\n{start}\r\n", start.len()).as_bytes())
+            .await?;
+        let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+        for _ in 0..512 {
+            writer.write_all(chunk.as_bytes()).await?;
+            sent += 0x10000;
+        }
+        std::io::Result::Ok(sent)
+    });
+    let (answer, _) = read_until_closed(&mut reader, Duration::from_secs(20)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let fed = tokio::time::timeout(Duration::from_secs(10), feeder)
+        .await
+        .expect("the server stopped reading")
+        .unwrap();
+    assert!(fed.is_err(), "the server closed the connection");
+    answer.len()
+}
+
+/// A head sent one byte at a time, slower than the header timeout allows in total.
+async fn slow_head(server: &PullgateServer) {
+    let mut stream = tls_connect(server.addr, config(server)).await.unwrap();
+    let head = b"POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    let started = Instant::now();
+    let mut cut = false;
+    for byte in head {
+        if stream.write_all(&[*byte]).await.is_err() || stream.flush().await.is_err() {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if !cut {
+        let (answer, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+        assert!(closed, "a trickled head is cut off");
+        assert!(!String::from_utf8_lossy(&answer).contains("200 OK"));
+    }
+    // Generous: trickling does not extend the header timeout indefinitely.
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A review whose body trickles in past `?timeout=1s`: 408, never a verdict.
+async fn slow_body(server: &PullgateServer) {
+    let mut stream = tls_connect(server.addr, config(server)).await.unwrap();
+    let head = format!(
+        "POST /validate?timeout=1s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        ALLOWED.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in ALLOWED.as_bytes().chunks(200) {
+        if stream.write_all(chunk).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (answer, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(!answer.contains("\"allowed\""), "{answer}");
+    assert!(closed);
+}
+
+async fn legacy_tls_and_plain_http(server: &PullgateServer) {
+    for version in [[3, 1], [3, 2]] {
+        let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+        tcp.write_all(&legacy_client_hello(version)).await.unwrap();
+        let (answer, closed) = read_until_closed(&mut tcp, Duration::from_secs(5)).await;
+        assert!(closed, "TLS {version:?} left open");
+        assert_eq!(answer.first(), Some(&0x15), "an alert: {answer:02x?}");
+        assert_eq!(answer.get(6), Some(&70), "protocol_version: {answer:02x?}");
+    }
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    let plain = format!(
+        "POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{DENIED}",
+        DENIED.len()
+    );
+    tcp.write_all(plain.as_bytes()).await.unwrap();
+    let (answer, closed) = read_until_closed(&mut tcp, Duration::from_secs(5)).await;
+    assert!(closed);
+    assert!(!answer.windows(4).any(|w| w == b"HTTP"), "{answer:?}");
+}
+
+/// Connections dropped in the middle of the handshake, or right after it.
+async fn abandoned_connections(server: &PullgateServer, n: usize) {
+    for i in 0..n {
+        let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+        if i % 2 == 0 {
+            let hello = legacy_client_hello([3, 3]);
+            tcp.write_all(&hello[..hello.len() / 2]).await.unwrap();
+        }
+        drop(tcp);
+    }
+    for _ in 0..n / 4 {
+        drop(tls_connect(server.addr, config(server)).await.unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_limit_get_413_and_a_body_under_it_is_judged() {
+    let _serial = serial().await;
+    let server = webhook(|_| {});
+    announced_8mib(&server).await;
+    endless_chunked(&server).await;
+    // Just under 7 MiB, padded in an unknown field: read whole and judged.
+    let mut review: Value = serde_json::from_str(DENIED).unwrap();
+    review["request"]["padding"] = Value::String("x".repeat(7 * MIB - 4096));
+    let body = review.to_string();
+    assert!(body.len() < 7 * MIB);
+    let mut client = connect(&server).await;
+    let response = client.post("/validate", body).await.unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+    assert!(!allowed(&response.body), "judged, and denied");
+    // One byte over the limit: 413 without a verdict.
+    announced(&server, 7 * MIB + 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_heads_and_slow_bodies_are_cut() {
+    let _serial = serial().await;
+    let server = webhook(|o| o.header_timeout = Duration::from_millis(800));
+    slow_head(&server).await;
+    slow_body(&server).await;
+    // Within `?timeout=1s`, the same review is answered.
+    let mut client = connect(&server).await;
+    let response = client.post("/validate?timeout=1s", DENIED).await.unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+    assert!(!allowed(&response.body));
+    // Unreadable or absurd timeouts fall back to the default or the 30s cap, never "no deadline".
+    for q in [
+        "timeout=abc",
+        "timeout=-1s",
+        "timeout=0s",
+        "timeout=99999h",
+        "timeout=1s&timeout=999h",
+    ] {
+        let response = client
+            .post(&format!("/validate?{q}"), ALLOWED)
+            .await
+            .unwrap();
+        assert_eq!(response.status, StatusCode::OK, "{q}");
+        assert!(allowed(&response.body), "{q}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_tls_and_plain_http_are_refused() {
+    let _serial = serial().await;
+    let server = webhook(|_| {});
+    legacy_tls_and_plain_http(&server).await;
+}
+
+/// Holds one in-flight slot: a request whose head and half its body are sent.
+async fn hold_slot(
+    server: &PullgateServer,
+    body: &'static str,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut stream = tls_connect(server.addr, config(server)).await.unwrap();
+    let head = format!(
+        "POST /validate?timeout=30s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+        .write_all(&body.as_bytes()[..body.len() / 2])
+        .await
+        .unwrap();
+    stream.flush().await.unwrap();
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_times_overload_gets_fast_503s_and_the_accepted_are_answered() {
+    let _serial = serial().await;
+    const SLOTS: usize = 4;
+    let server = webhook(|o| o.max_in_flight = SLOTS);
+    // SLOTS slow requests take every slot (half of each body sent).
+    let mut held = Vec::new();
+    for i in 0..SLOTS {
+        held.push(hold_slot(&server, if i % 2 == 0 { ALLOWED } else { DENIED }).await);
+    }
+    // Until the server has read all their heads, a probe may still find a slot.
+    let mut probe = connect(&server).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = probe.post("/validate", ALLOWED).await.unwrap();
+        if response.status == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        assert_eq!(response.status, StatusCode::OK);
+        assert!(Instant::now() < deadline, "the slots never filled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // 10× the limit at once: every one answered 503 with Retry-After, quickly.
+    let mut excess = Vec::new();
+    for _ in 0..(10 * SLOTS - SLOTS) {
+        let mut client = connect(&server).await;
+        excess.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let r = client.post("/validate", DENIED).await.unwrap();
+            (r, started.elapsed())
+        }));
+    }
+    for request in excess {
+        let (response, took) = request.await.unwrap();
+        assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers["retry-after"], "1");
+        assert!(!response.text().contains("\"allowed\""));
+        assert!(took < Duration::from_secs(5), "503 after {took:?}");
+    }
+    // The held requests complete and are answered with their real verdicts.
+    for (i, mut stream) in held.into_iter().enumerate() {
+        let body = if i % 2 == 0 { ALLOWED } else { DENIED };
+        stream
+            .write_all(&body.as_bytes()[body.len() / 2..])
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !answer.ends_with(b"}") && Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        let json = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        assert_eq!(allowed(json.as_bytes()), i % 2 == 0, "{json}");
+    }
+    // Slots are free again.
+    let response = probe.post("/validate", ALLOWED).await.unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+    let metrics = server.metrics.encode();
+    assert!(metrics.contains(r#"decision="overload"}"#), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_abuse_file_descriptors_and_memory_are_bounded() {
+    let _serial = serial().await;
+    let server = webhook(|o| {
+        o.header_timeout = Duration::from_millis(800);
+        o.max_in_flight = 8;
+    });
+    // Warm up (allocator pools, TLS session state), then measure.
+    let mut client = connect(&server).await;
+    for _ in 0..20 {
+        client.post("/validate", DENIED).await.unwrap();
+    }
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fds_before = open_fds();
+    let rss_before = rss_kib();
+    let mut rss_after_rounds = Vec::new();
+    for _round in 0..6 {
+        announced_8mib(&server).await;
+        endless_chunked(&server).await;
+        slow_body(&server).await;
+        legacy_tls_and_plain_http(&server).await;
+        abandoned_connections(&server, 40).await;
+        // Half heads left open: the header timeout closes them.
+        let mut half = Vec::new();
+        for _ in 0..20 {
+            let mut s = tls_connect(server.addr, config(&server)).await.unwrap();
+            s.write_all(b"POST /validate HTTP/1.1\r\nHo").await.unwrap();
+            half.push(s);
+        }
+        // A burst of real reviews on many connections.
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let mut c = connect(&server).await;
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..10 {
+                    let body = if i % 2 == 0 { ALLOWED } else { DENIED };
+                    let r = c.post("/validate", body).await.unwrap();
+                    assert!(
+                        r.status == StatusCode::OK || r.status == StatusCode::SERVICE_UNAVAILABLE
+                    );
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        for (_, closed) in futures::future::join_all(
+            half.iter_mut()
+                .map(|s| read_until_closed(s, Duration::from_secs(10))),
+        )
+        .await
+        {
+            assert!(closed, "a half head was left open");
+        }
+        drop(half);
+        rss_after_rounds.push(rss_kib());
+    }
+    // Every connection of the burst is gone: the process is back to its fds (the client
+    // side of each test connection is in this process too).
+    let fds_after = fds_settle(fds_before + 4).await;
+    assert!(
+        fds_after <= fds_before + 4,
+        "file descriptors: {fds_before} before, {fds_after} after"
+    );
+    // Memory: bodies of up to 7 MiB were buffered; the allocator keeps some of that (in
+    // runs here, ~34 MiB after the third round and flat from then on), but what stays is
+    // bounded and stops growing: the last three rounds add little over the first three.
+    let rss_after = *rss_after_rounds.last().unwrap();
+    eprintln!("VmRSS: {rss_before} KiB before, {rss_after_rounds:?} KiB after each round; fds {fds_before} -> {fds_after}");
+    assert!(
+        rss_after < rss_before + 128 * 1024,
+        "VmRSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+    assert!(
+        rss_after < rss_after_rounds[2] + 24 * 1024,
+        "VmRSS keeps growing: {rss_after_rounds:?} KiB"
+    );
+    // And the webhook still answers.
+    let mut client = connect(&server).await;
+    let response = client.post("/validate", DENIED).await.unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+    assert!(!allowed(&response.body));
+}
