@@ -19,13 +19,14 @@ fi
 export PULLGATE_REQUIRE_REAL_REGISTRY=1
 cargo test --all-targets --locked
 
+# cargo fuzz: each target for a bounded time on the committed corpora (stable toolchain,
+# no sanitizer); a crash fails the run. FUZZ_SECONDS=0 skips it. It runs before the
+# manifest checks so that their "N passed, N failed" line closes the run.
+if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
+  FUZZ_SECONDS=${FUZZ_SECONDS:-60} tests/fuzz.sh
+fi
+
 cargo build --locked  # the manifest checks run the binary (flags, CRD drift)
 if [ -x tests/manifests/run.sh ]; then
   tests/manifests/run.sh
-fi
-
-# cargo fuzz: each target for a bounded time on the committed corpora (stable toolchain,
-# no sanitizer); a crash fails the run. FUZZ_SECONDS=0 skips it.
-if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
-  FUZZ_SECONDS=${FUZZ_SECONDS:-60} tests/fuzz.sh
 fi
