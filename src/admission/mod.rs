@@ -65,11 +65,12 @@ impl Admission {
     pub fn review(&self, webhook: Webhook, body: &[u8]) -> Reviewed {
         let start = Instant::now();
         let snap = self.table.load();
-        let req = match Request::parse(body) {
+        let mut req = match Request::parse(body) {
             Ok(r) => r,
             Err(e) => return bad(&e),
         };
-        let judged = match self.judge(&req, &snap) {
+        let (object, old_object) = (req.object.take(), req.old_object.take());
+        let judged = match self.judge(&req, object, old_object, &snap) {
             Ok(j) => j,
             Err(e) => return bad(&e),
         };
@@ -79,47 +80,27 @@ impl Admission {
         }
     }
 
-    fn judge<'a>(&self, req: &Request<'a>, snap: &Snapshot) -> Result<Judged<'a>, BadReview> {
+    fn judge<'a>(
+        &self,
+        req: &Request<'a>,
+        object: Option<Object<'a>>,
+        old_object: Option<Object<'a>>,
+        snap: &Snapshot,
+    ) -> Result<Judged<'a>, BadReview> {
         let op = req.op()?;
-        let kind = Kind::from_group_kind(&req.kind.group, &req.kind.kind);
-        let covered = match req.sub_resource.as_deref() {
-            None => kind.is_some(),
-            Some("ephemeralcontainers") if kind == Some(Kind::Pod) => true,
-            Some("ephemeralcontainers") => {
-                return Err(BadReview(format!(
-                    "subresource ephemeralcontainers needs kind Pod, got {:?}",
-                    req.kind.kind
-                )))
-            }
-            Some(_) => false,
-        };
-        let (Some(kind), true, Operation::Create | Operation::Update) = (kind, covered, op) else {
+        let judged = req.judged_kind()?;
+        let (Some(kind), Operation::Create | Operation::Update) = (judged, op) else {
             return Ok(Judged {
                 decision: None,
                 object: None,
-                kind,
+                kind: Kind::from_group_kind(&req.kind.group, &req.kind.kind),
             });
         };
-        let raw = req
-            .object
-            .ok_or_else(|| BadReview(format!("{} request has no object", op.as_str())))?;
-        let object = Object::parse(raw.get()).map_err(|e| {
-            BadReview(format!(
-                "request.object is not a valid {}: {e}",
-                req.kind.kind
-            ))
-        })?;
+        let object =
+            object.ok_or_else(|| BadReview(format!("{} request has no object", op.as_str())))?;
         let mut images = object.images(kind);
         // On UPDATE only new or changed images are judged; without an old object, all are.
-        let old_object = match (op, req.old_object) {
-            (Operation::Update, Some(old)) => Some(Object::parse(old.get()).map_err(|e| {
-                BadReview(format!(
-                    "request.oldObject is not a valid {}: {e}",
-                    req.kind.kind
-                ))
-            })?),
-            _ => None,
-        };
+        let old_object = old_object.filter(|_| op == Operation::Update);
         if let Some(old) = &old_object {
             images = object::changed(images, &old.images(kind));
         }

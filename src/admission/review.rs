@@ -1,6 +1,8 @@
-//! AdmissionReview `admission.k8s.io/v1` in and out. The request is decoded into
-//! borrowed structs (only the fields pullgate needs; the object stays raw until the kind
-//! is known), the response is kube-core's `AdmissionResponse`.
+//! AdmissionReview `admission.k8s.io/v1` in and out. The request is decoded in one pass
+//! into borrowed structs holding only the fields pullgate needs, objects included; when
+//! that fails, a second pass keeps the objects raw and decodes them only for judged
+//! kinds, so an object pullgate does not judge never makes a request invalid. The
+//! response is kube-core's `AdmissionResponse`.
 
 use std::borrow::Cow;
 
@@ -8,6 +10,8 @@ use kube::core::admission::AdmissionResponse;
 use kube::core::response::StatusSummary;
 use kube::core::Status;
 use serde::Deserialize;
+
+use super::object::{Kind, Object};
 use serde_json::value::RawValue;
 
 const API_VERSION: &str = "admission.k8s.io/v1";
@@ -63,19 +67,22 @@ pub struct BadReview(pub String);
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
+#[serde(bound(deserialize = "O: Deserialize<'de>"))]
+struct Envelope<'a, O> {
     #[serde(borrow)]
     api_version: Option<Cow<'a, str>>,
     #[serde(borrow)]
     kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    request: Option<Request<'a>>,
+    request: Option<Request<'a, O>>,
 }
 
-/// The request fields pullgate reads.
+/// The request fields pullgate reads; `O` is how the objects are held (decoded, or raw
+/// JSON in the fallback pass).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Request<'a> {
+#[serde(bound(deserialize = "O: Deserialize<'de>"))]
+pub struct Request<'a, O = Object<'a>> {
     #[serde(borrow)]
     pub uid: Cow<'a, str>,
     #[serde(borrow)]
@@ -90,10 +97,10 @@ pub struct Request<'a> {
     pub operation: Cow<'a, str>,
     #[serde(borrow, default)]
     pub user_info: UserInfo<'a>,
-    #[serde(borrow, default)]
-    pub object: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    pub old_object: Option<&'a RawValue>,
+    #[serde(default)]
+    pub object: Option<O>,
+    #[serde(default)]
+    pub old_object: Option<O>,
     #[serde(default)]
     pub dry_run: Option<bool>,
 }
@@ -135,28 +142,63 @@ impl Operation {
 }
 
 impl<'a> Request<'a> {
-    /// Decodes and checks the envelope of an AdmissionReview.
+    /// Decodes and checks an AdmissionReview.
     pub fn parse(body: &'a [u8]) -> Result<Request<'a>, BadReview> {
         if too_deep(body, MAX_DEPTH) {
             return Err(BadReview(format!(
                 "body nests deeper than {MAX_DEPTH} levels"
             )));
         }
-        let env: Envelope<'a> = serde_json::from_slice(body)
-            .map_err(|e| BadReview(format!("body is not a valid AdmissionReview: {e}")))?;
-        if env.api_version.as_deref() != Some(API_VERSION) {
+        if let Ok(env) = serde_json::from_slice::<Envelope<'a, Object<'a>>>(body) {
+            return env.check();
+        }
+        let raw = serde_json::from_slice::<Envelope<'a, &'a RawValue>>(body)
+            .map_err(|e| BadReview(format!("body is not a valid AdmissionReview: {e}")))?
+            .check()?;
+        let judged = raw.judged_kind()?.is_some()
+            && matches!(raw.op()?, Operation::Create | Operation::Update);
+        let decode = |o: Option<&'a RawValue>, field: &str| match o {
+            Some(o) if judged => Object::parse(o.get()).map(Some).map_err(|e| {
+                BadReview(format!(
+                    "request.{field} is not a valid {}: {e}",
+                    raw.kind.kind
+                ))
+            }),
+            _ => Ok(None),
+        };
+        let object = decode(raw.object, "object")?;
+        let old_object = decode(raw.old_object, "oldObject")?;
+        Ok(Request {
+            object,
+            old_object,
+            uid: raw.uid,
+            kind: raw.kind,
+            sub_resource: raw.sub_resource,
+            name: raw.name,
+            namespace: raw.namespace,
+            operation: raw.operation,
+            user_info: raw.user_info,
+            dry_run: raw.dry_run,
+        })
+    }
+}
+
+impl<'a, O> Envelope<'a, O> {
+    /// The request, when the envelope is an `admission.k8s.io/v1` AdmissionReview.
+    fn check(self) -> Result<Request<'a, O>, BadReview> {
+        if self.api_version.as_deref() != Some(API_VERSION) {
             return Err(BadReview(format!(
                 "apiVersion must be {API_VERSION:?}, got {:?}",
-                env.api_version.as_deref().unwrap_or_default()
+                self.api_version.as_deref().unwrap_or_default()
             )));
         }
-        if env.kind.as_deref() != Some(KIND) {
+        if self.kind.as_deref() != Some(KIND) {
             return Err(BadReview(format!(
                 "kind must be {KIND:?}, got {:?}",
-                env.kind.as_deref().unwrap_or_default()
+                self.kind.as_deref().unwrap_or_default()
             )));
         }
-        let req = env
+        let req = self
             .request
             .ok_or_else(|| BadReview("AdmissionReview has no request".into()))?;
         if req.uid.is_empty() {
@@ -164,6 +206,25 @@ impl<'a> Request<'a> {
         }
         req.op()?;
         Ok(req)
+    }
+}
+
+impl<O> Request<'_, O> {
+    /// The kind whose pods are judged, if this request is one pullgate judges (a
+    /// covered kind, or the `ephemeralcontainers` subresource of a Pod).
+    pub fn judged_kind(&self) -> Result<Option<Kind>, BadReview> {
+        let kind = Kind::from_group_kind(&self.kind.group, &self.kind.kind);
+        Ok(match self.sub_resource.as_deref() {
+            None => kind,
+            Some("ephemeralcontainers") if kind == Some(Kind::Pod) => kind,
+            Some("ephemeralcontainers") => {
+                return Err(BadReview(format!(
+                    "subresource ephemeralcontainers needs kind Pod, got {:?}",
+                    self.kind.kind
+                )))
+            }
+            Some(_) => None,
+        })
     }
 
     pub fn op(&self) -> Result<Operation, BadReview> {

@@ -405,3 +405,19 @@ fn audit_record_has_every_field() {
     }
     assert!(!rec.to_string().contains("example-only-password"));
 }
+
+#[test]
+fn objects_of_kinds_not_judged_never_make_a_request_invalid() {
+    // The one-pass decode fails on this shape; the fallback leaves the object raw.
+    let odd = json!({"spec": {"containers": "not a list", "template": 7}});
+    for (kind, op) in [("ConfigMap", "CREATE"), ("Pod", "DELETE")] {
+        let (r, v) = send(Webhook::Validate, &review(kind, op, odd.clone(), None));
+        assert_eq!(r.status, 200, "{kind} {op}");
+        assert_eq!(v["response"]["allowed"], true, "{kind} {op}");
+    }
+    let (r, _) = send(Webhook::Validate, &review("Pod", "CREATE", odd, None));
+    assert_eq!(
+        r.status, 400,
+        "a judged object that cannot be read is refused"
+    );
+}
