@@ -14,6 +14,7 @@ mod support;
 
 use std::sync::{Arc, OnceLock};
 
+use pullgate::admission::testing::{group_of, KINDS};
 use pullgate::index::{Snapshot, Table};
 use pullgate::policy::Policy;
 use serde_json::{json, Value};
@@ -396,18 +397,6 @@ fn tricks() -> Vec<Trick> {
     ]
 }
 
-const KINDS: [&str; 9] = [
-    "Pod",
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicaSet",
-    "ReplicationController",
-    "Job",
-    "CronJob",
-    "PodTemplate",
-];
-
 /// Where an image can hide in a pod spec.
 #[derive(Clone, Copy, Debug)]
 enum Place {
@@ -459,14 +448,6 @@ impl Place {
             Place::Ephemeral => json!({"containers": main, "ephemeralContainers": entries}),
             Place::Volume => json!({"containers": main, "volumes": entries}),
         }
-    }
-}
-
-fn group_of(kind: &str) -> &'static str {
-    match kind {
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => "apps",
-        "Job" | "CronJob" => "batch",
-        _ => "",
     }
 }
 
