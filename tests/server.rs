@@ -14,23 +14,6 @@ use tokio::net::TcpStream;
 
 const MIB: usize = 1024 * 1024;
 
-/// Reads until the peer closes (or `limit` passes): the bytes and whether it closed.
-async fn read_until_closed<R: tokio::io::AsyncRead + Unpin>(
-    reader: &mut R,
-    limit: Duration,
-) -> (Vec<u8>, bool) {
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        match tokio::time::timeout_at(deadline, reader.read(&mut buf)).await {
-            Err(_) => return (seen, false),
-            Ok(Ok(0)) | Ok(Err(_)) => return (seen, true),
-            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn admission_over_tls13_and_tls12_with_keep_alive() {
     let server = start(|_| {}).await;

@@ -16,7 +16,7 @@ use hyper::StatusCode;
 use pullgate::index::{Snapshot, Table};
 use pullgate::policy::Policy;
 use serde_json::Value;
-use support::server::{client_config, tls_connect, Client};
+use support::server::{client_config, read_until_closed, tls_connect, Client};
 use support::PullgateServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -55,23 +55,6 @@ fn config(server: &PullgateServer) -> Arc<rustls::ClientConfig> {
 fn allowed(body: &[u8]) -> bool {
     let v: Value = serde_json::from_slice(body).expect("a review");
     v["response"]["allowed"].as_bool().expect("allowed")
-}
-
-/// Reads until the peer closes (or `limit` passes): the bytes and whether it closed.
-async fn read_until_closed<R: tokio::io::AsyncRead + Unpin>(
-    reader: &mut R,
-    limit: Duration,
-) -> (Vec<u8>, bool) {
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        match tokio::time::timeout_at(deadline, reader.read(&mut buf)).await {
-            Err(_) => return (seen, false),
-            Ok(Ok(0)) | Ok(Err(_)) => return (seen, true),
-            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
-        }
-    }
 }
 
 fn open_fds() -> usize {

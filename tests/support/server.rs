@@ -18,6 +18,7 @@ use pullgate::server::{
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, SupportedProtocolVersion};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -381,6 +382,23 @@ impl SecretVolume {
         TlsSource::Files {
             cert: self.dir.join("tls.crt"),
             key: self.dir.join("tls.key"),
+        }
+    }
+}
+
+/// Reads until the peer closes (or `limit` passes): the bytes and whether it closed.
+pub async fn read_until_closed<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut R,
+    limit: Duration,
+) -> (Vec<u8>, bool) {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, reader.read(&mut buf)).await {
+            Err(_) => return (seen, false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (seen, true),
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
         }
     }
 }
