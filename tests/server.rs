@@ -69,38 +69,6 @@ async fn alpn_is_http11_only() {
     server.stop().await;
 }
 
-/// A TLS ClientHello record that offers only `version` (0x0301 = 1.0, 0x0302 = 1.1).
-fn legacy_client_hello(version: [u8; 2]) -> Vec<u8> {
-    let mut hello = Vec::new();
-    hello.extend(version);
-    hello.extend([0x42; 32]); // random
-    hello.push(0); // no session id
-    let suites: [u16; 4] = [0xc013, 0xc014, 0x002f, 0x0035];
-    hello.extend(((suites.len() * 2) as u16).to_be_bytes());
-    for suite in suites {
-        hello.extend(suite.to_be_bytes());
-    }
-    hello.extend([1, 0]); // compression: null only
-                          // Extensions a real client sends, so that only the version is wrong: signature
-                          // algorithms (ecdsa_secp256r1_sha256, rsa_pkcs1_sha256), groups (secp256r1), point
-                          // formats (uncompressed).
-    let extensions: [&[u8]; 3] = [
-        &[0x00, 0x0d, 0x00, 0x06, 0x00, 0x04, 0x04, 0x03, 0x04, 0x01],
-        &[0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x17],
-        &[0x00, 0x0b, 0x00, 0x02, 0x01, 0x00],
-    ];
-    let extensions = extensions.concat();
-    hello.extend((extensions.len() as u16).to_be_bytes());
-    hello.extend(extensions);
-    let mut handshake = vec![0x01]; // ClientHello
-    handshake.extend(&(hello.len() as u32).to_be_bytes()[1..]);
-    handshake.extend(hello);
-    let mut record = vec![0x16, 0x03, 0x01];
-    record.extend((handshake.len() as u16).to_be_bytes());
-    record.extend(handshake);
-    record
-}
-
 #[tokio::test]
 async fn tls10_and_tls11_are_refused() {
     let server = start(|_| {}).await;

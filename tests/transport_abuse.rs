@@ -16,7 +16,7 @@ use hyper::StatusCode;
 use pullgate::index::{Snapshot, Table};
 use pullgate::policy::Policy;
 use serde_json::Value;
-use support::server::{client_config, read_until_closed, tls_connect, Client};
+use support::server::{client_config, legacy_client_hello, read_until_closed, tls_connect, Client};
 use support::PullgateServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -80,36 +80,6 @@ async fn fds_settle(bound: usize) -> usize {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// A TLS ClientHello record that offers only `version` (0x0301 = 1.0, 0x0302 = 1.1), with
-/// the extensions a real client of that era sends (as in `tests/server.rs`).
-fn legacy_client_hello(version: [u8; 2]) -> Vec<u8> {
-    let mut hello = Vec::new();
-    hello.extend(version);
-    hello.extend([0x42; 32]);
-    hello.push(0);
-    let suites: [u16; 4] = [0xc013, 0xc014, 0x002f, 0x0035];
-    hello.extend(((suites.len() * 2) as u16).to_be_bytes());
-    for suite in suites {
-        hello.extend(suite.to_be_bytes());
-    }
-    hello.extend([1, 0]);
-    let extensions: [&[u8]; 3] = [
-        &[0x00, 0x0d, 0x00, 0x06, 0x00, 0x04, 0x04, 0x03, 0x04, 0x01],
-        &[0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x17],
-        &[0x00, 0x0b, 0x00, 0x02, 0x01, 0x00],
-    ];
-    let extensions = extensions.concat();
-    hello.extend((extensions.len() as u16).to_be_bytes());
-    hello.extend(extensions);
-    let mut handshake = vec![0x01];
-    handshake.extend(&(hello.len() as u32).to_be_bytes()[1..]);
-    handshake.extend(hello);
-    let mut record = vec![0x16, 0x03, 0x01];
-    record.extend((handshake.len() as u16).to_be_bytes());
-    record.extend(handshake);
-    record
 }
 
 /// An 8 MiB body announced by Content-Length: 413 before it is sent.
