@@ -49,7 +49,7 @@ impl Handler for AdmissionHandler {
                         .images
                         .iter()
                         .filter(|i| i.verdict == "deny")
-                        .map(|i| i.message.as_str())
+                        .filter_map(|i| i.message.as_deref())
                         .collect();
                     events.report(
                         &record.kind,

@@ -101,8 +101,6 @@ fuzz_target!(|data: &[u8]| {
             assert!(resp["allowed"].is_boolean());
             continue;
         };
-        // (serde also reads a struct from a JSON array; the oracles below only look at
-        // inputs written as objects.)
         if input["request"].is_object() {
             assert_eq!(resp["uid"], input["request"]["uid"]);
         }

@@ -4,6 +4,7 @@
 //! same path without the envelope.
 
 pub mod audit;
+pub mod json;
 pub mod object;
 pub mod patch;
 pub mod review;
@@ -15,7 +16,7 @@ mod tests;
 use std::sync::Arc;
 use std::time::Instant;
 
-use audit::{AuditImage, AuditRecord};
+use audit::AuditRecord;
 use object::{Kind, Object};
 use review::{BadReview, Operation, Request, ResponseParts};
 
@@ -132,7 +133,7 @@ impl Admission {
     ) -> Reviewed {
         let ns = req.namespace();
         let (verdict, mode, images) = match &judged.decision {
-            Some(d) => (d.verdict(), d.mode, audit::images_of(d, ns)),
+            Some(d) => (d.verdict(), d.mode, audit::images_of(d, ns, false)),
             None => (Verdict::Allow, self.policy.mode, Vec::new()),
         };
         let mut parts = ResponseParts::default();
@@ -229,9 +230,4 @@ fn bad(e: &BadReview) -> Reviewed {
         verdict: None,
         audit: None,
     }
-}
-
-/// Audit images of a decision (re-exported for `check -o json`).
-pub fn audit_images(d: &Decision, namespace: &str) -> Vec<AuditImage> {
-    audit::images_of(d, namespace)
 }

@@ -1,13 +1,10 @@
-//! The parts of a pod or workload object that pullgate reads, decoded straight from the
-//! raw JSON into borrowed structs (unknown fields skipped, duplicate known keys rejected,
+//! The parts of a pod or workload object that pullgate reads, read straight from the
+//! raw JSON into borrowed structs (unknown fields skipped, repeated known keys refused,
 //! so every reader sees one interpretation), and the images they use.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
-use serde::de::IgnoredAny;
-use serde::Deserialize;
-
+use super::json::{self, Reader, Seen};
 use crate::api::MIRROR_POD_ANNOTATION;
 use crate::policy::{ImageUse, Location};
 
@@ -50,91 +47,86 @@ impl Kind {
 }
 
 /// A pod, workload or PodTemplate object.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub struct Object<'a> {
-    #[serde(borrow, default)]
     pub metadata: Option<Meta<'a>>,
-    #[serde(borrow, default)]
     pub spec: Option<Spec<'a>>,
     /// PodTemplate keeps its template at the top level.
-    #[serde(borrow, default)]
     pub template: Option<Template<'a>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub struct Meta<'a> {
-    #[serde(borrow, default)]
     pub name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub generate_name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub namespace: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub annotations: Option<BTreeMap<Cow<'a, str>, IgnoredAny>>,
+    /// Whether the annotations hold the mirror-pod key (their values are not read).
+    pub mirror_annotation: bool,
 }
 
 /// A pod spec, or a workload spec holding a template (one type serves both, since the
 /// kind decides which fields are read).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub struct Spec<'a> {
-    #[serde(borrow, default)]
     pub containers: Option<Vec<Container<'a>>>,
-    #[serde(borrow, default)]
     pub init_containers: Option<Vec<Container<'a>>>,
-    #[serde(borrow, default)]
     pub ephemeral_containers: Option<Vec<Container<'a>>>,
-    #[serde(borrow, default)]
     pub volumes: Option<Vec<Volume<'a>>>,
-    #[serde(borrow, default)]
     pub image_pull_secrets: Option<Vec<NameRef<'a>>>,
-    #[serde(borrow, default)]
     pub template: Option<Box<Template<'a>>>,
-    #[serde(borrow, default)]
     pub job_template: Option<Box<Template<'a>>>,
 }
 
 /// `template` of a workload or `jobTemplate` of a CronJob: only its spec matters.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Template<'a> {
-    #[serde(borrow, default)]
     pub spec: Option<Spec<'a>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Container<'a> {
-    #[serde(borrow, default)]
     pub name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub image: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Volume<'a> {
-    #[serde(borrow, default)]
     pub name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub image: Option<ImageVolume<'a>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct ImageVolume<'a> {
-    #[serde(borrow, default)]
     pub reference: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct NameRef<'a> {
-    #[serde(borrow, default)]
     pub name: Option<Cow<'a, str>>,
 }
 
 impl<'a> Object<'a> {
-    /// Decodes an object from its JSON text.
-    pub fn parse(json: &'a str) -> Result<Object<'a>, serde_json::Error> {
-        serde_json::from_str(json)
+    /// Reads an object from its JSON text.
+    pub fn parse(text: &'a str) -> json::Result<Object<'a>> {
+        let mut r = Reader::new(text.as_bytes());
+        let o = Object::read(&mut r)?;
+        r.end()?;
+        Ok(o)
+    }
+
+    pub(super) fn read(r: &mut Reader<'a>) -> json::Result<Object<'a>> {
+        let mut o = Object::default();
+        let mut seen = Seen::default();
+        r.object(|r, key| {
+            match &*key {
+                b"metadata" => o.metadata = seen.field(r, "metadata", Meta::read)?,
+                b"spec" => o.spec = seen.field(r, "spec", Spec::read)?,
+                b"template" => o.template = seen.field(r, "template", Template::read)?,
+                _ => r.skip()?,
+            }
+            Ok(())
+        })?;
+        Ok(o)
     }
 
     /// The pod spec judged for this kind.
@@ -171,10 +163,144 @@ impl<'a> Object<'a> {
     }
 
     pub fn has_mirror_annotation(&self) -> bool {
-        self.metadata
-            .as_ref()
-            .and_then(|m| m.annotations.as_ref())
-            .is_some_and(|a| a.contains_key(MIRROR_POD_ANNOTATION))
+        self.metadata.as_ref().is_some_and(|m| m.mirror_annotation)
+    }
+}
+
+impl<'a> Meta<'a> {
+    fn read(r: &mut Reader<'a>) -> json::Result<Meta<'a>> {
+        let mut m = Meta::default();
+        let mut seen = Seen::default();
+        r.object(|r, key| {
+            match &*key {
+                b"name" => m.name = seen.field(r, "name", Reader::string)?,
+                b"generateName" => {
+                    m.generate_name = seen.field(r, "generateName", Reader::string)?
+                }
+                b"namespace" => m.namespace = seen.field(r, "namespace", Reader::string)?,
+                b"annotations" => {
+                    let mut mirror = false;
+                    seen.field(r, "annotations", |r| {
+                        r.object(|r, key| {
+                            mirror |= *key == *MIRROR_POD_ANNOTATION.as_bytes();
+                            r.skip()
+                        })
+                    })?;
+                    m.mirror_annotation = mirror;
+                }
+                _ => r.skip()?,
+            }
+            Ok(())
+        })?;
+        Ok(m)
+    }
+}
+
+impl<'a> Spec<'a> {
+    fn read(r: &mut Reader<'a>) -> json::Result<Spec<'a>> {
+        let mut s = Spec::default();
+        let mut seen = Seen::default();
+        r.object(|r, key| {
+            match &*key {
+                b"containers" => s.containers = seen.list(r, "containers", Container::read)?,
+                b"initContainers" => {
+                    s.init_containers = seen.list(r, "initContainers", Container::read)?
+                }
+                b"ephemeralContainers" => {
+                    s.ephemeral_containers = seen.list(r, "ephemeralContainers", Container::read)?
+                }
+                b"volumes" => s.volumes = seen.list(r, "volumes", Volume::read)?,
+                b"imagePullSecrets" => {
+                    s.image_pull_secrets = seen.list(r, "imagePullSecrets", NameRef::read)?
+                }
+                b"template" => {
+                    s.template = seen.field(r, "template", Template::read)?.map(Box::new)
+                }
+                b"jobTemplate" => {
+                    s.job_template = seen.field(r, "jobTemplate", Template::read)?.map(Box::new)
+                }
+                _ => r.skip()?,
+            }
+            Ok(())
+        })?;
+        Ok(s)
+    }
+}
+
+impl<'a> Template<'a> {
+    fn read(r: &mut Reader<'a>) -> json::Result<Template<'a>> {
+        let mut t = Template::default();
+        let mut seen = Seen::default();
+        r.object(|r, key| {
+            match &*key {
+                b"spec" => t.spec = seen.field(r, "spec", Spec::read)?,
+                _ => r.skip()?,
+            }
+            Ok(())
+        })?;
+        Ok(t)
+    }
+}
+
+impl<'a> Container<'a> {
+    fn read(r: &mut Reader<'a>) -> json::Result<Container<'a>> {
+        let mut c = Container::default();
+        let mut seen = Seen::default();
+        r.object(|r, key| {
+            match &*key {
+                b"name" => c.name = seen.field(r, "name", Reader::string)?,
+                b"image" => c.image = seen.field(r, "image", Reader::string)?,
+                _ => r.skip()?,
+            }
+            Ok(())
+        })?;
+        Ok(c)
+    }
+}
+
+impl<'a> Volume<'a> {
+    fn read(r: &mut Reader<'a>) -> json::Result<Volume<'a>> {
+        let mut v = Volume::default();
+        let mut seen = Seen::default();
+        r.object(|r, key| {
+            match &*key {
+                b"name" => v.name = seen.field(r, "name", Reader::string)?,
+                b"image" => v.image = seen.field(r, "image", ImageVolume::read)?,
+                _ => r.skip()?,
+            }
+            Ok(())
+        })?;
+        Ok(v)
+    }
+}
+
+impl<'a> ImageVolume<'a> {
+    fn read(r: &mut Reader<'a>) -> json::Result<ImageVolume<'a>> {
+        let mut v = ImageVolume::default();
+        let mut seen = Seen::default();
+        r.object(|r, key| {
+            match &*key {
+                b"reference" => v.reference = seen.field(r, "reference", Reader::string)?,
+                _ => r.skip()?,
+            }
+            Ok(())
+        })?;
+        Ok(v)
+    }
+}
+
+impl<'a> NameRef<'a> {
+    fn read(r: &mut Reader<'a>) -> json::Result<NameRef<'a>> {
+        let mut n = NameRef::default();
+        let mut seen = Seen::default();
+        r.object(|r, key| {
+            match &*key {
+                b"name" => n.name = seen.field(r, "name", Reader::string)?,
+                _ => r.skip()?,
+            }
+            Ok(())
+        })?;
+        Ok(n)
     }
 }
 

@@ -1,7 +1,7 @@
-//! AdmissionReview `admission.k8s.io/v1` in and out. The request is decoded in one pass
-//! into borrowed structs holding only the fields pullgate needs, objects included; when
-//! that fails, a second pass keeps the objects raw and decodes them only for judged
-//! kinds, so an object pullgate does not judge never makes a request invalid. The
+//! AdmissionReview `admission.k8s.io/v1` in and out. The request is read in one pass by
+//! [`json::Reader`] into borrowed structs holding only the fields pullgate needs, objects
+//! included. An object that is JSON but not the shape pullgate reads is skipped and
+//! remembered: it makes the request invalid only for a kind pullgate judges. The
 //! response is kube-core's `AdmissionResponse`.
 
 use std::borrow::Cow;
@@ -9,115 +9,42 @@ use std::borrow::Cow;
 use kube::core::admission::AdmissionResponse;
 use kube::core::response::StatusSummary;
 use kube::core::Status;
-use serde::Deserialize;
 
+use super::json::{self, ErrorKind, Reader, Seen, MAX_DEPTH};
 use super::object::{Kind, Object};
-use serde_json::value::RawValue;
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";
-
-/// Deepest JSON nesting accepted anywhere in a body (serde_json's own limit for the
-/// fields it decodes; this extends it to the fields it skips). Real objects stay near 20.
-const MAX_DEPTH: usize = 128;
-
-/// Whether JSON text nests deeper than `limit` (strings skipped, escapes honoured).
-/// Malformed text is left to the parser. Strings, where most of a pod's bytes are, are
-/// skipped with `memchr2` rather than byte by byte.
-fn too_deep(body: &[u8], limit: usize) -> bool {
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < body.len() {
-        match body[i] {
-            b'"' => {
-                i += 1;
-                loop {
-                    let Some(j) = body
-                        .get(i..)
-                        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
-                    else {
-                        // Unterminated string: malformed, and no deeper than seen so far.
-                        return false;
-                    };
-                    i += j;
-                    if body[i] == b'"' {
-                        break;
-                    }
-                    i += 2;
-                }
-            }
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        i += 1;
-    }
-    false
-}
 
 /// Why a body is not an AdmissionReview pullgate can judge (HTTP 400).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct BadReview(pub String);
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[serde(bound(deserialize = "O: Deserialize<'de>"))]
-struct Envelope<'a, O> {
-    #[serde(borrow)]
-    api_version: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    request: Option<Request<'a, O>>,
-}
-
-/// The request fields pullgate reads; `O` is how the objects are held (decoded, or raw
-/// JSON in the fallback pass).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[serde(bound(deserialize = "O: Deserialize<'de>"))]
-pub struct Request<'a, O = Object<'a>> {
-    #[serde(borrow)]
+/// The request fields pullgate reads.
+#[derive(Debug, Default)]
+pub struct Request<'a> {
     pub uid: Cow<'a, str>,
-    #[serde(borrow)]
     pub kind: GroupVersionKind<'a>,
-    #[serde(borrow, default)]
     pub sub_resource: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     pub namespace: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub operation: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub user_info: UserInfo<'a>,
-    #[serde(default)]
-    pub object: Option<O>,
-    #[serde(default)]
-    pub old_object: Option<O>,
-    #[serde(default)]
+    pub object: Option<Object<'a>>,
+    pub old_object: Option<Object<'a>>,
     pub dry_run: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default)]
 pub struct GroupVersionKind<'a> {
-    #[serde(borrow, default)]
     pub group: Cow<'a, str>,
-    #[serde(borrow, default)]
     pub version: Cow<'a, str>,
-    #[serde(borrow)]
     pub kind: Cow<'a, str>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct UserInfo<'a> {
-    #[serde(borrow, default)]
     pub username: Option<Cow<'a, str>>,
 }
 
@@ -141,75 +68,154 @@ impl Operation {
     }
 }
 
-impl<'a> Request<'a> {
-    /// Decodes and checks an AdmissionReview.
-    pub fn parse(body: &'a [u8]) -> Result<Request<'a>, BadReview> {
-        if too_deep(body, MAX_DEPTH) {
-            return Err(BadReview(format!(
-                "body nests deeper than {MAX_DEPTH} levels"
-            )));
-        }
-        if let Ok(env) = serde_json::from_slice::<Envelope<'a, Object<'a>>>(body) {
-            return env.check();
-        }
-        let raw = serde_json::from_slice::<Envelope<'a, &'a RawValue>>(body)
-            .map_err(|e| BadReview(format!("body is not a valid AdmissionReview: {e}")))?
-            .check()?;
-        let judged = raw.judged_kind()?.is_some()
-            && matches!(raw.op()?, Operation::Create | Operation::Update);
-        let decode = |o: Option<&'a RawValue>, field: &str| match o {
-            Some(o) if judged => Object::parse(o.get()).map(Some).map_err(|e| {
-                BadReview(format!(
-                    "request.{field} is not a valid {}: {e}",
-                    raw.kind.kind
-                ))
-            }),
-            _ => Ok(None),
-        };
-        let object = decode(raw.object, "object")?;
-        let old_object = decode(raw.old_object, "oldObject")?;
-        Ok(Request {
-            object,
-            old_object,
-            uid: raw.uid,
-            kind: raw.kind,
-            sub_resource: raw.sub_resource,
-            name: raw.name,
-            namespace: raw.namespace,
-            operation: raw.operation,
-            user_info: raw.user_info,
-            dry_run: raw.dry_run,
-        })
-    }
-}
+/// An object field as read: absent or null, read, or JSON of another shape (the error
+/// says why, and matters only for a judged kind).
+type ObjectField<'a> = Result<Option<Object<'a>>, json::Error>;
 
-impl<'a, O> Envelope<'a, O> {
-    /// The request, when the envelope is an `admission.k8s.io/v1` AdmissionReview.
-    fn check(self) -> Result<Request<'a, O>, BadReview> {
-        if self.api_version.as_deref() != Some(API_VERSION) {
-            return Err(BadReview(format!(
-                "apiVersion must be {API_VERSION:?}, got {:?}",
-                self.api_version.as_deref().unwrap_or_default()
-            )));
-        }
-        if self.kind.as_deref() != Some(KIND) {
-            return Err(BadReview(format!(
-                "kind must be {KIND:?}, got {:?}",
-                self.kind.as_deref().unwrap_or_default()
-            )));
-        }
-        let req = self
-            .request
-            .ok_or_else(|| BadReview("AdmissionReview has no request".into()))?;
-        if req.uid.is_empty() {
-            return Err(BadReview("request.uid is empty".into()));
-        }
-        req.op()?;
+impl<'a> Request<'a> {
+    /// Reads and checks an AdmissionReview.
+    pub fn parse(body: &'a [u8]) -> Result<Request<'a>, BadReview> {
+        let mut r = Reader::new(body);
+        let (mut req, object, old_object) = read_review(&mut r)
+            .and_then(|parts| r.end().map(|_| parts))
+            .map_err(|e| match e.kind() {
+                ErrorKind::TooDeep => {
+                    BadReview(format!("body nests deeper than {MAX_DEPTH} levels"))
+                }
+                _ => BadReview(format!("body is not a valid AdmissionReview: {e}")),
+            })?;
+        let judged = req.judged_kind()?.is_some()
+            && matches!(req.op()?, Operation::Create | Operation::Update);
+        let take = |field: ObjectField<'a>, name: &str| match field {
+            Ok(o) => Ok(o),
+            Err(e) if judged => Err(BadReview(format!(
+                "request.{name} is not a valid {}: {e}",
+                req.kind.kind
+            ))),
+            Err(_) => Ok(None),
+        };
+        let object = take(object, "object")?;
+        let old_object = take(old_object, "oldObject")?;
+        req.object = object;
+        req.old_object = old_object;
         Ok(req)
     }
 }
 
-impl<O> Request<'_, O> {
+/// The envelope: checks `apiVersion` and `kind` and returns the request with its two
+/// objects as read.
+fn read_review<'a>(
+    r: &mut Reader<'a>,
+) -> json::Result<(Request<'a>, ObjectField<'a>, ObjectField<'a>)> {
+    let (mut api_version, mut kind, mut request) = (None, None, None);
+    let mut seen = Seen::default();
+    r.object(|r, key| {
+        match &*key {
+            b"apiVersion" => api_version = seen.field(r, "apiVersion", Reader::string)?,
+            b"kind" => kind = seen.field(r, "kind", Reader::string)?,
+            b"request" => request = seen.field(r, "request", read_request)?,
+            _ => r.skip()?,
+        }
+        Ok(())
+    })?;
+    let check = |field: &str, got: Option<Cow<'_, str>>, want: &str| {
+        if got.as_deref() == Some(want) {
+            return Ok(());
+        }
+        Err(r.shape_error(format!(
+            "{field} must be {want:?}, got {:?}",
+            got.as_deref().unwrap_or_default()
+        )))
+    };
+    check("apiVersion", api_version, API_VERSION)?;
+    check("kind", kind, KIND)?;
+    let (req, object, old_object) =
+        request.ok_or_else(|| r.shape_error("AdmissionReview has no request"))?;
+    if req.uid.is_empty() {
+        return Err(r.shape_error("request.uid is empty"));
+    }
+    req.op().map_err(|e| r.shape_error(e.0))?;
+    Ok((req, object, old_object))
+}
+
+fn read_request<'a>(
+    r: &mut Reader<'a>,
+) -> json::Result<(Request<'a>, ObjectField<'a>, ObjectField<'a>)> {
+    let mut q = Request::default();
+    let (mut object, mut old_object) = (Ok(None), Ok(None));
+    let mut seen = Seen::default();
+    r.object(|r, key| {
+        match &*key {
+            b"uid" => q.uid = seen.value(r, "uid", Reader::string)?,
+            b"kind" => q.kind = seen.value(r, "kind", read_gvk)?,
+            b"subResource" => q.sub_resource = seen.field(r, "subResource", Reader::string)?,
+            b"name" => q.name = seen.field(r, "name", Reader::string)?,
+            b"namespace" => q.namespace = seen.field(r, "namespace", Reader::string)?,
+            b"operation" => q.operation = seen.value(r, "operation", Reader::string)?,
+            b"userInfo" => q.user_info = seen.value(r, "userInfo", read_user)?,
+            b"object" => object = seen.field(r, "object", read_object)?.unwrap_or(Ok(None)),
+            b"oldObject" => {
+                old_object = seen.field(r, "oldObject", read_object)?.unwrap_or(Ok(None))
+            }
+            b"dryRun" => q.dry_run = seen.field(r, "dryRun", Reader::opt_bool)?.flatten(),
+            _ => r.skip()?,
+        }
+        Ok(())
+    })?;
+    for required in ["uid", "kind", "operation"] {
+        if !seen.has(required) {
+            return Err(r.shape_error(format!("missing field `{required}`")));
+        }
+    }
+    Ok((q, object, old_object))
+}
+
+fn read_gvk<'a>(r: &mut Reader<'a>) -> json::Result<GroupVersionKind<'a>> {
+    let mut k = GroupVersionKind::default();
+    let mut seen = Seen::default();
+    r.object(|r, key| {
+        match &*key {
+            b"group" => k.group = seen.value(r, "group", Reader::string)?,
+            b"version" => k.version = seen.value(r, "version", Reader::string)?,
+            b"kind" => k.kind = seen.value(r, "kind", Reader::string)?,
+            _ => r.skip()?,
+        }
+        Ok(())
+    })?;
+    if !seen.has("kind") {
+        return Err(r.shape_error("missing field `kind`"));
+    }
+    Ok(k)
+}
+
+fn read_user<'a>(r: &mut Reader<'a>) -> json::Result<UserInfo<'a>> {
+    let mut u = UserInfo::default();
+    let mut seen = Seen::default();
+    r.object(|r, key| {
+        match &*key {
+            b"username" => u.username = seen.field(r, "username", Reader::string)?,
+            _ => r.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok(u)
+}
+
+/// An object, or, when it is JSON of another shape, the reason, with the value skipped.
+fn read_object<'a>(r: &mut Reader<'a>) -> json::Result<ObjectField<'a>> {
+    let mark = r.mark();
+    match Object::read(r) {
+        Ok(o) => Ok(Ok(Some(o))),
+        Err(e) if e.kind() == ErrorKind::Shape => {
+            r.rewind(mark);
+            r.skip()?;
+            Ok(Err(e))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl Request<'_> {
     /// The kind whose pods are judged, if this request is one pullgate judges (a
     /// covered kind, or the `ephemeralcontainers` subresource of a Pod).
     pub fn judged_kind(&self) -> Result<Option<Kind>, BadReview> {
@@ -302,61 +308,4 @@ pub fn bad_request_body(err: &BadReview) -> Vec<u8> {
         ..Status::default()
     };
     serde_json::to_vec(&status).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::too_deep;
-    use proptest::prelude::*;
-
-    /// The plain byte-by-byte scan that `too_deep` must agree with.
-    fn too_deep_reference(body: &[u8], limit: usize) -> bool {
-        let mut depth = 0usize;
-        let mut i = 0;
-        while i < body.len() {
-            match body[i] {
-                b'"' => {
-                    i += 1;
-                    while i < body.len() && body[i] != b'"' {
-                        i += if body[i] == b'\\' { 2 } else { 1 };
-                    }
-                }
-                b'[' | b'{' => {
-                    depth += 1;
-                    if depth > limit {
-                        return true;
-                    }
-                }
-                b']' | b'}' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
-            i += 1;
-        }
-        false
-    }
-
-    #[test]
-    fn strings_and_escapes_are_skipped() {
-        assert!(!too_deep(br#"{"a":"[[[[\"[[[["}"#, 2));
-        assert!(too_deep(br#"{"a":"\\",[[1]]}"#, 2));
-        assert!(!too_deep(br#"{"a":"unterminated [[[[["#, 2));
-        assert!(!too_deep(br#"{"a":"ends in a backslash \"#, 2));
-    }
-
-    proptest! {
-        #[test]
-        fn agrees_with_the_byte_scan(
-            parts in proptest::collection::vec(
-                prop_oneof![
-                    Just(&b"{"[..]), Just(&b"}"[..]), Just(&b"["[..]), Just(&b"]"[..]),
-                    Just(&b"\""[..]), Just(&b"\\"[..]), Just(&b"a"[..]), Just(&b","[..]),
-                ],
-                0..64,
-            ),
-            limit in 0usize..6,
-        ) {
-            let body: Vec<u8> = parts.concat();
-            prop_assert_eq!(too_deep(&body, limit), too_deep_reference(&body, limit));
-        }
-    }
 }
