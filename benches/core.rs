@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the decision core at SPEC §10 scale (10,000 namespaces, 1,000
 //! spaces, 500 workspaces): image parsing, resolution, the decision per image and per
-//! pod review, the audit line, snapshot rebuild after one change (alone, and as the
+//! pod review, skipping a review's JSON (pullgate's reader beside serde_json's), the
+//! audit line, snapshot rebuild after one change (alone, and as the
 //! cluster feed does it: apply the watch event, rebuild, publish), and the mutate patch.
 //! Run: `cargo bench --bench core`.
 
@@ -115,6 +116,15 @@ fn benches(c: &mut Criterion) {
         });
     }
     let body = pod_review(10);
+    c.bench_function("json/skip pod review 10 KiB (pullgate reader)", |b| {
+        b.iter(|| {
+            let mut r = pullgate::admission::json::Reader::new(black_box(&body));
+            r.skip().unwrap()
+        })
+    });
+    c.bench_function("json/skip pod review 10 KiB (serde_json IgnoredAny)", |b| {
+        b.iter(|| serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&body)).unwrap())
+    });
     let reviewed = admission.review(Webhook::Validate, &body);
     let record = reviewed
         .audit

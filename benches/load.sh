@@ -3,7 +3,7 @@
 # (examples/baseline.rs), side by side and interleaved in one run, over TLS with
 # HTTP/1.1 keep-alive on loopback. Prints Markdown tables; see BENCHMARKS.md.
 #
-#   benches/load.sh                 # ROUNDS=3 PEAK_SECONDS=5 LATENCY_SECONDS=6 by default
+#   benches/load.sh                 # ROUNDS=5 PEAK_SECONDS=5 LATENCY_SECONDS=6 by default
 #
 # Per round, for each server in turn (baseline, then pullgate):
 #   - peak throughput at 25 connections, for 2, 10 and 25 KiB pod reviews;
@@ -14,7 +14,7 @@
 # are read from /proc after the config is loaded and after each round.
 set -euo pipefail
 
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 PEAK_SECONDS=${PEAK_SECONDS:-5}
 LATENCY_SECONDS=${LATENCY_SECONDS:-6}
 WARMUP_SECONDS=${WARMUP_SECONDS:-1}

@@ -1,0 +1,33 @@
+//! Runs `Admission::review` N times on one body, for instruction counts under
+//! `valgrind --tool=callgrind` (per review = total / N):
+//! `review_loop BODY.json N [--skip-only]`.
+use std::sync::Arc;
+
+use pullgate::admission::{json::Reader, Admission, Webhook};
+use pullgate::index::testing::mk_scaled;
+use pullgate::index::{Snapshot, Table};
+use pullgate::policy::Policy;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let body = std::fs::read(&args[1]).expect("body");
+    let n: usize = args[2].parse().expect("count");
+    let objects = mk_scaled(10_000, 1_000, 500);
+    let admission = Admission {
+        policy: Policy::default(),
+        pull_secret_name: "pullgate-pull".into(),
+        table: Arc::new(Table::new(Snapshot::build(&objects, 1))),
+    };
+    let skip_only = args.get(3).is_some_and(|a| a == "--skip-only");
+    let mut allowed = 0;
+    for _ in 0..n {
+        if skip_only {
+            let mut r = Reader::new(std::hint::black_box(&body));
+            allowed += usize::from(r.skip().is_ok());
+        } else {
+            let r = admission.review(Webhook::Validate, std::hint::black_box(&body));
+            allowed += usize::from(r.status == 200);
+        }
+    }
+    println!("{allowed} of {n}");
+}
