@@ -136,6 +136,10 @@ pub struct ServeArgs {
     /// Requests handled at once; more are answered 503 at once.
     #[arg(long, env = "PULLGATE_MAX_IN_FLIGHT", default_value = "256")]
     pub max_in_flight: usize,
+    /// Request bodies held in memory at once, across all requests (bytes, or with a
+    /// Ki/Mi/Gi suffix); a body that finds no room is answered 503 at once.
+    #[arg(long, env = "PULLGATE_MAX_BODY_MEMORY", default_value = "64Mi", value_parser = parse_bytes)]
+    pub max_body_memory: usize,
     /// Log format of ordinary logs (audit lines are always JSON on stdout).
     #[arg(long, env = "PULLGATE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -194,10 +198,54 @@ pub struct OverviewArgs {
     pub probe_timeout: Duration,
 }
 
+/// A byte count as Kubernetes writes quantities of memory: `1048576`, `512Ki`, `64Mi`,
+/// `1Gi`.
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    };
+    let scale: usize = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a byte count such as 67108864 or 64Mi"
+            ))
+        }
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("{text:?} is not a byte count such as 67108864 or 64Mi"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn byte_counts() {
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        assert_eq!(parse_bytes("512Ki"), Ok(512 << 10));
+        assert_eq!(parse_bytes("64Mi"), Ok(64 << 20));
+        assert_eq!(parse_bytes("1Gi"), Ok(1 << 30));
+        for bad in [
+            "",
+            "Mi",
+            "64M",
+            "64mi",
+            "-1",
+            "1.5Mi",
+            "99999999999999999999Gi",
+        ] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn cli_is_consistent() {

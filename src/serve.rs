@@ -226,6 +226,7 @@ pub fn server_options(args: &ServeArgs) -> ServerOptions {
     };
     let mut opts = ServerOptions::new(args.listen, args.probe_listen, tls);
     opts.max_in_flight = args.max_in_flight;
+    opts.max_body_memory = args.max_body_memory;
     opts.drain_period = args.drain_period;
     opts.cert_reload_interval = args.reload_interval;
     opts

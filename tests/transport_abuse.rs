@@ -357,6 +357,80 @@ async fn ten_times_overload_gets_fast_503s_and_the_accepted_are_answered() {
     assert!(metrics.contains(r#"decision="overload"}"#), "{metrics}");
 }
 
+/// A review padded with trailing spaces (still one JSON document) to `len` bytes.
+fn padded(review: &str, len: usize) -> String {
+    format!("{review}{}", " ".repeat(len.saturating_sub(review.len())))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_held_in_memory_are_bounded_across_requests() {
+    let _serial = serial().await;
+    let server = webhook(|o| {
+        o.max_body_bytes = MIB;
+        o.max_body_memory = MIB;
+    });
+    // A slow body of 900 KiB, of which 600 KiB are sent: held while it trickles in.
+    let slow = padded(ALLOWED, 900 * 1024);
+    let mut stream = tls_connect(server.addr, config(&server)).await.unwrap();
+    let head = format!(
+        "POST /validate?timeout=30s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        slow.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+        .write_all(&slow.as_bytes()[..600 * 1024])
+        .await
+        .unwrap();
+    stream.flush().await.unwrap();
+    // Another 200 KiB body does not fit beside it: 503 at once, never a verdict.
+    let other = padded(DENIED, 200 * 1024);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let started = Instant::now();
+        let response = connect(&server)
+            .await
+            .post("/validate", other.clone())
+            .await
+            .unwrap();
+        if response.status == StatusCode::SERVICE_UNAVAILABLE {
+            break (response, started.elapsed());
+        }
+        // Until the slow body's bytes have been read, the other may still fit.
+        assert_eq!(response.status, StatusCode::OK);
+        assert!(Instant::now() < deadline, "the budget never filled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (response, took) = refused;
+    assert_eq!(response.headers["retry-after"], "1");
+    assert!(
+        response.text().contains("held in memory"),
+        "{}",
+        response.text()
+    );
+    assert!(!response.text().contains("\"allowed\""));
+    assert!(took < Duration::from_secs(5), "503 after {took:?}");
+    // The slow body completes and gets its real verdict; then the budget is free again.
+    stream
+        .write_all(&slow.as_bytes()[600 * 1024..])
+        .await
+        .unwrap();
+    let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(2)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(allowed(
+        text[text.find("\r\n\r\n").unwrap() + 4..].as_bytes()
+    ));
+    let response = connect(&server)
+        .await
+        .post("/validate", other)
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+    assert!(!allowed(response.body.as_ref()));
+    let metrics = server.metrics.encode();
+    assert!(metrics.contains(r#"decision="overload"}"#), "{metrics}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_abuse_file_descriptors_and_memory_are_bounded() {
     let _serial = serial().await;

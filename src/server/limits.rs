@@ -1,11 +1,13 @@
 //! Per-request limits: the deadline taken from the apiserver's `?timeout=`, and reading a
-//! body under a size cap and that deadline.
+//! body under a size cap, that deadline and the server's budget of body memory.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// What the apiserver assumes when a webhook configuration sets no `timeoutSeconds`.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,6 +80,33 @@ pub(crate) enum BodyError {
     TimedOut,
     /// The connection broke or the framing was wrong.
     Broken(String),
+    /// The bodies being read or judged already hold the whole memory budget.
+    Busy,
+}
+
+/// Bytes of the body-memory budget (a semaphore of bytes shared by all requests) that one
+/// body holds; they go back when it is dropped, after the answer.
+#[derive(Default)]
+pub(crate) struct Held(Option<OwnedSemaphorePermit>);
+
+impl Held {
+    /// Holds at least `bytes` of `budget`, or says that the budget is spent.
+    fn grow_to(&mut self, budget: &Arc<Semaphore>, bytes: usize) -> Result<(), BodyError> {
+        let have = self.0.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
+        let Some(more) = bytes.checked_sub(have).filter(|&more| more > 0) else {
+            return Ok(());
+        };
+        let more = u32::try_from(more).map_err(|_| BodyError::TooLarge)?;
+        let permit = budget
+            .clone()
+            .try_acquire_many_owned(more)
+            .map_err(|_| BodyError::Busy)?;
+        match &mut self.0 {
+            Some(held) => held.merge(permit),
+            None => self.0 = Some(permit),
+        }
+        Ok(())
+    }
 }
 
 /// Whether the Content-Length alone already exceeds `max`.
@@ -85,13 +114,15 @@ pub(crate) fn announced_too_large(body: &Incoming, max: usize) -> bool {
     body.size_hint().lower() > u64::try_from(max).unwrap_or(u64::MAX)
 }
 
-/// Reads the whole body, refusing more than `max` bytes and anything slower than
-/// `deadline`. A Content-Length above `max` is refused before a byte is read.
+/// Reads the whole body, refusing more than `max` bytes, anything slower than `deadline`,
+/// and a body for which `budget` has no room left (every byte buffered is held from it).
+/// A Content-Length above `max` is refused before a byte is read.
 pub(crate) async fn read_body(
     mut body: Incoming,
     max: usize,
     deadline: tokio::time::Instant,
-) -> Result<Bytes, BodyError> {
+    budget: &Arc<Semaphore>,
+) -> Result<(Bytes, Held), BodyError> {
     if announced_too_large(&body, max) {
         return Err(BodyError::TooLarge);
     }
@@ -100,6 +131,7 @@ pub(crate) async fn read_body(
     let mut first: Option<Bytes> = None;
     let mut gathered: Option<BytesMut> = None;
     let mut total = 0usize;
+    let mut held = Held::default();
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => return Err(BodyError::TimedOut),
@@ -115,25 +147,36 @@ pub(crate) async fn read_body(
             return Err(BodyError::TooLarge);
         }
         match (&mut first, &mut gathered) {
-            (None, None) => first = Some(data),
+            (None, None) => {
+                held.grow_to(budget, total)?;
+                first = Some(data);
+            }
             (Some(head), None) => {
                 let capacity = usize::try_from(announced)
                     .unwrap_or(usize::MAX)
                     .clamp(total, MAX_PREALLOCATION.max(total));
+                held.grow_to(budget, capacity)?;
                 let mut buf = BytesMut::with_capacity(capacity);
                 buf.extend_from_slice(head);
                 buf.extend_from_slice(&data);
                 first = None;
                 gathered = Some(buf);
             }
-            (_, Some(buf)) => buf.extend_from_slice(&data),
+            (_, Some(buf)) => {
+                // Growing doubles the buffer: hold what it may grow to.
+                if buf.len() + data.len() > buf.capacity() {
+                    held.grow_to(budget, (buf.len() + data.len()).max(2 * buf.capacity()))?;
+                }
+                buf.extend_from_slice(&data);
+            }
         }
     }
-    Ok(match (first, gathered) {
+    let body = match (first, gathered) {
         (_, Some(buf)) => buf.freeze(),
         (Some(head), None) => head,
         (None, None) => Bytes::new(),
-    })
+    };
+    Ok((body, held))
 }
 
 #[cfg(test)]

@@ -87,6 +87,9 @@ pub struct ServerOptions {
     pub tls: TlsSource,
     /// Larger bodies get 413 without being read.
     pub max_body_bytes: usize,
+    /// Bytes of request bodies held in memory at once, across all requests; a body that
+    /// finds no room gets 503 at once. Keeps memory bounded whatever the clients send.
+    pub max_body_memory: usize,
     /// Time allowed for a TLS handshake and for a request head, counted from its first byte.
     pub header_timeout: Duration,
     /// How long a keep-alive connection may sit idle between requests. Longer than the
@@ -103,6 +106,9 @@ pub struct ServerOptions {
 
 impl ServerOptions {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
+    /// Room for a few maximum-size bodies, or thousands of real ones (~10 KiB), within
+    /// the Deployment's 128 Mi limit next to the ~45 MiB the process needs at scale.
+    pub const DEFAULT_MAX_BODY_MEMORY: usize = 64 * 1024 * 1024;
     pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
     pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
@@ -116,6 +122,7 @@ impl ServerOptions {
             probe_listen,
             tls,
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            max_body_memory: Self::DEFAULT_MAX_BODY_MEMORY,
             header_timeout: Self::DEFAULT_HEADER_TIMEOUT,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT,
@@ -141,6 +148,19 @@ impl ServerOptions {
         }
         if self.max_body_bytes == 0 {
             bail!("the maximum body size must be above 0 bytes");
+        }
+        if self.max_body_memory > tokio::sync::Semaphore::MAX_PERMITS {
+            bail!(
+                "the body memory budget must be at most {} bytes",
+                tokio::sync::Semaphore::MAX_PERMITS
+            );
+        }
+        if self.max_body_memory < self.max_body_bytes {
+            bail!(
+                "the body memory budget ({} bytes) must hold at least one body of the maximum size ({} bytes)",
+                self.max_body_memory,
+                self.max_body_bytes
+            );
         }
         if self.header_timeout.is_zero() {
             bail!("the header timeout must be above 0");
@@ -284,6 +304,7 @@ impl Server {
             health.clone(),
             opts.max_in_flight,
             opts.max_body_bytes,
+            opts.max_body_memory,
         ));
         Ok(Server {
             opts,
@@ -387,5 +408,22 @@ impl Server {
             task.abort();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_budget_must_hold_one_body_of_the_maximum_size() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let mut opts = ServerOptions::new(addr, addr, TlsSource::SelfSigned { ca_out: None });
+        assert!(opts.check().is_ok());
+        opts.max_body_memory = opts.max_body_bytes - 1;
+        let err = opts.check().unwrap_err().to_string();
+        assert!(err.contains("body memory budget"), "{err}");
+        opts.max_body_memory = usize::MAX;
+        assert!(opts.check().is_err());
     }
 }

@@ -32,6 +32,8 @@ pub(crate) struct Routes {
     health: Health,
     in_flight: Arc<Semaphore>,
     max_body_bytes: usize,
+    /// Bytes of request bodies held at once, across all requests.
+    body_budget: Arc<Semaphore>,
 }
 
 impl Routes {
@@ -41,6 +43,7 @@ impl Routes {
         health: Health,
         max_in_flight: usize,
         max_body_bytes: usize,
+        max_body_memory: usize,
     ) -> Self {
         Routes {
             handler,
@@ -48,6 +51,7 @@ impl Routes {
             health,
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             max_body_bytes,
+            body_budget: Arc::new(Semaphore::new(max_body_memory)),
         }
     }
 
@@ -90,22 +94,18 @@ impl Routes {
             return self.refuse(endpoint, started, BodyError::TooLarge);
         }
         let Ok(_slot) = self.in_flight.clone().try_acquire_owned() else {
-            self.metrics
-                .observe_request(endpoint, "overload", started.elapsed());
-            let mut response = status(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "TooManyRequests",
+            return self.overloaded(
+                endpoint,
+                started,
                 "pullgate is at its limit of concurrent admission requests; retry",
             );
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
-            return response;
         };
 
         let tokio_deadline = tokio::time::Instant::from_std(deadline);
-        let body = match limits::read_body(body, self.max_body_bytes, tokio_deadline).await {
-            Ok(body) => body,
+        let read = limits::read_body(body, self.max_body_bytes, tokio_deadline, &self.body_budget);
+        // `_held` keeps the body's share of the memory budget until the answer is built.
+        let (body, _held) = match read.await {
+            Ok(read) => read,
             Err(e) => return self.refuse(endpoint, started, e),
         };
 
@@ -163,13 +163,27 @@ impl Routes {
         json(code, Bytes::from(reply.body))
     }
 
+    /// 503 at once, never a queue: overload is momentary, and the apiserver retries.
+    fn overloaded(&self, endpoint: Endpoint, started: Instant, message: &str) -> HttpResponse {
+        self.metrics
+            .observe_request(endpoint, "overload", started.elapsed());
+        let mut response = status(StatusCode::SERVICE_UNAVAILABLE, "TooManyRequests", message);
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        response
+    }
+
     /// The answer to a body that could not be read; the connection closes after it, as
     /// the rest of the body (if any) is not read.
     fn refuse(&self, endpoint: Endpoint, started: Instant, error: BodyError) -> HttpResponse {
-        self.metrics
-            .observe_request(endpoint, "invalid", started.elapsed());
+        let invalid = |code, reason, message: &str| {
+            self.metrics
+                .observe_request(endpoint, "invalid", started.elapsed());
+            status(code, reason, message)
+        };
         let mut response = match error {
-            BodyError::TooLarge => status(
+            BodyError::TooLarge => invalid(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestEntityTooLarge",
                 &format!(
@@ -177,15 +191,20 @@ impl Routes {
                     self.max_body_bytes
                 ),
             ),
-            BodyError::TimedOut => status(
+            BodyError::TimedOut => invalid(
                 StatusCode::REQUEST_TIMEOUT,
                 "Timeout",
                 "the request body did not arrive before the request timeout",
             ),
-            BodyError::Broken(reason) => status(
+            BodyError::Broken(reason) => invalid(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
                 &format!("the request body could not be read: {reason}"),
+            ),
+            BodyError::Busy => self.overloaded(
+                endpoint,
+                started,
+                "pullgate is at its limit of request bodies held in memory; retry",
             ),
         };
         response
