@@ -72,24 +72,13 @@ pub struct Reader<'a> {
     depth: usize,
 }
 
-/// Index of the first `"`, `\` or control character at or after `at` (or the end).
-/// Eight bytes at a time: a byte of `w ^ c` is zero where `w` holds `c`, and
-/// `(x - 0x01..) & !x & 0x80..` flags zero bytes (`x - 0x20..` bytes below 0x20).
-/// Borrows can only flag bytes above a real match, so the lowest flag is exact.
+/// Index of the first `"`, `\` or control character at or after `at` (or the end):
+/// eight bytes at a time, the last few one by one.
 #[inline]
 fn string_stop(b: &[u8], mut at: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     while let Some(chunk) = b.get(at..at + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        let quote = w ^ (ONES * u64::from(b'"'));
-        let slash = w ^ (ONES * u64::from(b'\\'));
-        let found = (quote.wrapping_sub(ONES) & !quote
-            | slash.wrapping_sub(ONES) & !slash
-            | w.wrapping_sub(ONES * 0x20) & !w)
-            & HIGH;
-        if found != 0 {
-            return at + (found.trailing_zeros() / 8) as usize;
+        if let Some(found) = swar_stop(chunk.try_into().expect("8 bytes")) {
+            return at + found;
         }
         at += 8;
     }
@@ -97,6 +86,24 @@ fn string_stop(b: &[u8], mut at: usize) -> usize {
         at += 1;
     }
     at
+}
+
+/// The first `"`, `\` or control character among eight bytes: a byte of `w ^ c` is zero
+/// where `w` holds `c`, and `(x - 0x01..) & !x & 0x80..` flags zero bytes (`x - 0x20..`
+/// bytes below 0x20). Borrows can only flag bytes above a real match, so the lowest flag
+/// is exact.
+#[inline]
+fn swar_stop(bytes: [u8; 8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let w = u64::from_le_bytes(bytes);
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let slash = w ^ (ONES * u64::from(b'\\'));
+    let found = (quote.wrapping_sub(ONES) & !quote
+        | slash.wrapping_sub(ONES) & !slash
+        | w.wrapping_sub(ONES * 0x20) & !w)
+        & HIGH;
+    (found != 0).then(|| (found.trailing_zeros() / 8) as usize)
 }
 
 impl<'a> Reader<'a> {
@@ -816,6 +823,24 @@ mod tests {
     }
 
     proptest! {
+        /// Each way of finding the end of a run of plain string text agrees with a plain
+        /// byte-by-byte search.
+        #[test]
+        fn string_stops_agree(bytes in prop::collection::vec(prop_oneof![
+            Just(b'"'), Just(b'\\'), 0u8..0x20, 0x20u8..=0xff
+        ], 0..64), at in 0usize..64) {
+            let at = at.min(bytes.len());
+            let plain = bytes[at..]
+                .iter()
+                .position(|&c| matches!(c, b'"' | b'\\' | 0..=0x1f))
+                .map_or(bytes.len(), |p| at + p);
+            prop_assert_eq!(string_stop(&bytes, at), plain);
+            if let Ok(eight) = <[u8; 8]>::try_from(bytes.get(..8).unwrap_or_default()) {
+                let want = bytes[..8].iter().position(|&c| matches!(c, b'"' | b'\\' | 0..=0x1f));
+                prop_assert_eq!(swar_stop(eight), want);
+            }
+        }
+
         /// Whatever serde_json writes is skipped whole, compact or pretty.
         #[test]
         fn skips_what_serde_json_writes(v in json_value()) {
