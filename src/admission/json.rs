@@ -316,20 +316,11 @@ impl<'a> Reader<'a> {
         self.error_at(ErrorKind::Shape, "string is not valid UTF-8".into(), at)
     }
 
-    /// `null` or a string.
-    pub fn opt_string(&mut self) -> Result<Option<Cow<'a, str>>> {
-        if self.null()? {
-            return Ok(None);
-        }
-        self.string().map(Some)
-    }
-
-    /// `null` or a boolean.
-    pub fn opt_bool(&mut self) -> Result<Option<bool>> {
+    /// A boolean.
+    pub fn bool(&mut self) -> Result<bool> {
         match self.peek() {
-            Some(b'n') => self.literal(b"null").map(|_| None),
-            Some(b't') => self.literal(b"true").map(|_| Some(true)),
-            Some(b'f') => self.literal(b"false").map(|_| Some(false)),
+            Some(b't') => self.literal(b"true").map(|_| true),
+            Some(b'f') => self.literal(b"false").map(|_| false),
             _ => Err(self.unexpected("a boolean")),
         }
     }

@@ -76,14 +76,15 @@ impl<'a> Request<'a> {
     /// Reads and checks an AdmissionReview.
     pub fn parse(body: &'a [u8]) -> Result<Request<'a>, BadReview> {
         let mut r = Reader::new(body);
-        let (mut req, object, old_object) = read_review(&mut r)
-            .and_then(|parts| r.end().map(|_| parts))
+        let envelope = read_envelope(&mut r)
+            .and_then(|envelope| r.end().map(|_| envelope))
             .map_err(|e| match e.kind() {
                 ErrorKind::TooDeep => {
                     BadReview(format!("body nests deeper than {MAX_DEPTH} levels"))
                 }
                 _ => BadReview(format!("body is not a valid AdmissionReview: {e}")),
             })?;
+        let (mut req, object, old_object) = envelope.check()?;
         let judged = req.judged_kind()?.is_some()
             && matches!(req.op()?, Operation::Create | Operation::Update);
         let take = |field: ObjectField<'a>, name: &str| match field {
@@ -102,45 +103,60 @@ impl<'a> Request<'a> {
     }
 }
 
-/// The envelope: checks `apiVersion` and `kind` and returns the request with its two
-/// objects as read.
-fn read_review<'a>(
-    r: &mut Reader<'a>,
-) -> json::Result<(Request<'a>, ObjectField<'a>, ObjectField<'a>)> {
-    let (mut api_version, mut kind, mut request) = (None, None, None);
+/// The request with its two objects as read.
+type RequestParts<'a> = (Request<'a>, ObjectField<'a>, ObjectField<'a>);
+
+struct Envelope<'a> {
+    api_version: Option<Cow<'a, str>>,
+    kind: Option<Cow<'a, str>>,
+    request: Option<RequestParts<'a>>,
+}
+
+impl<'a> Envelope<'a> {
+    /// The request, when the envelope is an `admission.k8s.io/v1` AdmissionReview.
+    fn check(self) -> Result<RequestParts<'a>, BadReview> {
+        for (field, got, want) in [
+            ("apiVersion", &self.api_version, API_VERSION),
+            ("kind", &self.kind, KIND),
+        ] {
+            if got.as_deref() != Some(want) {
+                return Err(BadReview(format!(
+                    "{field} must be {want:?}, got {:?}",
+                    got.as_deref().unwrap_or_default()
+                )));
+            }
+        }
+        let parts = self
+            .request
+            .ok_or_else(|| BadReview("AdmissionReview has no request".into()))?;
+        if parts.0.uid.is_empty() {
+            return Err(BadReview("request.uid is empty".into()));
+        }
+        parts.0.op()?;
+        Ok(parts)
+    }
+}
+
+fn read_envelope<'a>(r: &mut Reader<'a>) -> json::Result<Envelope<'a>> {
+    let mut e = Envelope {
+        api_version: None,
+        kind: None,
+        request: None,
+    };
     let mut seen = Seen::default();
     r.object(|r, key| {
         match &*key {
-            b"apiVersion" => api_version = seen.field(r, "apiVersion", Reader::string)?,
-            b"kind" => kind = seen.field(r, "kind", Reader::string)?,
-            b"request" => request = seen.field(r, "request", read_request)?,
+            b"apiVersion" => e.api_version = seen.field(r, "apiVersion", Reader::string)?,
+            b"kind" => e.kind = seen.field(r, "kind", Reader::string)?,
+            b"request" => e.request = seen.field(r, "request", read_request)?,
             _ => r.skip()?,
         }
         Ok(())
     })?;
-    let check = |field: &str, got: Option<Cow<'_, str>>, want: &str| {
-        if got.as_deref() == Some(want) {
-            return Ok(());
-        }
-        Err(r.shape_error(format!(
-            "{field} must be {want:?}, got {:?}",
-            got.as_deref().unwrap_or_default()
-        )))
-    };
-    check("apiVersion", api_version, API_VERSION)?;
-    check("kind", kind, KIND)?;
-    let (req, object, old_object) =
-        request.ok_or_else(|| r.shape_error("AdmissionReview has no request"))?;
-    if req.uid.is_empty() {
-        return Err(r.shape_error("request.uid is empty"));
-    }
-    req.op().map_err(|e| r.shape_error(e.0))?;
-    Ok((req, object, old_object))
+    Ok(e)
 }
 
-fn read_request<'a>(
-    r: &mut Reader<'a>,
-) -> json::Result<(Request<'a>, ObjectField<'a>, ObjectField<'a>)> {
+fn read_request<'a>(r: &mut Reader<'a>) -> json::Result<RequestParts<'a>> {
     let mut q = Request::default();
     let (mut object, mut old_object) = (Ok(None), Ok(None));
     let mut seen = Seen::default();
@@ -157,7 +173,7 @@ fn read_request<'a>(
             b"oldObject" => {
                 old_object = seen.field(r, "oldObject", read_object)?.unwrap_or(Ok(None))
             }
-            b"dryRun" => q.dry_run = seen.field(r, "dryRun", Reader::opt_bool)?.flatten(),
+            b"dryRun" => q.dry_run = seen.field(r, "dryRun", Reader::bool)?,
             _ => r.skip()?,
         }
         Ok(())
