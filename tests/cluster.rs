@@ -9,8 +9,6 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::*;
 
-const IMAGE: &str = "127.0.0.1:5000/team-a/app:1";
-const PUBLIC_IMAGE: &str = "127.0.0.1:5000/pub/tool:1";
 const KEYS: [&str; 2] = ["127.0.0.1:5000/team-a", "registry.local:5000/team-a"];
 const USER: &str = "puller-a";
 const PASS: &str = "s3cret-a";
@@ -430,9 +428,4 @@ async fn denial_events_are_rate_limited_and_written_by_the_leader_only() {
     );
     a.stop().await;
     b.stop().await;
-}
-
-fn lease_holder(fake: &FakeApiServer) -> Option<String> {
-    let lease = fake.get("coordination.k8s.io/v1", "Lease", OWN_NS, "pullgate-leader")?;
-    lease["spec"]["holderIdentity"].as_str().map(str::to_string)
 }

@@ -23,29 +23,7 @@ use serde_json::json;
 use support::fake_apiserver::Write;
 use support::*;
 
-const IMAGE: &str = "127.0.0.1:5000/team-a/app:1";
-const PUBLIC_IMAGE: &str = "127.0.0.1:5000/pub/tool:1";
 const UNMANAGED_IMAGE: &str = "quay.io/someone/tool:1";
-
-fn seed(fake: &FakeApiServer, bound: &[&str]) {
-    fake.put(registry("reg", "http://127.0.0.1:5000", &[]));
-    fake.put(with_ref(
-        space("reg.team-a", "reg", "team-a", "Private", &["ws-a"]),
-        OWN_NS,
-        "team-a-puller",
-    ));
-    fake.put(space("reg.pub", "reg", "pub", "Public", &[]));
-    fake.put(workspace("ws-a", bound, None));
-    fake.put(basic_auth_secret(OWN_NS, "team-a-puller", "u", "p"));
-    for ns in bound.iter().chain(&["app-2"]) {
-        fake.put(namespace(ns, json!({})));
-    }
-}
-
-fn lease_holder(fake: &FakeApiServer) -> Option<String> {
-    let lease = fake.get("coordination.k8s.io/v1", "Lease", OWN_NS, "pullgate-leader")?;
-    lease["spec"]["holderIdentity"].as_str().map(str::to_string)
-}
 
 fn ok(w: &Write) -> bool {
     (200..300).contains(&w.status)
@@ -76,7 +54,7 @@ fn expected_secret() -> String {
 #[tokio::test]
 async fn unreachable_apiserver_at_start_is_never_ready() {
     let fake = FakeApiServer::start().await;
-    seed(&fake, &["app-1"]);
+    seed_reg(&fake, &["app-1"]);
     let r = Replica::start(&fake, options("pod-a"));
     // The listener goes away before the replica's first request: connection refused.
     drop(fake);
@@ -93,7 +71,7 @@ async fn unreachable_apiserver_at_start_is_never_ready() {
 #[tokio::test]
 async fn failing_apiserver_at_start_then_recovering() {
     let fake = FakeApiServer::start().await;
-    seed(&fake, &["app-1"]);
+    seed_reg(&fake, &["app-1"]);
     fake.set_failing(true);
     let mut r = Replica::start(&fake, options("pod-a"));
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -117,7 +95,7 @@ async fn failing_apiserver_at_start_then_recovering() {
 #[tokio::test]
 async fn failing_mid_run_serves_the_last_good_table_then_the_bound_applies() {
     let fake = FakeApiServer::start().await;
-    seed(&fake, &["app-1"]);
+    seed_reg(&fake, &["app-1"]);
     let mut opts = options("pod-a");
     opts.max_staleness = Duration::from_secs(3);
     let mut r = Replica::start(&fake, opts);
@@ -209,7 +187,7 @@ async fn leader_killed_mid_sync_neither_duplicates_nor_loses_writes() {
     let names: Vec<String> = (0..N).map(|i| format!("ns-{i:02}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let fake = FakeApiServer::start().await;
-    seed(&fake, &refs);
+    seed_reg(&fake, &refs);
     let mut a = Replica::start(&fake, options("pod-a"));
     a.synced().await;
     // Kill the leader as soon as it has written some, but (most likely) not all, Secrets.
@@ -270,7 +248,7 @@ async fn leader_killed_mid_sync_neither_duplicates_nor_loses_writes() {
 #[tokio::test]
 async fn a_leader_whose_lease_is_taken_stops_writing() {
     let fake = FakeApiServer::start().await;
-    seed(&fake, &["app-1"]);
+    seed_reg(&fake, &["app-1"]);
     let mut a = Replica::start(&fake, options("pod-a")); // lease 2s
     a.synced().await;
     wait_until("pod-a leads", || {

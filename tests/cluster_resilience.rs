@@ -8,29 +8,6 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::*;
 
-const IMAGE: &str = "127.0.0.1:5000/team-a/app:1";
-const PUBLIC_IMAGE: &str = "127.0.0.1:5000/pub/tool:1";
-
-fn seed(fake: &FakeApiServer) {
-    fake.put(registry("reg", "http://127.0.0.1:5000", &[]));
-    fake.put(with_ref(
-        space("reg.team-a", "reg", "team-a", "Private", &["ws-a"]),
-        OWN_NS,
-        "team-a-puller",
-    ));
-    fake.put(space("reg.pub", "reg", "pub", "Public", &[]));
-    fake.put(workspace("ws-a", &["app-1"], None));
-    fake.put(basic_auth_secret(OWN_NS, "team-a-puller", "u", "p"));
-    for ns in ["app-1", "app-2"] {
-        fake.put(namespace(ns, json!({})));
-    }
-}
-
-fn lease_holder(fake: &FakeApiServer) -> Option<String> {
-    let lease = fake.get("coordination.k8s.io/v1", "Lease", OWN_NS, "pullgate-leader")?;
-    lease["spec"]["holderIdentity"].as_str().map(str::to_string)
-}
-
 fn has_secret(fake: &FakeApiServer, ns: &str) -> bool {
     fake.get("v1", "Secret", ns, PULL).is_some()
 }
@@ -38,7 +15,7 @@ fn has_secret(fake: &FakeApiServer, ns: &str) -> bool {
 #[tokio::test]
 async fn broken_watches_past_max_staleness_refuse_private_grants_until_recovery() {
     let fake = FakeApiServer::start().await;
-    seed(&fake);
+    seed_reg(&fake, &["app-1"]);
     let mut r = Replica::start(&fake, options("pod-a")); // max_staleness 1s
     r.synced().await;
     wait_until("app-1 may pull", || decide(&r.table, "app-1", IMAGE).0).await;
@@ -77,7 +54,7 @@ async fn broken_watches_past_max_staleness_refuse_private_grants_until_recovery(
 #[tokio::test]
 async fn a_short_break_is_not_stale() {
     let fake = FakeApiServer::start().await;
-    seed(&fake);
+    seed_reg(&fake, &["app-1"]);
     let mut opts = options("pod-a");
     opts.max_staleness = Duration::from_secs(30);
     let mut r = Replica::start(&fake, opts);
@@ -97,7 +74,7 @@ async fn a_short_break_is_not_stale() {
 #[tokio::test]
 async fn gone_410_relist_keeps_the_table_correct() {
     let fake = FakeApiServer::start().await;
-    seed(&fake);
+    seed_reg(&fake, &["app-1"]);
     let mut r = Replica::start(&fake, options("pod-a"));
     r.synced().await;
     wait_until("app-1 may pull", || decide(&r.table, "app-1", IMAGE).0).await;
@@ -136,7 +113,7 @@ async fn gone_410_relist_keeps_the_table_correct() {
 #[tokio::test]
 async fn only_the_leader_writes_and_the_other_replica_takes_over() {
     let fake = FakeApiServer::start().await;
-    seed(&fake);
+    seed_reg(&fake, &["app-1"]);
     let mut a = Replica::start(&fake, options("pod-a")); // lease 2s
     a.synced().await;
     wait_until("pod-a leads", || {
@@ -208,7 +185,7 @@ async fn only_the_leader_writes_and_the_other_replica_takes_over() {
 #[tokio::test]
 async fn a_namespace_not_known_yet_gets_a_retryable_denial_then_its_binding() {
     let fake = FakeApiServer::start().await;
-    seed(&fake);
+    seed_reg(&fake, &["app-1"]);
     fake.put(workspace("ws-a", &["app-1"], Some(json!({"team": "a"}))));
     let mut r = Replica::start(&fake, options("pod-a"));
     r.synced().await;

@@ -10,8 +10,6 @@ use serde_json::json;
 use support::binary::{probe_status, Binary};
 use support::*;
 
-const IMAGE: &str = "127.0.0.1:5000/team-a/app:1";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_without_config_follows_the_cluster() {
     let fake = FakeApiServer::start().await;

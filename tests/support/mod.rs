@@ -94,6 +94,35 @@ pub fn expected_config(keys: &[&str], user: &str, pass: &str) -> String {
     format!(r#"{{"auths":{{{}}}}}"#, entries.join(","))
 }
 
+/// An image in the private space team-a of [`seed_reg`]'s registry, and one in its
+/// public space pub.
+pub const IMAGE: &str = "127.0.0.1:5000/team-a/app:1";
+pub const PUBLIC_IMAGE: &str = "127.0.0.1:5000/pub/tool:1";
+
+/// Registry `reg` at 127.0.0.1:5000 with a private space team-a (bound to workspace ws-a
+/// = `bound`, credentials u/p from a basic-auth Secret) and a public space pub;
+/// namespaces `bound` and app-2.
+pub fn seed_reg(fake: &FakeApiServer, bound: &[&str]) {
+    fake.put(registry("reg", "http://127.0.0.1:5000", &[]));
+    fake.put(with_ref(
+        space("reg.team-a", "reg", "team-a", "Private", &["ws-a"]),
+        OWN_NS,
+        "team-a-puller",
+    ));
+    fake.put(space("reg.pub", "reg", "pub", "Public", &[]));
+    fake.put(workspace("ws-a", bound, None));
+    fake.put(basic_auth_secret(OWN_NS, "team-a-puller", "u", "p"));
+    for ns in bound.iter().chain(&["app-2"]) {
+        fake.put(namespace(ns, json!({})));
+    }
+}
+
+/// Who holds pullgate's leader Lease on the fake, if anyone.
+pub fn lease_holder(fake: &FakeApiServer) -> Option<String> {
+    let lease = fake.get("coordination.k8s.io/v1", "Lease", OWN_NS, "pullgate-leader")?;
+    lease["spec"]["holderIdentity"].as_str().map(str::to_string)
+}
+
 /// Test options: short ticks, the given identity, a short lease.
 pub fn options(identity: &str) -> ClusterOptions {
     let mut o = ClusterOptions::new(OWN_NS, identity);
