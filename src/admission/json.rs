@@ -245,14 +245,7 @@ impl<'a> Reader<'a> {
             if self.peek() != Some(b'"') {
                 return Err(self.syntax("expected a key"));
             }
-            let start = self.i + 1;
-            let (end, escaped) = self.string_end(start)?;
-            let key = if escaped {
-                Cow::Owned(self.unescape(start, end)?.into_bytes())
-            } else {
-                Cow::Borrowed(&self.b[start..end])
-            };
-            self.i = end + 1;
+            let key = self.raw_string()?;
             self.eat(b':', "expected ':'")?;
             member(self, key)?;
             if !self.next_or_close(b'}')? {
@@ -298,14 +291,29 @@ impl<'a> Reader<'a> {
             return Err(self.unexpected("a string"));
         }
         let start = self.i + 1;
+        match self.raw_string()? {
+            Cow::Borrowed(raw) => match std::str::from_utf8(raw) {
+                Ok(text) => Ok(Cow::Borrowed(text)),
+                Err(_) => Err(self.not_utf8(start)),
+            },
+            // Already checked by `unescape`; checking again costs only escaped strings.
+            Cow::Owned(text) => match String::from_utf8(text) {
+                Ok(text) => Ok(Cow::Owned(text)),
+                Err(_) => Err(self.not_utf8(start)),
+            },
+        }
+    }
+
+    /// The string at the cursor (on its opening quote): its bytes, borrowed from the body
+    /// when it has no escapes (not checked for UTF-8), else decoded (checked).
+    #[inline(always)]
+    fn raw_string(&mut self) -> Result<Cow<'a, [u8]>> {
+        let start = self.i + 1;
         let (end, escaped) = self.string_end(start)?;
         let text = if escaped {
-            Cow::Owned(self.unescape(start, end)?)
+            Cow::Owned(self.unescape(start, end)?.into_bytes())
         } else {
-            match std::str::from_utf8(&self.b[start..end]) {
-                Ok(s) => Cow::Borrowed(s),
-                Err(_) => return Err(self.not_utf8(start)),
-            }
+            Cow::Borrowed(&self.b[start..end])
         };
         self.i = end + 1;
         Ok(text)
