@@ -1,14 +1,14 @@
 //! Building a [`Snapshot`] from objects. Every input list is sorted by name first, so
 //! the result never depends on the order objects arrived in.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use kube::ResourceExt;
 
 use super::host::parse_registry_url;
 use super::{
-    parse_host_port, selector, HostOwner, NamespaceInfo, Objects, Problem, RegistryEntry, Snapshot,
-    SpaceEntry, SpaceId, WorkspaceEntry, WorkspaceId,
+    parse_host_port, selector, HashMap, HashSet, HostOwner, NamespaceInfo, Objects, Problem,
+    RegistryEntry, Snapshot, SpaceEntry, SpaceId, WorkspaceEntry, WorkspaceId,
 };
 use crate::api::{RegistrySpace, RegistryType, Visibility, NAMESPACE_NAME_LABEL};
 
@@ -62,11 +62,11 @@ fn build_workspaces(
     let mut sorted: Vec<_> = objects.workspaces.iter().collect();
     sorted.sort_by_key(|w| w.name_any());
     let mut entries = Vec::with_capacity(sorted.len());
-    let mut members: HashMap<String, Vec<WorkspaceId>> = HashMap::new();
+    let mut members: HashMap<String, Vec<WorkspaceId>> = HashMap::default();
     // Namespaces by label, so a selector with `matchLabels` is checked only against the
     // namespaces carrying one of its pairs, not all of them (500 workspaces times 10,000
     // namespaces made this quadratic scan most of a rebuild).
-    let mut by_label: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    let mut by_label: HashMap<(&str, &str), Vec<usize>> = HashMap::default();
     if sorted.iter().any(|w| w.spec.namespace_selector.is_some()) {
         for (i, n) in namespaces.iter().enumerate() {
             for (k, v) in &n.labels {
@@ -171,12 +171,12 @@ fn build_registries(
             registry_type: reg.spec.registry_type,
             url,
             host_keys,
-            spaces: HashMap::new(),
+            spaces: HashMap::default(),
             wildcard: None,
             max_depth: 0,
         });
     }
-    let mut hosts = HashMap::new();
+    let mut hosts = HashMap::default();
     for (key, ids) in owners {
         let owner = if let [id] = ids[..] {
             HostOwner::One(id as u32)

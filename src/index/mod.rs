@@ -12,7 +12,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use crate::api::{
     Enforcement, Registry, RegistrySpace, RegistryType, SecretRef, Visibility, Workspace,
@@ -21,6 +21,11 @@ use crate::policy::reference::ImageRef;
 
 pub use host::{parse_host_port, parse_registry_url, RegistryUrl, DOCKER_HUB_HOSTS};
 pub use table::Table;
+
+/// The table's maps, hit a few times per image: foldhash is several times faster than
+/// SipHash on short keys. Their keys come from cluster objects; requests only look up.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// A namespace as the binding table needs it: its name and labels.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
