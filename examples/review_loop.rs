@@ -1,5 +1,5 @@
-//! Runs `Admission::review` N times on one body, for instruction counts under
-//! `valgrind --tool=callgrind` (per review = total / N):
+//! Runs `Admission::review` N times on one body, with its audit line, for instruction
+//! counts under `valgrind --tool=callgrind` (per review = total / N):
 //! `review_loop BODY.json N [--skip-only]`.
 use std::sync::Arc;
 
@@ -26,7 +26,9 @@ fn main() {
             allowed += usize::from(r.skip().is_ok());
         } else {
             let r = admission.review(Webhook::Validate, std::hint::black_box(&body));
-            allowed += usize::from(r.status == 200);
+            // The audit line, as the server writes it after each review.
+            let line = r.audit.as_ref().map(|a| a.line());
+            allowed += usize::from(r.status == 200 && line.is_some());
         }
     }
     println!("{allowed} of {n}");

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::json_out;
 use crate::api::{Enforcement, Visibility};
 use crate::policy::{decide::explain, Decision, ImageVerdict, Location};
 
@@ -82,17 +83,127 @@ impl AuditRecord {
     /// Writes the record as one JSON line: straight to the audit writer when logging
     /// is set up (`logging::init`), otherwise as an event on the audit target.
     pub fn emit(&self) {
-        let mut line = Vec::with_capacity(256 + 512 * self.images.len());
-        if serde_json::to_writer(&mut line, self).is_err() {
-            return;
-        }
-        line.push(b'\n');
+        let mut line = self.line();
         if crate::logging::write_audit_line(&line) {
             return;
         }
         line.pop();
         if let Ok(line) = std::str::from_utf8(&line) {
             tracing::info!(target: TARGET, "{line}");
+        }
+    }
+
+    /// The record as one line of JSON, newline included.
+    pub fn line(&self) -> Vec<u8> {
+        let mut line = Vec::with_capacity(256 + 256 * self.images.len());
+        self.write(&mut line);
+        line.push(b'\n');
+        line
+    }
+
+    /// The record as JSON, as its `Serialize` form writes it (checked by a test).
+    fn write(&self, out: &mut Vec<u8>) {
+        let mut o = json_out::Object::new(out);
+        o.str("time", &self.time)
+            .str("uid", &self.uid)
+            .str("operation", self.operation)
+            .str("kind", &self.kind)
+            .str("namespace", &self.namespace)
+            .str("name", &self.name)
+            .str("user", &self.user)
+            .bool("dryRun", self.dry_run)
+            .str("mode", self.mode)
+            .str("decision", self.decision);
+        let images = o.key("images");
+        images.push(b'[');
+        for (i, image) in self.images.iter().enumerate() {
+            if i > 0 {
+                images.push(b',');
+            }
+            image.write(images);
+        }
+        images.push(b']');
+        o.u64("revision", self.revision)
+            .u64("latencyUs", self.latency_us);
+        o.end();
+    }
+}
+
+impl AuditImage {
+    fn write(&self, out: &mut Vec<u8>) {
+        let mut o = json_out::Object::new(out);
+        o.str("image", &self.image)
+            .str("container", &self.container)
+            .str("location", self.location.as_str())
+            .opt_str("registry", self.registry.as_deref())
+            .opt_str("space", self.space.as_deref())
+            .opt_str("visibility", self.visibility.map(Visibility::as_str))
+            .str("verdict", self.verdict)
+            .str("reason", self.reason);
+        if let Some(message) = &self.message {
+            o.str("message", message);
+        }
+        o.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(message: Option<&str>, registry: Option<&str>) -> AuditImage {
+        AuditImage {
+            image: "harbor.example.com/team-a/app:1".into(),
+            container: "c\"0".into(),
+            location: Location::InitContainer,
+            registry: registry.map(String::from),
+            space: registry.map(|_| "team-a".into()),
+            visibility: registry.map(|_| Visibility::Private),
+            verdict: "deny",
+            reason: "NotBound",
+            message: message.map(String::from),
+        }
+    }
+
+    #[test]
+    fn the_line_is_the_serialize_form() {
+        for images in [
+            vec![],
+            vec![image(None, Some("harbor")), image(Some("denied\n"), None)],
+        ] {
+            let record = AuditRecord {
+                time: "2026-11-27T20:00:00.000001Z".into(),
+                uid: "u-1".into(),
+                operation: "CREATE",
+                kind: "Pod".into(),
+                namespace: "app-1".into(),
+                name: "web-\u{1}x".into(),
+                user: "alice".into(),
+                dry_run: true,
+                mode: "enforce",
+                decision: "deny",
+                images,
+                revision: 7,
+                latency_us: 12,
+            };
+            let mut line = Vec::new();
+            record.write(&mut line);
+            let ours: serde_json::Value = serde_json::from_slice(&line).unwrap();
+            assert_eq!(ours, serde_json::to_value(&record).unwrap());
+        }
+        for location in [
+            Location::Container,
+            Location::InitContainer,
+            Location::EphemeralContainer,
+            Location::ImageVolume,
+        ] {
+            assert_eq!(serde_json::to_value(location).unwrap(), location.as_str());
+        }
+        for visibility in [Visibility::Public, Visibility::Private] {
+            assert_eq!(
+                serde_json::to_value(visibility).unwrap(),
+                visibility.as_str()
+            );
         }
     }
 }

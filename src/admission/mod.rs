@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod json;
+mod json_out;
 pub mod object;
 pub mod patch;
 pub mod review;

@@ -6,11 +6,11 @@
 
 use std::borrow::Cow;
 
-use kube::core::admission::AdmissionResponse;
 use kube::core::response::StatusSummary;
 use kube::core::Status;
 
 use super::json::{self, ErrorKind, Reader, Seen, MAX_DEPTH};
+use super::json_out;
 use super::object::{Kind, Object};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
@@ -276,42 +276,50 @@ pub struct ResponseParts {
     pub patch: Option<json_patch::Patch>,
 }
 
-/// Serialises the AdmissionReview response for `uid`.
+/// Serialises the AdmissionReview response for `uid`: the JSON kube-core's
+/// `AdmissionResponse` writes (checked by a test), written by hand, with the patch as the
+/// base64 string Go writes for `[]byte`.
 pub fn respond(uid: &str, denial: Option<String>, parts: ResponseParts) -> Vec<u8> {
-    // `invalid` is the only constructor that needs no parsed request; every field it
-    // sets is overwritten here.
-    let mut resp = AdmissionResponse::invalid("");
-    resp.uid = uid.to_string();
-    resp.allowed = denial.is_none();
-    resp.result = match denial {
-        None => Status {
-            status: Some(StatusSummary::Success),
-            ..Status::default()
-        },
-        Some(message) => Status {
-            status: Some(StatusSummary::Failure),
-            code: 403,
-            message,
-            reason: "Forbidden".into(),
-            ..Status::default()
-        },
-    };
-    resp.audit_annotations = parts
-        .audit_annotations
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    if !parts.warnings.is_empty() {
-        resp.warnings = Some(parts.warnings);
-    }
-    if let Some(patch) = parts.patch {
+    let mut out = Vec::with_capacity(256);
+    let mut review = json_out::Object::new(&mut out);
+    review
+        .str("apiVersion", "admission.k8s.io/v1")
+        .str("kind", "AdmissionReview");
+    review.object("response", |r| {
+        r.str("uid", uid).bool("allowed", denial.is_none());
+        r.object("status", |s| match &denial {
+            None => {
+                s.str("status", "Success");
+            }
+            Some(message) => {
+                s.str("status", "Failure")
+                    .u64("code", 403)
+                    .str("message", message)
+                    .str("reason", "Forbidden");
+            }
+        });
         // Serialising a patch of plain JSON values cannot fail; without it, no patch.
-        resp = match resp.clone().with_patch(patch) {
-            Ok(r) => r,
-            Err(_) => resp,
-        };
-    }
-    serde_json::to_vec(&resp.into_review()).unwrap_or_default()
+        if let Some(patch) = parts.patch.and_then(|p| serde_json::to_vec(&p).ok()) {
+            use base64::Engine;
+            r.str(
+                "patch",
+                &base64::engine::general_purpose::STANDARD.encode(patch),
+            )
+            .str("patchType", "JSONPatch");
+        }
+        if !parts.audit_annotations.is_empty() {
+            r.object("auditAnnotations", |a| {
+                for (key, value) in &parts.audit_annotations {
+                    a.str(key, value);
+                }
+            });
+        }
+        if !parts.warnings.is_empty() {
+            r.strs("warnings", parts.warnings.iter().map(String::as_str));
+        }
+    });
+    review.end();
+    out
 }
 
 /// The body of a 400 answer: a `Status` saying what is wrong, never a review.
@@ -324,4 +332,87 @@ pub fn bad_request_body(err: &BadReview) -> Vec<u8> {
         ..Status::default()
     };
     serde_json::to_vec(&status).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::admission::AdmissionResponse;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// What kube-core's response type writes for the same answer.
+    fn kube_core_response(uid: &str, denial: Option<String>, parts: &ResponseParts) -> Value {
+        let mut resp = AdmissionResponse::invalid("");
+        resp.uid = uid.to_string();
+        resp.allowed = denial.is_none();
+        resp.result = match denial {
+            None => Status {
+                status: Some(StatusSummary::Success),
+                ..Status::default()
+            },
+            Some(message) => Status {
+                status: Some(StatusSummary::Failure),
+                code: 403,
+                message,
+                reason: "Forbidden".into(),
+                ..Status::default()
+            },
+        };
+        resp.audit_annotations = parts
+            .audit_annotations
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        resp.warnings = (!parts.warnings.is_empty()).then(|| parts.warnings.clone());
+        serde_json::to_value(resp.into_review()).unwrap()
+    }
+
+    #[test]
+    fn responses_are_what_kube_core_writes() {
+        let annotations = vec![
+            ("decision", "deny".to_string()),
+            ("denied-images", "a,\"b\"".to_string()),
+        ];
+        for denial in [None, Some("image \"x\" denied\n".to_string())] {
+            for (annotations, warnings) in [
+                (vec![], vec![]),
+                (annotations.clone(), vec![]),
+                (
+                    annotations.clone(),
+                    vec!["w1".to_string(), "w\u{1}2".to_string()],
+                ),
+            ] {
+                let parts = ResponseParts {
+                    warnings,
+                    audit_annotations: annotations,
+                    patch: None,
+                };
+                let expected = kube_core_response("u-1", denial.clone(), &parts);
+                let ours: Value =
+                    serde_json::from_slice(&respond("u-1", denial.clone(), parts)).unwrap();
+                assert_eq!(ours, expected);
+            }
+        }
+    }
+
+    #[test]
+    fn the_patch_is_base64_json_patch() {
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+            {"op": "add", "path": "/spec/imagePullSecrets", "value": [{"name": "s"}]}
+        ]))
+        .unwrap();
+        let parts = ResponseParts {
+            patch: Some(patch.clone()),
+            ..ResponseParts::default()
+        };
+        let v: Value = serde_json::from_slice(&respond("u-1", None, parts)).unwrap();
+        assert_eq!(v["response"]["patchType"], "JSONPatch");
+        assert!(v["response"]["patch"].is_string(), "{v}");
+        let bytes = crate::admission::testing::patch_bytes(&v["response"]).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<json_patch::Patch>(&bytes).unwrap(),
+            patch
+        );
+    }
 }

@@ -121,6 +121,16 @@ pub enum Visibility {
     Private,
 }
 
+impl Visibility {
+    /// The name in JSON output (the `Serialize` form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "Public",
+            Visibility::Private => "Private",
+        }
+    }
+}
+
 /// A space of a registry: a Harbor project, or a path prefix of a Docker Registry.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(

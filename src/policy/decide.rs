@@ -46,6 +46,18 @@ pub enum Location {
     ImageVolume,
 }
 
+impl Location {
+    /// The name in JSON output (the `Serialize` form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Location::Container => "container",
+            Location::InitContainer => "initContainer",
+            Location::EphemeralContainer => "ephemeralContainer",
+            Location::ImageVolume => "imageVolume",
+        }
+    }
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
