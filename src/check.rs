@@ -145,7 +145,7 @@ pub fn check_text(
                 namespace: ns.clone(),
                 decision: d.verdict().as_str(),
                 messages: d.denial_messages(),
-                images: audit::images_of(&d, &ns, true),
+                images: audit::images_of(d.images, &ns, true),
             });
         }
     }
@@ -213,7 +213,7 @@ pub fn explain_image(
         let v = serde_json::json!({
             "image": image, "namespace": ns, "decision": verdict.as_str(),
             "mode": audit::mode_str(d.mode), "exempt": d.exempt,
-            "images": audit::images_of(&d, ns, true),
+            "images": audit::images_of(d.images, ns, true),
         });
         return (json_line(&v), code);
     }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::json_out;
 use crate::api::{Enforcement, Visibility};
-use crate::policy::{decide::explain, Decision, ImageVerdict, Location};
+use crate::policy::{decide::explain, ImageVerdict, Location};
 
 /// Tracing target of audit lines.
 pub const TARGET: &str = "pullgate::audit";
@@ -48,17 +48,18 @@ pub struct AuditImage {
 impl AuditImage {
     /// `explain_allowed`: the sentence also for an allowed image (`check` prints one per
     /// image; the audit log keeps them for images not allowed).
-    pub fn from_verdict(v: &ImageVerdict, namespace: &str, explain_allowed: bool) -> AuditImage {
+    pub fn from_verdict(v: ImageVerdict, namespace: &str, explain_allowed: bool) -> AuditImage {
+        let message = (explain_allowed || !v.allowed).then(|| explain(&v, namespace));
         AuditImage {
-            image: v.image.clone(),
-            container: v.container.clone(),
+            image: v.image,
+            container: v.container,
             location: v.location,
-            registry: v.registry.clone(),
-            space: v.space.clone(),
+            registry: v.registry,
+            space: v.space,
             visibility: v.visibility,
             verdict: if v.allowed { "allow" } else { "deny" },
             reason: v.reason.code(),
-            message: (explain_allowed || !v.allowed).then(|| explain(v, namespace)),
+            message,
         }
     }
 }
@@ -71,10 +72,14 @@ pub fn mode_str(mode: Enforcement) -> &'static str {
     }
 }
 
-pub fn images_of(decision: &Decision, namespace: &str, explain_allowed: bool) -> Vec<AuditImage> {
-    decision
-        .images
-        .iter()
+/// The audit form of a decision's verdicts, which it takes over (no copies).
+pub fn images_of(
+    images: Vec<ImageVerdict>,
+    namespace: &str,
+    explain_allowed: bool,
+) -> Vec<AuditImage> {
+    images
+        .into_iter()
         .map(|v| AuditImage::from_verdict(v, namespace, explain_allowed))
         .collect()
 }
@@ -83,26 +88,26 @@ impl AuditRecord {
     /// Writes the record as one JSON line: straight to the audit writer when logging
     /// is set up (`logging::init`), otherwise as an event on the audit target.
     pub fn emit(&self) {
-        let mut line = self.line();
-        if crate::logging::write_audit_line(&line) {
-            return;
+        thread_local! {
+            // Reused: a fresh buffer of a kilobyte or more per review costs glibc a
+            // consolidation of its small free chunks each time.
+            static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        line.pop();
-        if let Ok(line) = std::str::from_utf8(&line) {
-            tracing::info!(target: TARGET, "{line}");
-        }
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            self.write(line);
+            line.push(b'\n');
+            if crate::logging::write_audit_line(line) {
+                return;
+            }
+            if let Ok(text) = std::str::from_utf8(&line[..line.len() - 1]) {
+                tracing::info!(target: TARGET, "{text}");
+            }
+        });
     }
 
-    /// The record as one line of JSON, newline included.
-    pub fn line(&self) -> Vec<u8> {
-        let mut line = Vec::with_capacity(256 + 256 * self.images.len());
-        self.write(&mut line);
-        line.push(b'\n');
-        line
-    }
-
-    /// The record as JSON, as its `Serialize` form writes it (checked by a test).
-    fn write(&self, out: &mut Vec<u8>) {
+    /// Appends the record as JSON, as its `Serialize` form writes it (checked by a test).
+    pub fn write(&self, out: &mut Vec<u8>) {
         let mut o = json_out::Object::new(out);
         o.str("time", &self.time)
             .str("uid", &self.uid)

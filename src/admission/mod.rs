@@ -77,7 +77,7 @@ impl Admission {
             Err(e) => return bad(&e),
         };
         match webhook {
-            Webhook::Validate => self.validate(&req, &judged, &snap, start),
+            Webhook::Validate => self.validate(&req, judged, &snap, start),
             Webhook::Mutate => self.mutate(&req, &judged),
         }
     }
@@ -128,33 +128,34 @@ impl Admission {
     fn validate(
         &self,
         req: &Request<'_>,
-        judged: &Judged<'_>,
+        judged: Judged<'_>,
         snap: &Snapshot,
         start: Instant,
     ) -> Reviewed {
         let ns = req.namespace();
-        let (verdict, mode, images) = match &judged.decision {
-            Some(d) => (d.verdict(), d.mode, audit::images_of(d, ns, false)),
-            None => (Verdict::Allow, self.policy.mode, Vec::new()),
-        };
         let mut parts = ResponseParts::default();
         let mut denial = None;
-        if let Some(d) = &judged.decision {
-            let denied: Vec<&str> = d.denied().map(|v| v.image.as_str()).collect();
-            parts
-                .audit_annotations
-                .push((ANNOTATION_DECISION, verdict.as_str().to_string()));
-            if !denied.is_empty() {
+        let (verdict, mode, images) = match judged.decision {
+            Some(d) => {
+                let verdict = d.verdict();
+                let denied: Vec<&str> = d.denied().map(|v| v.image.as_str()).collect();
                 parts
                     .audit_annotations
-                    .push((ANNOTATION_DENIED, denied.join(",")));
+                    .push((ANNOTATION_DECISION, verdict.as_str().to_string()));
+                if !denied.is_empty() {
+                    parts
+                        .audit_annotations
+                        .push((ANNOTATION_DENIED, denied.join(",")));
+                }
+                match verdict {
+                    Verdict::Deny => denial = Some(d.message()),
+                    Verdict::Warn => parts.warnings = d.denial_messages(),
+                    Verdict::Allow | Verdict::Audit => {}
+                }
+                (verdict, d.mode, audit::images_of(d.images, ns, false))
             }
-            match verdict {
-                Verdict::Deny => denial = Some(d.message()),
-                Verdict::Warn => parts.warnings = d.denial_messages(),
-                Verdict::Allow | Verdict::Audit => {}
-            }
-        }
+            None => (Verdict::Allow, self.policy.mode, Vec::new()),
+        };
         let body = review::respond(&req.uid, denial, parts);
         let name = judged
             .object
