@@ -72,38 +72,97 @@ pub struct Reader<'a> {
     depth: usize,
 }
 
-/// Index of the first `"`, `\` or control character at or after `at` (or the end):
-/// eight bytes at a time, the last few one by one.
-#[inline]
-fn string_stop(b: &[u8], mut at: usize) -> usize {
-    while let Some(chunk) = b.get(at..at + 8) {
-        if let Some(found) = swar_stop(chunk.try_into().expect("8 bytes")) {
-            return at + found;
+/// `text` from its first `"`, `\` or control character on (empty if none): sixteen
+/// bytes at a time, the last few one by one. A slice rather than an index, so that
+/// what follows is checked without a second bounds check.
+#[inline(always)]
+fn string_stop(mut text: &[u8]) -> &[u8] {
+    while let Some((chunk, tail)) = text.split_first_chunk() {
+        if let Some(found) = chunk_stop(chunk) {
+            return &text[found..];
         }
-        at += 8;
+        text = tail;
     }
-    while at < b.len() && !matches!(b[at], b'"' | b'\\' | 0..=0x1f) {
+    let plain = text
+        .iter()
+        .position(|&c| matches!(c, b'"' | b'\\' | 0..=0x1f));
+    &text[plain.unwrap_or(text.len())..]
+}
+
+/// The first `"`, `\` or control character among sixteen bytes. Written so that the
+/// compiler vectorizes it (SSE2 compares on one register, `pmovmskb` to test for any
+/// match); the first match is the lowest flagged byte of the word.
+#[inline(always)]
+fn chunk_stop(bytes: &[u8; 16]) -> Option<usize> {
+    let mut flags = [0u8; 16];
+    for (flag, &c) in flags.iter_mut().zip(bytes) {
+        // `c ^ 2` turns `"` into 0x20 and keeps control characters below it: one compare
+        // for both. `|`, not `||` or `matches!`: branches would keep it from vectorizing.
+        *flag = if (c ^ 0x02 < 0x21) | (c == b'\\') {
+            0xff
+        } else {
+            0
+        };
+    }
+    if flags.iter().fold(0, |any, &flag| any | flag) == 0 {
+        return None;
+    }
+    Some((u128::from_le_bytes(flags).trailing_zeros() / 8) as usize)
+}
+
+/// [`Reader::string_end`] from the first byte that is not plain text.
+#[inline(never)]
+fn escaped_string_end(b: &[u8], mut at: usize) -> Result<usize> {
+    loop {
+        match b.get(at) {
+            Some(b'"') => return Ok(at),
+            Some(b'\\') => at = escape_end(b, at + 1)?,
+            Some(_) => return Err(syntax_at("control character in a string", at)),
+            None => return Err(syntax_at("unterminated string", at)),
+        }
+        at = b.len() - string_stop(&b[at..]).len();
+    }
+}
+
+/// Checks the escape whose letter is at `at`; returns where it ends.
+fn escape_end(b: &[u8], at: usize) -> Result<usize> {
+    match b.get(at) {
+        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(at + 1),
+        Some(b'u') => {
+            hex4(b, at + 1)?;
+            Ok(at + 5)
+        }
+        _ => Err(syntax_at("invalid escape", at)),
+    }
+}
+
+/// The four hex digits at `at`, as a number.
+fn hex4(b: &[u8], at: usize) -> Result<u16> {
+    let invalid = || syntax_at("invalid \\u escape", at);
+    let digits = b.get(at..at + 4).ok_or_else(invalid)?;
+    let mut n = 0u16;
+    for &d in digits {
+        let v = (d as char).to_digit(16).ok_or_else(invalid)?;
+        n = n << 4 | v as u16;
+    }
+    Ok(n)
+}
+
+/// Index of the first byte at or after `at` that is not whitespace (or the end).
+#[inline(never)]
+fn after_space(b: &[u8], mut at: usize) -> usize {
+    while b
+        .get(at)
+        .is_some_and(|c| matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
+    {
         at += 1;
     }
     at
 }
 
-/// The first `"`, `\` or control character among eight bytes: a byte of `w ^ c` is zero
-/// where `w` holds `c`, and `(x - 0x01..) & !x & 0x80..` flags zero bytes (`x - 0x20..`
-/// bytes below 0x20). Borrows can only flag bytes above a real match, so the lowest flag
-/// is exact.
-#[inline]
-fn swar_stop(bytes: [u8; 8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let w = u64::from_le_bytes(bytes);
-    let quote = w ^ (ONES * u64::from(b'"'));
-    let slash = w ^ (ONES * u64::from(b'\\'));
-    let found = (quote.wrapping_sub(ONES) & !quote
-        | slash.wrapping_sub(ONES) & !slash
-        | w.wrapping_sub(ONES * 0x20) & !w)
-        & HIGH;
-    (found != 0).then(|| (found.trailing_zeros() / 8) as usize)
+#[cold]
+fn syntax_at(message: &'static str, at: usize) -> Error {
+    Reader::error_at(ErrorKind::Syntax, message.into(), at)
 }
 
 impl<'a> Reader<'a> {
@@ -123,39 +182,34 @@ impl<'a> Reader<'a> {
         self.depth = m.depth;
     }
 
+    // The error constructors take the position by value and the `Reader` ones are
+    // inlined: a reader that `skip` copies into locals then stays in registers.
     #[cold]
-    fn error_at(&self, kind: ErrorKind, message: Cow<'static, str>, at: usize) -> Error {
+    fn error_at(kind: ErrorKind, message: Cow<'static, str>, at: usize) -> Error {
         Error(Box::new(Failure { kind, message, at }))
     }
 
     #[cold]
     pub fn shape_error(&self, message: impl Into<Cow<'static, str>>) -> Error {
-        self.error_at(ErrorKind::Shape, message.into(), self.i)
+        Self::error_at(ErrorKind::Shape, message.into(), self.i)
     }
 
-    #[cold]
+    #[inline(always)]
     fn syntax(&self, message: &'static str) -> Error {
-        self.error_at(ErrorKind::Syntax, message.into(), self.i)
+        syntax_at(message, self.i)
     }
 
     /// The next byte after whitespace, not consumed.
-    #[inline]
+    #[inline(always)]
     fn peek(&mut self) -> Option<u8> {
         let c = *self.b.get(self.i)?;
-        if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+        // Compact JSON, as Kubernetes sends, has no whitespace: test for it cheaply
+        // and look for more out of line.
+        if c > b' ' {
             return Some(c);
         }
-        self.peek_after_space()
-    }
-
-    fn peek_after_space(&mut self) -> Option<u8> {
-        while let Some(&c) = self.b.get(self.i) {
-            if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
-                return Some(c);
-            }
-            self.i += 1;
-        }
-        None
+        self.i = after_space(self.b, self.i);
+        self.b.get(self.i).copied()
     }
 
     fn eat(&mut self, c: u8, what: &'static str) -> Result<()> {
@@ -178,7 +232,7 @@ impl<'a> Reader<'a> {
     /// empty, in which case it is stepped over whole.
     fn enter(&mut self, close: u8) -> Result<bool> {
         if self.depth == MAX_DEPTH {
-            return Err(self.error_at(
+            return Err(Self::error_at(
                 ErrorKind::TooDeep,
                 format!("nests deeper than {MAX_DEPTH} levels").into(),
                 self.i,
@@ -321,7 +375,7 @@ impl<'a> Reader<'a> {
 
     #[cold]
     fn not_utf8(&self, at: usize) -> Error {
-        self.error_at(ErrorKind::Shape, "string is not valid UTF-8".into(), at)
+        Self::error_at(ErrorKind::Shape, "string is not valid UTF-8".into(), at)
     }
 
     /// A boolean.
@@ -337,31 +391,12 @@ impl<'a> Reader<'a> {
     /// escapes and control characters (not UTF-8); also says whether it had escapes.
     #[inline(always)]
     fn string_end(&mut self, start: usize) -> Result<(usize, bool)> {
-        let at = string_stop(self.b, start);
-        if self.b.get(at) == Some(&b'"') {
+        let stop = string_stop(&self.b[start..]);
+        let at = self.b.len() - stop.len();
+        if stop.first() == Some(&b'"') {
             return Ok((at, false));
         }
-        self.escaped_string_end(at).map(|end| (end, true))
-    }
-
-    /// [`Self::string_end`] from the first byte that is not plain text.
-    #[inline(never)]
-    fn escaped_string_end(&mut self, mut at: usize) -> Result<usize> {
-        loop {
-            match self.b.get(at) {
-                Some(b'"') => return Ok(at),
-                Some(b'\\') => at = self.escape_end(at + 1)?,
-                Some(_) => {
-                    self.i = at;
-                    return Err(self.syntax("control character in a string"));
-                }
-                None => {
-                    self.i = at;
-                    return Err(self.syntax("unterminated string"));
-                }
-            }
-            at = string_stop(self.b, at);
-        }
+        escaped_string_end(self.b, at).map(|end| (end, true))
     }
 
     /// Skips the string at the cursor (on its opening quote).
@@ -370,38 +405,6 @@ impl<'a> Reader<'a> {
         let (end, _) = self.string_end(self.i + 1)?;
         self.i = end + 1;
         Ok(())
-    }
-
-    /// Checks the escape whose letter is at `at`; returns where it ends.
-    fn escape_end(&mut self, at: usize) -> Result<usize> {
-        match self.b.get(at) {
-            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(at + 1),
-            Some(b'u') => {
-                self.i = at + 1;
-                self.hex4()?;
-                Ok(at + 5)
-            }
-            _ => {
-                self.i = at;
-                Err(self.syntax("invalid escape"))
-            }
-        }
-    }
-
-    /// Four hex digits at the cursor, as a number.
-    fn hex4(&self) -> Result<u16> {
-        let digits = self
-            .b
-            .get(self.i..self.i + 4)
-            .ok_or_else(|| self.syntax("invalid \\u escape"))?;
-        let mut n = 0u16;
-        for &d in digits {
-            let v = (d as char)
-                .to_digit(16)
-                .ok_or_else(|| self.syntax("invalid \\u escape"))?;
-            n = n << 4 | v as u16;
-        }
-        Ok(n)
     }
 
     /// The text of an escaped string between `start` and its closing quote at `end`
@@ -426,15 +429,14 @@ impl<'a> Reader<'a> {
                 b'r' => '\r',
                 b't' => '\t',
                 b'u' => {
-                    self.i = at;
-                    let hi = self.hex4()?;
+                    let hi = hex4(self.b, at)?;
                     at += 4;
                     let code = match hi {
                         0xd800..=0xdbff => {
                             self.i = at;
                             let lo = if self.b[at..end].starts_with(b"\\u") {
                                 self.i += 2;
-                                self.hex4()?
+                                hex4(self.b, self.i)?
                             } else {
                                 0
                             };
@@ -460,9 +462,19 @@ impl<'a> Reader<'a> {
         String::from_utf8(out).map_err(|_| self.not_utf8(start))
     }
 
-    /// Skips one value of any type, checking its syntax and depth. Iterative: `objects`
-    /// holds one bit per open container (set for an object), at most [`MAX_DEPTH`].
+    /// Skips one value of any type, checking its syntax and depth.
     pub fn skip(&mut self) -> Result<()> {
+        // On a copy, which the compiler keeps in registers (`self` it must keep in memory).
+        let mut r = Reader { ..*self };
+        let skipped = r.skip_here();
+        self.i = r.i;
+        skipped
+    }
+
+    /// [`Self::skip`], iterative: `objects` holds one bit per open container (set for an
+    /// object), at most [`MAX_DEPTH`].
+    #[inline(always)]
+    fn skip_here(&mut self) -> Result<()> {
         let base = self.depth;
         let mut objects: u128 = 0;
         loop {
@@ -511,7 +523,13 @@ impl<'a> Reader<'a> {
         if self.peek() != Some(b'"') {
             return Err(self.syntax("expected a key"));
         }
-        self.skip_string()?;
+        let stop = string_stop(&self.b[self.i + 1..]);
+        // Compact JSON: the closing quote, then the colon.
+        if let Some(value) = stop.strip_prefix(b"\":") {
+            self.i = self.b.len() - value.len();
+            return Ok(());
+        }
+        self.i = escaped_string_end(self.b, self.b.len() - stop.len())? + 1;
         self.eat(b':', "expected ':'")
     }
 
@@ -645,6 +663,7 @@ mod tests {
             "[ ]",
             "{ }",
             r#"{"k\u0000":"\u0000"}"#,
+            r#"{ "a" : 1 , "b\"c" :[ "x" ], "a key longer than sixteen bytes" :{}}"#,
         ] {
             assert_eq!(skip_all(ok.as_bytes()), Ok(()), "{ok}");
         }
@@ -682,6 +701,24 @@ mod tests {
         ] {
             let err = skip_all(bad.as_bytes()).expect_err(bad);
             assert_eq!(err.kind(), ErrorKind::Syntax, "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn string_errors_say_where() {
+        for (bad, at) in [
+            ("{\"a\nb\":1}", 3),
+            (r#"{"a\x":1}"#, 4),
+            (r#"["a", "\u12G4"]"#, 9),
+            (r#"{"abc"#, 5),
+            (r#"{"abc" 1}"#, 7),
+        ] {
+            let err = skip_all(bad.as_bytes()).expect_err(bad);
+            assert_eq!(
+                (err.kind(), err.0.at),
+                (ErrorKind::Syntax, at),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -833,10 +870,10 @@ mod tests {
                 .iter()
                 .position(|&c| matches!(c, b'"' | b'\\' | 0..=0x1f))
                 .map_or(bytes.len(), |p| at + p);
-            prop_assert_eq!(string_stop(&bytes, at), plain);
-            if let Ok(eight) = <[u8; 8]>::try_from(bytes.get(..8).unwrap_or_default()) {
-                let want = bytes[..8].iter().position(|&c| matches!(c, b'"' | b'\\' | 0..=0x1f));
-                prop_assert_eq!(swar_stop(eight), want);
+            prop_assert_eq!(bytes.len() - string_stop(&bytes[at..]).len(), plain);
+            if let Ok(sixteen) = <&[u8; 16]>::try_from(bytes.get(..16).unwrap_or_default()) {
+                let want = bytes[..16].iter().position(|&c| matches!(c, b'"' | b'\\' | 0..=0x1f));
+                prop_assert_eq!(chunk_stop(sixteen), want);
             }
         }
 
