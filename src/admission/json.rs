@@ -76,7 +76,7 @@ pub struct Reader<'a> {
 /// bytes at a time, the last few one by one. A slice rather than an index, so that
 /// what follows is checked without a second bounds check.
 #[inline(always)]
-fn string_stop(mut text: &[u8]) -> &[u8] {
+pub(super) fn string_stop(mut text: &[u8]) -> &[u8] {
     while let Some((chunk, tail)) = text.split_first_chunk() {
         if let Some(found) = chunk_stop(chunk) {
             return &text[found..];
