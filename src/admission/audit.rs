@@ -118,17 +118,9 @@ impl AuditRecord {
             .str("user", &self.user)
             .bool("dryRun", self.dry_run)
             .str("mode", self.mode)
-            .str("decision", self.decision);
-        let images = o.key("images");
-        images.push(b'[');
-        for (i, image) in self.images.iter().enumerate() {
-            if i > 0 {
-                images.push(b',');
-            }
-            image.write(images);
-        }
-        images.push(b']');
-        o.u64("revision", self.revision)
+            .str("decision", self.decision)
+            .array("images", &self.images, |out, image| image.write(out))
+            .u64("revision", self.revision)
             .u64("latencyUs", self.latency_us);
         o.end();
     }

@@ -102,18 +102,28 @@ impl<'o> Object<'o> {
         self
     }
 
-    /// An array of strings.
-    pub fn strs<'s>(&mut self, key: &str, values: impl IntoIterator<Item = &'s str>) -> &mut Self {
+    /// An array whose elements `element` writes.
+    pub fn array<T>(
+        &mut self,
+        key: &str,
+        items: impl IntoIterator<Item = T>,
+        mut element: impl FnMut(&mut Vec<u8>, T),
+    ) -> &mut Self {
         let out = self.key(key);
         out.push(b'[');
-        for (i, v) in values.into_iter().enumerate() {
+        for (i, item) in items.into_iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            string(out, v);
+            element(out, item);
         }
         out.push(b']');
         self
+    }
+
+    /// An array of strings.
+    pub fn strs<'s>(&mut self, key: &str, values: impl IntoIterator<Item = &'s str>) -> &mut Self {
+        self.array(key, values, string)
     }
 
     pub fn end(self) {
