@@ -129,7 +129,15 @@ fn benches(c: &mut Criterion) {
     let record = reviewed
         .audit
         .expect("a validate review has an audit record");
-    c.bench_function("audit/serialise record (4 images)", |b| {
+    c.bench_function("audit/line (4 images, as written)", |b| {
+        let mut line = Vec::new();
+        b.iter(|| {
+            line.clear();
+            black_box(&record).write(&mut line);
+            black_box(line.len())
+        })
+    });
+    c.bench_function("audit/line (4 images, serde_json)", |b| {
         b.iter(|| black_box(serde_json::to_vec(black_box(&record)).unwrap()))
     });
     c.bench_function("review/mutate pod 10 KiB (patch)", |b| {
