@@ -205,21 +205,16 @@ fn parse_bytes(text: &str) -> Result<usize, String> {
         Some(i) => text.split_at(i),
         None => (text, ""),
     };
-    let scale: usize = match unit {
-        "" => 1,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "{text:?} is not a byte count such as 67108864 or 64Mi"
-            ))
-        }
+    let scale: Option<usize> = match unit {
+        "" => Some(1),
+        "Ki" => Some(1 << 10),
+        "Mi" => Some(1 << 20),
+        "Gi" => Some(1 << 30),
+        _ => None,
     };
-    digits
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
+    scale
+        .zip(digits.parse::<usize>().ok())
+        .and_then(|(scale, n)| n.checked_mul(scale))
         .ok_or_else(|| format!("{text:?} is not a byte count such as 67108864 or 64Mi"))
 }
 

@@ -282,9 +282,7 @@ pub struct ResponseParts {
 pub fn respond(uid: &str, denial: Option<String>, parts: ResponseParts) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     let mut review = json_out::Object::new(&mut out);
-    review
-        .str("apiVersion", "admission.k8s.io/v1")
-        .str("kind", "AdmissionReview");
+    review.str("apiVersion", API_VERSION).str("kind", KIND);
     review.object("response", |r| {
         r.str("uid", uid).bool("allowed", denial.is_none());
         r.object("status", |s| match &denial {
