@@ -8,7 +8,11 @@
 # Per round, for each server in turn (baseline, then pullgate):
 #   - peak throughput at 25 connections, for 2, 10 and 25 KiB pod reviews;
 #   - p50/p99 latency at 10 KiB at a fixed total rate of half the baseline's 10 KiB peak
-#     (measured in round 1), spread over the same 25 connections (h2load --rps per client).
+#     (measured in round 1), spread over the same 25 connections (h2load --rps per client);
+#   - each server's CPU time per request at peak (user + system, from /proc).
+# The yardsticks `work-Nus` (the baseline with `--work-us N`: N µs of CPU per request on
+# top) run the 10 KiB measurements too: they show how much work per request each target
+# leaves room for, on this machine, in this run.
 # pullgate runs `serve --config scaled.yaml --log-format json` (10,000 namespaces, 1,000
 # spaces, 500 workspaces) with its audit log (stdout) going to a file. Its VmRSS/VmHWM
 # are read from /proc after the config is loaded and after each round.
@@ -18,6 +22,7 @@ ROUNDS=${ROUNDS:-5}
 PEAK_SECONDS=${PEAK_SECONDS:-5}
 LATENCY_SECONDS=${LATENCY_SECONDS:-6}
 WARMUP_SECONDS=${WARMUP_SECONDS:-1}
+WORK_US=${WORK_US:-4 6}
 CONNECTIONS=25
 SIZES=(2 10 25)
 
@@ -60,9 +65,21 @@ wait_port() {
     return 1
 }
 
-base_port=$(free_port)
-"$baseline" "127.0.0.1:$base_port" 2>"$work/baseline.log" &
-pids+=($!)
+declare -A port pid
+start_baseline() { # name [--work-us N]
+    port[$1]=$(free_port)
+    "$baseline" "127.0.0.1:${port[$1]}" "${@:2}" 2>"$work/$1.log" &
+    pid[$1]=$!
+    pids+=($!)
+    wait_port "${port[$1]}"
+}
+# One at a time, before anything else runs: each times its work loop as it starts.
+start_baseline baseline
+yardsticks=()
+for us in $WORK_US; do
+    start_baseline "work-${us}us" --work-us "$us"
+    yardsticks+=("work-${us}us")
+done
 pg_port=$(free_port)
 probe_port=$(free_port)
 t0=$(date +%s%N)
@@ -71,7 +88,8 @@ t0=$(date +%s%N)
     >"$work/audit.log" 2>"$work/pullgate.log" &
 pg_pid=$!
 pids+=($pg_pid)
-wait_port "$base_port"
+port[pullgate]=$pg_port
+pid[pullgate]=$pg_pid
 wait_port "$pg_port"
 t1=$(date +%s%N)
 echo "pullgate ready in $(((t1 - t0) / 1000000)) ms with the scaled config" >&2
@@ -80,14 +98,24 @@ results=$work/results.tsv
 rss() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$pg_pid/status"; }
 echo "0 pullgate rss-loaded-kib $(rss VmRSS)" >>"$results"
 
-port_of() { if [ "$1" = baseline ]; then echo "$base_port"; else echo "$pg_port"; fi; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in clock ticks
 
-peak() { # server kib round
+peak() { # server kib round: prints requests/s and CPU µs per request
     local out=$work/peak-$1-$2-$3.txt
     h2load --h1 -t1 -c"$CONNECTIONS" -D "$PEAK_SECONDS" --warm-up-time "$WARMUP_SECONDS" \
         -d "$work/review-$2.json" -H 'content-type: application/json' \
-        "https://127.0.0.1:$(port_of "$1")/validate?timeout=10s" >"$out" 2>&1
-    python3 benches/loadgen.py peak "$out"
+        "https://127.0.0.1:${port[$1]}/validate?timeout=10s" >"$out" 2>&1 &
+    local h2=$! t0 t1
+    # CPU over the measured period, less a second at its end.
+    sleep "$WARMUP_SECONDS"
+    t0=$(cpu_ticks "${pid[$1]}")
+    sleep "$((PEAK_SECONDS - 1))"
+    t1=$(cpu_ticks "${pid[$1]}")
+    wait "$h2" || true
+    local rps
+    rps=$(python3 benches/loadgen.py peak "$out") || return 1
+    python3 -c 'import sys; r, t, hz, s = map(float, sys.argv[1:]); print(r, f"{t / hz / s / r * 1e6:.1f}")' \
+        "$rps" "$((t1 - t0))" "$(getconf CLK_TCK)" "$((PEAK_SECONDS - 1))"
 }
 
 latency() { # server rps-per-connection round
@@ -96,17 +124,21 @@ latency() { # server rps-per-connection round
     h2load --h1 -t1 -c"$CONNECTIONS" -D "$LATENCY_SECONDS" --warm-up-time "$WARMUP_SECONDS" \
         --rps "$2" --log-file "$log" \
         -d "$work/review-10.json" -H 'content-type: application/json' \
-        "https://127.0.0.1:$(port_of "$1")/validate?timeout=10s" >"$work/latency-$1-$3.txt" 2>&1
+        "https://127.0.0.1:${port[$1]}/validate?timeout=10s" >"$work/latency-$1-$3.txt" 2>&1
     python3 benches/loadgen.py latency "$log"
 }
 
 rate=""
 for round in $(seq 1 "$ROUNDS"); do
     for kib in "${SIZES[@]}"; do
-        for server in baseline pullgate; do
-            r=$(peak "$server" "$kib" "$round")
+        servers=(baseline pullgate)
+        if [ "$kib" = 10 ]; then servers+=("${yardsticks[@]}"); fi
+        for server in "${servers[@]}"; do
+            measured=$(peak "$server" "$kib" "$round")
+            read -r r cpu <<<"$measured"
             echo "$round $server rps-${kib}KiB $r" >>"$results"
-            echo "round $round: $server ${kib} KiB peak $r req/s" >&2
+            echo "$round $server cpu-us-per-request-${kib}KiB $cpu" >>"$results"
+            echo "round $round: $server ${kib} KiB peak $r req/s, $cpu µs CPU per request" >&2
         done
     done
     if [ -z "$rate" ]; then
@@ -114,7 +146,7 @@ for round in $(seq 1 "$ROUNDS"); do
         rate=$(python3 -c "import sys; print(max(1, round(float(sys.argv[1]) / 2 / $CONNECTIONS)))" "$base10")
         echo "fixed rate: $rate req/s per connection x $CONNECTIONS = $((rate * CONNECTIONS)) req/s" >&2
     fi
-    for server in baseline pullgate; do
+    for server in baseline pullgate "${yardsticks[@]}"; do
         read -r p50 p99 n < <(latency "$server" "$rate" "$round")
         echo "$round $server p50-10KiB-at-half-peak $p50" >>"$results"
         echo "$round $server p99-10KiB-at-half-peak $p99" >>"$results"

@@ -251,6 +251,10 @@ def table(path):
         v = data.get(metric, {}).get(server)
         return statistics.median(v) if v else float("nan")
 
+    def per_round(metric, server, op):
+        b, s = data.get(metric, {}).get("baseline", []), data.get(metric, {}).get(server, [])
+        return [op(x, y) for x, y in zip(b, s) if x]
+
     print("| measurement | baseline (median) | pullgate (median) | pullgate/baseline | rounds (baseline; pullgate) |")
     print("|---|---|---|---|---|")
     for metric in sorted(data):
@@ -260,13 +264,12 @@ def table(path):
         ratio = p / b if b else float("nan")
         rb = ", ".join(f"{x:g}" for x in data[metric].get("baseline", []))
         rp = ", ".join(f"{x:g}" for x in data[metric].get("pullgate", []))
-        unit = "req/s" if metric.startswith("rps") else "ms"
+        unit = "req/s" if metric.startswith("rps") else "µs" if metric.startswith("cpu") else "ms"
         print(f"| {metric} ({unit}) | {b:,.3f} | {p:,.3f} | {ratio:.3f} | {rb}; {rp} |")
     print()
-    # Per-round ratios of the throughput at 10 KiB, the figure SPEC §10 names.
+    # Per-round ratios of the throughput, the figure SPEC §10 names (at 10 KiB).
     for metric in sorted(m for m in data if m.startswith("rps")):
-        b, p = data[metric].get("baseline", []), data[metric].get("pullgate", [])
-        ratios = [y / x for x, y in zip(b, p) if x]
+        ratios = per_round(metric, "pullgate", lambda x, y: y / x)
         if ratios:
             print(f"- {metric}: per-round ratios {', '.join(f'{r:.3f}' for r in ratios)}; median {statistics.median(ratios):.3f}")
     print()
@@ -274,6 +277,26 @@ def table(path):
         v = data[metric].get("pullgate", [])
         if v:
             print(f"- pullgate {metric}: {max(v) / 1024:.1f} MiB (max over rounds)")
+
+    # The yardsticks: the baseline doing N µs more work per request, beside pullgate.
+    others = sorted(
+        {s for m in data.values() for s in m if s.startswith("work-")},
+        key=lambda s: float(s[len("work-"):-len("us")]),
+    )
+    if not others:
+        return
+    print()
+    print("| server (10 KiB) | CPU per request (µs, median) | more than the baseline (µs) | throughput / baseline (median of rounds) | p99 at half peak − baseline's (ms, median of rounds) |")
+    print("|---|---|---|---|---|")
+    cpu = "cpu-us-per-request-10KiB"
+    for server in ["baseline"] + others + ["pullgate"]:
+        ratios = per_round("rps-10KiB", server, lambda x, y: y / x)
+        deltas = per_round("p99-10KiB-at-half-peak", server, lambda x, y: y - x)
+        more = med(cpu, server) - med(cpu, "baseline")
+        print(
+            f"| {server} | {med(cpu, server):.1f} | {more:+.1f} | "
+            f"{statistics.median(ratios):.3f} | {statistics.median(deltas):+.3f} |"
+        )
 
 
 def main():

@@ -4,11 +4,16 @@
 //! (tokio multi-thread, default worker count) and TCP_NODELAY, answering every request
 //! with a fixed allowed AdmissionReview after reading the whole body.
 //!
-//! Run: `cargo run --release --example baseline -- 127.0.0.1:18443`
+//! Run: `cargo run --release --example baseline -- 127.0.0.1:18443 [--work-us N]`
+//!
+//! `--work-us N` makes it spend about N µs of CPU per request (a loop calibrated at
+//! start) after reading the body: the load benchmark's yardstick of how much work per
+//! request each target of SPEC §10 leaves room for.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -24,9 +29,15 @@ use tokio_rustls::TlsAcceptor;
 
 const ALLOWED: &[u8] = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"705ab4f5-6393-11e8-b7cc-42010a800002","allowed":true,"status":{"status":"Success"},"auditAnnotations":{"decision":"allow"}}}"#;
 
-async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(
+    request: Request<Incoming>,
+    work: u64,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     // Read the body fully, as the webhook must.
     let _body = request.into_body().collect().await.map(|b| b.to_bytes());
+    if work > 0 {
+        busy(work);
+    }
     let mut response = Response::new(Full::new(Bytes::from_static(ALLOWED)));
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -35,11 +46,41 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     Ok(response)
 }
 
+/// `iterations` steps of a loop the compiler cannot remove or shorten.
+fn busy(iterations: u64) -> u64 {
+    let mut x = 0u64;
+    for i in 0..iterations {
+        x = std::hint::black_box(x ^ i).rotate_left(5);
+    }
+    x
+}
+
+/// Loop iterations that take `us` microseconds here: the fastest of a few timed runs.
+fn calibrate(us: f64) -> u64 {
+    const PROBE: u64 = 20_000_000;
+    let fastest = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            busy(PROBE);
+            started.elapsed()
+        })
+        .min()
+        .unwrap_or_default();
+    (us * 1e-6 / fastest.as_secs_f64().max(1e-9) * PROBE as f64) as u64
+}
+
 fn main() -> anyhow::Result<()> {
-    let listen: SocketAddr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:18443".into())
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let listen: SocketAddr = args
+        .first()
+        .map_or("127.0.0.1:18443", String::as_str)
         .parse()?;
+    let work_us: f64 = match args.get(1).map(String::as_str) {
+        Some("--work-us") => args.get(2).map_or(Ok(0.0), |v| v.parse())?,
+        Some(other) => anyhow::bail!("unknown argument {other:?}"),
+        None => 0.0,
+    };
+    let work = if work_us > 0.0 { calibrate(work_us) } else { 0 };
     let certs = pullgate::certs::generate(&["localhost".into(), "127.0.0.1".into()])?;
     let chain =
         CertificateDer::pem_slice_iter(certs.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
@@ -58,7 +99,10 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let listener = TcpListener::bind(listen).await?;
-        eprintln!("baseline listening on {}", listener.local_addr()?);
+        eprintln!(
+            "baseline listening on {} ({work} work iterations per request)",
+            listener.local_addr()?
+        );
         loop {
             let (tcp, _) = listener.accept().await?;
             let _ = tcp.set_nodelay(true);
@@ -69,7 +113,10 @@ fn main() -> anyhow::Result<()> {
                 };
                 let _ = http1::Builder::new()
                     .keep_alive(true)
-                    .serve_connection(TokioIo::new(tls), service_fn(answer))
+                    .serve_connection(
+                        TokioIo::new(tls),
+                        service_fn(move |request| answer(request, work)),
+                    )
                     .await;
             });
         }
