@@ -58,7 +58,7 @@ pub struct Admission {
 /// A decision with what the response needs to know about the request.
 struct Judged<'a> {
     decision: Option<Decision>,
-    object: Option<Object<'a>>,
+    object: Option<Box<Object<'a>>>,
     kind: Option<Kind>,
 }
 
@@ -85,8 +85,8 @@ impl Admission {
     fn judge<'a>(
         &self,
         req: &Request<'a>,
-        object: Option<Object<'a>>,
-        old_object: Option<Object<'a>>,
+        object: Option<Box<Object<'a>>>,
+        old_object: Option<Box<Object<'a>>>,
         snap: &Snapshot,
     ) -> Result<Judged<'a>, BadReview> {
         let op = req.op()?;

@@ -31,8 +31,9 @@ pub struct Request<'a> {
     pub namespace: Option<Cow<'a, str>>,
     pub operation: Cow<'a, str>,
     pub user_info: UserInfo<'a>,
-    pub object: Option<Object<'a>>,
-    pub old_object: Option<Object<'a>>,
+    // Boxed: the request is moved several times while it is read.
+    pub object: Option<Box<Object<'a>>>,
+    pub old_object: Option<Box<Object<'a>>>,
     pub dry_run: Option<bool>,
 }
 
@@ -70,7 +71,7 @@ impl Operation {
 
 /// An object field as read: absent or null, read, or JSON of another shape (the error
 /// says why, and matters only for a judged kind).
-type ObjectField<'a> = Result<Option<Object<'a>>, json::Error>;
+type ObjectField<'a> = Result<Option<Box<Object<'a>>>, json::Error>;
 
 impl<'a> Request<'a> {
     /// Reads and checks an AdmissionReview.
@@ -221,7 +222,7 @@ fn read_user<'a>(r: &mut Reader<'a>) -> json::Result<UserInfo<'a>> {
 fn read_object<'a>(r: &mut Reader<'a>) -> json::Result<ObjectField<'a>> {
     let mark = r.mark();
     match Object::read(r) {
-        Ok(o) => Ok(Ok(Some(o))),
+        Ok(o) => Ok(Ok(Some(Box::new(o)))),
         Err(e) if e.kind() == ErrorKind::Shape => {
             r.rewind(mark);
             r.skip()?;
