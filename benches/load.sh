@@ -12,7 +12,9 @@
 #   - each server's CPU time per request at peak (user + system, from /proc).
 # The yardsticks `work-Nus` (the baseline with `--work-us N`: N µs of CPU per request on
 # top) run the 10 KiB measurements too: they show how much work per request each target
-# leaves room for, on this machine, in this run.
+# leaves room for, on this machine, in this run. With PULLGATE_OTHER=PATH, the pullgate
+# binary at PATH (another build, to compare a change) runs as `other` in every
+# measurement too.
 # pullgate runs `serve --config scaled.yaml --log-format json` (10,000 namespaces, 1,000
 # spaces, 500 workspaces) with its audit log (stdout) going to a file. Its VmRSS/VmHWM
 # are read from /proc after the config is loaded and after each round.
@@ -80,17 +82,23 @@ for us in $WORK_US; do
     start_baseline "work-${us}us" --work-us "$us"
     yardsticks+=("work-${us}us")
 done
-pg_port=$(free_port)
-probe_port=$(free_port)
+start_pullgate() { # name binary
+    port[$1]=$(free_port)
+    "$2" serve --config "$work/scaled.yaml" --log-format json \
+        --listen "127.0.0.1:${port[$1]}" --probe-listen "127.0.0.1:$(free_port)" \
+        >"$work/audit-$1.log" 2>"$work/$1.log" &
+    pid[$1]=$!
+    pids+=($!)
+    wait_port "${port[$1]}"
+}
+compared=(baseline pullgate)
+if [ -n "${PULLGATE_OTHER:-}" ]; then
+    start_pullgate other "$PULLGATE_OTHER"
+    compared+=(other)
+fi
 t0=$(date +%s%N)
-"$pullgate" serve --config "$work/scaled.yaml" --log-format json \
-    --listen "127.0.0.1:$pg_port" --probe-listen "127.0.0.1:$probe_port" \
-    >"$work/audit.log" 2>"$work/pullgate.log" &
-pg_pid=$!
-pids+=($pg_pid)
-port[pullgate]=$pg_port
-pid[pullgate]=$pg_pid
-wait_port "$pg_port"
+start_pullgate pullgate "$pullgate"
+pg_pid=${pid[pullgate]}
 t1=$(date +%s%N)
 echo "pullgate ready in $(((t1 - t0) / 1000000)) ms with the scaled config" >&2
 
@@ -131,7 +139,7 @@ latency() { # server rps-per-connection round
 rate=""
 for round in $(seq 1 "$ROUNDS"); do
     for kib in "${SIZES[@]}"; do
-        servers=(baseline pullgate)
+        servers=("${compared[@]}")
         if [ "$kib" = 10 ]; then servers+=("${yardsticks[@]}"); fi
         for server in "${servers[@]}"; do
             measured=$(peak "$server" "$kib" "$round")
@@ -146,7 +154,7 @@ for round in $(seq 1 "$ROUNDS"); do
         rate=$(python3 -c "import sys; print(max(1, round(float(sys.argv[1]) / 2 / $CONNECTIONS)))" "$base10")
         echo "fixed rate: $rate req/s per connection x $CONNECTIONS = $((rate * CONNECTIONS)) req/s" >&2
     fi
-    for server in baseline pullgate "${yardsticks[@]}"; do
+    for server in "${compared[@]}" "${yardsticks[@]}"; do
         read -r p50 p99 n < <(latency "$server" "$rate" "$round")
         echo "$round $server p50-10KiB-at-half-peak $p50" >>"$results"
         echo "$round $server p99-10KiB-at-half-peak $p99" >>"$results"
@@ -156,7 +164,7 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "$round pullgate hwm-after-round-kib $(rss VmHWM)" >>"$results"
 done
 
-audit_lines=$(wc -l <"$work/audit.log")
+audit_lines=$(wc -l <"$work/audit-pullgate.log")
 elapsed=$(($(date +%s) - started))
 
 echo

@@ -278,10 +278,11 @@ def table(path):
         if v:
             print(f"- pullgate {metric}: {max(v) / 1024:.1f} MiB (max over rounds)")
 
-    # The yardsticks: the baseline doing N µs more work per request, beside pullgate.
+    # The yardsticks (the baseline doing N µs more work per request) and any other
+    # build, beside pullgate.
     others = sorted(
-        {s for m in data.values() for s in m if s.startswith("work-")},
-        key=lambda s: float(s[len("work-"):-len("us")]),
+        {s for m in data.values() for s in m if s not in ("baseline", "pullgate")},
+        key=lambda s: (0, float(s[len("work-"):-len("us")])) if s.startswith("work-") else (1, 0),
     )
     if not others:
         return
