@@ -76,7 +76,10 @@ fn main() -> anyhow::Result<()> {
         .map_or("127.0.0.1:18443", String::as_str)
         .parse()?;
     let work_us: f64 = match args.get(1).map(String::as_str) {
-        Some("--work-us") => args.get(2).map_or(Ok(0.0), |v| v.parse())?,
+        Some("--work-us") => match args.get(2) {
+            Some(us) => us.parse()?,
+            None => anyhow::bail!("--work-us needs a number of microseconds"),
+        },
         Some(other) => anyhow::bail!("unknown argument {other:?}"),
         None => 0.0,
     };
