@@ -54,11 +54,18 @@ fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(25e-6, 2.0, 16))
 }
 
+/// The endpoints, in the order of [`Metrics`]' per-endpoint arrays.
+const ENDPOINTS: [Endpoint; 2] = [Endpoint::Validate, Endpoint::Mutate];
+
 /// All pullgate metrics and the registry that encodes them.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    /// The series of `requests` for each endpoint and each of [`DECISIONS`], and of
+    /// `duration` for each endpoint, made at start: they are exported (at zero) from the
+    /// first scrape, and a request counts itself without a lookup in the family's map.
+    requests_by: [[Counter; DECISIONS.len()]; ENDPOINTS.len()],
+    duration_by: [Histogram; ENDPOINTS.len()],
     table_revision: Gauge,
     table_age: Gauge<f64, AtomicU64>,
     /// When the current binding table was built, in nanoseconds since the Unix epoch
@@ -121,10 +128,26 @@ impl Metrics {
             "Pull-secret synchronisations by result",
             pull_secret_syncs.clone(),
         );
+        let requests_by = ENDPOINTS.map(|endpoint| {
+            std::array::from_fn(|d| {
+                let labels = RequestLabels {
+                    endpoint: endpoint.as_str(),
+                    decision: DECISIONS[d],
+                };
+                requests.get_or_create(&labels).clone()
+            })
+        });
+        let duration_by = ENDPOINTS.map(|endpoint| {
+            let labels = EndpointLabels {
+                endpoint: endpoint.as_str(),
+            };
+            duration.get_or_create(&labels).clone()
+        });
         Metrics {
             registry,
             requests,
-            duration,
+            requests_by,
+            duration_by,
             table_revision,
             table_age,
             table_built_at: AtomicU64::new(0),
@@ -137,18 +160,21 @@ impl Metrics {
     /// Counts one admission request and its latency. `decision` is one of [`DECISIONS`];
     /// anything else is counted as `unknown` (and is a bug in the caller).
     pub fn observe_request(&self, endpoint: Endpoint, decision: &str, elapsed: Duration) {
-        let decision = DECISIONS
-            .iter()
-            .copied()
-            .find(|known| *known == decision)
-            .unwrap_or("unknown");
-        let endpoint = endpoint.as_str();
-        self.requests
-            .get_or_create(&RequestLabels { endpoint, decision })
-            .inc();
-        self.duration
-            .get_or_create(&EndpointLabels { endpoint })
-            .observe(elapsed.as_secs_f64());
+        let e = match endpoint {
+            Endpoint::Validate => 0,
+            Endpoint::Mutate => 1,
+        };
+        match DECISIONS.iter().position(|known| *known == decision) {
+            Some(d) => self.requests_by[e][d].inc(),
+            None => self
+                .requests
+                .get_or_create(&RequestLabels {
+                    endpoint: endpoint.as_str(),
+                    decision: "unknown",
+                })
+                .inc(),
+        };
+        self.duration_by[e].observe(elapsed.as_secs_f64());
     }
 
     /// Records the binding table now in use.
@@ -250,6 +276,26 @@ mod tests {
         let text = metrics.encode();
         assert!(text.contains(r#"decision="unknown"} 2"#), "{text}");
         assert!(!text.contains("maybe"));
+    }
+
+    #[test]
+    fn every_request_series_is_exported_from_the_start() {
+        let text = Metrics::new().encode();
+        for endpoint in ENDPOINTS {
+            for decision in DECISIONS {
+                let line = format!(
+                    r#"pullgate_admission_requests_total{{endpoint="{}",decision="{decision}"}} 0"#,
+                    endpoint.as_str()
+                );
+                assert!(text.contains(&line), "missing {line:?} in\n{text}");
+            }
+            let count = format!(
+                r#"pullgate_admission_duration_seconds_count{{endpoint="{}"}} 0"#,
+                endpoint.as_str()
+            );
+            assert!(text.contains(&count), "missing {count:?} in\n{text}");
+        }
+        assert!(!text.contains("unknown"));
     }
 
     #[test]
