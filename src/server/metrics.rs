@@ -160,10 +160,10 @@ impl Metrics {
     /// Counts one admission request and its latency. `decision` is one of [`DECISIONS`];
     /// anything else is counted as `unknown` (and is a bug in the caller).
     pub fn observe_request(&self, endpoint: Endpoint, decision: &str, elapsed: Duration) {
-        let e = match endpoint {
-            Endpoint::Validate => 0,
-            Endpoint::Mutate => 1,
-        };
+        let e = ENDPOINTS
+            .iter()
+            .position(|known| *known == endpoint)
+            .expect("every endpoint is in ENDPOINTS");
         match DECISIONS.iter().position(|known| *known == decision) {
             Some(d) => self.requests_by[e][d].inc(),
             None => self
