@@ -98,12 +98,11 @@ if [ -n "${PULLGATE_OTHER:-}" ]; then
 fi
 t0=$(date +%s%N)
 start_pullgate pullgate "$pullgate"
-pg_pid=${pid[pullgate]}
 t1=$(date +%s%N)
 echo "pullgate ready in $(((t1 - t0) / 1000000)) ms with the scaled config" >&2
 
 results=$work/results.tsv
-rss() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$pg_pid/status"; }
+rss() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/${pid[pullgate]}/status"; }
 echo "0 pullgate rss-loaded-kib $(rss VmRSS)" >>"$results"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in clock ticks
