@@ -16,8 +16,17 @@
 # binary at PATH (another build, to compare a change) runs as `other` in every
 # measurement too.
 # pullgate runs `serve --config scaled.yaml --log-format json` (10,000 namespaces, 1,000
-# spaces, 500 workspaces) with its audit log (stdout) going to a file. Its VmRSS/VmHWM
-# are read from /proc after the config is loaded and after each round.
+# spaces, 500 workspaces) with its audit log (stdout) going into a pipe, as a
+# container's stdout does, read by `wc -l` (the reader a container runtime would be; a
+# run writes gigabytes of audit lines, which a file would turn into a measurement of the
+# kernel's dirty-page throttling). Its VmRSS/VmHWM are read from /proc after the config
+# is loaded and after each round.
+#
+# LAYOUT=pinned (the default, with 2 or more cores): h2load runs on the last core and
+# every server on the others (taskset). Each server's runtime sizes itself to the cores
+# it is given, as in a pod with a CPU limit, and the load generator never takes a core
+# from the server it measures (in production the apiserver runs elsewhere).
+# LAYOUT=shared: generator and servers on every core, as the scheduler places them.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-5}
@@ -25,6 +34,7 @@ PEAK_SECONDS=${PEAK_SECONDS:-5}
 LATENCY_SECONDS=${LATENCY_SECONDS:-6}
 WARMUP_SECONDS=${WARMUP_SECONDS:-1}
 WORK_US=${WORK_US:-4 6}
+LAYOUT=${LAYOUT:-pinned}
 CONNECTIONS=25
 SIZES=(2 10 25)
 
@@ -57,6 +67,19 @@ for kib in "${SIZES[@]}"; do
     python3 benches/loadgen.py review "$kib" "$work/review-$kib.json" >"$work/review-$kib.size"
 done
 
+cores=$(nproc)
+on_servers=()
+on_generator=()
+if [ "$LAYOUT" = pinned ] && [ "$cores" -ge 2 ] && command -v taskset >/dev/null; then
+    on_servers=(taskset -c "0-$((cores - 2))")
+    on_generator=(taskset -c "$((cores - 1))")
+    layout="pinned: servers on cores 0-$((cores - 2)), h2load on core $((cores - 1))"
+else
+    LAYOUT=shared
+    layout="shared: servers and h2load on all $cores cores"
+fi
+echo "layout $layout" >&2
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() {
     for _ in $(seq 1 200); do
@@ -70,7 +93,7 @@ wait_port() {
 declare -A port pid
 start_baseline() { # name [--work-us N]
     port[$1]=$(free_port)
-    "$baseline" "127.0.0.1:${port[$1]}" "${@:2}" 2>"$work/$1.log" &
+    "${on_servers[@]}" "$baseline" "127.0.0.1:${port[$1]}" "${@:2}" 2>"$work/$1.log" &
     pid[$1]=$!
     pids+=($!)
     wait_port "${port[$1]}"
@@ -82,11 +105,15 @@ for us in $WORK_US; do
     start_baseline "work-${us}us" --work-us "$us"
     yardsticks+=("work-${us}us")
 done
+declare -A reader
 start_pullgate() { # name binary
     port[$1]=$(free_port)
-    "$2" serve --config "$work/scaled.yaml" --log-format json \
+    mkfifo "$work/audit-$1"
+    "${on_servers[@]}" wc -l <"$work/audit-$1" >"$work/audit-lines-$1" &
+    reader[$1]=$!
+    "${on_servers[@]}" "$2" serve --config "$work/scaled.yaml" --log-format json \
         --listen "127.0.0.1:${port[$1]}" --probe-listen "127.0.0.1:$(free_port)" \
-        >"$work/audit-$1.log" 2>"$work/$1.log" &
+        >"$work/audit-$1" 2>"$work/$1.log" &
     pid[$1]=$!
     pids+=($!)
     wait_port "${port[$1]}"
@@ -109,7 +136,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in clo
 
 peak() { # server kib round: prints requests/s and CPU µs per request
     local out=$work/peak-$1-$2-$3.txt
-    h2load --h1 -t1 -c"$CONNECTIONS" -D "$PEAK_SECONDS" --warm-up-time "$WARMUP_SECONDS" \
+    "${on_generator[@]}" h2load --h1 -t1 -c"$CONNECTIONS" -D "$PEAK_SECONDS" --warm-up-time "$WARMUP_SECONDS" \
         -d "$work/review-$2.json" -H 'content-type: application/json' \
         "https://127.0.0.1:${port[$1]}/validate?timeout=10s" >"$out" 2>&1 &
     local h2=$! t0 t1 window=$((PEAK_SECONDS > 1 ? PEAK_SECONDS - 1 : 1))
@@ -128,7 +155,7 @@ peak() { # server kib round: prints requests/s and CPU µs per request
 latency() { # server rps-per-connection round
     local log=$work/latency-$1-$3.log
     rm -f "$log"
-    h2load --h1 -t1 -c"$CONNECTIONS" -D "$LATENCY_SECONDS" --warm-up-time "$WARMUP_SECONDS" \
+    "${on_generator[@]}" h2load --h1 -t1 -c"$CONNECTIONS" -D "$LATENCY_SECONDS" --warm-up-time "$WARMUP_SECONDS" \
         --rps "$2" --log-file "$log" \
         -d "$work/review-10.json" -H 'content-type: application/json' \
         "https://127.0.0.1:${port[$1]}/validate?timeout=10s" >"$work/latency-$1-$3.txt" 2>&1
@@ -163,12 +190,17 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "$round pullgate hwm-after-round-kib $(rss VmHWM)" >>"$results"
 done
 
-audit_lines=$(wc -l <"$work/audit-pullgate.log")
+# Stopping pullgate writes its pending audit lines and closes the pipe.
+kill "${pid[pullgate]}"
+wait "${pid[pullgate]}" || true
+wait "${reader[pullgate]}"
+audit_lines=$(cat "$work/audit-lines-pullgate")
 elapsed=$(($(date +%s) - started))
 
 echo
-echo "## Load benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $ROUNDS rounds, $(nproc) cores)"
+echo "## Load benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $ROUNDS rounds, $cores cores)"
 echo
+echo "Layout: $layout."
 echo "Review sizes (bytes): 2 KiB $(cat "$work/review-2.size"), 10 KiB $(cat "$work/review-10.size"), 25 KiB $(cat "$work/review-25.size")."
 echo "Fixed rate for latency: $((rate * CONNECTIONS)) req/s ($rate per connection x $CONNECTIONS)."
 echo "pullgate ready in $(((t1 - t0) / 1000000)) ms; audit lines written: $audit_lines; script time: ${elapsed} s."
