@@ -57,8 +57,11 @@ impl Batch {
         }
         let before = state.lines.len();
         state.lines.extend_from_slice(line);
-        // Once, on crossing: a notification is a system call.
-        if before < AUDIT_HIGH_WATER && state.lines.len() >= AUDIT_HIGH_WATER {
+        let crossed = before < AUDIT_HIGH_WATER && state.lines.len() >= AUDIT_HIGH_WATER;
+        drop(state);
+        // Once, on crossing (a notification is a system call), and after unlocking: a
+        // writer woken while the lock is held would only block on it again.
+        if crossed {
             self.work.notify_one();
         }
     }
