@@ -3,7 +3,8 @@
 # (examples/baseline.rs), side by side and interleaved in one run, over TLS with
 # HTTP/1.1 keep-alive on loopback. Prints Markdown tables; see BENCHMARKS.md.
 #
-#   benches/load.sh                 # ROUNDS=5 PEAK_SECONDS=5 LATENCY_SECONDS=6 by default
+#   benches/load.sh   # ROUNDS=4 PEAK_SECONDS=4 LATENCY_SECONDS=5 by default: about 5 minutes,
+#                      # under 10 with a cold release build (about 4 minutes on 2 cores)
 #
 # Per round, for each server in turn (baseline, then pullgate):
 #   - peak throughput at 25 connections, for 2, 10 and 25 KiB pod reviews;
@@ -29,9 +30,9 @@
 # LAYOUT=shared: generator and servers on every core, as the scheduler places them.
 set -euo pipefail
 
-ROUNDS=${ROUNDS:-5}
-PEAK_SECONDS=${PEAK_SECONDS:-5}
-LATENCY_SECONDS=${LATENCY_SECONDS:-6}
+ROUNDS=${ROUNDS:-4}
+PEAK_SECONDS=${PEAK_SECONDS:-4}
+LATENCY_SECONDS=${LATENCY_SECONDS:-5}
 WARMUP_SECONDS=${WARMUP_SECONDS:-1}
 WORK_US=${WORK_US:-4 6}
 LAYOUT=${LAYOUT:-pinned}
