@@ -1,6 +1,6 @@
 //! A strict JSON reader for the few fields pullgate reads from a review. Values are read
 //! where they stand, borrowed from the body, and everything else is skipped in the same
-//! pass: strings with `memchr2`, the rest byte by byte. It replaces a general decoder
+//! pass: strings eight bytes at a time, the rest byte by byte. It replaces a general decoder
 //! because skipping the fields nobody reads (env, probes, resources: most of a pod) was
 //! most of a review's cost.
 //!
