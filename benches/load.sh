@@ -44,9 +44,9 @@ cd "$here"
 target=${CARGO_TARGET_DIR:-$here/target}
 work=$(mktemp -d "${TMPDIR:-/tmp}/pullgate-load.XXXXXX")
 started=$(date +%s)
-pids=()
+declare -A port pid # by server name
 cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -91,12 +91,10 @@ wait_port() {
     return 1
 }
 
-declare -A port pid
 start_baseline() { # name [--work-us N]
     port[$1]=$(free_port)
     "${on_servers[@]}" "$baseline" "127.0.0.1:${port[$1]}" "${@:2}" 2>"$work/$1.log" &
     pid[$1]=$!
-    pids+=($!)
     wait_port "${port[$1]}"
 }
 # One at a time, before anything else runs: each times its work loop as it starts.
@@ -116,7 +114,6 @@ start_pullgate() { # name binary
         --listen "127.0.0.1:${port[$1]}" --probe-listen "127.0.0.1:$(free_port)" \
         >"$work/audit-$1" 2>"$work/$1.log" &
     pid[$1]=$!
-    pids+=($!)
     wait_port "${port[$1]}"
 }
 compared=(baseline pullgate)
