@@ -2,7 +2,7 @@
 //! change, or the cluster watches), the admission handler, the audit log and the TLS
 //! server together, and shuts them down together on SIGTERM.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -246,33 +246,45 @@ async fn watch_config(path: PathBuf, table: Arc<Table>, every: Duration) {
     let mut last = std::fs::read(&path).ok();
     loop {
         tokio::time::sleep(every).await;
-        let content = match std::fs::read(&path) {
-            Ok(c) => c,
-            Err(e) => {
-                warn!(path = %path.display(), error = %e, "cannot read config; keeping the last good binding table");
-                continue;
-            }
-        };
-        if last.as_ref() == Some(&content) {
-            continue;
+        // Reading, comparing and (at scale) rebuilding take milliseconds: on the blocking
+        // pool, so that the runtime's workers keep answering reviews meanwhile.
+        let (path, table) = (path.clone(), table.clone());
+        let reload = tokio::task::spawn_blocking(move || reload_config(&path, &table, last));
+        last = reload
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    }
+}
+
+/// One poll of [`watch_config`]: publishes the file if it differs from `last`; returns
+/// the content to compare the next poll with.
+fn reload_config(path: &Path, table: &Table, last: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    let content = match std::fs::read(path) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "cannot read config; keeping the last good binding table");
+            return last;
         }
-        let parsed = std::str::from_utf8(&content)
-            .map_err(|e| config::ConfigError(format!("not UTF-8: {e}")))
-            .and_then(config::parse);
-        last = Some(content);
-        match parsed {
-            Ok(cfg) => {
-                let revision = table.load().revision() + 1;
-                let snapshot = Snapshot::build(&cfg.objects, revision);
-                log_problems(&snapshot);
-                table.store(snapshot);
-                info!(path = %path.display(), revision, "config reloaded");
-            }
-            Err(e) => {
-                warn!(path = %path.display(), error = %e, "invalid config; keeping the last good binding table")
-            }
+    };
+    if last.as_ref() == Some(&content) {
+        return last;
+    }
+    let parsed = std::str::from_utf8(&content)
+        .map_err(|e| config::ConfigError(format!("not UTF-8: {e}")))
+        .and_then(config::parse);
+    match parsed {
+        Ok(cfg) => {
+            let revision = table.load().revision() + 1;
+            let snapshot = Snapshot::build(&cfg.objects, revision);
+            log_problems(&snapshot);
+            table.store(snapshot);
+            info!(path = %path.display(), revision, "config reloaded");
+        }
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "invalid config; keeping the last good binding table")
         }
     }
+    Some(content)
 }
 
 fn log_problems(snapshot: &Snapshot) {

@@ -73,7 +73,7 @@ impl Feed {
                             Err(_) => break,
                         }
                     }
-                    run.publish();
+                    run.publish().await;
                     run.check_staleness();
                 }
                 _ = tick.tick() => run.check_staleness(),
@@ -131,13 +131,19 @@ impl Run {
         .all(|id| self.listed.contains(id))
     }
 
-    fn publish(&mut self) {
+    async fn publish(&mut self) {
         if !self.synced() {
             return;
         }
         if self.table_dirty {
             self.revision += 1;
-            let snapshot = Snapshot::build(&self.state.objects(), self.revision);
+            let (objects, revision) = (self.state.objects(), self.revision);
+            // A rebuild at scale takes milliseconds: on the blocking pool, so that the
+            // runtime's workers (one, at the shipped CPU limit) keep answering reviews.
+            let built = tokio::task::spawn_blocking(move || Snapshot::build(&objects, revision));
+            let snapshot = built
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
             self.feed.table.store(snapshot);
             tracing::debug!(revision = self.revision, "binding table updated");
             self.table_dirty = false;
