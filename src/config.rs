@@ -27,9 +27,22 @@ pub struct Config {
 
 /// Reads and parses a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
+    load_bytes(path).map(|(cfg, _)| cfg)
+}
+
+/// [`load`], also handing back the bytes it parsed (what a reload compares with).
+pub fn load_bytes(path: &Path) -> Result<(Config, Vec<u8>), ConfigError> {
+    let bytes = std::fs::read(path)
         .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-    parse(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    let cfg =
+        parse_bytes(&bytes).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?;
+    Ok((cfg, bytes))
+}
+
+/// Parses the bytes of a configuration file.
+pub fn parse_bytes(bytes: &[u8]) -> Result<Config, ConfigError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| ConfigError(format!("not UTF-8: {e}")))?;
+    parse(text)
 }
 
 /// Parses configuration text (every document must be a known kind).

@@ -135,7 +135,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
 /// Standalone: the table comes from the file, reloaded when it changes.
 fn standalone(path: &std::path::Path, args: &ServeArgs, health: &Health) -> Result<Arc<Table>> {
-    let cfg = config::load(path).context("loading --config")?;
+    let (cfg, content) = config::load_bytes(path).context("loading --config")?;
     let snapshot = Snapshot::build(&cfg.objects, 1);
     log_problems(&snapshot);
     let table = Arc::new(Table::new(snapshot));
@@ -144,6 +144,7 @@ fn standalone(path: &std::path::Path, args: &ServeArgs, health: &Health) -> Resu
         path.to_path_buf(),
         table.clone(),
         args.reload_interval,
+        content,
     ));
     info!(path = %path.display(), "standalone mode");
     Ok(table)
@@ -240,10 +241,10 @@ async fn publish_table_metrics(table: Arc<Table>, metrics: Arc<Metrics>) {
     }
 }
 
-/// Polls the config file and publishes a new snapshot when its content changes. An
-/// invalid file keeps the last good table and logs why.
-async fn watch_config(path: PathBuf, table: Arc<Table>, every: Duration) {
-    let mut last = std::fs::read(&path).ok();
+/// Polls the config file and publishes a new snapshot when its content differs from
+/// `last` (the bytes the current table came from). An invalid file keeps the last good
+/// table and logs why.
+async fn watch_config(path: PathBuf, table: Arc<Table>, every: Duration, mut last: Vec<u8>) {
     loop {
         tokio::time::sleep(every).await;
         // Reading, comparing and (at scale) rebuilding take milliseconds: on the blocking
@@ -258,7 +259,7 @@ async fn watch_config(path: PathBuf, table: Arc<Table>, every: Duration) {
 
 /// One poll of [`watch_config`]: publishes the file if it differs from `last`; returns
 /// the content to compare the next poll with.
-fn reload_config(path: &Path, table: &Table, last: Option<Vec<u8>>) -> Option<Vec<u8>> {
+fn reload_config(path: &Path, table: &Table, last: Vec<u8>) -> Vec<u8> {
     let content = match std::fs::read(path) {
         Ok(c) => c,
         Err(e) => {
@@ -266,13 +267,10 @@ fn reload_config(path: &Path, table: &Table, last: Option<Vec<u8>>) -> Option<Ve
             return last;
         }
     };
-    if last.as_ref() == Some(&content) {
+    if content == last {
         return last;
     }
-    let parsed = std::str::from_utf8(&content)
-        .map_err(|e| config::ConfigError(format!("not UTF-8: {e}")))
-        .and_then(config::parse);
-    match parsed {
+    match config::parse_bytes(&content) {
         Ok(cfg) => {
             let revision = table.load().revision() + 1;
             let snapshot = Snapshot::build(&cfg.objects, revision);
@@ -284,7 +282,7 @@ fn reload_config(path: &Path, table: &Table, last: Option<Vec<u8>>) -> Option<Ve
             warn!(path = %path.display(), error = %e, "invalid config; keeping the last good binding table")
         }
     }
-    Some(content)
+    content
 }
 
 fn log_problems(snapshot: &Snapshot) {
@@ -309,5 +307,60 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term => info!("SIGTERM received; draining"),
         _ = tokio::signal::ctrl_c() => info!("SIGINT received; draining"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::mpsc;
+
+    const REGISTRY: &[u8] = b"apiVersion: pullgate.io/v1alpha1\nkind: Registry\nmetadata: {name: local}\nspec: {type: DockerRegistry, url: http://127.0.0.1:5000}\n";
+
+    /// The reload reads the file off the runtime: a config path that is a FIFO with no
+    /// writer blocks that read until the test writes, and the runtime (one thread here)
+    /// must keep running tasks meanwhile; then the written config is published.
+    #[test]
+    fn a_reload_in_progress_does_not_hold_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo failed");
+        let table = Arc::new(Table::new(Snapshot::build(&Default::default(), 1)));
+
+        // The writer: once the poll has the FIFO open (its open for writing returns then),
+        // it asks the runtime for a sign of life, then writes the config either way.
+        let (ask, asked) = tokio::sync::oneshot::channel::<()>();
+        let (answer, answered) = mpsc::channel::<()>();
+        let fifo = path.clone();
+        let writer = std::thread::spawn(move || {
+            let mut file = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            let _ = ask.send(());
+            let alive = answered.recv_timeout(Duration::from_secs(30)).is_ok();
+            file.write_all(REGISTRY).unwrap();
+            alive
+        });
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let poll = Duration::from_millis(10);
+            tokio::spawn(watch_config(path, table.clone(), poll, Vec::new()));
+            asked.await.unwrap();
+            let _ = answer.send(());
+            while table.load().revision() < 2 {
+                tokio::time::sleep(poll).await;
+            }
+        });
+        // The next poll waits on the FIFO for good: leave it behind.
+        runtime.shutdown_background();
+        assert!(
+            writer.join().unwrap(),
+            "the runtime ran no task while the config was being read"
+        );
+        assert_eq!(table.load().registries().len(), 1);
     }
 }
