@@ -12,6 +12,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use hyper::StatusCode;
 use pullgate::index::{Snapshot, Table};
 use pullgate::policy::Policy;
@@ -312,21 +313,29 @@ async fn ten_times_overload_gets_fast_503s_and_the_accepted_are_answered() {
         assert!(Instant::now() < deadline, "the slots never filled");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // 10× the limit at once: every one answered 503 with Retry-After, quickly.
+    // 10× the limit at once, with 256 KiB bodies: every one answered 503 with
+    // Retry-After, quickly, and its body read to the end (the connection stays usable:
+    // a second request on it gets its own 503).
+    let body = Bytes::from(padded(DENIED, 256 * 1024));
     let mut excess = Vec::new();
     for _ in 0..(10 * SLOTS - SLOTS) {
         let mut client = connect(&server).await;
+        let body = body.clone();
         excess.push(tokio::spawn(async move {
             let started = Instant::now();
-            let r = client.post("/validate", DENIED).await.unwrap();
-            (r, started.elapsed())
+            let first = client.post("/validate", body.clone()).await.unwrap();
+            let took = started.elapsed();
+            let second = client.post("/validate", body).await.unwrap();
+            (first, took, second)
         }));
     }
     for request in excess {
-        let (response, took) = request.await.unwrap();
-        assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(response.headers["retry-after"], "1");
-        assert!(!response.text().contains("\"allowed\""));
+        let (response, took, second) = request.await.unwrap();
+        for response in [&response, &second] {
+            assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers["retry-after"], "1");
+            assert!(!response.text().contains("\"allowed\""));
+        }
         assert!(took < Duration::from_secs(5), "503 after {took:?}");
     }
     // The held requests complete and are answered with their real verdicts.
@@ -382,16 +391,15 @@ async fn bodies_held_in_memory_are_bounded_across_requests() {
         .await
         .unwrap();
     stream.flush().await.unwrap();
-    // Another 200 KiB body does not fit beside it: 503 at once, never a verdict.
+    // Another 200 KiB body does not fit beside it: 503 at once, never a verdict. The
+    // refused body is read to its end, so the client sees the 503 whole (not a reset
+    // while it is still sending) and can use the connection again.
     let other = padded(DENIED, 200 * 1024);
+    let mut client = connect(&server).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let refused = loop {
         let started = Instant::now();
-        let response = connect(&server)
-            .await
-            .post("/validate", other.clone())
-            .await
-            .unwrap();
+        let response = client.post("/validate", other.clone()).await.unwrap();
         if response.status == StatusCode::SERVICE_UNAVAILABLE {
             break (response, started.elapsed());
         }
@@ -420,11 +428,7 @@ async fn bodies_held_in_memory_are_bounded_across_requests() {
     assert!(allowed(
         text[text.find("\r\n\r\n").unwrap() + 4..].as_bytes()
     ));
-    let response = connect(&server)
-        .await
-        .post("/validate", other)
-        .await
-        .unwrap();
+    let response = client.post("/validate", other).await.unwrap();
     assert_eq!(response.status, StatusCode::OK);
     assert!(!allowed(response.body.as_ref()));
     let metrics = server.metrics.encode();

@@ -116,7 +116,8 @@ pub(crate) fn announced_too_large(body: &Incoming, max: usize) -> bool {
 
 /// Reads the whole body, refusing more than `max` bytes, anything slower than `deadline`,
 /// and a body for which `budget` has no room left (every byte buffered is held from it).
-/// A Content-Length above `max` is refused before a byte is read.
+/// A Content-Length above `max` is refused before a byte is read. A body refused for
+/// want of room is still read to its end (see [`discard`]) before `Busy` is returned.
 pub(crate) async fn read_body(
     mut body: Incoming,
     max: usize,
@@ -126,35 +127,82 @@ pub(crate) async fn read_body(
     if announced_too_large(&body, max) {
         return Err(BodyError::TooLarge);
     }
-    let announced = body.size_hint().lower();
-    // Most bodies arrive as one frame: keep it without copying; gather only when split.
-    let mut first: Option<Bytes> = None;
-    let mut gathered: Option<BytesMut> = None;
     let mut total = 0usize;
-    let mut held = Held::default();
-    loop {
-        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => return Err(BodyError::TimedOut),
-            Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(BodyError::Broken(e.to_string())),
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let Ok(data) = frame.into_data() else {
-            continue; // trailers carry nothing for us
-        };
+    match gather(&mut body, &mut total, max, deadline, budget).await {
+        Err(BodyError::Busy) => {
+            discard(&mut body, total, max, deadline).await?;
+            Err(BodyError::Busy)
+        }
+        read => read,
+    }
+}
+
+/// Reads the rest of a body that will not be judged, keeping none of it, so that the
+/// answer reaches the client whole and the connection stays usable: a server that
+/// answers and closes with bytes unread makes the kernel reset the connection, and a
+/// client still sending its body then sees a broken pipe instead of the answer. `total`
+/// bytes were read before; `max` and `deadline` bound it like any body.
+pub(crate) async fn discard(
+    body: &mut Incoming,
+    mut total: usize,
+    max: usize,
+    deadline: tokio::time::Instant,
+) -> Result<(), BodyError> {
+    while let Some(data) = next_data(body, deadline).await? {
         total = total.saturating_add(data.len());
         if total > max {
             return Err(BodyError::TooLarge);
         }
+    }
+    Ok(())
+}
+
+/// The body's next data frame (trailers carry nothing for us), or `None` at its end.
+async fn next_data(
+    body: &mut Incoming,
+    deadline: tokio::time::Instant,
+) -> Result<Option<Bytes>, BodyError> {
+    loop {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(BodyError::TimedOut),
+            Ok(None) => return Ok(None),
+            Ok(Some(Err(e))) => return Err(BodyError::Broken(e.to_string())),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    return Ok(Some(data));
+                }
+            }
+        }
+    }
+}
+
+/// The buffering part of [`read_body`]; `total` counts the bytes read.
+async fn gather(
+    body: &mut Incoming,
+    total: &mut usize,
+    max: usize,
+    deadline: tokio::time::Instant,
+    budget: &Arc<Semaphore>,
+) -> Result<(Bytes, Held), BodyError> {
+    let announced = body.size_hint().lower();
+    // Most bodies arrive as one frame: keep it without copying; gather only when split.
+    let mut first: Option<Bytes> = None;
+    let mut gathered: Option<BytesMut> = None;
+    let mut held = Held::default();
+    while let Some(data) = next_data(body, deadline).await? {
+        *total = total.saturating_add(data.len());
+        if *total > max {
+            return Err(BodyError::TooLarge);
+        }
         match (&mut first, &mut gathered) {
             (None, None) => {
-                held.grow_to(budget, total)?;
+                held.grow_to(budget, *total)?;
                 first = Some(data);
             }
             (Some(head), None) => {
                 let capacity = usize::try_from(announced)
                     .unwrap_or(usize::MAX)
-                    .clamp(total, MAX_PREALLOCATION.max(total));
+                    .clamp(*total, MAX_PREALLOCATION.max(*total));
                 held.grow_to(budget, capacity)?;
                 let mut buf = BytesMut::with_capacity(capacity);
                 buf.extend_from_slice(head);

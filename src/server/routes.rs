@@ -1,8 +1,10 @@
 //! One request on the admission port: route, limits, the handler, the reply.
 //!
 //! Order matters: the path and method are checked first (404/405), then an announced
-//! body size (413 without reading), then a free in-flight slot (503 at once, never a
-//! queue), then the body is read under the size cap and the deadline, then the handler
+//! body size (413 without reading), then a free in-flight slot (503 as soon as the body
+//! has been read and dropped, never a queue), then the body is read under the size cap,
+//! the deadline and the memory budget (no room: the body is dropped as it arrives, then
+//! 503), then the handler
 //! runs inline (it is CPU-only and takes microseconds), and a reply that comes after the
 //! deadline is replaced by 504.
 
@@ -88,12 +90,19 @@ impl Routes {
 
         let timeout = limits::request_timeout(request.uri().query());
         let deadline = started + timeout;
-        let body = request.into_body();
+        let tokio_deadline = tokio::time::Instant::from_std(deadline);
+        let mut body = request.into_body();
         if limits::announced_too_large(&body, self.max_body_bytes) {
             // Answered before the body is read; the connection then closes, unread.
             return self.refuse(endpoint, started, BodyError::TooLarge);
         }
         let Ok(_slot) = self.in_flight.clone().try_acquire_owned() else {
+            // No slot is taken to read and drop the body, and none of it is kept.
+            let discarded =
+                limits::discard(&mut body, 0, self.max_body_bytes, tokio_deadline).await;
+            if let Err(e) = discarded {
+                return self.refuse(endpoint, started, e);
+            }
             return self.overloaded(
                 endpoint,
                 started,
@@ -101,7 +110,6 @@ impl Routes {
             );
         };
 
-        let tokio_deadline = tokio::time::Instant::from_std(deadline);
         let read = limits::read_body(body, self.max_body_bytes, tokio_deadline, &self.body_budget);
         // `_held` keeps the body's share of the memory budget until the answer is built.
         let (body, _held) = match read.await {
@@ -174,8 +182,8 @@ impl Routes {
         response
     }
 
-    /// The answer to a body that could not be read; the connection closes after it, as
-    /// the rest of the body (if any) is not read.
+    /// The answer to a body that could not be read or kept. Unless it was read to its end
+    /// (`Busy`), the connection closes after it, as the rest of the body is not read.
     fn refuse(&self, endpoint: Endpoint, started: Instant, error: BodyError) -> HttpResponse {
         let invalid = |code, reason, message: &str| {
             self.metrics
@@ -183,6 +191,13 @@ impl Routes {
             status(code, reason, message)
         };
         let mut response = match error {
+            BodyError::Busy => {
+                return self.overloaded(
+                    endpoint,
+                    started,
+                    "pullgate is at its limit of request bodies held in memory; retry",
+                )
+            }
             BodyError::TooLarge => invalid(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestEntityTooLarge",
@@ -200,11 +215,6 @@ impl Routes {
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
                 &format!("the request body could not be read: {reason}"),
-            ),
-            BodyError::Busy => self.overloaded(
-                endpoint,
-                started,
-                "pullgate is at its limit of request bodies held in memory; retry",
             ),
         };
         response
