@@ -4,9 +4,8 @@
 //! body size (413 without reading), then a free in-flight slot (503 as soon as the body
 //! has been read and dropped, never a queue), then the body is read under the size cap,
 //! the deadline and the memory budget (no room: the body is dropped as it arrives, then
-//! 503), then the handler
-//! runs inline (it is CPU-only and takes microseconds), and a reply that comes after the
-//! deadline is replaced by 504.
+//! 503), then the handler runs inline (it is CPU-only and takes microseconds), and a
+//! reply that comes after the deadline is replaced by 504.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
