@@ -127,6 +127,19 @@ pub fn post_tls(
     path: &str,
     body: &[u8],
 ) -> std::io::Result<(u16, Vec<u8>)> {
+    post_tls_announcing(addr, ca_pem, path, body.len(), body)
+}
+
+/// [`post_tls`] with a Content-Length of `announced`, of which only `body` is sent: a
+/// server that refuses the size before reading answers without the client being cut off
+/// mid-body.
+pub fn post_tls_announcing(
+    addr: SocketAddr,
+    ca_pem: &str,
+    path: &str,
+    announced: usize,
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
@@ -154,8 +167,7 @@ pub fn post_tls(
         })?;
     }
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {announced}\r\nConnection: close\r\n\r\n"
     );
     tls.write_all(head.as_bytes())?;
     tls.write_all(body)?;
