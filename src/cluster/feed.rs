@@ -217,3 +217,81 @@ impl Run {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::cluster::state::Item;
+    use crate::index::testing::mk_ns;
+    use crate::index::Objects;
+
+    /// The rebuild runs on the blocking pool: on a one-thread runtime, other tasks run
+    /// while `publish` waits for it. Built inline, `publish` would finish in the poll that
+    /// starts it and the ticker would never run in between.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_rebuild_does_not_hold_the_runtime() {
+        let client = Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
+            .expect("a client that is never called");
+        let table = Arc::new(Table::new(Snapshot::build(&Objects::default(), 0)));
+        let (synced, _) = channel::channel(false);
+        let (world, world_rx) = channel::channel(Arc::new(World {
+            snapshot: table.load(),
+            state: State::default(),
+        }));
+        let mut state = State::default();
+        let namespaces = (0..2_000)
+            .map(|i| Item::Namespace(mk_ns(&format!("app-{i}"), &[("team", "a")])))
+            .collect();
+        state.apply(Change::Reset(WatchId::Namespaces, namespaces));
+        let (tx, _rx) = mpsc::channel(1);
+        let mut run = Run {
+            feed: Feed {
+                client,
+                table: table.clone(),
+                synced,
+                world,
+                max_staleness: Duration::from_secs(60),
+                staleness_tick: Duration::from_secs(60),
+            },
+            state,
+            tx,
+            listed: WatchId::TABLE
+                .iter()
+                .cloned()
+                .chain([WatchId::PullSecrets, WatchId::RobotSecrets])
+                .collect(),
+            broken_since: HashMap::new(),
+            refs: BTreeMap::new(),
+            revision: 0,
+            table_dirty: true,
+            world_dirty: true,
+        };
+        assert!(run.synced());
+
+        let (started, publishing, ticks) = (Cell::new(false), Cell::new(true), Cell::new(0));
+        tokio::join!(
+            async {
+                started.set(true);
+                run.publish().await;
+                publishing.set(false);
+            },
+            async {
+                while publishing.get() {
+                    if started.get() {
+                        ticks.set(ticks.get() + 1);
+                    }
+                    tokio::task::yield_now().await;
+                }
+            },
+        );
+        assert!(ticks.get() > 0, "the runtime was held during the rebuild");
+        assert_eq!(
+            table.load().revision(),
+            1,
+            "the rebuilt table was published"
+        );
+        assert_eq!(world_rx.borrow().snapshot.revision(), 1);
+    }
+}
