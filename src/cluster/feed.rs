@@ -46,20 +46,9 @@ struct Run {
 impl Feed {
     /// Runs until `rx` closes. `tx` is the sender the watches use (for new Secret watches).
     pub async fn run(self, tx: mpsc::Sender<Change>, mut rx: mpsc::Receiver<Change>) {
-        let revision = self.table.load().revision();
         let mut tick = tokio::time::interval(self.staleness_tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut run = Run {
-            feed: self,
-            state: State::default(),
-            tx,
-            listed: HashSet::new(),
-            broken_since: HashMap::new(),
-            refs: BTreeMap::new(),
-            revision,
-            table_dirty: true,
-            world_dirty: true,
-        };
+        let mut run = Run::new(self, tx);
         loop {
             tokio::select! {
                 change = rx.recv() => {
@@ -90,6 +79,21 @@ impl Drop for Run {
 }
 
 impl Run {
+    fn new(feed: Feed, tx: mpsc::Sender<Change>) -> Run {
+        let revision = feed.table.load().revision();
+        Run {
+            feed,
+            state: State::default(),
+            tx,
+            listed: HashSet::new(),
+            broken_since: HashMap::new(),
+            refs: BTreeMap::new(),
+            revision,
+            table_dirty: true,
+            world_dirty: true,
+        }
+    }
+
     fn handle(&mut self, change: Change) {
         match &change {
             Change::Broken(id) => {
@@ -240,34 +244,28 @@ mod tests {
             snapshot: table.load(),
             state: State::default(),
         }));
-        let mut state = State::default();
+        let (tx, _rx) = mpsc::channel(1);
+        let feed = Feed {
+            client,
+            table: table.clone(),
+            synced,
+            world,
+            max_staleness: Duration::from_secs(60),
+            staleness_tick: Duration::from_secs(60),
+        };
+        let mut run = Run::new(feed, tx);
         let namespaces = (0..2_000)
             .map(|i| Item::Namespace(mk_ns(&format!("app-{i}"), &[("team", "a")])))
             .collect();
-        state.apply(Change::Reset(WatchId::Namespaces, namespaces));
-        let (tx, _rx) = mpsc::channel(1);
-        let mut run = Run {
-            feed: Feed {
-                client,
-                table: table.clone(),
-                synced,
-                world,
-                max_staleness: Duration::from_secs(60),
-                staleness_tick: Duration::from_secs(60),
-            },
-            state,
-            tx,
-            listed: WatchId::TABLE
-                .iter()
-                .cloned()
-                .chain([WatchId::PullSecrets, WatchId::RobotSecrets])
-                .collect(),
-            broken_since: HashMap::new(),
-            refs: BTreeMap::new(),
-            revision: 0,
-            table_dirty: true,
-            world_dirty: true,
-        };
+        run.handle(Change::Reset(WatchId::Namespaces, namespaces));
+        for id in WatchId::TABLE
+            .into_iter()
+            .chain([WatchId::PullSecrets, WatchId::RobotSecrets])
+        {
+            if id != WatchId::Namespaces {
+                run.handle(Change::Reset(id, Vec::new()));
+            }
+        }
         assert!(run.synced());
 
         let (started, publishing, ticks) = (Cell::new(false), Cell::new(true), Cell::new(0));
