@@ -254,18 +254,16 @@ mod tests {
             staleness_tick: Duration::from_secs(60),
         };
         let mut run = Run::new(feed, tx);
-        let namespaces = (0..2_000)
-            .map(|i| Item::Namespace(mk_ns(&format!("app-{i}"), &[("team", "a")])))
-            .collect();
-        run.handle(Change::Reset(WatchId::Namespaces, namespaces));
         for id in WatchId::TABLE
             .into_iter()
             .chain([WatchId::PullSecrets, WatchId::RobotSecrets])
         {
-            if id != WatchId::Namespaces {
-                run.handle(Change::Reset(id, Vec::new()));
-            }
+            run.handle(Change::Reset(id, Vec::new()));
         }
+        let namespaces = (0..2_000)
+            .map(|i| Item::Namespace(mk_ns(&format!("app-{i}"), &[("team", "a")])))
+            .collect();
+        run.handle(Change::Reset(WatchId::Namespaces, namespaces));
         assert!(run.synced());
 
         let (started, publishing, ticks) = (Cell::new(false), Cell::new(true), Cell::new(0));
