@@ -1,8 +1,10 @@
 //! A strict JSON reader for the few fields pullgate reads from a review. Values are read
 //! where they stand, borrowed from the body, and everything else is skipped in the same
-//! pass: strings eight bytes at a time, the rest byte by byte. It replaces a general decoder
-//! because skipping the fields nobody reads (env, probes, resources: most of a pod) was
-//! most of a review's cost.
+//! pass. It replaces a general decoder because skipping the fields nobody reads (env,
+//! probes, resources: most of a pod) was most of a review's cost. Strings are found
+//! through `Stops`, which marks where strings may end 64 bytes at a time (SSE2 on
+//! x86-64), so that the short strings that fill a pod cost a bit lookup each; the rest
+//! is read byte by byte.
 //!
 //! What it accepts is RFC 8259 JSON nested at most [`MAX_DEPTH`] deep, with one reading
 //! of every field it reads: those fields must be valid UTF-8 without lone surrogates, and
@@ -70,6 +72,93 @@ pub struct Reader<'a> {
     b: &'a [u8],
     i: usize,
     depth: usize,
+    stops: Stops,
+}
+
+/// Which of the bytes `base..base + len` are `"`, `\` or control characters, one bit
+/// each: where a string may end. `len` is 64, or 0 before the first window.
+///
+/// Finding the end of each string by scanning from its start puts every scan on one
+/// chain of dependent loads (the next string starts where this one ended); a window
+/// is computed without waiting on that chain, and the strings inside it then cost a
+/// shift and a bit count each. Skipping a 10 KiB pod review took a third less time.
+#[derive(Clone, Copy)]
+struct Stops {
+    base: usize,
+    len: usize,
+    mask: u64,
+}
+
+impl Stops {
+    const NONE: Stops = Stops {
+        base: 0,
+        len: 0,
+        mask: 0,
+    };
+
+    /// Index of the first `"`, `\` or control character at or after `at` (`b.len()`
+    /// if none); `at <= b.len()`.
+    #[inline(always)]
+    fn next(&mut self, b: &[u8], mut at: usize) -> usize {
+        loop {
+            let mut off = at.wrapping_sub(self.base);
+            if off >= self.len {
+                let Some(chunk) = b[at..].first_chunk::<64>() else {
+                    // Within 64 bytes of the end.
+                    return b.len() - string_stop(&b[at..]).len();
+                };
+                *self = Stops {
+                    base: at,
+                    len: 64,
+                    mask: stop_bits(chunk),
+                };
+                off = 0;
+            }
+            let m = self.mask >> off;
+            if m != 0 {
+                return at + m.trailing_zeros() as usize;
+            }
+            at = self.base + 64;
+        }
+    }
+}
+
+/// One bit per byte of `chunk` that is a `"`, `\` or control character.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn stop_bits(chunk: &[u8; 64]) -> u64 {
+    // SAFETY: the cfg above admits only targets that have SSE2.
+    unsafe { sse2::stop_bits(chunk) }
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod sse2 {
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    pub fn stop_bits(chunk: &[u8; 64]) -> u64 {
+        let mut bits = 0;
+        for (k, part) in chunk.chunks_exact(16).enumerate() {
+            let (lo, hi) = part.split_at(8);
+            let word = |half: &[u8]| i64::from_le_bytes(half.try_into().expect("8 bytes"));
+            let v = _mm_set_epi64x(word(hi), word(lo));
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let slash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            // A byte is at most 0x1f when it is its own minimum with 0x1f.
+            let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+            let any = _mm_or_si128(_mm_or_si128(quote, slash), control);
+            bits |= u64::from(_mm_movemask_epi8(any) as u16) << (16 * k);
+        }
+        bits
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn stop_bits(chunk: &[u8; 64]) -> u64 {
+    chunk.iter().enumerate().fold(0, |bits, (k, &c)| {
+        bits | u64::from(matches!(c, b'"' | b'\\' | 0..=0x1f)) << k
+    })
 }
 
 /// `text` from its first `"`, `\` or control character on (empty if none): eight bytes
@@ -164,7 +253,12 @@ fn syntax_at(message: &'static str, at: usize) -> Error {
 
 impl<'a> Reader<'a> {
     pub fn new(b: &'a [u8]) -> Reader<'a> {
-        Reader { b, i: 0, depth: 0 }
+        Reader {
+            b,
+            i: 0,
+            depth: 0,
+            stops: Stops::NONE,
+        }
     }
 
     pub fn mark(&self) -> Mark {
@@ -388,9 +482,8 @@ impl<'a> Reader<'a> {
     /// escapes and control characters (not UTF-8); also says whether it had escapes.
     #[inline(always)]
     fn string_end(&mut self, start: usize) -> Result<(usize, bool)> {
-        let stop = string_stop(&self.b[start..]);
-        let at = self.b.len() - stop.len();
-        if stop.first() == Some(&b'"') {
+        let at = self.stops.next(self.b, start);
+        if self.b.get(at) == Some(&b'"') {
             return Ok((at, false));
         }
         escaped_string_end(self.b, at).map(|end| (end, true))
@@ -465,6 +558,7 @@ impl<'a> Reader<'a> {
         let mut r = Reader { ..*self };
         let skipped = r.skip_here();
         self.i = r.i;
+        self.stops = r.stops;
         skipped
     }
 
@@ -520,13 +614,13 @@ impl<'a> Reader<'a> {
         if self.peek() != Some(b'"') {
             return Err(self.syntax("expected a key"));
         }
-        let stop = string_stop(&self.b[self.i + 1..]);
+        let at = self.stops.next(self.b, self.i + 1);
         // Compact JSON: the closing quote, then the colon.
-        if let Some(value) = stop.strip_prefix(b"\":") {
-            self.i = self.b.len() - value.len();
+        if self.b.get(at..at + 2) == Some(b"\":") {
+            self.i = at + 2;
             return Ok(());
         }
-        self.i = escaped_string_end(self.b, self.b.len() - stop.len())? + 1;
+        self.i = escaped_string_end(self.b, at)? + 1;
         self.eat(b':', "expected ':'")
     }
 
@@ -870,6 +964,19 @@ mod tests {
             prop_assert_eq!(bytes.len() - string_stop(&bytes[at..]).len(), plain);
         }
 
+        /// The windows find the same ends as the scan, reused or replaced as the
+        /// positions asked for move forward, back and near the end.
+        #[test]
+        fn windows_agree_with_the_scan(bytes in prop::collection::vec(prop_oneof![
+            8 => 0x20u8..=0xff, 1 => Just(b'"'), 1 => Just(b'\\'), 1 => 0u8..0x20
+        ], 0..300), starts in prop::collection::vec(0usize..300, 1..20)) {
+            let mut stops = Stops::NONE;
+            for at in starts {
+                let at = at.min(bytes.len());
+                prop_assert_eq!(stops.next(&bytes, at), bytes.len() - string_stop(&bytes[at..]).len());
+            }
+        }
+
         /// Whatever serde_json writes is skipped whole, compact or pretty.
         #[test]
         fn skips_what_serde_json_writes(v in json_value()) {
@@ -884,9 +991,12 @@ mod tests {
         /// inputs only here; serde_json's own depth limit is also 128).
         #[test]
         fn accepts_exactly_what_serde_json_accepts(text in "[ \\[\\]{}\":,0-9a-z\\\\.eE+-]{0,40}") {
-            let ours = skip_all(text.as_bytes()).is_ok();
-            let theirs = serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok();
-            prop_assert_eq!(ours, theirs, "{}", text);
+            // Also with 64 spaces after it, so that every string is found in a window.
+            for text in [text.clone(), format!("{text}{:64}", "")] {
+                let ours = skip_all(text.as_bytes()).is_ok();
+                let theirs = serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok();
+                prop_assert_eq!(ours, theirs, "{}", text);
+            }
         }
 
         /// The reader finds the images a `serde_json::Value` walk finds, whatever other
