@@ -1,9 +1,10 @@
 //! Runs `Admission::review` N times on one body, with its audit line, for instruction
 //! counts under `valgrind --tool=callgrind` (per review = total / N):
-//! `review_loop BODY.json N [--skip-only]`.
+//! `review_loop BODY.json N [--parse-only]`.
 use std::sync::Arc;
 
-use pullgate::admission::{json::Reader, Admission, Webhook};
+use pullgate::admission::review::Request;
+use pullgate::admission::{Admission, Webhook};
 use pullgate::index::testing::mk_scaled;
 use pullgate::index::{Snapshot, Table};
 use pullgate::policy::Policy;
@@ -18,13 +19,12 @@ fn main() {
         pull_secret_name: "pullgate-pull".into(),
         table: Arc::new(Table::new(Snapshot::build(&objects, 1))),
     };
-    let skip_only = args.get(3).is_some_and(|a| a == "--skip-only");
+    let parse_only = args.get(3).is_some_and(|a| a == "--parse-only");
     let mut allowed = 0;
     let mut line = Vec::new();
     for _ in 0..n {
-        if skip_only {
-            let mut r = Reader::new(std::hint::black_box(&body));
-            allowed += usize::from(r.skip().is_ok());
+        if parse_only {
+            allowed += usize::from(Request::parse(std::hint::black_box(&body)).is_ok());
         } else {
             let r = admission.review(Webhook::Validate, std::hint::black_box(&body));
             // The audit line, as the server writes it after each review.

@@ -4,7 +4,6 @@
 //! same path without the envelope.
 
 pub mod audit;
-pub mod json;
 mod json_out;
 pub mod object;
 pub mod patch;

@@ -1,13 +1,17 @@
-//! The parts of a pod or workload object that pullgate reads, read straight from the
-//! raw JSON into borrowed structs (unknown fields skipped, repeated known keys refused,
-//! so every reader sees one interpretation), and the images they use.
+//! The parts of a pod or workload object that pullgate reads, deserialised by serde
+//! straight from the raw JSON into borrowed structs (unknown fields skipped, a repeated
+//! known key refused by the derive, so every reader sees one interpretation), and the
+//! images they use. [`from_slice`] is the one way JSON is read in admission: serde_json
+//! plus a bound on nesting in the parts serde_json skips.
 
 use std::borrow::Cow;
+use std::fmt;
 
-use super::json::{self, Reader, Seen};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+
 use crate::api::MIRROR_POD_ANNOTATION;
 use crate::policy::{ImageUse, Location};
-
 /// The kinds whose pod templates are judged (SPEC §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -47,86 +51,193 @@ impl Kind {
 }
 
 /// A pod, workload or PodTemplate object.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
 pub struct Object<'a> {
+    #[serde(borrow)]
     pub metadata: Option<Meta<'a>>,
+    #[serde(borrow)]
     pub spec: Option<Spec<'a>>,
     /// PodTemplate keeps its template at the top level.
+    #[serde(borrow)]
     pub template: Option<Template<'a>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Meta<'a> {
+    #[serde(default, borrow, deserialize_with = "text")]
     pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "text")]
     pub generate_name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "text")]
     pub namespace: Option<Cow<'a, str>>,
     /// Whether the annotations hold the mirror-pod key (their values are not read).
+    #[serde(default, rename = "annotations", deserialize_with = "mirror_key")]
     pub mirror_annotation: bool,
 }
 
 /// A pod spec, or a workload spec holding a template (one type serves both, since the
 /// kind decides which fields are read).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Spec<'a> {
+    #[serde(borrow)]
     pub containers: Option<Vec<Container<'a>>>,
+    #[serde(borrow)]
     pub init_containers: Option<Vec<Container<'a>>>,
+    #[serde(borrow)]
     pub ephemeral_containers: Option<Vec<Container<'a>>>,
+    #[serde(borrow)]
     pub volumes: Option<Vec<Volume<'a>>>,
+    #[serde(borrow)]
     pub image_pull_secrets: Option<Vec<NameRef<'a>>>,
+    #[serde(borrow)]
     pub template: Option<Box<Template<'a>>>,
+    #[serde(borrow)]
     pub job_template: Option<Box<Template<'a>>>,
 }
 
 /// `template` of a workload or `jobTemplate` of a CronJob: only its spec matters.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
 pub struct Template<'a> {
+    #[serde(borrow)]
     pub spec: Option<Spec<'a>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
 pub struct Container<'a> {
+    #[serde(default, borrow, deserialize_with = "text")]
     pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "text")]
     pub image: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
 pub struct Volume<'a> {
+    #[serde(default, borrow, deserialize_with = "text")]
     pub name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
     pub image: Option<ImageVolume<'a>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
 pub struct ImageVolume<'a> {
+    #[serde(default, borrow, deserialize_with = "text")]
     pub reference: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
 pub struct NameRef<'a> {
+    #[serde(default, borrow, deserialize_with = "text")]
     pub name: Option<Cow<'a, str>>,
+}
+
+/// Deepest nesting of arrays and objects accepted anywhere in a body. Real objects stay
+/// near 20.
+pub const MAX_DEPTH: usize = 128;
+
+/// Reads one JSON document from `body` as `T`: strict JSON (trailing characters
+/// refused), nested at most [`MAX_DEPTH`] deep. serde_json bounds the depth of what it
+/// reads but skips unknown fields without a bound, so the depth is checked first.
+pub fn from_slice<'a, T: Deserialize<'a>>(body: &'a [u8]) -> serde_json::Result<T> {
+    if nests_deeper_than(body, MAX_DEPTH) {
+        return Err(serde::de::Error::custom(format!(
+            "body nests deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    serde_json::from_slice(body)
+}
+
+/// Whether the arrays and objects of `body` nest deeper than `max` (strings stepped
+/// over, escapes included). Invalid JSON gets some answer: serde_json refuses it anyway.
+fn nests_deeper_than(body: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(&c) = body.get(i) {
+        match c {
+            b'"' => loop {
+                // To the closing quote; an escaped character is stepped over.
+                let rest = body.get(i + 1..).unwrap_or_default();
+                match memchr::memchr2(b'"', b'\\', rest) {
+                    Some(off) if rest[off] == b'\\' => i += off + 2,
+                    Some(off) => {
+                        i += off + 1;
+                        break;
+                    }
+                    None => return false,
+                }
+            },
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// An optional string, borrowed from the body when it has no escapes (serde's own
+/// `Option<Cow<str>>` always copies).
+pub(super) fn text<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Text<'a>>::deserialize(d)?.map(|t| t.0))
+}
+
+/// Whether an annotations object (or null) holds the mirror-pod key; values are skipped.
+fn mirror_key<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an annotations object")
+        }
+        fn visit_none<E>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_map(Keys)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut mirror = false;
+            while let Some(key) = map.next_key::<Key>()? {
+                mirror |= key.0;
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(mirror)
+        }
+    }
+    /// A key compared with the mirror-pod annotation, escapes decoded, never copied.
+    struct Key(bool);
+    impl<'de> Deserialize<'de> for Key {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+            struct Is;
+            impl Visitor<'_> for Is {
+                type Value = Key;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("an annotation key")
+                }
+                fn visit_str<E>(self, key: &str) -> Result<Key, E> {
+                    Ok(Key(key == MIRROR_POD_ANNOTATION))
+                }
+            }
+            d.deserialize_str(Is)
+        }
+    }
+    d.deserialize_option(Keys)
 }
 
 impl<'a> Object<'a> {
     /// Reads an object from its JSON text.
-    pub fn parse(text: &'a str) -> json::Result<Object<'a>> {
-        let mut r = Reader::new(text.as_bytes());
-        let o = Object::read(&mut r)?;
-        r.end()?;
-        Ok(o)
-    }
-
-    pub(super) fn read(r: &mut Reader<'a>) -> json::Result<Object<'a>> {
-        let mut o = Object::default();
-        let mut seen = Seen::default();
-        r.object(|r, key| {
-            match &*key {
-                b"metadata" => o.metadata = seen.field(r, "metadata", Meta::read)?,
-                b"spec" => o.spec = seen.field(r, "spec", Spec::read)?,
-                b"template" => o.template = seen.field(r, "template", Template::read)?,
-                _ => r.skip()?,
-            }
-            Ok(())
-        })?;
-        Ok(o)
+    pub fn parse(text: &'a str) -> serde_json::Result<Object<'a>> {
+        from_slice(text.as_bytes())
     }
 
     /// The pod spec judged for this kind.
@@ -164,143 +275,6 @@ impl<'a> Object<'a> {
 
     pub fn has_mirror_annotation(&self) -> bool {
         self.metadata.as_ref().is_some_and(|m| m.mirror_annotation)
-    }
-}
-
-impl<'a> Meta<'a> {
-    fn read(r: &mut Reader<'a>) -> json::Result<Meta<'a>> {
-        let mut m = Meta::default();
-        let mut seen = Seen::default();
-        r.object(|r, key| {
-            match &*key {
-                b"name" => m.name = seen.field(r, "name", Reader::string)?,
-                b"generateName" => {
-                    m.generate_name = seen.field(r, "generateName", Reader::string)?
-                }
-                b"namespace" => m.namespace = seen.field(r, "namespace", Reader::string)?,
-                b"annotations" => {
-                    let mut mirror = false;
-                    seen.field(r, "annotations", |r| {
-                        r.object(|r, key| {
-                            mirror |= *key == *MIRROR_POD_ANNOTATION.as_bytes();
-                            r.skip()
-                        })
-                    })?;
-                    m.mirror_annotation = mirror;
-                }
-                _ => r.skip()?,
-            }
-            Ok(())
-        })?;
-        Ok(m)
-    }
-}
-
-impl<'a> Spec<'a> {
-    fn read(r: &mut Reader<'a>) -> json::Result<Spec<'a>> {
-        let mut s = Spec::default();
-        let mut seen = Seen::default();
-        r.object(|r, key| {
-            match &*key {
-                b"containers" => s.containers = seen.list(r, "containers", Container::read)?,
-                b"initContainers" => {
-                    s.init_containers = seen.list(r, "initContainers", Container::read)?
-                }
-                b"ephemeralContainers" => {
-                    s.ephemeral_containers = seen.list(r, "ephemeralContainers", Container::read)?
-                }
-                b"volumes" => s.volumes = seen.list(r, "volumes", Volume::read)?,
-                b"imagePullSecrets" => {
-                    s.image_pull_secrets = seen.list(r, "imagePullSecrets", NameRef::read)?
-                }
-                b"template" => {
-                    s.template = seen.field(r, "template", Template::read)?.map(Box::new)
-                }
-                b"jobTemplate" => {
-                    s.job_template = seen.field(r, "jobTemplate", Template::read)?.map(Box::new)
-                }
-                _ => r.skip()?,
-            }
-            Ok(())
-        })?;
-        Ok(s)
-    }
-}
-
-impl<'a> Template<'a> {
-    fn read(r: &mut Reader<'a>) -> json::Result<Template<'a>> {
-        let mut t = Template::default();
-        let mut seen = Seen::default();
-        r.object(|r, key| {
-            match &*key {
-                b"spec" => t.spec = seen.field(r, "spec", Spec::read)?,
-                _ => r.skip()?,
-            }
-            Ok(())
-        })?;
-        Ok(t)
-    }
-}
-
-impl<'a> Container<'a> {
-    fn read(r: &mut Reader<'a>) -> json::Result<Container<'a>> {
-        let mut c = Container::default();
-        let mut seen = Seen::default();
-        r.object(|r, key| {
-            match &*key {
-                b"name" => c.name = seen.field(r, "name", Reader::string)?,
-                b"image" => c.image = seen.field(r, "image", Reader::string)?,
-                _ => r.skip()?,
-            }
-            Ok(())
-        })?;
-        Ok(c)
-    }
-}
-
-impl<'a> Volume<'a> {
-    fn read(r: &mut Reader<'a>) -> json::Result<Volume<'a>> {
-        let mut v = Volume::default();
-        let mut seen = Seen::default();
-        r.object(|r, key| {
-            match &*key {
-                b"name" => v.name = seen.field(r, "name", Reader::string)?,
-                b"image" => v.image = seen.field(r, "image", ImageVolume::read)?,
-                _ => r.skip()?,
-            }
-            Ok(())
-        })?;
-        Ok(v)
-    }
-}
-
-impl<'a> ImageVolume<'a> {
-    fn read(r: &mut Reader<'a>) -> json::Result<ImageVolume<'a>> {
-        let mut v = ImageVolume::default();
-        let mut seen = Seen::default();
-        r.object(|r, key| {
-            match &*key {
-                b"reference" => v.reference = seen.field(r, "reference", Reader::string)?,
-                _ => r.skip()?,
-            }
-            Ok(())
-        })?;
-        Ok(v)
-    }
-}
-
-impl<'a> NameRef<'a> {
-    fn read(r: &mut Reader<'a>) -> json::Result<NameRef<'a>> {
-        let mut n = NameRef::default();
-        let mut seen = Seen::default();
-        r.object(|r, key| {
-            match &*key {
-                b"name" => n.name = seen.field(r, "name", Reader::string)?,
-                _ => r.skip()?,
-            }
-            Ok(())
-        })?;
-        Ok(n)
     }
 }
 

@@ -1,17 +1,19 @@
-//! AdmissionReview `admission.k8s.io/v1` in and out. The request is read in one pass by
-//! [`json::Reader`] into borrowed structs holding only the fields pullgate needs, objects
-//! included. An object that is JSON but not the shape pullgate reads is skipped and
-//! remembered: it makes the request invalid only for a kind pullgate judges. The
-//! response is kube-core's `AdmissionResponse`.
+//! AdmissionReview `admission.k8s.io/v1` in and out. The request is deserialised by
+//! serde in one pass into borrowed structs holding only the fields pullgate needs,
+//! objects included. An object that is JSON but not the shape pullgate reads makes the
+//! request invalid only for a kind pullgate judges: when the typed read fails, the body
+//! is read again with the objects skipped, to tell the two apart. The response is the
+//! JSON kube-core's `AdmissionResponse` writes.
 
 use std::borrow::Cow;
 
 use kube::core::response::StatusSummary;
 use kube::core::Status;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 
-use super::json::{self, ErrorKind, Reader, Seen, MAX_DEPTH};
 use super::json_out;
-use super::object::{Kind, Object};
+use super::object::{self, text, Kind, Object};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";
@@ -21,31 +23,44 @@ const KIND: &str = "AdmissionReview";
 #[error("{0}")]
 pub struct BadReview(pub String);
 
-/// The request fields pullgate reads.
-#[derive(Debug, Default)]
-pub struct Request<'a> {
+/// The request fields pullgate reads; `O` is how the objects are read (skipped, with
+/// [`IgnoredAny`], in the second reading).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Request<'a, O = Box<Object<'a>>> {
+    #[serde(borrow)]
     pub uid: Cow<'a, str>,
+    #[serde(borrow)]
     pub kind: GroupVersionKind<'a>,
+    #[serde(default, borrow, deserialize_with = "text")]
     pub sub_resource: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "text")]
     pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "text")]
     pub namespace: Option<Cow<'a, str>>,
+    #[serde(borrow)]
     pub operation: Cow<'a, str>,
+    #[serde(default, borrow)]
     pub user_info: UserInfo<'a>,
     // Boxed: the request is moved several times while it is read.
-    pub object: Option<Box<Object<'a>>>,
-    pub old_object: Option<Box<Object<'a>>>,
+    pub object: Option<O>,
+    pub old_object: Option<O>,
     pub dry_run: Option<bool>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
 pub struct GroupVersionKind<'a> {
+    #[serde(default, borrow)]
     pub group: Cow<'a, str>,
+    #[serde(default, borrow)]
     pub version: Cow<'a, str>,
+    #[serde(borrow)]
     pub kind: Cow<'a, str>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
 pub struct UserInfo<'a> {
+    #[serde(default, borrow, deserialize_with = "text")]
     pub username: Option<Cow<'a, str>>,
 }
 
@@ -69,53 +84,56 @@ impl Operation {
     }
 }
 
-/// An object field as read: absent or null, read, or JSON of another shape (the error
-/// says why, and matters only for a judged kind).
-type ObjectField<'a> = Result<Option<Box<Object<'a>>>, json::Error>;
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a, O> {
+    #[serde(default, borrow, deserialize_with = "text")]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "text")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    request: Option<Request<'a, O>>,
+}
 
 impl<'a> Request<'a> {
     /// Reads and checks an AdmissionReview.
     pub fn parse(body: &'a [u8]) -> Result<Request<'a>, BadReview> {
-        let mut r = Reader::new(body);
-        let envelope = read_envelope(&mut r)
-            .and_then(|envelope| r.end().map(|_| envelope))
-            .map_err(|e| match e.kind() {
-                ErrorKind::TooDeep => {
-                    BadReview(format!("body nests deeper than {MAX_DEPTH} levels"))
-                }
-                _ => BadReview(format!("body is not a valid AdmissionReview: {e}")),
-            })?;
-        let (mut req, object, old_object) = envelope.check()?;
-        let judged = req.judged_kind()?.is_some()
-            && matches!(req.op()?, Operation::Create | Operation::Update);
-        let take = |field: ObjectField<'a>, name: &str| match field {
-            Ok(o) => Ok(o),
-            Err(e) if judged => Err(BadReview(format!(
-                "request.{name} is not a valid {}: {e}",
-                req.kind.kind
-            ))),
-            Err(_) => Ok(None),
+        let typed = match object::from_slice::<Envelope<'a, Box<Object<'a>>>>(body) {
+            Ok(envelope) => return envelope.check(),
+            Err(e) => e,
         };
-        let object = take(object, "object")?;
-        let old_object = take(old_object, "oldObject")?;
-        req.object = object;
-        req.old_object = old_object;
-        Ok(req)
+        // Read again with the objects skipped: if that fails too, the body is not a
+        // review; if not, only an object is not the shape pullgate reads, which matters
+        // only when it is judged.
+        let req = object::from_slice::<Envelope<'a, IgnoredAny>>(body)
+            .map_err(|e| BadReview(format!("body is not a valid AdmissionReview: {e}")))?
+            .check()?;
+        if req.judged_kind()?.is_some()
+            && matches!(req.op()?, Operation::Create | Operation::Update)
+        {
+            return Err(BadReview(format!(
+                "request.object or oldObject is not a valid {}: {typed}",
+                req.kind.kind
+            )));
+        }
+        Ok(Request {
+            uid: req.uid,
+            kind: req.kind,
+            sub_resource: req.sub_resource,
+            name: req.name,
+            namespace: req.namespace,
+            operation: req.operation,
+            user_info: req.user_info,
+            object: None,
+            old_object: None,
+            dry_run: req.dry_run,
+        })
     }
 }
 
-/// The request with its two objects as read.
-type RequestParts<'a> = (Request<'a>, ObjectField<'a>, ObjectField<'a>);
-
-struct Envelope<'a> {
-    api_version: Option<Cow<'a, str>>,
-    kind: Option<Cow<'a, str>>,
-    request: Option<RequestParts<'a>>,
-}
-
-impl<'a> Envelope<'a> {
+impl<'a, O> Envelope<'a, O> {
     /// The request, when the envelope is an `admission.k8s.io/v1` AdmissionReview.
-    fn check(self) -> Result<RequestParts<'a>, BadReview> {
+    fn check(self) -> Result<Request<'a, O>, BadReview> {
         for (field, got, want) in [
             ("apiVersion", &self.api_version, API_VERSION),
             ("kind", &self.kind, KIND),
@@ -127,112 +145,18 @@ impl<'a> Envelope<'a> {
                 )));
             }
         }
-        let parts = self
+        let req = self
             .request
             .ok_or_else(|| BadReview("AdmissionReview has no request".into()))?;
-        if parts.0.uid.is_empty() {
+        if req.uid.is_empty() {
             return Err(BadReview("request.uid is empty".into()));
         }
-        parts.0.op()?;
-        Ok(parts)
+        req.op()?;
+        Ok(req)
     }
 }
 
-fn read_envelope<'a>(r: &mut Reader<'a>) -> json::Result<Envelope<'a>> {
-    let mut e = Envelope {
-        api_version: None,
-        kind: None,
-        request: None,
-    };
-    let mut seen = Seen::default();
-    r.object(|r, key| {
-        match &*key {
-            b"apiVersion" => e.api_version = seen.field(r, "apiVersion", Reader::string)?,
-            b"kind" => e.kind = seen.field(r, "kind", Reader::string)?,
-            b"request" => e.request = seen.field(r, "request", read_request)?,
-            _ => r.skip()?,
-        }
-        Ok(())
-    })?;
-    Ok(e)
-}
-
-fn read_request<'a>(r: &mut Reader<'a>) -> json::Result<RequestParts<'a>> {
-    let mut q = Request::default();
-    let (mut object, mut old_object) = (Ok(None), Ok(None));
-    let mut seen = Seen::default();
-    r.object(|r, key| {
-        match &*key {
-            b"uid" => q.uid = seen.value(r, "uid", Reader::string)?,
-            b"kind" => q.kind = seen.value(r, "kind", read_gvk)?,
-            b"subResource" => q.sub_resource = seen.field(r, "subResource", Reader::string)?,
-            b"name" => q.name = seen.field(r, "name", Reader::string)?,
-            b"namespace" => q.namespace = seen.field(r, "namespace", Reader::string)?,
-            b"operation" => q.operation = seen.value(r, "operation", Reader::string)?,
-            b"userInfo" => q.user_info = seen.value(r, "userInfo", read_user)?,
-            b"object" => object = seen.field(r, "object", read_object)?.unwrap_or(Ok(None)),
-            b"oldObject" => {
-                old_object = seen.field(r, "oldObject", read_object)?.unwrap_or(Ok(None))
-            }
-            b"dryRun" => q.dry_run = seen.field(r, "dryRun", Reader::bool)?,
-            _ => r.skip()?,
-        }
-        Ok(())
-    })?;
-    for required in ["uid", "kind", "operation"] {
-        if !seen.has(required) {
-            return Err(r.shape_error(format!("missing field `{required}`")));
-        }
-    }
-    Ok((q, object, old_object))
-}
-
-fn read_gvk<'a>(r: &mut Reader<'a>) -> json::Result<GroupVersionKind<'a>> {
-    let mut k = GroupVersionKind::default();
-    let mut seen = Seen::default();
-    r.object(|r, key| {
-        match &*key {
-            b"group" => k.group = seen.value(r, "group", Reader::string)?,
-            b"version" => k.version = seen.value(r, "version", Reader::string)?,
-            b"kind" => k.kind = seen.value(r, "kind", Reader::string)?,
-            _ => r.skip()?,
-        }
-        Ok(())
-    })?;
-    if !seen.has("kind") {
-        return Err(r.shape_error("missing field `kind`"));
-    }
-    Ok(k)
-}
-
-fn read_user<'a>(r: &mut Reader<'a>) -> json::Result<UserInfo<'a>> {
-    let mut u = UserInfo::default();
-    let mut seen = Seen::default();
-    r.object(|r, key| {
-        match &*key {
-            b"username" => u.username = seen.field(r, "username", Reader::string)?,
-            _ => r.skip()?,
-        }
-        Ok(())
-    })?;
-    Ok(u)
-}
-
-/// An object, or, when it is JSON of another shape, the reason, with the value skipped.
-fn read_object<'a>(r: &mut Reader<'a>) -> json::Result<ObjectField<'a>> {
-    let mark = r.mark();
-    match Object::read(r) {
-        Ok(o) => Ok(Ok(Some(Box::new(o)))),
-        Err(e) if e.kind() == ErrorKind::Shape => {
-            r.rewind(mark);
-            r.skip()?;
-            Ok(Err(e))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-impl Request<'_> {
+impl<O> Request<'_, O> {
     /// The kind whose pods are judged, if this request is one pullgate judges (a
     /// covered kind, or the `ephemeralcontainers` subresource of a Pod).
     pub fn judged_kind(&self) -> Result<Option<Kind>, BadReview> {
