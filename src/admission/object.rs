@@ -320,3 +320,173 @@ pub fn changed<'a>(new: Vec<ImageUse<'a>>, old: &[ImageUse<'_>]) -> Vec<ImageUse
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(6, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::btree_map(any::<String>(), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// An object with `known` fields (when drawn) among other fields of any JSON.
+    fn with_fields(
+        known: Vec<(&'static str, Option<Value>)>,
+        extra: std::collections::BTreeMap<String, Value>,
+    ) -> Value {
+        let mut m: serde_json::Map<String, Value> = extra
+            .into_iter()
+            .filter(|(k, _)| !known.iter().any(|(n, _)| n == k))
+            .collect();
+        for (name, value) in known {
+            if let Some(value) = value {
+                m.insert(name.into(), value);
+            }
+        }
+        Value::Object(m)
+    }
+
+    fn extra() -> impl Strategy<Value = std::collections::BTreeMap<String, Value>> {
+        prop::collection::btree_map("[a-zA-Z]{1,10}", json_value(), 0..4)
+    }
+
+    fn text() -> impl Strategy<Value = Option<Value>> {
+        prop::option::of(prop_oneof![any::<String>(), "[a-z./:@0-9-]{0,30}"].prop_map(Value::from))
+    }
+
+    /// A container, or an image volume: maybe a name, maybe an image.
+    fn container() -> impl Strategy<Value = Value> {
+        (text(), text(), extra()).prop_map(|(name, image, extra)| {
+            with_fields(vec![("name", name), ("image", image)], extra)
+        })
+    }
+
+    fn volume() -> impl Strategy<Value = Value> {
+        let image = prop::option::of(
+            (text(), extra()).prop_map(|(r, extra)| with_fields(vec![("reference", r)], extra)),
+        );
+        (text(), image, extra()).prop_map(|(name, image, extra)| {
+            with_fields(vec![("name", name), ("image", image)], extra)
+        })
+    }
+
+    /// A pod with container lists and volumes among other fields of any JSON.
+    fn pod() -> impl Strategy<Value = Value> {
+        let list =
+            || prop::option::of(prop::collection::vec(container(), 0..4).prop_map(Value::Array));
+        let volumes =
+            prop::option::of(prop::collection::vec(volume(), 0..3).prop_map(Value::Array));
+        (list(), list(), list(), volumes, extra(), extra()).prop_map(
+            |(containers, init, ephemeral, volumes, spec_extra, top_extra)| {
+                let spec = with_fields(
+                    vec![
+                        ("containers", containers),
+                        ("initContainers", init),
+                        ("ephemeralContainers", ephemeral),
+                        ("volumes", volumes),
+                    ],
+                    spec_extra,
+                );
+                let mut top = with_fields(vec![("spec", Some(spec))], top_extra);
+                top.as_object_mut()
+                    .unwrap()
+                    .retain(|k, _| k != "metadata" && k != "template");
+                top
+            },
+        )
+    }
+
+    /// The images of a pod found by walking a `serde_json::Value`.
+    fn images_by_value(pod: &Value) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        let text = |v: &Value, f: &str| v[f].as_str().unwrap_or_default().to_string();
+        for (key, location) in [
+            ("containers", "container"),
+            ("initContainers", "init container"),
+            ("ephemeralContainers", "ephemeral container"),
+        ] {
+            for c in pod["spec"][key].as_array().into_iter().flatten() {
+                out.push((location.to_string(), text(c, "name"), text(c, "image")));
+            }
+        }
+        for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
+            if v["image"].is_object() {
+                out.push((
+                    "image volume".into(),
+                    text(v, "name"),
+                    text(&v["image"], "reference"),
+                ));
+            }
+        }
+        out
+    }
+
+    /// The same JSON with every character outside ASCII written as `\u` escapes.
+    fn ascii_escaped(text: &str) -> String {
+        text.chars()
+            .map(|c| match c.is_ascii() {
+                true => c.to_string(),
+                false => {
+                    let mut buf = [0u16; 2];
+                    c.encode_utf16(&mut buf)
+                        .iter()
+                        .map(|u| format!("\\u{u:04x}"))
+                        .collect()
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// The images read by our types are those a `serde_json::Value` walk finds,
+        /// whatever other fields surround them, escaped or not.
+        #[test]
+        fn reads_the_images_a_value_walk_finds(pod in pod()) {
+            let expected = images_by_value(&pod);
+            let compact = serde_json::to_string(&pod).unwrap();
+            for text in [compact.clone(), serde_json::to_string_pretty(&pod).unwrap(), ascii_escaped(&compact)] {
+                let object = Object::parse(&text).unwrap();
+                let read: Vec<(String, String, String)> = object
+                    .images(Kind::Pod)
+                    .iter()
+                    .map(|u| (u.location.to_string(), u.name.to_string(), u.image.to_string()))
+                    .collect();
+                prop_assert_eq!(&read, &expected);
+            }
+        }
+
+        /// The depth scan agrees with a `serde_json::Value` walk on any JSON.
+        #[test]
+        fn depth_is_the_value_depth(v in json_value()) {
+            fn depth(v: &Value) -> usize {
+                match v {
+                    Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+                    Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+                    _ => 0,
+                }
+            }
+            let d = depth(&v);
+            let text = serde_json::to_vec(&v).unwrap();
+            prop_assert!(!nests_deeper_than(&text, d));
+            prop_assert_eq!(nests_deeper_than(&text, d.saturating_sub(1)), d > 0);
+        }
+    }
+}

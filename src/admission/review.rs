@@ -260,9 +260,159 @@ pub fn bad_request_body(err: &BadReview) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use kube::core::admission::AdmissionResponse;
-    use serde_json::Value;
+    use serde_json::{json, Value};
 
     use super::*;
+
+    /// A Pod UPDATE review holding every field pullgate reads, once, and one unknown
+    /// field named `future` in every object (annotations included, whose keys are
+    /// compared but never refused when repeated).
+    fn full_review() -> Value {
+        let spec = json!({
+            "containers": [{"name": "c", "image": "nginx", "future": 1}],
+            "initContainers": [{"name": "i", "image": "nginx", "future": 1}],
+            "ephemeralContainers": [{"name": "e", "image": "nginx", "future": 1}],
+            "volumes": [{"name": "v", "image": {"reference": "nginx", "future": 1}, "future": 1}],
+            "imagePullSecrets": [{"name": "s", "future": 1}],
+            "template": {"spec": {"containers": [{"image": "nginx"}]}, "future": 1},
+            "jobTemplate": {"spec": {"containers": [{"image": "nginx"}]}, "future": 1},
+            "future": 1
+        });
+        let object = json!({
+            "metadata": {"name": "p", "generateName": "p-", "namespace": "app-1",
+                "annotations": {"future": "x"}, "future": 1},
+            "spec": spec,
+            "template": {"spec": {"containers": [{"image": "nginx"}]}, "future": 1},
+            "future": 1
+        });
+        json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "future": 1,
+            "request": {
+                "uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod", "future": 1},
+                "subResource": "ephemeralcontainers", "name": "p", "namespace": "app-1",
+                "operation": "UPDATE", "userInfo": {"username": "alice", "future": 1},
+                "object": object, "oldObject": object, "dryRun": false, "future": 1
+            }
+        })
+    }
+
+    /// Every (JSON pointer of an object, key) in `v`.
+    fn members(v: &Value, at: String, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::Object(m) => {
+                for (k, child) in m {
+                    out.push((at.clone(), k.clone()));
+                    members(child, format!("{at}/{k}"), out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    members(child, format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_read_field_refuses_a_repeat_and_unknown_ones_do_not() {
+        let full = full_review();
+        assert!(Request::parse(full.to_string().as_bytes()).is_ok());
+        let mut all = Vec::new();
+        members(&full, String::new(), &mut all);
+        assert!(all.len() > 60, "{}", all.len());
+        for (at, key) in all {
+            let mut v = full.clone();
+            let value = v.pointer(&format!("{at}/{key}")).unwrap().clone();
+            v.pointer_mut(&at).unwrap()["__dup__"] = value;
+            let text = v.to_string().replace("\"__dup__\":", &format!("{key:?}:"));
+            let read = Request::parse(text.as_bytes());
+            assert_eq!(read.is_ok(), key == "future", "{at}/{key} twice: {read:?}");
+        }
+    }
+
+    #[test]
+    fn depth_is_bounded_in_skipped_values_too() {
+        // The envelope and the request are two levels.
+        let with = |depth: usize| {
+            let deep = "[".repeat(depth - 2) + &"]".repeat(depth - 2);
+            let v = full_review().to_string();
+            v.replacen("\"future\":1", &format!("\"future\":{deep}"), 2)
+        };
+        assert!(Request::parse(with(object::MAX_DEPTH).as_bytes()).is_ok());
+        let err = Request::parse(with(object::MAX_DEPTH + 1).as_bytes()).unwrap_err();
+        assert!(err.0.contains("nests deeper than 128 levels"), "{err}");
+        // Brackets inside strings are not nesting.
+        let quoted = format!("\"{}\\\"{}\"", "[".repeat(200), "{".repeat(200));
+        let v = full_review().to_string();
+        let body = v.replacen("\"future\":1", &format!("\"future\":{quoted}"), 1);
+        assert!(Request::parse(body.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn read_strings_are_decoded_and_must_be_text() {
+        let v = full_review().to_string();
+        let read = |body: &[u8]| Request::parse(body).map(|r| r.uid.into_owned());
+        let uid = |u: &str| v.replacen("\"uid\":\"u\"", &format!("\"uid\":\"{u}\""), 1);
+        assert_eq!(
+            read(uid(r"u\u0061\ud83d\ude00\/").as_bytes()).unwrap(),
+            "ua\u{1f600}/"
+        );
+        for lone in [r"\ud800", r"\udc00x", r"\ud800\u0041"] {
+            assert!(read(uid(lone).as_bytes()).is_err(), "{lone} read");
+            // Where it is skipped, a lone surrogate is not looked at.
+            let skipped = v.replacen("\"future\":1", &format!("\"future\":\"{lone}\""), 1);
+            assert!(read(skipped.as_bytes()).is_ok(), "{lone} skipped");
+        }
+        let not_utf8 = |body: String, needle: &str| {
+            let at = body.find(needle).unwrap() + 1;
+            let mut bytes = body.into_bytes();
+            bytes[at] = 0xff;
+            bytes
+        };
+        assert!(read(&not_utf8(uid("ux"), "\"ux\"")).is_err(), "read value");
+        assert!(
+            read(&not_utf8(v.clone(), "\"future\"")).is_err(),
+            "key of a read object"
+        );
+        let skipped = v.replacen("\"future\":1", "\"future\":\"ab\"", 1);
+        assert!(read(&not_utf8(skipped, "\"ab\"")).is_ok(), "skipped value");
+    }
+
+    proptest::proptest! {
+        /// The request fields read by our types are those a `serde_json::Value` walk
+        /// finds, with other fields of any name around them.
+        #[test]
+        fn reads_the_request_fields_a_value_walk_finds(
+            strings in proptest::collection::vec(proptest::prelude::any::<String>(), 5),
+            extra in proptest::collection::btree_map("[a-zA-Z]{1,12}", 0u8..3, 0..6),
+        ) {
+            let mut v = full_review();
+            let req = &mut v["request"];
+            for (field, s) in ["uid", "name", "namespace"].iter().zip(&strings) {
+                req[*field] = json!(format!("x{s}"));
+            }
+            req["userInfo"]["username"] = json!(strings[3]);
+            req["object"]["metadata"]["generateName"] = json!(strings[4]);
+            for (k, n) in extra {
+                if req.get(&k).is_none() {
+                    req[k] = json!(vec![n; usize::from(n)]);
+                }
+            }
+            let text = v.to_string();
+            let r = Request::parse(text.as_bytes()).unwrap();
+            let walked = &v["request"];
+            proptest::prop_assert_eq!(&*r.uid, walked["uid"].as_str().unwrap());
+            proptest::prop_assert_eq!(r.name.as_deref(), walked["name"].as_str());
+            proptest::prop_assert_eq!(r.namespace(), walked["namespace"].as_str().unwrap());
+            proptest::prop_assert_eq!(r.user(), walked["userInfo"]["username"].as_str().unwrap());
+            let meta = r.object.as_ref().and_then(|o| o.metadata.as_ref());
+            proptest::prop_assert_eq!(
+                meta.and_then(|m| m.generate_name.as_deref()),
+                walked["object"]["metadata"]["generateName"].as_str()
+            );
+        }
+    }
 
     /// What kube-core's response type writes for the same answer.
     fn kube_core_response(uid: &str, denial: Option<String>, parts: &ResponseParts) -> Value {
