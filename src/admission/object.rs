@@ -150,11 +150,23 @@ pub fn from_slice<'a, T: Deserialize<'a>>(body: &'a [u8]) -> serde_json::Result<
 
 /// Whether the arrays and objects of `body` nest deeper than `max` (strings stepped
 /// over, escapes included). Invalid JSON gets some answer: serde_json refuses it anyway.
-/// This pass costs about a third of serde_json's own, so it is kept simple and fast: a
-/// body with at most `max` opening brackets cannot nest deeper (one vectorised count),
-/// and strings, most of a body, are crossed eight bytes at a time.
+/// A body with at most `max` opening brackets cannot nest deeper (one vectorised count);
+/// otherwise strings, most of a body, are crossed eight bytes at a time.
 fn nests_deeper_than(body: &[u8], max: usize) -> bool {
-    body.iter().filter(|&&c| c | 0x20 == b'{').count() > max && scan_deeper_than(body, max)
+    opening_brackets(body) > max && scan_deeper_than(body, max)
+}
+
+/// How many `[` and `{` bytes `body` holds, strings included. Counted in `u8`s per 255
+/// bytes, which the compiler vectorises (a `usize` count per byte ran ten times slower).
+fn opening_brackets(body: &[u8]) -> usize {
+    body.chunks(255)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .fold(0u8, |n, &c| n + u8::from(c | 0x20 == b'{'))
+        })
+        .map(usize::from)
+        .sum()
 }
 
 fn scan_deeper_than(body: &[u8], max: usize) -> bool {
