@@ -204,9 +204,10 @@ fn string_stop(body: &[u8], mut at: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     while let Some(word) = body.get(at..).and_then(<[u8]>::first_chunk::<8>) {
         let w = u64::from_le_bytes(*word);
-        let (quote, slash) = (w ^ ONES * u64::from(b'"'), w ^ ONES * u64::from(b'\\'));
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let slash = w ^ (ONES * u64::from(b'\\'));
         let stops =
-            (quote.wrapping_sub(ONES) & !quote | slash.wrapping_sub(ONES) & !slash) & ONES << 7;
+            (quote.wrapping_sub(ONES) & !quote | slash.wrapping_sub(ONES) & !slash) & (ONES << 7);
         if stops != 0 {
             return at + (stops.trailing_zeros() / 8) as usize;
         }
