@@ -161,7 +161,7 @@ impl Metrics {
             &r,
             IntGauge::new(
                 "pullgate_leader",
-                "1 while this replica holds the leader Lease and writes Secrets, status, Events and registry changes; else 0 (always 0 in standalone mode)",
+                "1 while this replica holds the leader Lease and writes pull Secrets, status and registry changes; else 0 (always 0 in standalone mode)",
             ),
         );
         let config_reload_failures = registered(
