@@ -295,10 +295,6 @@ impl Metrics {
         }
     }
 
-    pub fn is_leader(&self) -> bool {
-        self.leader.get() != 0
-    }
-
     /// Counts a `--config` file that could not be loaded.
     pub fn inc_config_reload_failure(&self) {
         self.config_reload_failures.inc();
