@@ -290,7 +290,7 @@ async fn overload_is_answered_503_at_once() {
     assert!(server
         .metrics
         .encode()
-        .contains(r#"decision="overload"} 1"#));
+        .contains(r#"decision="overload",endpoint="validate"} 1"#));
     server.stop().await;
 }
 
@@ -307,7 +307,10 @@ async fn late_answers_are_504_never_200() {
     // A quick answer within the same timeout is fine.
     let response = client.post("/validate?timeout=1s", "{}").await.unwrap();
     assert_eq!(response.status, StatusCode::OK);
-    assert!(server.metrics.encode().contains(r#"decision="timeout"} 1"#));
+    assert!(server
+        .metrics
+        .encode()
+        .contains(r#"decision="timeout",endpoint="validate"} 1"#));
     server.stop().await;
 }
 
@@ -367,11 +370,11 @@ async fn probes_and_metrics() {
     assert!(metrics.headers["content-type"]
         .to_str()
         .unwrap()
-        .starts_with("application/openmetrics-text"));
+        .starts_with("text/plain; version=0.0.4"));
     let text = metrics.text();
     for family in [
-        r#"pullgate_admission_requests_total{endpoint="validate",decision="allow"} 1"#,
-        r#"pullgate_admission_requests_total{endpoint="mutate",decision="invalid"} 1"#,
+        r#"pullgate_admission_requests_total{decision="allow",endpoint="validate"} 1"#,
+        r#"pullgate_admission_requests_total{decision="invalid",endpoint="mutate"} 1"#,
         "pullgate_admission_duration_seconds_bucket",
         "pullgate_binding_table_revision 3",
         "pullgate_binding_table_age_seconds",

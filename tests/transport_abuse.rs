@@ -363,7 +363,10 @@ async fn ten_times_overload_gets_fast_503s_and_the_accepted_are_answered() {
     let response = probe.post("/validate", ALLOWED).await.unwrap();
     assert_eq!(response.status, StatusCode::OK);
     let metrics = server.metrics.encode();
-    assert!(metrics.contains(r#"decision="overload"}"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"decision="overload",endpoint="validate"}"#),
+        "{metrics}"
+    );
 }
 
 /// A review padded with trailing spaces (still one JSON document) to `len` bytes.
@@ -432,7 +435,10 @@ async fn bodies_held_in_memory_are_bounded_across_requests() {
     assert_eq!(response.status, StatusCode::OK);
     assert!(!allowed(response.body.as_ref()));
     let metrics = server.metrics.encode();
-    assert!(metrics.contains(r#"decision="overload"}"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"decision="overload",endpoint="validate"}"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

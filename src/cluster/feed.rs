@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use kube::Client;
 use tokio::sync::{mpsc, watch as channel};
@@ -192,9 +192,21 @@ impl Run {
         }
     }
 
-    /// Stale when a table watch has been broken for longer than the bound.
+    /// Stale when a table watch has been broken for longer than the bound. Also tells the
+    /// table since when it may be behind: since the oldest break of a table watch.
     fn check_staleness(&mut self) {
         let now = Instant::now();
+        let oldest = WatchId::TABLE
+            .iter()
+            .filter_map(|id| self.broken_since.get(id))
+            .min();
+        let behind_since = oldest.map(|since| {
+            let broken_for = now.duration_since(*since);
+            SystemTime::now()
+                .checked_sub(broken_for)
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+        });
+        self.feed.table.set_behind_since(behind_since);
         let broken = WatchId::TABLE.iter().find(|id| {
             self.broken_since
                 .get(id)

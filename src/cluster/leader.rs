@@ -4,6 +4,7 @@
 //! lease duration (its own clock, so clock skew does not matter). A leader that cannot
 //! renew within two thirds of the duration steps down before anyone may take over.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -37,6 +38,43 @@ impl LeaseConfig {
     }
 }
 
+/// A callback told whether this replica leads.
+pub type LeaderFn = dyn Fn(bool) + Send + Sync;
+
+/// Told `true` when this replica becomes leader and `false` when it stops (e.g. for the
+/// leadership metric).
+#[derive(Clone, Default)]
+pub struct LeaderHook(pub Option<Arc<LeaderFn>>);
+
+impl std::fmt::Debug for LeaderHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "LeaderHook(set)"
+        } else {
+            "LeaderHook(none)"
+        })
+    }
+}
+
+/// The `leader` channel and the hook, changed together.
+struct Leadership {
+    tx: watch::Sender<bool>,
+    hook: LeaderHook,
+}
+
+impl Leadership {
+    /// Returns whether this replica led before.
+    fn send_replace(&self, leading: bool) -> bool {
+        let was = self.tx.send_replace(leading);
+        if was != leading {
+            if let Some(f) = &self.hook.0 {
+                f(leading);
+            }
+        }
+        was
+    }
+}
+
 /// What this replica last saw of someone else's Lease record, and when.
 struct Observed {
     holder: Option<String>,
@@ -50,15 +88,17 @@ struct Elector {
     observed: Option<Observed>,
 }
 
-/// Competes for the Lease until `shutdown` turns true; `leader` says whether this
-/// replica holds it. On shutdown a held Lease is released so another replica takes over
-/// at once.
+/// Competes for the Lease until `shutdown` turns true; `leader` (and `hook`) say whether
+/// this replica holds it. On shutdown a held Lease is released so another replica takes
+/// over at once.
 pub async fn run(
     api: Api<Lease>,
     config: LeaseConfig,
     leader: watch::Sender<bool>,
+    hook: LeaderHook,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let leader = Leadership { tx: leader, hook };
     let mut elector = Elector {
         api,
         config,

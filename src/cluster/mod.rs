@@ -39,7 +39,8 @@ use kube::Client;
 use tokio::sync::{mpsc, watch as watch_channel};
 
 pub use events::{denial_events, DenialEvents, EventQueue};
-pub use registry_loop::{HealthHook, Probed};
+pub use leader::LeaderHook;
+pub use registry_loop::{ApiErrorHook, HealthHook, Probed};
 pub use sync::SyncHook;
 
 use crate::index::Table;
@@ -76,6 +77,11 @@ pub struct ClusterOptions {
     /// Told the result of every pull-Secret write: `created`, `updated`, `deleted` or
     /// `error` (for the sync metric).
     pub pull_secret_syncs: SyncHook,
+    /// Told when this replica becomes leader or stops being it (for the leader metric).
+    pub leadership: LeaderHook,
+    /// Told (registry name, operation) for every failed registry API call (for the
+    /// registry API error metric).
+    pub registry_api_errors: ApiErrorHook,
 }
 
 impl ClusterOptions {
@@ -93,6 +99,8 @@ impl ClusterOptions {
             probe_interval: Duration::from_secs(60),
             registry_health: HealthHook::default(),
             pull_secret_syncs: SyncHook::default(),
+            leadership: LeaderHook::default(),
+            registry_api_errors: ApiErrorHook::default(),
         }
     }
 }
@@ -145,6 +153,7 @@ pub async fn run(
         Api::<Lease>::namespaced(client.clone(), &opts.namespace),
         lease,
         leader_tx,
+        opts.leadership.clone(),
         stop_rx.clone(),
     )));
     let mut registries = AbortOnDrop(tokio::spawn(

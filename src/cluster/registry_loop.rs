@@ -27,9 +27,9 @@ use super::sync::FIELD_MANAGER;
 use super::ClusterOptions;
 use crate::api::{Health, RegistrySpec, RegistryStatus, RegistryType, Visibility};
 use crate::registry::{
-    credentials_from_secret, delete_robot, ensure_project, ensure_robot, probe, prune_robots,
-    registry_status, valid_project_name, ClientOptions, Credentials, ProjectChange, RegistryClient,
-    RegistryReport, RobotCredentials,
+    credentials_from_secret, delete_robot, ensure_project, ensure_robot, probe_counting,
+    prune_robots, registry_status, valid_project_name, ApiOperation, ClientOptions, Credentials,
+    ProjectChange, RegistryClient, RegistryReport, RobotCredentials,
 };
 
 /// Longest wait for one registry's pass (probe and management); a registry slower than
@@ -80,6 +80,24 @@ impl std::fmt::Debug for HealthHook {
     }
 }
 
+/// A callback told (registry name, operation) of a failed registry API call.
+pub type ApiErrorFn = dyn Fn(&str, ApiOperation) + Send + Sync;
+
+/// Called with (registry name, operation) for every failed call to a registry's API
+/// (e.g. for an error metric).
+#[derive(Clone, Default)]
+pub struct ApiErrorHook(pub Option<Arc<ApiErrorFn>>);
+
+impl std::fmt::Debug for ApiErrorHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ApiErrorHook(set)"
+        } else {
+            "ApiErrorHook(none)"
+        })
+    }
+}
+
 /// What [`RegistryLoop::run`] listens to and where it publishes.
 pub struct Inputs {
     pub world: watch::Receiver<Arc<World>>,
@@ -124,6 +142,8 @@ struct Outcome {
     /// Robots deleted on Harbor (their Secrets can go).
     deleted: Vec<RobotKey>,
     space_problems: BTreeMap<String, Vec<String>>,
+    /// The operation of each registry API call that failed.
+    failed_calls: Vec<ApiOperation>,
 }
 
 pub struct RegistryLoop {
@@ -199,6 +219,7 @@ impl RegistryLoop {
                             message: format!("no answer within {}s", PROBE_TIMEOUT.as_secs()),
                             ..RegistryReport::default()
                         },
+                        failed_calls: vec![ApiOperation::Health],
                         ..Outcome::default()
                     },
                 };
@@ -245,6 +266,11 @@ impl RegistryLoop {
             }
             if let Some(hook) = &self.opts.registry_health.0 {
                 hook(&name, outcome.report.health == Health::Healthy);
+            }
+            if let Some(hook) = &self.opts.registry_api_errors.0 {
+                for operation in &outcome.failed_calls {
+                    hook(&name, *operation);
+                }
             }
             let previous = world
                 .state
@@ -438,10 +464,12 @@ async fn work(job: &Job) -> Outcome {
         }
     };
     let names: Vec<&str> = job.spaces.iter().map(|s| s.space.as_str()).collect();
+    let mut failed = Vec::new();
     let mut out = Outcome {
-        report: probe(client, &names).await,
+        report: probe_counting(client, &names, &mut failed).await,
         ..Outcome::default()
     };
+    out.failed_calls = failed;
     let harbor = client.as_harbor().filter(|_| job.manage);
     if let (Some(h), Health::Healthy) = (harbor, out.report.health) {
         // Without admin rights the probe has already said so; nothing to manage.
@@ -463,6 +491,7 @@ async fn work(job: &Job) -> Outcome {
                         changed = true;
                     }
                     Err(e) => {
+                        out.failed_calls.push(ApiOperation::Project);
                         problem(format!("Harbor project {:?}: {e}", s.space));
                         continue;
                     }
@@ -477,7 +506,10 @@ async fn work(job: &Job) -> Outcome {
                             },
                             creds,
                         )),
-                        Err(e) => problem(format!("robot account of workspace {ws:?}: {e}")),
+                        Err(e) => {
+                            out.failed_calls.push(ApiOperation::Robot);
+                            problem(format!("robot account of workspace {ws:?}: {e}"));
+                        }
                     }
                 }
                 let keep: Vec<&str> = s.robots.iter().map(|(w, _)| w.as_str()).collect();
@@ -486,18 +518,24 @@ async fn work(job: &Job) -> Outcome {
                         tracing::info!(registry = %job.name, robots = ?gone, "unbound robots deleted")
                     }
                     Ok(_) => {}
-                    Err(e) => problem(format!("robot accounts of project {:?}: {e}", s.space)),
+                    Err(e) => {
+                        out.failed_calls.push(ApiOperation::Robot);
+                        problem(format!("robot accounts of project {:?}: {e}", s.space));
+                    }
                 }
             }
             for key in &job.unbound {
                 match delete_robot(h, &key.space, &key.workspace).await {
                     Ok(_) => out.deleted.push(key.clone()),
-                    Err(e) => tracing::warn!(registry = %job.name, space = %key.space,
-                        workspace = %key.workspace, error = %e, "robot of a removed binding could not be deleted; retrying next pass"),
+                    Err(e) => {
+                        out.failed_calls.push(ApiOperation::Robot);
+                        tracing::warn!(registry = %job.name, space = %key.space,
+                            workspace = %key.workspace, error = %e, "robot of a removed binding could not be deleted; retrying next pass");
+                    }
                 }
             }
             if changed {
-                out.report = probe(client, &names).await;
+                out.report = probe_counting(client, &names, &mut out.failed_calls).await;
             }
         }
     } else if job.forget {

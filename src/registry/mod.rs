@@ -41,7 +41,8 @@ pub use manage::{
     ProjectChange, RobotCredentials, EXPIRY_MARGIN, ROBOT_PREFIX,
 };
 pub use probe::{
-    human_bytes, probe, registry_status, space_status, RegistryReport, SpaceReport, READY_CONDITION,
+    human_bytes, probe, probe_counting, registry_status, space_status, ApiOperation,
+    RegistryReport, SpaceReport, READY_CONDITION,
 };
 
 /// API credentials of a registry (username and password). The password never appears in

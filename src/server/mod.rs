@@ -274,7 +274,7 @@ impl Server {
         metrics: Arc<Metrics>,
     ) -> Result<Server> {
         opts.check()?;
-        let (resolver, reloader) = tls::prepare(&opts.tls)?;
+        let (resolver, reloader) = tls::prepare(&opts.tls, &metrics)?;
         let acceptor = TlsAcceptor::from(tls::server_config(resolver)?);
 
         let listener = TcpListener::bind(opts.listen).await.with_context(|| {
