@@ -45,11 +45,11 @@
 //!   name whose every dot-separated part is a number as C's `inet_aton` reads them
 //!   (decimal, octal after `0`, hex after `0x`) must be the dotted quad of 0 to 255 each:
 //!   `167772165`, `0xa.0.0.5`, `10.0.0.05` and `127.1` are invalid (SPEC §2), as is such a
-//!   host that is no address (`10.0.0.256`, `1.2.3.4.5`); see `read_numeric_host`.
-//!   A first component taken as a domain that breaks this grammar
-//!   makes the reference invalid, even where it would pass as a path component
-//!   (`harbor_x.example.com/app`): Go's `ParseNormalizedNamed` accepts that as a name with
-//!   an empty domain, which SPEC §2 ("hosts follow the grammar") rules out.
+//!   host that is no address (`10.0.0.256`, `1.2.3.4.5`); see `read_numeric_host`. A
+//!   first component taken as a domain that breaks this grammar makes the reference
+//!   invalid, even where it would pass as a path component (`harbor_x.example.com/app`):
+//!   Go's `ParseNormalizedNamed` accepts that as a name with an empty domain, which
+//!   SPEC §2 ("hosts follow the grammar") rules out.
 //! - Path components are `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, separated by single `/`.
 //! - The whole normalised name (`domain/path`, including any inserted `library/`, as
 //!   printed by `Display`) is at most 255 characters. Measuring the normalised form keeps
