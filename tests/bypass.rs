@@ -1306,6 +1306,141 @@ fn unmanaged_allow_opens_no_spelling_of_an_integrated_registry() {
     assert!(check_response(&server.review("/validate", &body).1).0);
 }
 
+/// Host spellings a C resolver (`inet_aton`, `getaddrinfo`) reads as IPv4 address
+/// 10.0.0.5 — an alias of `harbor-prod` — without being its dotted quad. Under
+/// `--unmanaged allow` each was an "unmanaged" host (allowed) while the runtime dials the
+/// private registry; SPEC §2 makes them invalid references. Numeric-looking hosts that are
+/// no address at all are invalid too.
+#[test]
+fn unmanaged_allow_opens_no_numeric_spelling_of_an_ipv4_alias() {
+    let cfg = pullgate::config::parse(CONFIG).unwrap();
+    let table = Arc::new(Table::new(Snapshot::build(&cfg.objects, 1)));
+    let policy = Policy {
+        unmanaged: pullgate::policy::Unmanaged::Allow,
+        ..Policy::default()
+    };
+    let server = PullgateServer::start(table, policy);
+    let verdict = |image: &str| {
+        let body = review(
+            "Pod",
+            "CREATE",
+            EVIL,
+            pod(Place::Container.spec(&[image])),
+            None,
+        );
+        let (status, v) = server.review("/validate", &body);
+        assert_eq!(status, 200, "{v}");
+        check_response(&v)
+    };
+    let mut failures = Vec::new();
+    for host in [
+        "167772165",
+        "0xa.0.0.5",
+        "0XA.0.0.5",
+        "0xA.0x0.0X0.0x5",
+        "0x0a000005",
+        "0X0A000005",
+        "10.0.0.05",
+        "012.0.0.5",
+        "012.0.0.05",
+        "10.0.5",
+        "10.5",
+        "10.0.0x5",
+        "00000000012.0.0.5",
+        "127.1",
+        "10.1.5",
+        "0x7f000001",
+        "0x7F000001",
+        "2130706433",
+        "017700000001",
+        // numeric-looking but no address (out of range, too many parts, "0x" alone)
+        "10.0.0.256",
+        "4294967296",
+        "4294967301",
+        "10.0.0.0.5",
+        "0x.0.0.5",
+        "08.0.0.5",
+    ] {
+        for port in ["", ":443", ":5000"] {
+            let image = format!("{host}{port}/team-a/app:1");
+            let (allowed, message) = verdict(&image);
+            // Without '.', ':' or upper case the first component is no host at all: the
+            // runtime pulls `docker.io/167772165/team-a/app`, as pullgate judges it.
+            let hub_path = port.is_empty()
+                && !host.contains('.')
+                && !host.bytes().any(|b| b.is_ascii_uppercase());
+            let expected = if hub_path {
+                "of registry \"dockerhub\""
+            } else {
+                "is not a valid image reference"
+            };
+            if allowed || !message.contains(expected) {
+                failures.push(format!("{image}: allowed={allowed}: {message}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The controls: the alias's own spelling reaches the private space (denied here as
+    // not bound), and a foreign canonical address is unmanaged (allowed by the policy).
+    let (allowed, message) = verdict("10.0.0.5/team-a/app:1");
+    assert!(!allowed && message.contains("not bound"), "{message}");
+    let (allowed, message) = verdict("10.0.0.5:443/team-a/app:1");
+    assert!(!allowed && message.contains("not bound"), "{message}");
+    assert!(verdict("10.0.0.6/team-a/app:1").0);
+}
+
+/// SPEC §3.5: a namespace in a `Warn` workspace and in a workspace that sets no
+/// `enforcement` gets the global mode from the second, so under the default `enforce`
+/// another team's private image is denied. Regression: the strictest *set* enforcement
+/// (`Warn`) won, and the image was allowed with a warning.
+#[test]
+fn a_warn_workspace_weakens_no_other_workspace_of_the_namespace() {
+    let config = format!(
+        "{CONFIG}
+---
+apiVersion: pullgate.io/v1alpha1
+kind: Workspace
+metadata: {{name: ws-warn}}
+spec: {{namespaces: [mixed, warned], enforcement: Warn}}
+---
+apiVersion: pullgate.io/v1alpha1
+kind: Workspace
+metadata: {{name: ws-plain}}
+spec: {{namespaces: [mixed]}}
+"
+    );
+    let cfg = pullgate::config::parse(&config).unwrap();
+    let snap = Snapshot::build(&cfg.objects, 1);
+    assert!(snap.problems().is_empty(), "{:?}", snap.problems());
+    let server = PullgateServer::start(Arc::new(Table::new(snap)), Policy::default());
+    let run = |ns: &str| {
+        let body = review(
+            "Pod",
+            "CREATE",
+            ns,
+            pod(Place::Container.spec(&[PRIVATE])),
+            None,
+        );
+        let (status, v) = server.review("/validate", &body);
+        assert_eq!(status, 200, "{v}");
+        let warnings = v["response"]["warnings"].clone();
+        (check_response(&v), warnings)
+    };
+    let ((allowed, message), _) = run("mixed");
+    assert!(
+        !allowed,
+        "{PRIVATE} allowed in a namespace of a Warn and an unset workspace under global enforce"
+    );
+    assert!(message.contains("not bound"), "{message}");
+    // The control: in the Warn workspace alone, the same image is allowed with a warning.
+    let ((allowed, _), warnings) = run("warned");
+    assert!(allowed);
+    assert!(
+        warnings.to_string().contains("not bound"),
+        "a Warn workspace warns: {warnings}"
+    );
+}
+
 /// Bodies a second reader could read differently: escaped keys, a second document,
 /// invalid UTF-8 or lone surrogates, a byte-order mark.
 #[test]

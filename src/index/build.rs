@@ -11,6 +11,7 @@ use super::{
     RegistryEntry, Snapshot, SpaceEntry, SpaceId, WorkspaceEntry, WorkspaceId,
 };
 use crate::api::{RegistrySpace, RegistryType, Visibility, NAMESPACE_NAME_LABEL};
+use crate::policy::reference::check_host;
 
 pub(super) fn build(objects: &Objects, revision: u64) -> Snapshot {
     let mut problems = Vec::new();
@@ -151,10 +152,28 @@ fn build_registries(
                 continue;
             }
         };
+        if let Err(e) = check_host(&url.host) {
+            problems.push(problem(
+                "Registry",
+                &name,
+                format!(
+                    "url {:?} names a host no image reference can match: {e}; registry skipped",
+                    reg.spec.url
+                ),
+            ));
+            continue;
+        }
         let mut aliases = Vec::new();
         for alias in &reg.spec.aliases {
             match parse_host_port(alias) {
-                Ok(a) => aliases.push(a),
+                Ok(a) => match check_host(&a.0) {
+                    Ok(()) => aliases.push(a),
+                    Err(e) => problems.push(problem(
+                        "Registry",
+                        &name,
+                        format!("alias {alias:?} can never match an image reference: {e}; alias ignored"),
+                    )),
+                },
                 Err(e) => problems.push(problem(
                     "Registry",
                     &name,

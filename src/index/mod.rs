@@ -211,9 +211,16 @@ impl Snapshot {
         ids.iter().map(|id| &self.workspaces[*id as usize])
     }
 
-    /// Strictest enforcement set by a workspace of `ns`, if any sets one.
-    pub fn enforcement_of(&self, ns: &str) -> Option<Enforcement> {
-        self.workspaces_of(ns).filter_map(|w| w.enforcement).max()
+    /// The effective mode of namespace `ns` (SPEC §3.5): each of its workspaces
+    /// contributes its `enforcement`, or `global` (the `--mode` flag) when it sets none,
+    /// and the strictest wins; a namespace in no workspace gets `global`. A workspace
+    /// without `enforcement` therefore keeps the global mode in force, so adding the
+    /// namespace to a `Warn` workspace cannot weaken it.
+    pub fn mode_of(&self, ns: &str, global: Enforcement) -> Enforcement {
+        self.workspaces_of(ns)
+            .map(|w| w.enforcement.unwrap_or(global))
+            .max()
+            .unwrap_or(global)
     }
 
     /// False only when the table tracks all namespaces and `ns` is not among them yet.

@@ -259,3 +259,62 @@ fn selector_memberships_need_every_label_pair() {
     assert_eq!(selector(&[], Some(exists)), ["n1", "n2", "n3"]);
     assert_eq!(selector(&[], None), ["n1", "n2", "n3"]);
 }
+
+/// A registry spelling that no valid image reference can have (SPEC §2: an IPv4 address
+/// other than its dotted quad, an IPv6 address not in its shortest form) would never
+/// match: it is refused as a problem instead of silently matching nothing.
+#[test]
+fn hosts_no_reference_can_spell_are_refused_as_aliases_and_urls() {
+    let objects = Objects {
+        registries: vec![
+            mk_registry(
+                "harbor",
+                Harbor,
+                "https://harbor.example.com",
+                &[
+                    "0xa.0.0.5",
+                    "0XA.0.0.5:8443",
+                    "167772165",
+                    "10.0.0.05",
+                    "127.1:5000",
+                    "10.0.0.256",
+                    "[fd00:0::5]",
+                    "10.0.0.5",
+                    "[fd00::5]:8443",
+                ],
+            ),
+            mk_registry("hex-url", DockerRegistry, "https://0x7f000001:5000", &[]),
+            mk_registry("short-url", DockerRegistry, "http://10.1.5", &["r.example"]),
+            mk_registry("quad-url", DockerRegistry, "http://10.1.0.5", &[]),
+        ],
+        ..Objects::default()
+    };
+    let p = problems_of(&objects).join("\n");
+    for expected in [
+        "Registry harbor: alias \"0xa.0.0.5\" can never match an image reference: host \"0xa.0.0.5\" is IPv4 address 10.0.0.5 in another spelling; only \"10.0.0.5\" is valid; alias ignored",
+        "Registry harbor: alias \"0XA.0.0.5:8443\" can never match an image reference: host \"0xa.0.0.5\" is IPv4 address 10.0.0.5",
+        "Registry harbor: alias \"167772165\" can never match an image reference: host \"167772165\" is IPv4 address 10.0.0.5",
+        "Registry harbor: alias \"10.0.0.05\" can never match an image reference",
+        "Registry harbor: alias \"127.1:5000\" can never match an image reference: host \"127.1\" is IPv4 address 127.0.0.1",
+        "Registry harbor: alias \"10.0.0.256\" can never match an image reference: host \"10.0.0.256\" is all numbers but no IPv4 address",
+        "Registry harbor: alias \"[fd00:0::5]\" can never match an image reference: host \"[fd00:0::5]\" is not in the shortest form",
+        "Registry hex-url: url \"https://0x7f000001:5000\" names a host no image reference can match: host \"0x7f000001\" is IPv4 address 127.0.0.1 in another spelling; only \"127.0.0.1\" is valid; registry skipped",
+        "Registry short-url: url \"http://10.1.5\" names a host no image reference can match",
+    ] {
+        assert!(p.contains(expected), "missing {expected:?} in\n{p}");
+    }
+    assert_eq!(p.lines().count(), 9, "{p}");
+    let snap = Snapshot::build(&objects, 1);
+    let names: Vec<&str> = snap.registries().iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["harbor", "quad-url"]);
+    assert_eq!(
+        snap.registries()[0].host_keys,
+        [
+            "10.0.0.5",
+            "10.0.0.5:443",
+            "[fd00::5]:8443",
+            "harbor.example.com",
+            "harbor.example.com:443"
+        ]
+    );
+}

@@ -177,6 +177,8 @@ impl Verdict {
 pub struct Decision {
     /// Exempt namespace or mirror pod: allowed untouched.
     pub exempt: bool,
+    /// The namespace's effective mode ([`Snapshot::mode_of`]), which `check --image`
+    /// prints too.
     pub mode: Enforcement,
     pub images: Vec<ImageVerdict>,
     namespace: String,
@@ -227,7 +229,7 @@ impl Decision {
 pub fn decide(req: &Request<'_>, snap: &Snapshot, policy: &Policy) -> Decision {
     let exempt =
         req.mirror_pod_by_node || policy.exempt_namespaces.iter().any(|n| n == req.namespace);
-    let mode = snap.enforcement_of(req.namespace).unwrap_or(policy.mode);
+    let mode = snap.mode_of(req.namespace, policy.mode);
     let images = if exempt {
         Vec::new()
     } else {

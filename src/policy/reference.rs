@@ -41,10 +41,15 @@
 //!   embedded dotted IPv4), then optionally `:` and a port. Beyond Go's grammar, the port
 //!   must be at most 65535 and have no leading zero, and an IPv6 address must be written
 //!   in its shortest form (RFC 5952, any case): the runtime dials `:0443` as port 443 and
-//!   `[fd00:0::5]` as `[fd00::5]`, spellings no registry would match. A first component taken as a domain that breaks this grammar
-//!   makes the reference invalid, even where it would pass as a path component
-//!   (`harbor_x.example.com/app`): Go's `ParseNormalizedNamed` accepts that as a name with
-//!   an empty domain, which SPEC §2 ("hosts follow the grammar") rules out.
+//!   `[fd00:0::5]` as `[fd00::5]`, spellings no registry would match. Likewise a host
+//!   name whose every dot-separated part is a number as C's `inet_aton` reads them
+//!   (decimal, octal after `0`, hex after `0x`) must be the dotted quad of 0 to 255 each:
+//!   `167772165`, `0xa.0.0.5`, `10.0.0.05` and `127.1` are invalid (SPEC §2), as is such a
+//!   host that is no address (`10.0.0.256`, `1.2.3.4.5`); see `read_numeric_host`. A
+//!   first component taken as a domain that breaks this grammar makes the reference
+//!   invalid, even where it would pass as a path component (`harbor_x.example.com/app`):
+//!   Go's `ParseNormalizedNamed` accepts that as a name with an empty domain, which
+//!   SPEC §2 ("hosts follow the grammar") rules out.
 //! - Path components are `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, separated by single `/`.
 //! - The whole normalised name (`domain/path`, including any inserted `library/`, as
 //!   printed by `Display`) is at most 255 characters. Measuring the normalised form keeps
@@ -398,6 +403,13 @@ impl fmt::Display for Quoted<'_> {
     }
 }
 
+/// Checks a registry host `host[:port]` as the first component of a reference may spell
+/// it (SPEC §2). The binding table refuses registry URLs and aliases that fail it: no
+/// valid reference could ever match them.
+pub fn check_host(domain: &str) -> Result<(), InvalidReference> {
+    check_domain(domain)
+}
+
 /// Checks a domain: a host name or a bracketed IPv6 address, then an optional port.
 fn check_domain(domain: &str) -> Result<(), InvalidReference> {
     let port = if let Some(inside) = domain.strip_prefix('[') {
@@ -451,6 +463,21 @@ fn check_domain(domain: &str) -> Result<(), InvalidReference> {
                 Quoted(domain)
             )));
         }
+        match read_numeric_host(host) {
+            NumericHost::Name | NumericHost::DottedQuad => {}
+            NumericHost::OtherSpelling(ip) => {
+                return Err(InvalidReference::new(format!(
+                    "host {} is IPv4 address {ip} in another spelling; only \"{ip}\" is valid",
+                    Quoted(domain)
+                )))
+            }
+            NumericHost::NoAddress => {
+                return Err(InvalidReference::new(format!(
+                    "host {} is all numbers but no IPv4 address; only a dotted quad of 0 to 255 each is valid",
+                    Quoted(domain)
+                )))
+            }
+        }
         if port.is_some_and(|p| p.contains(':')) {
             return Err(InvalidReference::new(format!(
                 "host {} has more than one \":\" (an IPv6 address goes in brackets, e.g. \"[fc00::1]:5000\")",
@@ -495,6 +522,96 @@ fn check_domain(domain: &str) -> Result<(), InvalidReference> {
             }
         }
     }
+}
+
+/// What C's `inet_aton` makes of a host name (see [`read_numeric_host`]).
+#[derive(Debug, PartialEq, Eq)]
+enum NumericHost {
+    /// Some part is not a number: an ordinary host name.
+    Name,
+    /// The one spelling of an IPv4 address a reference may use: `10.0.0.5`.
+    DottedQuad,
+    /// Another spelling of this address: `167772165`, `0xa.0.0.5`, `10.0.0.05`, `10.5`.
+    OtherSpelling(std::net::Ipv4Addr),
+    /// Every part looks like a number, but together they are no address.
+    NoAddress,
+}
+
+/// Reads a host name (no port) the way a C resolver does: `inet_aton` (glibc, musl, the
+/// BSDs; `getaddrinfo` and `gethostbyname` take numeric hosts through it) accepts one to
+/// four parts separated by `.`, each decimal, octal after a leading `0`, or hex after
+/// `0x`/`0X`; every part but the last is one byte and the last fills the remaining bytes
+/// (`127.1` is 127.0.0.1, `10.1.5` is 10.1.0.5, `167772165` is 10.0.0.5). The runtime
+/// dials such a host as the address, but no registry spelling would match it, so with
+/// `--unmanaged allow` it would pass as an unmanaged host: only the dotted quad is valid.
+///
+/// A host made of such numbers that is no address (a part out of range, more than four
+/// parts, an octal `08`, a bare `0x`) is refused as well, as [`NumericHost::NoAddress`]:
+/// resolvers disagree on it (older ones wrap an out-of-range value into an address,
+/// others hand the name to DNS), and no registry is reachable by that name through DNS
+/// (a top-level label is never all-numeric, RFC 3696 §2). So no host remains that one
+/// reader takes for an address and another for a name, and nothing real is lost.
+fn read_numeric_host(host: &str) -> NumericHost {
+    let mut values = [0u32; 4];
+    let mut count = 0;
+    let mut in_range = true;
+    let mut dotted_quad = true;
+    for part in host.split('.') {
+        let Some(value) = inet_aton_part(part.as_bytes()) else {
+            return NumericHost::Name;
+        };
+        match (value, values.get_mut(count)) {
+            (Some(v), Some(slot)) => *slot = v,
+            _ => in_range = false,
+        }
+        // Decimal without a leading zero, as `Ipv4Addr` prints it.
+        dotted_quad &= part.len() == 1 || !part.starts_with('0');
+        count += 1;
+    }
+    if !in_range || count == 0 {
+        return NumericHost::NoAddress;
+    }
+    let (leading, last) = values[..count].split_at(count - 1);
+    let mut octets = [0u8; 4];
+    for (octet, &v) in octets.iter_mut().zip(leading) {
+        match u8::try_from(v) {
+            Ok(b) => *octet = b,
+            Err(_) => return NumericHost::NoAddress,
+        }
+    }
+    // The last part fills the bytes the leading parts left, and must fit in them.
+    let tail = last[0].to_be_bytes();
+    if tail[..count - 1].iter().any(|&b| b != 0) {
+        return NumericHost::NoAddress;
+    }
+    octets[count - 1..].copy_from_slice(&tail[count - 1..]);
+    if count == 4 && dotted_quad {
+        NumericHost::DottedQuad
+    } else {
+        NumericHost::OtherSpelling(std::net::Ipv4Addr::from(octets))
+    }
+}
+
+/// One part of a host as `inet_aton` reads it: `None` when it is not a number in its
+/// syntax; `Some(None)` when it looks like one but has no 32-bit value (an octal part with
+/// 8 or 9, `0x` without digits, too many digits).
+fn inet_aton_part(part: &[u8]) -> Option<Option<u32>> {
+    let (digits, radix) = match part {
+        [b'0', b'x' | b'X', rest @ ..] => (rest, 16),
+        [b'0', rest @ ..] if !rest.is_empty() => (rest, 8),
+        _ => (part, 10),
+    };
+    let numeric = if radix == 16 {
+        digits.iter().all(u8::is_ascii_hexdigit)
+    } else {
+        !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+    };
+    if !numeric {
+        return None;
+    }
+    // ASCII digits only, so the conversion cannot fail; an empty hex part has no value.
+    let text = std::str::from_utf8(digits).unwrap_or_default();
+    Some(u32::from_str_radix(text, radix).ok())
 }
 
 /// Labels `[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]` joined by single dots.

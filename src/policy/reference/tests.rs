@@ -124,6 +124,53 @@ fn rows() -> Vec<(String, Want)> {
         "harbor.example.com:/app" => bad("empty port"),
         "harbor.example.com:5x/app" => bad("is not a number"),
         "harbor.example.com:5000:6000/app" => bad("brackets"),
+        // IPv4: the dotted quad is the one spelling; what a C resolver (inet_aton) also
+        // reads as an address is invalid (SPEC §2), and so is a host of numbers only
+        // that is no address at all
+        "10.0.0.5/x" => ok("10.0.0.5", "x"),
+        "10.0.0.5:443/x" => ok("10.0.0.5:443", "x"),
+        "0.0.0.0/x" => ok("0.0.0.0", "x"),
+        "255.255.255.255:5000/x" => ok("255.255.255.255:5000", "x"),
+        "10.0.0.5.nip.io/x" => ok("10.0.0.5.nip.io", "x"),
+        "1.2.3.example/x" => ok("1.2.3.example", "x"),
+        "10.0.0.5x/x" => ok("10.0.0.5x", "x"),
+        "0x10.example/x" => ok("0x10.example", "x"),
+        "0x1g.0.0.5/x" => ok("0x1g.0.0.5", "x"),
+        "1e3.0.0.5/x" => ok("1e3.0.0.5", "x"),
+        "a.0.0.5/x" => ok("a.0.0.5", "x"),
+        "167772165/x" => ok("docker.io", "167772165/x"),
+        "167772165:5000/x" => bad("host \"167772165:5000\" is IPv4 address 10.0.0.5 in another spelling"),
+        "167772165:443/x" => bad("IPv4 address 10.0.0.5 in another spelling"),
+        "0xa.0.0.5/x" => bad("host \"0xa.0.0.5\" is IPv4 address 10.0.0.5 in another spelling"),
+        "0XA.0.0.5/x" => bad("IPv4 address 10.0.0.5 in another spelling"),
+        "0xA.0x0.0X0.0x5:443/x" => bad("IPv4 address 10.0.0.5 in another spelling"),
+        "0x0a000005:5000/x" => bad("IPv4 address 10.0.0.5 in another spelling"),
+        "10.0.0.05/x" => bad("IPv4 address 10.0.0.5 in another spelling"),
+        "012.0.0.5/x" => bad("IPv4 address 10.0.0.5 in another spelling"),
+        "00000000000000000000012.0.0.5/x" => bad("IPv4 address 10.0.0.5 in another spelling"),
+        "10.0.5/x" => bad("IPv4 address 10.0.0.5 in another spelling"),
+        "10.5:443/x" => bad("IPv4 address 10.0.0.5 in another spelling"),
+        "10.0.0x5/x" => bad("IPv4 address 10.0.0.5 in another spelling"),
+        "127.1/x" => bad("host \"127.1\" is IPv4 address 127.0.0.1 in another spelling"),
+        "127.1:5000/x" => bad("IPv4 address 127.0.0.1 in another spelling"),
+        "10.1.5/x" => bad("IPv4 address 10.1.0.5 in another spelling"),
+        "0x7f000001:80/x" => bad("IPv4 address 127.0.0.1 in another spelling"),
+        "0X7F000001/x" => bad("IPv4 address 127.0.0.1 in another spelling"),
+        "127.16777215/x" => bad("IPv4 address 127.255.255.255 in another spelling"),
+        "0.0.0.00/x" => bad("IPv4 address 0.0.0.0 in another spelling"),
+        "00.0.0.0/x" => bad("IPv4 address 0.0.0.0 in another spelling"),
+        "0:5000/x" => bad("IPv4 address 0.0.0.0 in another spelling"),
+        "10.0.0.256/x" => bad("host \"10.0.0.256\" is all numbers but no IPv4 address"),
+        "256.0.0.1/x" => bad("all numbers but no IPv4 address"),
+        "127.16777216/x" => bad("all numbers but no IPv4 address"),
+        "10.0.0.0.5/x" => bad("all numbers but no IPv4 address"),
+        "4294967296:80/x" => bad("all numbers but no IPv4 address"),
+        "0x100000000:80/x" => bad("all numbers but no IPv4 address"),
+        "99999999999999999999999.1/x" => bad("all numbers but no IPv4 address"),
+        "08.0.0.5/x" => bad("all numbers but no IPv4 address"),
+        "019.0.0.5/x" => bad("all numbers but no IPv4 address"),
+        "0x.0.0.5/x" => bad("all numbers but no IPv4 address"),
+        "10.0.0.0X:5000/x" => bad("all numbers but no IPv4 address"),
         // IPv6
         "[fc00::1]:5000/x" => ok("[fc00::1]:5000", "x"),
         "[fc00::1]/x" => ok("[fc00::1]", "x"),
@@ -379,6 +426,8 @@ fn exact_reasons() {
         ("nginx@sha256:ffff", "digest \"sha256:ffff\" must be 64 lower-case hex characters"),
         ("docker/", "trailing \"/\" in \"docker/\""),
         ("harbor.example.com./app", "host \"harbor.example.com.\" is not a valid host name"),
+        ("0xa.0.0.5:5000/app", "host \"0xa.0.0.5:5000\" is IPv4 address 10.0.0.5 in another spelling; only \"10.0.0.5\" is valid"),
+        ("1.2.3.4.5/app", "host \"1.2.3.4.5\" is all numbers but no IPv4 address; only a dotted quad of 0 to 255 each is valid"),
         ("nginx\u{200b}", "character U+200B ('\\u{200b}') is not allowed in a reference: \"nginx\\u{200b}\""),
         ("nginx:", "empty tag after \":\""),
         ("nginx@", "empty digest after \"@\""),
@@ -487,6 +536,9 @@ fn go_vectors_mapping() {
 //   for us. oci-spec takes it as the registry anyway; Go's `ParseNormalizedNamed` accepts
 //   it too, as a name with an empty domain (its regex falls back to "no domain").
 // - Ports above 65535 are our extra check; Go and oci-spec accept any digits.
+// - A host whose every part is a number as C's `inet_aton` reads it must be the dotted
+//   quad (SPEC §2): `127.1`, `0xa.0.0.5`, `167772165:5000`, `10.0.0.256` are invalid for
+//   us; Go and oci-spec take them as host names (`0X7F000001` is a Docker Hub path there).
 // - oci-spec accepts upper-case digest hex and sha384; SPEC §2 allows lower-case sha256
 //   and sha512 only.
 // - oci-spec, like Go's current code, limits the path to 255 characters; we limit the
@@ -521,6 +573,39 @@ const OCI_SPEC_DIFFERENCES: &[&str] = &[
     // ports with a leading zero
     "harbor.example.com:0443/app",
     "harbor.example.com:00/app",
+    // numeric hosts other than the dotted quad
+    "167772165:5000/x",
+    "167772165:443/x",
+    "0xa.0.0.5/x",
+    "0XA.0.0.5/x",
+    "0xA.0x0.0X0.0x5:443/x",
+    "0x0a000005:5000/x",
+    "10.0.0.05/x",
+    "012.0.0.5/x",
+    "00000000000000000000012.0.0.5/x",
+    "10.0.5/x",
+    "10.5:443/x",
+    "10.0.0x5/x",
+    "127.1/x",
+    "127.1:5000/x",
+    "10.1.5/x",
+    "0x7f000001:80/x",
+    "0X7F000001/x",
+    "127.16777215/x",
+    "0.0.0.00/x",
+    "00.0.0.0/x",
+    "0:5000/x",
+    "10.0.0.256/x",
+    "256.0.0.1/x",
+    "127.16777216/x",
+    "10.0.0.0.5/x",
+    "4294967296:80/x",
+    "0x100000000:80/x",
+    "99999999999999999999999.1/x",
+    "08.0.0.5/x",
+    "019.0.0.5/x",
+    "0x.0.0.5/x",
+    "10.0.0.0X:5000/x",
     // digests
     "nginx@SHA256-UPPER-HEX",
     "nginx@sha384:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
@@ -635,13 +720,25 @@ fn optional_port() -> impl Strategy<Value = String> {
     prop_oneof![Just(String::new()), port()]
 }
 
+/// Whether a generated host name could be read as numbers by `inet_aton` (every label
+/// starts with a digit): those are valid only as a dotted quad, generated on their own.
+fn maybe_numeric(host: &str) -> bool {
+    host.split('.')
+        .all(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+}
+
 /// Domains that oci-spec parses the same way as Go and we do.
 fn shared_domain() -> impl Strategy<Value = String> {
     let label = "[a-zA-Z0-9]([a-zA-Z0-9-]{0,6}[a-zA-Z0-9])?";
     prop_oneof![
         (prop::collection::vec(label, 2..4), optional_port())
+            .prop_filter("not a numeric host", |(labels, _)| !maybe_numeric(
+                &labels.join(".")
+            ))
             .prop_map(|(labels, port)| format!("{}{port}", labels.join("."))),
-        ("[a-z0-9]{1,8}", port()).prop_map(|(l, p)| format!("{l}{p}")),
+        ("[a-z0-9]{1,8}", port())
+            .prop_filter("not a numeric host", |(l, _)| !maybe_numeric(l))
+            .prop_map(|(l, p)| format!("{l}{p}")),
         optional_port().prop_map(|p| format!("localhost{p}")),
         (any::<[u8; 4]>(), optional_port())
             .prop_map(|([a, b, c, d], p)| format!("{a}.{b}.{c}.{d}{p}")),
@@ -798,4 +895,56 @@ proptest! {
     fn oci_spec_agrees_on_generated_references(g in generated(shared_domain())) {
         prop_assert_eq!(ours(&g.text), oci_spec(&g.text), "{:?}", g.text);
     }
+
+    /// Any address spelled as `inet_aton` reads it (one to four parts, each decimal,
+    /// octal or hex) is read back as that address, and is a valid host only as the
+    /// dotted quad; a leading part above 255 makes it no address.
+    #[test]
+    fn inet_aton_spellings_of_an_address(
+        address in any::<u32>(),
+        parts in 1usize..=4,
+        radices in any::<[u8; 4]>(),
+        overflow in prop::option::of(0usize..3),
+        // With a port the first component is a host even without a '.' (`0x0:80/x`).
+        port in port(),
+    ) {
+        let spelled = spell_ipv4(address, parts, radices, overflow);
+        let ip = std::net::Ipv4Addr::from(address);
+        let decimal = radices[..parts].iter().all(|r| r % 3 == 0);
+        let want = match overflow {
+            Some(i) if i + 1 < parts => NumericHost::NoAddress,
+            _ if parts == 4 && decimal => NumericHost::DottedQuad,
+            _ => NumericHost::OtherSpelling(ip),
+        };
+        prop_assert_eq!(read_numeric_host(&spelled), want, "{}", spelled);
+        let valid = ImageRef::parse(&format!("{spelled}{port}/x")).is_ok();
+        prop_assert_eq!(valid, read_numeric_host(&spelled) == NumericHost::DottedQuad, "{}", spelled);
+    }
+}
+
+/// Spells `address` in `parts` numbers the way `inet_aton` reads them: every part but the
+/// last is one byte, the last holds the rest. Part `i` is decimal, octal (`0…`) or hex
+/// (`0x…`/`0X…`) as `radices[i]` says; `overflow` adds 256 to one leading part.
+fn spell_ipv4(address: u32, parts: usize, radices: [u8; 4], overflow: Option<usize>) -> String {
+    let bytes = address.to_be_bytes();
+    let mut values: Vec<u64> = bytes[..parts - 1].iter().map(|&b| u64::from(b)).collect();
+    let rest = bytes[parts - 1..]
+        .iter()
+        .fold(0u64, |n, &b| n << 8 | u64::from(b));
+    values.push(rest);
+    if let Some(i) = overflow.filter(|i| i + 1 < parts) {
+        values[i] += 256;
+    }
+    values
+        .iter()
+        .zip(radices)
+        .map(|(v, r)| match r % 6 {
+            0 | 3 => format!("{v}"),
+            1 => format!("0{v:o}"),
+            2 => format!("0x{v:x}"),
+            4 => format!("0X{v:X}"),
+            _ => format!("0x{v:X}"),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
 }
