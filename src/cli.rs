@@ -56,7 +56,8 @@ impl From<Mode> for Enforcement {
 /// Policy flags shared by `serve` and `check`.
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
-    /// Global mode; a workspace's `enforcement` overrides it for its namespaces.
+    /// Global mode, also what a workspace without `enforcement` contributes; the strictest
+    /// contribution of a namespace's workspaces wins.
     #[arg(long, env = "PULLGATE_MODE", value_enum, default_value = "enforce")]
     pub mode: Mode,
     /// What to do with images of registries that are not integrated.
