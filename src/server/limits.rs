@@ -278,8 +278,10 @@ async fn next_data(body: &mut Incoming, clock: &mut Clock) -> Result<Option<Byte
                 if clock.in_window < floor {
                     return Err(BodyError::TooSlow);
                 }
+                // From now, not from the old end: a server that was too busy to look
+                // does not shorten the sender's next window.
                 clock.in_window = 0;
-                clock.window_end += clock.pace.window;
+                clock.window_end = tokio::time::Instant::now() + clock.pace.window;
             }
             Ok(None) => return Ok(None),
             Ok(Some(Err(e))) => return Err(BodyError::Broken(e.to_string())),
