@@ -334,6 +334,50 @@ async fn slow_body_is_cut_at_the_deadline() {
     server.stop().await;
 }
 
+/// Sends `len` bytes of body, `step` bytes every `every`, announced by Content-Length;
+/// then the server's answer.
+async fn paced_body(server: &TestServer, len: usize, step: usize, every: Duration) -> String {
+    let stream = tls_connect(server.addr, server.client_config())
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let head =
+        format!("POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len}\r\n\r\n");
+    let feeder = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        let mut sent = 0;
+        while sent < len {
+            let n = step.min(len - sent);
+            writer.write_all(&vec![b' '; n]).await?;
+            sent += n;
+            tokio::time::sleep(every).await;
+        }
+        std::io::Result::Ok(writer)
+    });
+    let (answer, _) = read_until_closed(&mut reader, Duration::from_secs(15)).await;
+    feeder.abort();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn body_slower_than_the_floor_is_cut_before_the_deadline() {
+    // A floor of 1 KiB/s: at least 2 KiB in every 2s window.
+    let server = start(|o| o.min_body_rate = 1024).await;
+    // 500 bytes/s, well within the default 10s deadline: cut by the floor, not the deadline.
+    let answer = paced_body(&server, 20 * 1024, 100, Duration::from_millis(200)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("slower than 1024 bytes per second"),
+        "{answer}"
+    );
+    assert_eq!(server.handler.entered.load(Ordering::SeqCst), 0);
+    // 4 KiB/s over about three seconds: above the floor in every window, judged.
+    let answer = paced_body(&server, 12 * 1024, 1024, Duration::from_millis(250)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""len":12288"#), "{answer}");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn probes_and_metrics() {
     let server = start(|_| {}).await;
