@@ -261,6 +261,14 @@ async fn event_fields_stay_within_what_the_apiserver_accepts() {
     b.deny("StatefulSet", "db", &[IMAGE]);
     b.flush(&fake).await;
 
+    // The fake refuses what the apiserver would (422): nothing was refused.
+    let refused: Vec<String> = fake
+        .writes()
+        .into_iter()
+        .filter(|w| w.path.contains("/events") && w.status == 422)
+        .map(|w| w.path)
+        .collect();
+    assert!(refused.is_empty(), "Events refused as invalid: {refused:?}");
     let e = &about(&fake, "Deployment", &long)[0];
     let name = e["metadata"]["name"].as_str().unwrap_or_default();
     assert_eq!(
@@ -291,13 +299,6 @@ async fn event_fields_stay_within_what_the_apiserver_accepts() {
     );
     let db = &about(&fake, "StatefulSet", "db")[0];
     assert_eq!(db["involvedObject"]["apiVersion"], "apps/v1");
-    // The fake refuses what the apiserver would (422): nothing was refused.
-    let refused: Vec<_> = fake
-        .writes()
-        .into_iter()
-        .filter(|w| w.path.contains("/events") && w.status == 422)
-        .collect();
-    assert!(refused.is_empty(), "{refused:?}");
     a.replica.stop().await;
     b.replica.stop().await;
 }

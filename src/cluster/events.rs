@@ -447,3 +447,133 @@ pub fn event_for(r: &Report, name: &str, identity: &str, now: Timestamp) -> Even
         ..Event::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `IsDNS1123Subdomain`, as the apiserver checks Event names.
+    fn is_dns_subdomain(s: &str) -> bool {
+        s.len() <= 253
+            && s.split('.').all(|l| {
+                let b = l.as_bytes();
+                !b.is_empty()
+                    && b.iter()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                    && b[0] != b'-'
+                    && b[b.len() - 1] != b'-'
+            })
+    }
+
+    #[test]
+    fn event_names_are_valid_stable_and_distinct() {
+        let long = "x".repeat(253);
+        let cases = [
+            ("Deployment", "app", "web"),
+            ("Deployment", "app", "web.v2"),
+            ("Deployment", "app", ""),
+            ("Deployment", "app", "-"),
+            ("Deployment", "app", "Web_ÄPP"),
+            ("Deployment", "app", long.as_str()),
+            ("StatefulSet", "app", "web"),
+            ("Deployment", "other", "web"),
+        ];
+        let names: Vec<String> = cases
+            .iter()
+            .map(|(k, ns, n)| event_name(k, ns, n, DENIED_REASON))
+            .collect();
+        for (name, case) in names.iter().zip(&cases) {
+            assert!(is_dns_subdomain(name), "{name:?} for {case:?}");
+        }
+        let distinct: std::collections::HashSet<&String> = names.iter().collect();
+        assert_eq!(distinct.len(), names.len(), "{names:?}");
+        assert!(names[0].starts_with("web."), "{}", names[0]);
+        assert_ne!(names[0], event_name("Deployment", "app", "web", "Other"));
+        // Fixed forever (SHA-256 of the parts, each ended by NUL: `printf` piped to
+        // `sha256sum` gives it): replicas of different versions meet on one name.
+        assert_eq!(names[0], "web.16531e4faf4d05b8");
+        // Parts do not run into each other.
+        assert_ne!(
+            event_name("Deployment", "ab", "c", DENIED_REASON),
+            event_name("Deployment", "a", "bc", DENIED_REASON)
+        );
+    }
+
+    #[test]
+    fn messages_are_cut_at_a_character_boundary_within_the_limit() {
+        assert_eq!(bounded("short", MESSAGE_LIMIT), "short");
+        let s = "é".repeat(MESSAGE_LIMIT);
+        let cut = bounded(&s, MESSAGE_LIMIT);
+        assert!(
+            cut.len() <= MESSAGE_LIMIT && cut.ends_with("..."),
+            "{}",
+            cut.len()
+        );
+        let parts = vec!["image \"x\" is not allowed"; 10_000];
+        let joined = join_bounded(parts, "; ");
+        assert!(joined.len() <= MESSAGE_LIMIT && joined.ends_with("..."));
+        assert_eq!(join_bounded(["a", "b"], "; "), "a; b");
+    }
+
+    #[test]
+    fn reports_about_impossible_objects_are_dropped() {
+        let (events, _queue) = denial_events();
+        assert!(events.report("Deployment", "app-2", "web", "denied"));
+        assert!(events.report("Deployment", "app-2", "", "generateName, no name yet"));
+        for (kind, ns, name) in [
+            ("Deployment", "../x", "web"),
+            ("Deployment", "App", "web"),
+            ("Deployment", "", "web"),
+            ("Deployment", "-a", "web"),
+            ("", "app-2", "web"),
+            ("Deployment", "app-2", &"x".repeat(254)),
+        ] {
+            assert!(!events.report(kind, ns, name, "m"), "{kind:?} {ns:?}");
+        }
+    }
+
+    #[test]
+    fn the_write_budget_allows_a_burst_then_the_rate() {
+        let t0 = Instant::now();
+        let mut b = Budget::new(WRITE_BURST, WRITE_RATE, t0);
+        let now_ok = (0..1000).filter(|_| b.take(t0).is_ok()).count();
+        assert_eq!(now_ok, WRITE_BURST as usize);
+        let wait = b.take(t0).expect_err("empty");
+        assert!(wait <= Duration::from_secs(1) / WRITE_RATE, "{wait:?}");
+        let t1 = t0 + Duration::from_secs(2);
+        let later = (0..1000).filter(|_| b.take(t1).is_ok()).count();
+        assert_eq!(later, 2 * WRITE_RATE as usize);
+        // A long quiet spell refills the burst, no more.
+        let t2 = t1 + Duration::from_secs(3600);
+        assert_eq!(
+            (0..1000).filter(|_| b.take(t2).is_ok()).count(),
+            WRITE_BURST as usize
+        );
+    }
+
+    #[test]
+    fn an_event_is_recent_by_its_last_timestamp() {
+        let r = Report {
+            kind: "Deployment".into(),
+            namespace: "app".into(),
+            name: "web".into(),
+            reason: DENIED_REASON,
+            message: "m".into(),
+        };
+        let t: Timestamp = "2026-01-01T00:00:00Z".parse().expect("time");
+        let e = event_for(&r, "web.x", "pod-a", t);
+        let at = |s: i64| t + k8s_openapi::jiff::SignedDuration::from_secs(s);
+        assert!(updated_within(&e, at(59), EVENT_INTERVAL));
+        assert!(!updated_within(&e, at(60), EVENT_INTERVAL));
+        // Written by a replica whose clock runs ahead: recent, not ancient.
+        assert!(updated_within(&e, at(-5), EVENT_INTERVAL));
+        let mut bare = e.clone();
+        (bare.last_timestamp, bare.event_time, bare.first_timestamp) = (None, None, None);
+        assert!(!updated_within(&bare, t, EVENT_INTERVAL));
+        assert_eq!(e.reporting_instance.as_deref(), Some("pod-a"));
+        let long = event_for(&r, "web.x", &"p".repeat(300), t);
+        assert!(long
+            .reporting_instance
+            .is_some_and(|i| i.len() <= INSTANCE_LIMIT));
+    }
+}
