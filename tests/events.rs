@@ -202,12 +202,30 @@ async fn a_denial_counts_once_per_interval_across_replicas() {
     ));
     fake.put(stored_event(&fresh, "fresh", 7, &now, "pod-c"));
 
+    // More old Events, so that the replicas' reads and writes interleave every way.
+    let racers: Vec<String> = (0..8).map(|i| format!("race-{i}")).collect();
+    for r in &racers {
+        let name = event_name("Deployment", "app-2", r, "ImageDenied");
+        fake.put(stored_event(&name, r, 4, "2020-01-01T00:00:00Z", "pod-old"));
+    }
+
     // Both replicas see `web` denied at once: one of them adds one to the count.
     a.deny("Deployment", "web", &[IMAGE]);
     b.deny("Deployment", "web", &[IMAGE]);
     b.deny("Deployment", "fresh", &[IMAGE]);
+    for r in &racers {
+        a.deny("Deployment", r, &[IMAGE]);
+        b.deny("Deployment", r, &[IMAGE]);
+    }
     a.flush(&fake).await;
     b.flush(&fake).await;
+    for r in &racers {
+        let name = event_name("Deployment", "app-2", r, "ImageDenied");
+        let events = about(&fake, "Deployment", r);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["count"], 5, "{r} counted once: {}", events[0]);
+        assert_eq!(updates(&fake, &name), 1, "one update of {r}");
+    }
     let events = about(&fake, "Deployment", "web");
     assert_eq!(events.len(), 1, "{events:?}");
     let e = &events[0];

@@ -314,9 +314,12 @@ impl Recorder {
         while let Err(wait) = self.budget.take(Instant::now()) {
             tokio::time::sleep(wait).await;
         }
-        self.limiter
-            .note(&r.kind, &r.namespace, &r.name, Instant::now());
         let outcome = self.write(r).await;
+        // A failed write is tried again at the next denial (the budget bounds how often).
+        if outcome != Outcome::Failed {
+            self.limiter
+                .note(&r.kind, &r.namespace, &r.name, Instant::now());
+        }
         tracing::debug!(kind = %r.kind, namespace = %r.namespace, name = %r.name, ?outcome, "Event");
         outcome
     }
