@@ -27,7 +27,7 @@ const METRICS_TICK: Duration = Duration::from_secs(1);
 pub struct AdmissionHandler {
     pub admission: Admission,
     pub metrics: Arc<Metrics>,
-    /// Cluster mode: denials of workloads become Events (written by the leader).
+    /// Cluster mode: denials of workloads become Events (written by this replica).
     pub events: Option<DenialEvents>,
 }
 
@@ -47,17 +47,16 @@ impl Handler for AdmissionHandler {
             record.emit();
             if let (Some(events), Some(Verdict::Deny)) = (&self.events, reviewed.verdict) {
                 if record.kind != "Pod" && !record.dry_run {
-                    let denied: Vec<&str> = record
+                    let denied = record
                         .images
                         .iter()
                         .filter(|i| i.verdict == "deny")
-                        .filter_map(|i| i.message.as_deref())
-                        .collect();
+                        .filter_map(|i| i.message.as_deref());
                     events.report(
                         &record.kind,
                         &record.namespace,
                         &record.name,
-                        &denied.join("; "),
+                        &cluster::events::join_bounded(denied, "; "),
                     );
                 }
             }

@@ -381,7 +381,7 @@ async fn status_reports_members_bindings_conflicts_and_bad_objects() {
 }
 
 #[tokio::test]
-async fn denial_events_are_rate_limited_and_written_by_the_leader_only() {
+async fn denial_events_are_rate_limited_and_written_by_the_replica_that_denied() {
     let fake = FakeApiServer::start().await;
     seed(&fake);
     let mut a = Replica::start(&fake, options("pod-a"));
@@ -403,17 +403,17 @@ async fn denial_events_are_rate_limited_and_written_by_the_leader_only() {
         .report("Pod", "app-2", "api-1", "image \"y\" is not allowed"));
     assert!(b
         .events
-        .report("Deployment", "app-2", "other", "dropped: not the leader"));
+        .report("Deployment", "app-2", "other", "image \"z\" is not allowed"));
     let denials = |f: &FakeApiServer| -> Vec<Value> {
         f.list("v1", "Event")
             .into_iter()
             .filter(|e| e["reason"] == "ImageDenied")
             .collect()
     };
-    wait_until("two Events", || denials(&fake).len() == 2).await;
+    wait_until("three Events", || denials(&fake).len() == 3).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let events = denials(&fake);
-    assert_eq!(events.len(), 2, "one per object: {events:?}");
+    assert_eq!(events.len(), 3, "one per object: {events:?}");
     let web = events
         .iter()
         .find(|e| e["involvedObject"]["name"] == "web")
@@ -422,10 +422,13 @@ async fn denial_events_are_rate_limited_and_written_by_the_leader_only() {
     assert_eq!(web["involvedObject"]["apiVersion"], "apps/v1");
     assert_eq!(web["type"], "Warning");
     assert_eq!(web["message"], "image \"x\" is not allowed");
-    assert!(
-        fake.writes().iter().all(|w| w.client != "pod-b"),
-        "pod-b wrote"
-    );
+    assert_eq!(web["count"], 1, "reported three times within the interval");
+    let other = events
+        .iter()
+        .find(|e| e["involvedObject"]["name"] == "other")
+        .expect("the non-leader's Event");
+    assert_eq!(other["reportingInstance"], "pod-b");
+    assert_eq!(lease_holder(&fake).as_deref(), Some("pod-a"));
     a.stop().await;
     b.stop().await;
 }

@@ -1,7 +1,8 @@
 //! The leader's side effects: after every change of the watched world or of what the
-//! registry loop probed (and on a resync timer), sync the pull Secrets, write the
-//! statuses that changed, and turn denial reports into Events. Nothing is written unless
-//! this replica holds the Lease.
+//! registry loop probed (and on a resync timer), sync the pull Secrets and write the
+//! statuses that changed (and an Event on a foreign Secret in the way). Nothing is
+//! written unless this replica holds the Lease. Denial Events are written by every
+//! replica ([`super::events::run`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::credentials::Chain;
-use super::events::{EventQueue, Recorder, Report};
+use super::events::{Recorder, Report};
 use super::registry_loop::Probed;
 use super::robots::RobotSource;
 use super::state::{CrKind, World};
@@ -43,7 +44,6 @@ pub struct Inputs {
     pub world: watch::Receiver<Arc<World>>,
     pub synced: watch::Receiver<bool>,
     pub leader: watch::Receiver<bool>,
-    pub events: EventQueue,
     pub shutdown: watch::Receiver<bool>,
     /// What the registry loop found.
     pub probed: watch::Receiver<Arc<Probed>>,
@@ -65,35 +65,23 @@ impl Controller {
     }
 
     pub async fn run(mut self, mut inputs: Inputs) {
-        let mut dirty = true;
         let mut next = Instant::now() + self.opts.resync;
+        // Every wake-up below is a reason to reconcile (when leading and synced).
         loop {
             let leading = *inputs.leader.borrow_and_update();
             let synced = *inputs.synced.borrow_and_update();
-            if dirty && leading && synced {
+            if leading && synced {
                 let world = inputs.world.borrow_and_update().clone();
                 let probed = inputs.probed.borrow_and_update().clone();
                 let ok = self.reconcile(&world, &probed).await;
-                dirty = false;
                 next = Instant::now() + if ok { self.opts.resync } else { RETRY };
             }
             tokio::select! {
-                _ = inputs.world.changed() => dirty = true,
-                _ = inputs.leader.changed() => dirty = true,
-                _ = inputs.synced.changed() => dirty = true,
-                Ok(()) = inputs.probed.changed() => dirty = true,
-                report = inputs.events.rx.recv() => {
-                    let leading = *inputs.leader.borrow();
-                    if let Some(r) = report {
-                        if leading {
-                            self.recorder.record(&r).await;
-                        }
-                    }
-                }
-                _ = tokio::time::sleep_until(next) => {
-                    dirty = true;
-                    next = Instant::now() + self.opts.resync;
-                }
+                _ = inputs.world.changed() => {}
+                _ = inputs.leader.changed() => {}
+                _ = inputs.synced.changed() => {}
+                Ok(()) = inputs.probed.changed() => {}
+                _ = tokio::time::sleep_until(next) => next = Instant::now() + self.opts.resync,
                 _ = stopped(&mut inputs.shutdown) => return,
             }
         }

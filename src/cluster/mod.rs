@@ -1,16 +1,18 @@
 //! Cluster mode (SPEC §6): the binding table follows the cluster through watches, and
 //! the leader keeps each namespace's pull Secret, the status of the custom resources,
-//! Events about denials, the registries' probes and Harbor projects and robots, and a
-//! Registry per managed Harbor. [`run`] is the one entry point; admission keeps reading
-//! the [`Table`] it is given and reports denials through [`DenialEvents`].
+//! the registries' probes and Harbor projects and robots, and a Registry per managed
+//! Harbor. Every replica writes the Events about the denials it served. [`run`] is the
+//! one entry point; admission keeps reading the [`Table`] it is given and reports
+//! denials through [`DenialEvents`].
 //!
 //! ```text
 //! watch tasks ──Change──► feed (State) ──► Table (every replica)
-//!                              ├──World──► controller ──► pull Secrets, status, Events
+//!                              ├──World──► controller ──► pull Secrets, status
 //!                              ├──World──► registry loop ──Probed──┘ (probes, Harbor
 //!                              │              projects, robots, robot Secrets)
 //!                              └──World──► managed Harbor ──► Registries
 //! Lease ──► leader election ──leading──► (all three: leader only)
+//! admission ──DenialEvents──► event writer ──► Events (every replica)
 //! ```
 
 pub mod controller;
@@ -106,8 +108,9 @@ impl ClusterOptions {
 }
 
 /// Runs cluster mode until `shutdown` completes: watches feed `table` (and turn `synced`
-/// true after the first full list of every watch); the leader writes Secrets, statuses
-/// and the Events queued on `events`. On shutdown a held Lease is released.
+/// true after the first full list of every watch); the leader writes Secrets and
+/// statuses; this replica writes the Events queued on `events`, leader or not. On
+/// shutdown a held Lease is released and what is queued is written, for a short while.
 pub async fn run(
     opts: ClusterOptions,
     client: Client,
@@ -173,12 +176,16 @@ pub async fn run(
             shutdown: stop_rx.clone(),
         }),
     ));
+    let mut writer = AbortOnDrop(tokio::spawn(events::run(
+        events::Recorder::new(client.clone(), &opts.identity),
+        events,
+        stop_rx.clone(),
+    )));
     let mut controller = AbortOnDrop(tokio::spawn(controller::Controller::new(client, opts).run(
         controller::Inputs {
             world: world_rx,
             synced: synced_rx,
             leader: leader_rx,
-            events,
             shutdown: stop_rx,
             probed: probed_rx,
         },
@@ -198,6 +205,8 @@ pub async fn run(
     let _ = (&mut registries.0).await;
     let _ = (&mut managed.0).await;
     let _ = (&mut elector.0).await;
+    // The writer stops on its own after DRAIN_TIME; an API call hanging past that is cut.
+    let _ = tokio::time::timeout(2 * events::DRAIN_TIME, &mut writer.0).await;
     tasks.shutdown().await;
     result
 }

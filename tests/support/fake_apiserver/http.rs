@@ -379,6 +379,11 @@ fn write(
     };
     let ns = t.ns.clone().unwrap_or_default();
     let key_named = |name: &str| (t.gv.clone(), t.plural.clone(), ns.clone(), name.to_string());
+    if t.gv == "v1" && t.plural == "events" && matches!(method.as_str(), "POST" | "PUT") {
+        if let Some(problem) = parsed.as_ref().and_then(invalid_event) {
+            return error(422, "Invalid", &format!("Event is invalid: {problem}"));
+        }
+    }
     match (method.as_str(), &t.name) {
         ("POST", None) => {
             let Some(mut obj) = parsed else {
@@ -532,4 +537,54 @@ fn apply(old: Option<&Value>, applied: Value, ns: &str) -> Value {
         out["metadata"]["namespace"] = json!(ns);
     }
     out
+}
+
+/// What the apiserver's validation of a core/v1 Event (create and update through the v1
+/// API: pkg/apis/core/validation/events.go) refuses in `e`, if anything. A generated
+/// name is not known yet and is not checked.
+fn invalid_event(e: &Value) -> Option<String> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let name = text(&e["metadata"]["name"]);
+    if !name.is_empty() && !is_dns_subdomain(&name) {
+        return Some(format!("metadata.name {name:?} is not a DNS subdomain"));
+    }
+    let ns = text(&e["metadata"]["namespace"]);
+    if !ns.is_empty() && !is_dns_subdomain(&ns) {
+        return Some(format!("metadata.namespace {ns:?} is not a DNS subdomain"));
+    }
+    if e["eventTime"].is_null() {
+        return None;
+    }
+    let within = |field: &str, limit: usize| {
+        let v = text(&e[field]);
+        if v.is_empty() {
+            Some(format!("{field}: Required value"))
+        } else if v.len() > limit {
+            Some(format!("{field}: can have at most {limit} characters"))
+        } else {
+            None
+        }
+    };
+    within("reportingComponent", 316)
+        .or_else(|| within("reportingInstance", 128))
+        .or_else(|| within("action", 128))
+        .or_else(|| within("reason", 128))
+        .or_else(|| {
+            (text(&e["message"]).len() > 1024)
+                .then(|| "message: can have at most 1024 characters".to_string())
+        })
+}
+
+/// `IsDNS1123Subdomain`: at most 253 characters, dot-separated labels of lower-case
+/// letters, digits and `-`, each starting and ending with a letter or digit.
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            let b = label.as_bytes();
+            !b.is_empty()
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b[0] != b'-'
+                && b[b.len() - 1] != b'-'
+        })
 }

@@ -2,7 +2,8 @@
 //! (apiVersion, plural, namespace, name) with one global resourceVersion counter; LIST
 //! with label and field selectors; WATCH from a resourceVersion (`410 Gone` below the
 //! compaction floor); GET, POST, PUT (optimistic concurrency), PATCH (merge, JSON and
-//! apply), DELETE (with preconditions) and the `/status` subresource. Test controls break
+//! apply), DELETE (with preconditions) and the `/status` subresource; core/v1 Events are
+//! validated as the apiserver does (name, size limits). Test controls break
 //! every watch, make every request fail with 500, compact history, and list every write
 //! in order with the header `x-client` that says which client made it.
 
