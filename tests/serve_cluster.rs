@@ -59,7 +59,7 @@ async fn serve_without_config_follows_the_cluster() {
     })
     .await;
 
-    // A denied Deployment becomes an Event on it, written by the leader.
+    // A denied Deployment becomes an Event on it, written by the replica that denied it.
     let deny = in_ns(
         review(
             "Deployment",
