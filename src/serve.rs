@@ -244,7 +244,12 @@ async fn publish_table_metrics(table: Arc<Table>, metrics: Arc<Metrics>) {
 /// Polls the config file and publishes a new snapshot when its content differs from
 /// `last` (the bytes the current table came from). An invalid file keeps the last good
 /// table and logs why.
-async fn watch_config(path: PathBuf, table: Arc<Table>, every: Duration, mut last: Vec<u8>) {
+async fn watch_config(
+    path: PathBuf,
+    table: Arc<Table>,
+    every: Duration,
+    mut last: config::Content,
+) {
     loop {
         tokio::time::sleep(every).await;
         // Reading, comparing and (at scale) rebuilding take milliseconds: on the blocking
@@ -259,8 +264,8 @@ async fn watch_config(path: PathBuf, table: Arc<Table>, every: Duration, mut las
 
 /// One poll of [`watch_config`]: publishes the file if it differs from `last`; returns
 /// the content to compare the next poll with.
-fn reload_config(path: &Path, table: &Table, last: Vec<u8>) -> Vec<u8> {
-    let content = match std::fs::read(path) {
+fn reload_config(path: &Path, table: &Table, last: config::Content) -> config::Content {
+    let content = match config::read_content(path) {
         Ok(c) => c,
         Err(e) => {
             warn!(path = %path.display(), error = %e, "cannot read config; keeping the last good binding table");
@@ -270,7 +275,7 @@ fn reload_config(path: &Path, table: &Table, last: Vec<u8>) -> Vec<u8> {
     if content == last {
         return last;
     }
-    match config::parse_bytes(&content) {
+    match config::parse_content(&content) {
         Ok(cfg) => {
             let revision = table.load().revision() + 1;
             let snapshot = Snapshot::build(&cfg.objects, revision);
@@ -348,7 +353,7 @@ mod tests {
             .unwrap();
         runtime.block_on(async {
             let poll = Duration::from_millis(10);
-            tokio::spawn(watch_config(path, table.clone(), poll, Vec::new()));
+            tokio::spawn(watch_config(path, table.clone(), poll, Default::default()));
             asked.await.unwrap();
             let _ = answer.send(());
             while table.load().revision() < 2 {
