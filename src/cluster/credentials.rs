@@ -269,3 +269,77 @@ fn decode(at: &Located<'_>, entry: &AuthEntry) -> Result<Credential, Problem> {
         password: p.to_string(),
     })
 }
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+    use crate::index::{Objects, Snapshot};
+    use k8s_openapi::ByteString;
+    use serde_json::json;
+
+    const VALUE: &str = "Pw-7731-zq";
+
+    fn dcj(content: &[u8]) -> Secret {
+        Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some("dcj".into()),
+                namespace: Some("ops".into()),
+                ..Default::default()
+            },
+            type_: Some(DOCKER_CONFIG_JSON_TYPE.into()),
+            data: Some(
+                [(
+                    DOCKER_CONFIG_JSON_KEY.to_string(),
+                    ByteString(content.to_vec()),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    /// Issue #22 class 1: what a dockerconfigjson holds never shows in the error.
+    #[test]
+    fn dockerconfigjson_errors_name_the_field_not_the_value() {
+        let registry: crate::api::Registry = serde_json::from_value(json!({
+            "apiVersion": "pullgate.io/v1alpha1", "kind": "Registry",
+            "metadata": {"name": "r"},
+            "spec": {"type": "DockerRegistry", "url": "https://reg.example.com"}}))
+        .unwrap();
+        let objects = Objects {
+            registries: vec![registry],
+            ..Default::default()
+        };
+        let snap = Snapshot::build(&objects, 1);
+        let reg = &snap.registries()[0];
+        let host = "reg.example.com";
+        let at = format!("data[\".dockerconfigjson\"].auths[{host:?}]");
+        let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
+        let cases = [
+            (
+                json!({"auths": {host: {"auth": format!("{VALUE}!")}}}).to_string(),
+                format!("{at}.auth: not base64"),
+            ),
+            (
+                json!({"auths": {host: {"auth": b64(VALUE)}}}).to_string(),
+                format!("{at}.auth: not user:password"),
+            ),
+            (
+                json!({"auths": {host: {"username": "u", "password": 7731}}}).to_string(),
+                format!("{at}.password: expected a string, found an integer"),
+            ),
+            (
+                format!("{{\"auths\": {{\"{host}\": {VALUE}}}}}"),
+                "data[\".dockerconfigjson\"]: not valid JSON (line 1".to_string(),
+            ),
+        ];
+        for (content, want) in cases {
+            let e = from_secret(&dcj(content.as_bytes()), reg, "team").unwrap_err();
+            assert!(e.contains(&want), "{e}");
+            assert!(e.ends_with("(the value is not shown)"), "{e}");
+            for leak in [VALUE, "7731", "symbol", "offset"] {
+                assert!(!e.contains(leak), "{leak} in {e}");
+            }
+        }
+    }
+}
