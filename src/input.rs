@@ -266,6 +266,8 @@ fn expand(
 /// mappings merged in, earlier ones winning, merges inside merged mappings applied too.
 /// A key written before `<<` and also merged is refused: the YAML spec lets the written
 /// key win, kubectl's YAML reader the merged one, and a check must not guess.
+/// (serde_yaml's `Value::apply_merge` is not used: it leaves the `<<` of a merged
+/// mapping in place, so a merge of a merge would be lost.)
 fn apply_merges(v: &mut Yaml, path: &str) -> Result<(), String> {
     match v {
         Yaml::Mapping(m) => {

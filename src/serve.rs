@@ -242,7 +242,7 @@ async fn publish_table_metrics(table: Arc<Table>, metrics: Arc<Metrics>) {
 }
 
 /// Polls the config file and publishes a new snapshot when its content differs from
-/// `last` (the bytes the current table came from). An invalid file keeps the last good
+/// `last` (the files the current table came from). An invalid file keeps the last good
 /// table and logs why.
 async fn watch_config(
     path: PathBuf,

@@ -414,6 +414,23 @@ fn a_directory_and_stdin_are_read() {
     ]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
+    // --config is read the same way: a directory holding the example config.
+    let config_dir = tempfile::tempdir().unwrap();
+    std::fs::copy(CONFIG, config_dir.path().join("config.yaml")).unwrap();
+    let config_dir = config_dir.path().to_str().unwrap();
+    let again = pullgate(&[
+        "check",
+        "--config",
+        config_dir,
+        "-f",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        stdout(&again),
+        out,
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     let (allowed, denied) = (
         out.find("1-allowed.yaml").unwrap(),
         out.find("2-denied.yml").unwrap(),
