@@ -14,6 +14,9 @@
 //! - [`policy`]: image references and the decision (pure).
 //! - [`index`]: the binding table built from objects (pure).
 //! - [`admission`]: images of pods and workloads, AdmissionReview in and out, the patch.
+//! - [`input`]: input files read as kubectl reads them (files, directories, stdin, lists,
+//!   merge keys), the kinds pullgate knows, and escaping for printing.
+//! - [`sensitive`]: reading objects that may hold credentials, with redacted errors.
 //! - [`config`]: the standalone configuration file.
 //! - [`cluster`]: cluster mode: watches feeding the table, leader-only Secrets, status, Events.
 //! - [`server`]: the TLS listener, limits, certificate reload, probes and metrics.
@@ -32,9 +35,11 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod index;
+pub mod input;
 pub mod logging;
 pub mod overview;
 pub mod policy;
 pub mod registry;
+pub mod sensitive;
 pub mod serve;
 pub mod server;

@@ -266,7 +266,7 @@ async fn publish_table_metrics(table: Arc<Table>, metrics: Arc<Metrics>) {
 struct ConfigPoll {
     /// The content last read, good or bad: a changed file is loaded once, and a bad one
     /// is reported (and counted) once.
-    last: Vec<u8>,
+    last: config::Content,
     /// Whether `last` could not be loaded.
     last_failed: bool,
     /// The read error last reported, so an unreadable file is reported once.
@@ -274,7 +274,7 @@ struct ConfigPoll {
 }
 
 /// Polls the config file and publishes a new snapshot when its content differs from
-/// `last` (the bytes the current table came from). An invalid or unreadable file keeps
+/// `last` (the files the current table came from). An invalid or unreadable file keeps
 /// the last good table, logs why and counts a reload failure; the table is marked as
 /// behind its source until the file loads again.
 async fn watch_config(
@@ -282,7 +282,7 @@ async fn watch_config(
     table: Arc<Table>,
     metrics: Arc<Metrics>,
     every: Duration,
-    last: Vec<u8>,
+    last: config::Content,
 ) {
     let mut poll = ConfigPoll {
         last,
@@ -309,7 +309,7 @@ fn reload_config(
     metrics: &Metrics,
     mut poll: ConfigPoll,
 ) -> ConfigPoll {
-    let content = match std::fs::read(path) {
+    let content = match config::read_content(path) {
         Ok(c) => c,
         Err(e) => {
             let error = e.to_string();
@@ -324,7 +324,7 @@ fn reload_config(
     };
     poll.read_error = None;
     if content != poll.last {
-        match config::parse_bytes(&content) {
+        match config::parse_content(&content) {
             Ok(cfg) => {
                 let revision = table.load().revision() + 1;
                 let snapshot = Snapshot::build(&cfg.objects, revision);
@@ -490,7 +490,7 @@ mod tests {
         runtime.block_on(async {
             let poll = Duration::from_millis(10);
             let metrics = Arc::new(Metrics::new());
-            tokio::spawn(watch_config(path, table.clone(), metrics, poll, Vec::new()));
+            tokio::spawn(watch_config(path, table.clone(), metrics, poll, Default::default()));
             asked.await.unwrap();
             let _ = answer.send(());
             while table.load().revision() < 2 {

@@ -594,3 +594,173 @@ async fn no_credential_appears_in_any_output() {
     );
     let _ = std::io::stderr().flush();
 }
+
+/// Secrets in `--config` whose values cannot be read: (YAML of the bad Secret, the
+/// field the error must name, what it must say, the forms of the value that must not
+/// appear). Issue #22 class 1.
+fn unreadable_secrets() -> Vec<(String, &'static str, &'static str, Vec<String>)> {
+    let meta = "apiVersion: v1\nkind: Secret\nmetadata: {name: bad, namespace: pullgate-system}\n";
+    let dcj = |entry: Value| {
+        format!(
+            "{meta}type: kubernetes.io/dockerconfigjson\ndata: {{.dockerconfigjson: {}}}\n",
+            b64(&json!({"auths": {"127.0.0.1:5000": entry}}).to_string())
+        )
+    };
+    vec![
+        (
+            format!("{meta}stringData: {{username: u, password: 987654321}}\n"),
+            "stringData.password",
+            "expected a string, found an integer",
+            vec!["987654321".into()],
+        ),
+        (
+            format!("{meta}stringData: {{password: 31415.9265}}\n"),
+            "stringData.password",
+            "expected a string, found a number",
+            vec!["31415".into(), "9265".into()],
+        ),
+        (
+            format!("{meta}data: {{password: \"c2VjcmV0+Zq!x\"}}\n"),
+            "data.password",
+            "invalid value",
+            // The base64 decoder's own message names the symbol and its offset.
+            vec![
+                "c2VjcmV0".into(),
+                "Zq!x".into(),
+                "symbol".into(),
+                "offset".into(),
+            ],
+        ),
+        // The content of a dockerconfigjson is read only where pull Secrets are made
+        // (cluster mode, unit-tested in cluster::credentials): loading must not show it.
+        (
+            dcj(json!({"auth": "%%not-base64-Jq7%%"})),
+            "",
+            "",
+            vec!["Jq7".into()],
+        ),
+        (
+            dcj(json!({"username": "u", "password": 55501234})),
+            "",
+            "",
+            vec!["55501234".into()],
+        ),
+    ]
+}
+
+fn read_lines(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+    let buffer = Arc::new(Mutex::new(String::new()));
+    let out = buffer.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stream)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let mut b = out.lock().unwrap();
+            b.push_str(&line);
+            b.push('\n');
+        }
+    });
+    buffer
+}
+
+/// `serve --config` with `good`, then `bad` written over it: the reload's log line.
+fn serve_reload_log(dir: &std::path::Path, good: &str, bad: &str) -> String {
+    let config = dir.join("reload.yaml");
+    std::fs::write(&config, good).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pullgate"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--probe-listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--ca-out")
+        .arg(dir.join("ca.crt"))
+        .args(["--reload-interval", "50ms", "--log-format", "json"])
+        .env("PULLGATE_LOG", "trace")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pullgate serve");
+    let log = read_lines(child.stderr.take().unwrap());
+    let wait_for = |what: &str| {
+        let started = Instant::now();
+        while !log.lock().unwrap().contains(what) {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no {what:?} in {}",
+                log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("standalone mode");
+    std::fs::write(&config, bad).unwrap();
+    wait_for("invalid config");
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = log.lock().unwrap().clone();
+    text
+}
+
+#[test]
+fn errors_about_secrets_in_the_config_name_the_field_never_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = standalone_config(free_port());
+    let manifest = dir.path().join("pod.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: nginx}]}\n",
+    )
+    .unwrap();
+    let file = dir.path().join("config.yaml");
+    let mut failures = Vec::new();
+    for (secret, field, problem, values) in unreadable_secrets() {
+        let bad = format!("{base}---\n{secret}");
+        std::fs::write(&file, &bad).unwrap();
+        let file = file.to_str().unwrap();
+        let mut outputs = Outputs::default();
+        run(
+            &["check", "--config", file, "-f", manifest.to_str().unwrap()],
+            &mut outputs,
+        );
+        run(&["overview", "--config", file], &mut outputs);
+        if !field.is_empty() {
+            // serve refuses such a file at start (a valid one it would go on serving).
+            run(
+                &[
+                    "serve",
+                    "--config",
+                    file,
+                    "--listen",
+                    &format!("127.0.0.1:{}", free_port()),
+                    "--probe-listen",
+                    &format!("127.0.0.1:{}", free_port()),
+                    "--ca-out",
+                    dir.path().join("ca-start.crt").to_str().unwrap(),
+                ],
+                &mut outputs,
+            );
+            outputs.add(
+                "serve reload log",
+                serve_reload_log(dir.path(), &base, &bad),
+            );
+            let want =
+                format!("Secret pullgate-system/bad: {field}: {problem} (the value is not shown)");
+            for (what, text) in &outputs.0 {
+                let error_output = what.ends_with("stderr") || what.contains("reload");
+                if error_output && !text.contains(&want) {
+                    failures.push(format!("{what}: no {want:?} in {text}"));
+                }
+            }
+        }
+        for (what, text) in &outputs.0 {
+            for v in &values {
+                if text.contains(v.as_str()) {
+                    failures.push(format!("{what}: {v:?} shown in {text}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use base64::Engine;
 use k8s_openapi::api::core::v1::Secret;
 use serde::Deserialize;
 
 use crate::api::SecretRef;
 use crate::index::{parse_host_port, RegistryEntry, SpaceEntry};
+use crate::sensitive::{Located, Redacted, Sensitive};
 
 /// Secret type of a Docker config JSON Secret.
 pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
@@ -124,26 +124,37 @@ struct AuthEntry {
 }
 
 /// Reads a credential for `space` of `registry` out of a dockerconfigjson or
-/// basic-auth Secret. The error says what is wrong, without any secret value.
+/// basic-auth Secret. Every read of the Secret's content goes through [`Sensitive`], so
+/// the error names the key and field (`data[".dockerconfigjson"].auths["host"].auth`)
+/// and never a value.
 pub fn from_secret(
     secret: &Secret,
     registry: &RegistryEntry,
     space: &str,
 ) -> Result<Credential, String> {
-    let data = |k: &str| {
-        secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(k))
-            .map(|b| b.0.as_slice())
+    let object = Sensitive::new(
+        "Secret",
+        secret.metadata.namespace.as_deref().unwrap_or_default(),
+        secret.metadata.name.as_deref().unwrap_or_default(),
+    );
+    let data = |k: &str| secret.data.as_ref().and_then(|d| d.get(k)).map(|b| &b.0);
+    // The caller names the Secret; the field and problem follow, the value never.
+    let redacted = |e: Redacted| {
+        format!(
+            "has {}: {} (the value is not shown)",
+            e.field(),
+            e.problem()
+        )
     };
     match secret.type_.as_deref() {
         Some(BASIC_AUTH_TYPE) => {
             let field = |k: &str| {
-                data(k)
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .map(str::to_string)
-                    .ok_or_else(|| format!("has no valid {k:?} key"))
+                let bytes = data(k).ok_or_else(|| format!("has no {k:?} key"))?;
+                object
+                    .at("data")
+                    .key(k)
+                    .utf8(bytes.clone())
+                    .map_err(redacted)
             };
             Ok(Credential {
                 username: field("username")?,
@@ -153,9 +164,11 @@ pub fn from_secret(
         Some(DOCKER_CONFIG_JSON_TYPE) => {
             let raw = data(DOCKER_CONFIG_JSON_KEY)
                 .ok_or_else(|| format!("has no {DOCKER_CONFIG_JSON_KEY:?} key"))?;
-            let config: DockerConfig = serde_json::from_slice(raw)
-                .map_err(|_| format!("has a {DOCKER_CONFIG_JSON_KEY:?} that is not valid"))?;
+            let at = object.at("data").key(DOCKER_CONFIG_JSON_KEY);
+            let config: DockerConfig = at.from_json(raw).map_err(redacted)?;
             entry_for(&config, registry, space)
+                .and_then(|(key, entry)| decode(&at.key("auths").key(key), entry))
+                .map_err(|e| e.either(redacted))
         }
         other => Err(format!(
             "has type {:?}; expected {DOCKER_CONFIG_JSON_TYPE} or {BASIC_AUTH_TYPE}",
@@ -164,13 +177,28 @@ pub fn from_secret(
     }
 }
 
+/// A problem found in a Secret: a fixed description, or one about a field's value.
+enum Problem {
+    Plain(String),
+    Field(Redacted),
+}
+
+impl Problem {
+    fn either(self, redacted: impl Fn(Redacted) -> String) -> String {
+        match self {
+            Problem::Plain(s) => s,
+            Problem::Field(r) => redacted(r),
+        }
+    }
+}
+
 /// The entry for the registry's host (any spelling); one scoped to the space wins over
 /// a bare host entry.
-fn entry_for(
-    config: &DockerConfig,
+fn entry_for<'c>(
+    config: &'c DockerConfig,
     registry: &RegistryEntry,
     space: &str,
-) -> Result<Credential, String> {
+) -> Result<(&'c str, &'c AuthEntry), Problem> {
     let mut bare = None;
     for (key, entry) in &config.auths {
         let Some((host, path)) = split_auth_key(key) else {
@@ -180,17 +208,17 @@ fn entry_for(
             continue;
         }
         match path {
-            Some(p) if p == space => return decode(entry),
+            Some(p) if p == space => return Ok((key, entry)),
             Some(_) => {}
-            None => bare = bare.or(Some(entry)),
+            None => bare = bare.or(Some((key.as_str(), entry))),
         }
     }
     match bare {
-        Some(e) => decode(e),
-        None => Err(format!(
+        Some(found) => Ok(found),
+        None => Err(Problem::Plain(format!(
             "has no auths entry for registry {:?} (host {})",
             registry.name, registry.url.host
-        )),
+        ))),
     }
 }
 
@@ -214,7 +242,9 @@ fn split_auth_key(key: &str) -> Option<(String, Option<String>)> {
     Some((host_key, path))
 }
 
-fn decode(entry: &AuthEntry) -> Result<Credential, String> {
+/// The credential of one `auths` entry: `username`/`password`, else `auth`, the base64
+/// of `user:password`.
+fn decode(at: &Located<'_>, entry: &AuthEntry) -> Result<Credential, Problem> {
     if let (Some(u), Some(p)) = (&entry.username, &entry.password) {
         if !u.is_empty() {
             return Ok(Credential {
@@ -223,20 +253,93 @@ fn decode(entry: &AuthEntry) -> Result<Credential, String> {
             });
         }
     }
-    let auth = entry
-        .auth
-        .as_deref()
-        .ok_or("has an auths entry with neither username/password nor auth")?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(auth.trim())
-        .map_err(|_| "has an auths entry whose auth is not base64")?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| "has an auths entry whose auth is not UTF-8")?;
+    let auth = entry.auth.as_deref().ok_or_else(|| {
+        Problem::Plain("has an auths entry with neither username/password nor auth".into())
+    })?;
+    let at = at.key("auth");
+    let text = at
+        .base64(auth)
+        .and_then(|bytes| at.utf8(bytes))
+        .map_err(Problem::Field)?;
     let (u, p) = text
         .split_once(':')
-        .ok_or("has an auths entry whose auth is not user:password")?;
+        .ok_or_else(|| Problem::Field(at.error("not user:password")))?;
     Ok(Credential {
         username: u.to_string(),
         password: p.to_string(),
     })
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+    use crate::index::{Objects, Snapshot};
+    use k8s_openapi::ByteString;
+    use serde_json::json;
+
+    const VALUE: &str = "Pw-7731-zq";
+
+    fn dcj(content: &[u8]) -> Secret {
+        Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some("dcj".into()),
+                namespace: Some("ops".into()),
+                ..Default::default()
+            },
+            type_: Some(DOCKER_CONFIG_JSON_TYPE.into()),
+            data: Some(
+                [(
+                    DOCKER_CONFIG_JSON_KEY.to_string(),
+                    ByteString(content.to_vec()),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    /// Issue #22 class 1: what a dockerconfigjson holds never shows in the error.
+    #[test]
+    fn dockerconfigjson_errors_name_the_field_not_the_value() {
+        let registry: crate::api::Registry = serde_json::from_value(json!({
+            "apiVersion": "pullgate.io/v1alpha1", "kind": "Registry",
+            "metadata": {"name": "r"},
+            "spec": {"type": "DockerRegistry", "url": "https://reg.example.com"}}))
+        .unwrap();
+        let objects = Objects {
+            registries: vec![registry],
+            ..Default::default()
+        };
+        let snap = Snapshot::build(&objects, 1);
+        let reg = &snap.registries()[0];
+        let host = "reg.example.com";
+        let at = format!("data[\".dockerconfigjson\"].auths[{host:?}]");
+        let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
+        let cases = [
+            (
+                json!({"auths": {host: {"auth": format!("{VALUE}!")}}}).to_string(),
+                format!("{at}.auth: not base64"),
+            ),
+            (
+                json!({"auths": {host: {"auth": b64(VALUE)}}}).to_string(),
+                format!("{at}.auth: not user:password"),
+            ),
+            (
+                json!({"auths": {host: {"username": "u", "password": 7731}}}).to_string(),
+                format!("{at}.password: expected a string, found an integer"),
+            ),
+            (
+                format!("{{\"auths\": {{\"{host}\": {VALUE}}}}}"),
+                "data[\".dockerconfigjson\"]: not valid JSON (line 1".to_string(),
+            ),
+        ];
+        for (content, want) in cases {
+            let e = from_secret(&dcj(content.as_bytes()), reg, "team").unwrap_err();
+            assert!(e.contains(&want), "{e}");
+            assert!(e.ends_with("(the value is not shown)"), "{e}");
+            for leak in [VALUE, "7731", "symbol", "offset"] {
+                assert!(!e.contains(leak), "{leak} in {e}");
+            }
+        }
+    }
 }
