@@ -410,7 +410,7 @@ mod tests {
         let metrics = Metrics::new();
         let failures = "pullgate_config_reload_failures_total";
         let mut poll = ConfigPoll {
-            last: Vec::new(),
+            last: Default::default(),
             last_failed: false,
             read_error: None,
         };
