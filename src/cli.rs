@@ -158,7 +158,8 @@ pub struct CheckArgs {
     /// Configuration file (same format as `serve --config`).
     #[arg(long, env = "PULLGATE_CONFIG")]
     pub config: PathBuf,
-    /// Manifests to check (multi-document YAML; `-` for stdin).
+    /// Manifests to check: files, directories (their .yaml/.yml/.json files) or `-` for
+    /// stdin; multi-document YAML or JSON, lists and merge keys as kubectl reads them.
     #[arg(short = 'f', long = "filename", num_args = 1..)]
     pub files: Vec<PathBuf>,
     /// Explain the decision for one image, step by step.
