@@ -355,6 +355,10 @@ pub fn explain_image(
                     "registry:",
                     format!("conflict: claimed by {}", names.join(", ")),
                 ),
+                Resolution::Unusable(name) => step(
+                    "registry:",
+                    format!("{name}, whose spec is invalid (see the warnings above); denied"),
+                ),
                 Resolution::NoSpace(reg) => step(
                     "registry:",
                     format!("{} ({}); no space matches the path", reg.name, reg.url),

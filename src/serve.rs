@@ -490,7 +490,13 @@ mod tests {
         runtime.block_on(async {
             let poll = Duration::from_millis(10);
             let metrics = Arc::new(Metrics::new());
-            tokio::spawn(watch_config(path, table.clone(), metrics, poll, Default::default()));
+            tokio::spawn(watch_config(
+                path,
+                table.clone(),
+                metrics,
+                poll,
+                Default::default(),
+            ));
             asked.await.unwrap();
             let _ = answer.send(());
             while table.load().revision() < 2 {

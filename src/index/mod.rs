@@ -115,6 +115,9 @@ pub enum Resolution<'s> {
     Unmanaged,
     /// Several Registries claim this host; judged as denied (fail closed).
     HostConflict(&'s [String]),
+    /// A Registry whose spec is unusable (a bad URL) claims this host; judged as denied,
+    /// never as unmanaged (fail closed).
+    Unusable(&'s str),
     /// The registry is integrated but no space matches the path.
     NoSpace(&'s RegistryEntry),
     /// The space that matched.
@@ -125,6 +128,8 @@ pub enum Resolution<'s> {
 enum HostOwner {
     One(RegistryId),
     Many(Vec<String>),
+    /// Only a Registry that was skipped as invalid claims the host.
+    Unusable(String),
 }
 
 /// The immutable binding table.
@@ -173,6 +178,7 @@ impl Snapshot {
         let registry = match self.hosts.get(image.host_key()) {
             None => return Resolution::Unmanaged,
             Some(HostOwner::Many(names)) => return Resolution::HostConflict(names),
+            Some(HostOwner::Unusable(name)) => return Resolution::Unusable(name),
             Some(HostOwner::One(id)) => &self.registries[*id as usize],
         };
         match registry.lookup(image.path()) {

@@ -318,3 +318,53 @@ fn hosts_no_reference_can_spell_are_refused_as_aliases_and_urls() {
         ]
     );
 }
+
+#[test]
+fn an_invalid_registry_still_claims_its_hosts_so_they_are_never_unmanaged() {
+    let objects = Objects {
+        registries: vec![
+            // a URL with a path: skipped, but its host and aliases stay claimed
+            mk_registry(
+                "typo",
+                Harbor,
+                "https://harbor.example.com/v2",
+                &["harbor.internal:8443"],
+            ),
+            // no scheme at all
+            mk_registry("bare", DockerRegistry, "registry.example.com:5000", &[]),
+            // an invalid registry never takes a host from a valid one
+            mk_registry(
+                "broken-twin",
+                Harbor,
+                "ftp://ok.example.com",
+                &["ok.example.com"],
+            ),
+            mk_registry("ok", Harbor, "https://ok.example.com", &[]),
+        ],
+        ..Objects::default()
+    };
+    let snap = Snapshot::build(&objects, 1);
+    let resolve = |r: &str| {
+        let img = crate::policy::ImageRef::parse(r).unwrap();
+        match snap.resolve(&img) {
+            Resolution::Unusable(name) => format!("unusable {name}"),
+            Resolution::Unmanaged => "unmanaged".into(),
+            Resolution::NoSpace(reg) => format!("registry {}", reg.name),
+            other => format!("{other:?}"),
+        }
+    };
+    assert_eq!(resolve("harbor.example.com/team-a/app"), "unusable typo");
+    assert_eq!(
+        resolve("HARBOR.example.com:443/team-a/app"),
+        "unusable typo"
+    );
+    assert_eq!(resolve("harbor.internal:8443/team-a/app"), "unusable typo");
+    assert_eq!(resolve("registry.example.com:5000/x"), "unusable bare");
+    assert_eq!(resolve("ok.example.com/x"), "registry ok");
+    assert_eq!(resolve("elsewhere.example.com/x"), "unmanaged");
+    let p = problems_of(&objects).join("\n");
+    assert!(
+        p.contains("Registry typo: url \"https://harbor.example.com/v2\" must be scheme://host[:port] with no path, query or user; registry skipped, images from its hosts are denied"),
+        "{p}"
+    );
+}

@@ -104,6 +104,8 @@ pub enum Reason {
     HostConflict {
         host: String,
     },
+    /// The host belongs to a Registry whose spec is invalid.
+    UnusableRegistry,
     NoSpace,
     Public,
     Bound,
@@ -121,6 +123,7 @@ impl Reason {
             Reason::Invalid { .. } => "invalid",
             Reason::Unmanaged { .. } => "unmanaged",
             Reason::HostConflict { .. } => "hostConflict",
+            Reason::UnusableRegistry => "unusableRegistry",
             Reason::NoSpace => "noSpace",
             Reason::Public => "public",
             Reason::Bound => "bound",
@@ -279,6 +282,10 @@ fn judge(u: &ImageUse<'_>, req: &Request<'_>, snap: &Snapshot, policy: &Policy) 
                 host: image.host_key().to_string(),
             };
         }
+        Resolution::Unusable(name) => {
+            v.registry = Some(name.to_string());
+            v.reason = Reason::UnusableRegistry;
+        }
         Resolution::NoSpace(reg) => v.registry = Some(reg.name.clone()),
         Resolution::Space(reg, space) => {
             v.registry = Some(reg.name.clone());
@@ -326,6 +333,9 @@ pub fn explain(v: &ImageVerdict, namespace: &str) -> String {
         }
         Reason::HostConflict { host } => format!(
             "{head} is from {host:?}, which several registries claim; ask a cluster admin to fix the registry aliases"
+        ),
+        Reason::UnusableRegistry => format!(
+            "{head} is from registry {registry:?}, whose spec is invalid (see its status); ask a cluster admin to fix it"
         ),
         Reason::NoSpace => format!("{head} is not in any registry space of registry {registry:?}"),
         Reason::Public => format!("{head} is in public registry space {space:?} of registry {registry:?}"),

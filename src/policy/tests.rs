@@ -203,6 +203,45 @@ fn unmanaged_policy_allow() {
 }
 
 #[test]
+fn unmanaged_allow_never_opens_the_hosts_of_an_invalid_registry() {
+    let policy = Policy {
+        unmanaged: Unmanaged::Allow,
+        ..Policy::default()
+    };
+    let mut objects = world();
+    // a typo in the URL (a path) makes the Registry unusable; its hosts stay claimed
+    objects.registries[0].spec.url = "https://harbor.example.com/api".into();
+    let d = decide_in(
+        &objects,
+        &policy,
+        "app-1",
+        &[
+            "harbor.example.com/team-a/x",
+            "10.0.0.5/team-a/x",
+            "quay.io/x/y",
+        ],
+    );
+    let codes: Vec<_> = d
+        .images
+        .iter()
+        .map(|v| (v.allowed, v.reason.code()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (false, "unusableRegistry"),
+            (false, "unusableRegistry"),
+            (true, "unmanaged")
+        ]
+    );
+    let msg = d.message();
+    assert!(
+        msg.contains("is from registry \"harbor-prod\", whose spec is invalid (see its status); ask a cluster admin to fix it"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn message_lists_every_denied_image_and_no_other_tenant() {
     let d = decide_in(
         &world(),
