@@ -8,6 +8,7 @@ use super::testing::*;
 use super::*;
 use crate::config;
 use crate::index::{Snapshot, Table};
+use crate::policy::{ImageUse, Location};
 
 const CONFIG: &str = include_str!("../../examples/config.yaml");
 
@@ -420,4 +421,73 @@ fn objects_of_kinds_not_judged_never_make_a_request_invalid() {
         r.status, 400,
         "a judged object that cannot be read is refused"
     );
+}
+
+/// `n` containers named `c0`…, each in its own location kind, with images `prefix0`….
+fn uses<'a>(names: &'a [String], images: &'a [String]) -> Vec<ImageUse<'a>> {
+    names
+        .iter()
+        .zip(images)
+        .enumerate()
+        .map(|(i, (name, image))| ImageUse {
+            image,
+            location: [Location::Container, Location::InitContainer][i % 2],
+            name,
+        })
+        .collect()
+}
+
+#[test]
+fn the_update_diff_is_linear() {
+    for n in [1_000, 10_000] {
+        let names: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        let old_images: Vec<String> = (0..n).map(|i| format!("nginx:{i}")).collect();
+        // Half unchanged, half with a new image: the worst case of a scan is a miss.
+        let new_images: Vec<String> = (0..n)
+            .map(|i| format!("nginx:{}", if i % 2 == 0 { i } else { i + n }))
+            .collect();
+        let (old, new) = (uses(&names, &old_images), uses(&names, &new_images));
+        let (changed, work) = object::changed_counted(new, &old);
+        assert_eq!(changed.len(), n / 2);
+        eprintln!("diff of {n} containers: {work:?}");
+        assert!(
+            work.total() <= 4 * 2 * n,
+            "diff of {n} old and {n} new images did {work:?}, more than linear work"
+        );
+    }
+}
+
+proptest::proptest! {
+    /// The table diff keeps the meaning of the scan it replaced: an image use is
+    /// unchanged when any old use has the same location, name and image (duplicate
+    /// names and moves between location kinds included).
+    #[test]
+    fn the_update_diff_means_what_the_scan_meant(
+        old in proptest::collection::vec((0..4usize, "[ab]{0,2}", "[xy]{0,2}"), 0..12),
+        new in proptest::collection::vec((0..4usize, "[ab]{0,2}", "[xy]{0,2}"), 0..12),
+    ) {
+        let (old, new) = (located(&old), located(&new));
+        let scanned: Vec<ImageUse<'_>> = new
+            .iter()
+            .filter(|n| !old.iter().any(|o| o == *n))
+            .cloned()
+            .collect();
+        proptest::prop_assert_eq!(object::changed(new, &old), scanned);
+    }
+}
+
+fn located(list: &[(usize, String, String)]) -> Vec<ImageUse<'_>> {
+    const LOCATIONS: [Location; 4] = [
+        Location::Container,
+        Location::InitContainer,
+        Location::EphemeralContainer,
+        Location::ImageVolume,
+    ];
+    list.iter()
+        .map(|(l, name, image)| ImageUse {
+            image,
+            location: LOCATIONS[*l],
+            name,
+        })
+        .collect()
 }
