@@ -49,6 +49,66 @@ impl Kind {
     }
 }
 
+/// The most image locations (containers, init containers, ephemeral containers and
+/// image volumes, counted over the whole object) an object may hold; more is refused.
+///
+/// The apiserver can never send more. It stores an object in etcd, whose default
+/// request limit is 1.5 MiB (`--max-request-bytes` 1,572,864), and before admission it
+/// defaults every entry. The cheapest image location stored is an image volume: in the
+/// protobuf encoding the list entry (2 bytes), a name of at least one character (3),
+/// the volume source (2) and its `image` field (3), a reference of at least one
+/// character (3) and the defaulted `pullPolicy` of at least `Always` (8): 21 bytes, so
+/// at most 1,572,864 / 21 = 74,898 image locations fit. (A container costs more: it is
+/// also defaulted with `terminationMessagePath`, `terminationMessagePolicy`,
+/// `imagePullPolicy` and `resources`.) The bound keeps a margin above that; no real
+/// pod comes near it (a pod with 100 containers is already rare).
+pub const MAX_IMAGE_LOCATIONS: usize = 80_000;
+
+/// The most `imagePullSecrets` entries an object may hold; more is refused. The
+/// cheapest stored entry, `{}` (an empty name is only warned about), costs 4 bytes of
+/// protobuf, so at most 1,572,864 / 4 = 393,216 fit in etcd's default request limit.
+pub const MAX_PULL_SECRETS: usize = 400_000;
+
+/// What is left of an object's bounds while it is read.
+struct Budget {
+    locations: usize,
+    pull_secrets: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Budget {
+        Budget {
+            locations: MAX_IMAGE_LOCATIONS,
+            pull_secrets: MAX_PULL_SECRETS,
+        }
+    }
+}
+
+impl Budget {
+    /// Counts one image location, refusing the object past the bound (before the
+    /// entry is kept, so what an object makes pullgate hold is bounded too).
+    fn location(&mut self, r: &Reader<'_>) -> json::Result<()> {
+        self.locations = self.locations.checked_sub(1).ok_or_else(|| {
+            r.shape_error(format!(
+                "more than {MAX_IMAGE_LOCATIONS} image locations (containers, init containers, \
+                 ephemeral containers and image volumes), more than the apiserver can store \
+                 in one object"
+            ))
+        })?;
+        Ok(())
+    }
+
+    fn pull_secret(&mut self, r: &Reader<'_>) -> json::Result<()> {
+        self.pull_secrets = self.pull_secrets.checked_sub(1).ok_or_else(|| {
+            r.shape_error(format!(
+                "more than {MAX_PULL_SECRETS} imagePullSecrets entries, more than the \
+                 apiserver can store in one object"
+            ))
+        })?;
+        Ok(())
+    }
+}
+
 /// A pod, workload or PodTemplate object.
 #[derive(Debug, Default)]
 pub struct Object<'a> {
@@ -117,14 +177,18 @@ impl<'a> Object<'a> {
         Ok(o)
     }
 
+    /// Reads an object, refusing one beyond [`MAX_IMAGE_LOCATIONS`] or
+    /// [`MAX_PULL_SECRETS`].
     pub(super) fn read(r: &mut Reader<'a>) -> json::Result<Object<'a>> {
         let mut o = Object::default();
         let mut seen = Seen::default();
+        let mut budget = Budget::default();
+        let b = &mut budget;
         r.object(|r, key| {
             match &*key {
                 b"metadata" => o.metadata = seen.field(r, "metadata", Meta::read)?,
-                b"spec" => o.spec = seen.field(r, "spec", Spec::read)?,
-                b"template" => o.template = seen.field(r, "template", Template::read)?,
+                b"spec" => o.spec = seen.field(r, "spec", |r| Spec::read(r, b))?,
+                b"template" => o.template = seen.field(r, "template", |r| Template::read(r, b))?,
                 _ => r.skip()?,
             }
             Ok(())
@@ -200,27 +264,40 @@ impl<'a> Meta<'a> {
 }
 
 impl<'a> Spec<'a> {
-    fn read(r: &mut Reader<'a>) -> json::Result<Spec<'a>> {
+    fn read(r: &mut Reader<'a>, b: &mut Budget) -> json::Result<Spec<'a>> {
         let mut s = Spec::default();
         let mut seen = Seen::default();
         r.object(|r, key| {
             match &*key {
-                b"containers" => s.containers = seen.list(r, "containers", Container::read)?,
+                b"containers" => {
+                    s.containers = seen.list(r, "containers", |r| Container::read_counted(r, b))?
+                }
                 b"initContainers" => {
-                    s.init_containers = seen.list(r, "initContainers", Container::read)?
+                    s.init_containers =
+                        seen.list(r, "initContainers", |r| Container::read_counted(r, b))?
                 }
                 b"ephemeralContainers" => {
-                    s.ephemeral_containers = seen.list(r, "ephemeralContainers", Container::read)?
+                    s.ephemeral_containers =
+                        seen.list(r, "ephemeralContainers", |r| Container::read_counted(r, b))?
                 }
-                b"volumes" => s.volumes = seen.list(r, "volumes", Volume::read)?,
+                b"volumes" => {
+                    s.volumes = seen.field(r, "volumes", |r| Volume::read_images(r, b))?
+                }
                 b"imagePullSecrets" => {
-                    s.image_pull_secrets = seen.list(r, "imagePullSecrets", NameRef::read)?
+                    s.image_pull_secrets = seen.list(r, "imagePullSecrets", |r| {
+                        b.pull_secret(r)?;
+                        NameRef::read(r)
+                    })?
                 }
                 b"template" => {
-                    s.template = seen.field(r, "template", Template::read)?.map(Box::new)
+                    s.template = seen
+                        .field(r, "template", |r| Template::read(r, b))?
+                        .map(Box::new)
                 }
                 b"jobTemplate" => {
-                    s.job_template = seen.field(r, "jobTemplate", Template::read)?.map(Box::new)
+                    s.job_template = seen
+                        .field(r, "jobTemplate", |r| Template::read(r, b))?
+                        .map(Box::new)
                 }
                 _ => r.skip()?,
             }
@@ -231,12 +308,12 @@ impl<'a> Spec<'a> {
 }
 
 impl<'a> Template<'a> {
-    fn read(r: &mut Reader<'a>) -> json::Result<Template<'a>> {
+    fn read(r: &mut Reader<'a>, b: &mut Budget) -> json::Result<Template<'a>> {
         let mut t = Template::default();
         let mut seen = Seen::default();
         r.object(|r, key| {
             match &*key {
-                b"spec" => t.spec = seen.field(r, "spec", Spec::read)?,
+                b"spec" => t.spec = seen.field(r, "spec", |r| Spec::read(r, b))?,
                 _ => r.skip()?,
             }
             Ok(())
@@ -246,6 +323,11 @@ impl<'a> Template<'a> {
 }
 
 impl<'a> Container<'a> {
+    fn read_counted(r: &mut Reader<'a>, b: &mut Budget) -> json::Result<Container<'a>> {
+        b.location(r)?;
+        Container::read(r)
+    }
+
     fn read(r: &mut Reader<'a>) -> json::Result<Container<'a>> {
         let mut c = Container::default();
         let mut seen = Seen::default();
@@ -262,6 +344,21 @@ impl<'a> Container<'a> {
 }
 
 impl<'a> Volume<'a> {
+    /// The volumes of a list that have an image: only they are kept (and counted as
+    /// image locations), the others are read and dropped.
+    fn read_images(r: &mut Reader<'a>, b: &mut Budget) -> json::Result<Vec<Volume<'a>>> {
+        let mut out = Vec::new();
+        r.array(|r| {
+            let v = Volume::read(r)?;
+            if v.image.is_some() {
+                b.location(r)?;
+                out.push(v);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     fn read(r: &mut Reader<'a>) -> json::Result<Volume<'a>> {
         let mut v = Volume::default();
         let mut seen = Seen::default();
