@@ -466,6 +466,9 @@ pub fn changed_counted<'a>(
     old: &[ImageUse<'_>],
 ) -> (Vec<ImageUse<'a>>, DiffWork) {
     let comparisons = Cell::new(0);
+    // The key's cell is the comparison counter, not part of its identity (hash and
+    // equality ignore it).
+    #[allow(clippy::mutable_key_type)]
     let old_keys: HashSet<Key<'_>> = old.iter().map(|o| Key::of(o, &comparisons)).collect();
     let new_len = new.len();
     let out = new
