@@ -1,7 +1,7 @@
 //! Micro-benchmarks of the decision core at SPEC §10 scale (10,000 namespaces, 1,000
 //! spaces, 500 workspaces): image parsing, resolution, the decision per image and per
 //! pod review, skipping a review's JSON (pullgate's reader beside serde_json's), the
-//! audit line, snapshot rebuild after one change (alone, and as the
+//! audit line, the UPDATE diff of old and new images, snapshot rebuild after one change (alone, and as the
 //! cluster feed does it: apply the watch event, rebuild, publish), and the mutate patch.
 //! Run: `cargo bench --bench core`.
 
@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use kube::api::DynamicObject;
+use pullgate::admission::object::changed;
 use pullgate::admission::{Admission, Webhook};
 use pullgate::cluster::state::{Change, Item, State, WatchId};
 use pullgate::index::testing::mk_scaled;
@@ -208,6 +209,45 @@ fn benches(c: &mut Criterion) {
         })
     });
     group.finish();
+    diff(c);
+}
+
+/// The UPDATE diff of old and new images (SPEC §3.2) at growing container counts: half
+/// the images changed, containers and init containers alternating.
+fn diff(c: &mut Criterion) {
+    let mut group = c.benchmark_group("diff");
+    for n in [100, 1_000, 10_000] {
+        let names: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        let images = |shift: usize| -> Vec<String> {
+            (0..n)
+                .map(|i| format!("nginx:{}", if i % 2 == 0 { i } else { i + shift }))
+                .collect()
+        };
+        let (old_images, new_images) = (images(0), images(n));
+        let old = uses(&names, &old_images);
+        let new = uses(&names, &new_images);
+        group.bench_function(format!("{n} containers, half changed"), |b| {
+            b.iter_batched(
+                || new.clone(),
+                |new| black_box(changed(new, &old)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn uses<'a>(names: &'a [String], images: &'a [String]) -> Vec<ImageUse<'a>> {
+    names
+        .iter()
+        .zip(images)
+        .enumerate()
+        .map(|(i, (name, image))| ImageUse {
+            image,
+            location: [Location::Container, Location::InitContainer][i % 2],
+            name,
+        })
+        .collect()
 }
 
 fn dynamic(object: serde_json::Value) -> DynamicObject {

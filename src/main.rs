@@ -1,6 +1,13 @@
 use clap::Parser;
 use pullgate::cli::{Cli, Command};
 
+/// mimalloc instead of glibc's malloc: after a burst of large reviews glibc kept tens
+/// of MiB resident in its per-thread arenas (and its mmap threshold, raised by each
+/// large free, kept later large buffers on the heap), while mimalloc returns freed
+/// pages to the system.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     let code = match Cli::parse().command {
         Command::Serve(args) => pullgate::serve::main(args),

@@ -3,6 +3,9 @@
 //! so every reader sees one interpretation), and the images they use.
 
 use std::borrow::Cow;
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 
 use super::json::{self, Reader, Seen};
 use crate::api::MIRROR_POD_ANNOTATION;
@@ -43,6 +46,66 @@ impl Kind {
     pub fn from_api_version(api_version: &str, kind: &str) -> Option<Kind> {
         let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
         Kind::from_group_kind(group, kind)
+    }
+}
+
+/// The most image locations (containers, init containers, ephemeral containers and
+/// image volumes, counted over the whole object) an object may hold; more is refused.
+///
+/// The apiserver can never send more. It stores an object in etcd, whose default
+/// request limit is 1.5 MiB (`--max-request-bytes` 1,572,864), and before admission it
+/// defaults every entry. The cheapest image location stored is an image volume: in the
+/// protobuf encoding the list entry (2 bytes), a name of at least one character (3),
+/// the volume source (2) and its `image` field (3), a reference of at least one
+/// character (3) and the defaulted `pullPolicy` of at least `Always` (8): 21 bytes, so
+/// at most 1,572,864 / 21 = 74,898 image locations fit. (A container costs more: it is
+/// also defaulted with `terminationMessagePath`, `terminationMessagePolicy`,
+/// `imagePullPolicy` and `resources`.) The bound keeps a margin above that; no real
+/// pod comes near it (a pod with 100 containers is already rare).
+pub const MAX_IMAGE_LOCATIONS: usize = 80_000;
+
+/// The most `imagePullSecrets` entries an object may hold; more is refused. The
+/// cheapest stored entry, `{}` (an empty name is only warned about), costs 4 bytes of
+/// protobuf, so at most 1,572,864 / 4 = 393,216 fit in etcd's default request limit.
+pub const MAX_PULL_SECRETS: usize = 400_000;
+
+/// What is left of an object's bounds while it is read.
+struct Budget {
+    locations: usize,
+    pull_secrets: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Budget {
+        Budget {
+            locations: MAX_IMAGE_LOCATIONS,
+            pull_secrets: MAX_PULL_SECRETS,
+        }
+    }
+}
+
+impl Budget {
+    /// Counts one image location, refusing the object past the bound (before the
+    /// entry is kept, so what an object makes pullgate hold is bounded too).
+    fn location(&mut self, r: &Reader<'_>) -> json::Result<()> {
+        self.locations = self.locations.checked_sub(1).ok_or_else(|| {
+            r.shape_error(format!(
+                "more than {MAX_IMAGE_LOCATIONS} image locations (containers, init containers, \
+                 ephemeral containers and image volumes), more than the apiserver can store \
+                 in one object"
+            ))
+        })?;
+        Ok(())
+    }
+
+    fn pull_secret(&mut self, r: &Reader<'_>) -> json::Result<()> {
+        self.pull_secrets = self.pull_secrets.checked_sub(1).ok_or_else(|| {
+            r.shape_error(format!(
+                "more than {MAX_PULL_SECRETS} imagePullSecrets entries, more than the \
+                 apiserver can store in one object"
+            ))
+        })?;
+        Ok(())
     }
 }
 
@@ -114,14 +177,18 @@ impl<'a> Object<'a> {
         Ok(o)
     }
 
+    /// Reads an object, refusing one beyond [`MAX_IMAGE_LOCATIONS`] or
+    /// [`MAX_PULL_SECRETS`].
     pub(super) fn read(r: &mut Reader<'a>) -> json::Result<Object<'a>> {
         let mut o = Object::default();
         let mut seen = Seen::default();
+        let mut budget = Budget::default();
+        let b = &mut budget;
         r.object(|r, key| {
             match &*key {
                 b"metadata" => o.metadata = seen.field(r, "metadata", Meta::read)?,
-                b"spec" => o.spec = seen.field(r, "spec", Spec::read)?,
-                b"template" => o.template = seen.field(r, "template", Template::read)?,
+                b"spec" => o.spec = seen.field(r, "spec", |r| Spec::read(r, b))?,
+                b"template" => o.template = seen.field(r, "template", |r| Template::read(r, b))?,
                 _ => r.skip()?,
             }
             Ok(())
@@ -197,27 +264,40 @@ impl<'a> Meta<'a> {
 }
 
 impl<'a> Spec<'a> {
-    fn read(r: &mut Reader<'a>) -> json::Result<Spec<'a>> {
+    fn read(r: &mut Reader<'a>, b: &mut Budget) -> json::Result<Spec<'a>> {
         let mut s = Spec::default();
         let mut seen = Seen::default();
         r.object(|r, key| {
             match &*key {
-                b"containers" => s.containers = seen.list(r, "containers", Container::read)?,
+                b"containers" => {
+                    s.containers = seen.list(r, "containers", |r| Container::read_counted(r, b))?
+                }
                 b"initContainers" => {
-                    s.init_containers = seen.list(r, "initContainers", Container::read)?
+                    s.init_containers =
+                        seen.list(r, "initContainers", |r| Container::read_counted(r, b))?
                 }
                 b"ephemeralContainers" => {
-                    s.ephemeral_containers = seen.list(r, "ephemeralContainers", Container::read)?
+                    s.ephemeral_containers =
+                        seen.list(r, "ephemeralContainers", |r| Container::read_counted(r, b))?
                 }
-                b"volumes" => s.volumes = seen.list(r, "volumes", Volume::read)?,
+                b"volumes" => {
+                    s.volumes = seen.field(r, "volumes", |r| Volume::read_images(r, b))?
+                }
                 b"imagePullSecrets" => {
-                    s.image_pull_secrets = seen.list(r, "imagePullSecrets", NameRef::read)?
+                    s.image_pull_secrets = seen.list(r, "imagePullSecrets", |r| {
+                        b.pull_secret(r)?;
+                        NameRef::read(r)
+                    })?
                 }
                 b"template" => {
-                    s.template = seen.field(r, "template", Template::read)?.map(Box::new)
+                    s.template = seen
+                        .field(r, "template", |r| Template::read(r, b))?
+                        .map(Box::new)
                 }
                 b"jobTemplate" => {
-                    s.job_template = seen.field(r, "jobTemplate", Template::read)?.map(Box::new)
+                    s.job_template = seen
+                        .field(r, "jobTemplate", |r| Template::read(r, b))?
+                        .map(Box::new)
                 }
                 _ => r.skip()?,
             }
@@ -228,12 +308,12 @@ impl<'a> Spec<'a> {
 }
 
 impl<'a> Template<'a> {
-    fn read(r: &mut Reader<'a>) -> json::Result<Template<'a>> {
+    fn read(r: &mut Reader<'a>, b: &mut Budget) -> json::Result<Template<'a>> {
         let mut t = Template::default();
         let mut seen = Seen::default();
         r.object(|r, key| {
             match &*key {
-                b"spec" => t.spec = seen.field(r, "spec", Spec::read)?,
+                b"spec" => t.spec = seen.field(r, "spec", |r| Spec::read(r, b))?,
                 _ => r.skip()?,
             }
             Ok(())
@@ -243,6 +323,11 @@ impl<'a> Template<'a> {
 }
 
 impl<'a> Container<'a> {
+    fn read_counted(r: &mut Reader<'a>, b: &mut Budget) -> json::Result<Container<'a>> {
+        b.location(r)?;
+        Container::read(r)
+    }
+
     fn read(r: &mut Reader<'a>) -> json::Result<Container<'a>> {
         let mut c = Container::default();
         let mut seen = Seen::default();
@@ -259,6 +344,21 @@ impl<'a> Container<'a> {
 }
 
 impl<'a> Volume<'a> {
+    /// The volumes of a list that have an image: only they are kept (and counted as
+    /// image locations), the others are read and dropped.
+    fn read_images(r: &mut Reader<'a>, b: &mut Budget) -> json::Result<Vec<Volume<'a>>> {
+        let mut out = Vec::new();
+        r.array(|r| {
+            let v = Volume::read(r)?;
+            if v.image.is_some() {
+                b.location(r)?;
+                out.push(v);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     fn read(r: &mut Reader<'a>) -> json::Result<Volume<'a>> {
         let mut v = Volume::default();
         let mut seen = Seen::default();
@@ -336,13 +436,83 @@ impl Spec<'_> {
     }
 }
 
+/// The work one diff did, for tests and benchmarks that show it is linear.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiffWork {
+    /// Equality tests of two image uses.
+    pub comparisons: usize,
+    /// Insertions into and lookups in the table of old image uses.
+    pub lookups: usize,
+}
+
+impl DiffWork {
+    pub fn total(self) -> usize {
+        self.comparisons + self.lookups
+    }
+}
+
 /// The images of `new` that are new or changed compared with `old` (same location and
 /// name with the same image is unchanged).
 pub fn changed<'a>(new: Vec<ImageUse<'a>>, old: &[ImageUse<'_>]) -> Vec<ImageUse<'a>> {
-    new.into_iter()
-        .filter(|n| {
-            !old.iter()
-                .any(|o| o.location == n.location && o.name == n.name && o.image == n.image)
-        })
-        .collect()
+    changed_counted(new, old).0
+}
+
+/// [`changed`], with the work it did: one insertion per old image use and one lookup
+/// per new one in a table keyed by (location, name, image), and an equality test only
+/// where hashes meet. The hasher is std's, keyed at random per process, so a caller
+/// cannot choose names that collide.
+pub fn changed_counted<'a>(
+    new: Vec<ImageUse<'a>>,
+    old: &[ImageUse<'_>],
+) -> (Vec<ImageUse<'a>>, DiffWork) {
+    let comparisons = Cell::new(0);
+    // The key's cell is the comparison counter, not part of its identity (hash and
+    // equality ignore it).
+    #[allow(clippy::mutable_key_type)]
+    let old_keys: HashSet<Key<'_>> = old.iter().map(|o| Key::of(o, &comparisons)).collect();
+    let new_len = new.len();
+    let out = new
+        .into_iter()
+        .filter(|n| !old_keys.contains(&Key::of(n, &comparisons)))
+        .collect();
+    drop(old_keys);
+    let work = DiffWork {
+        comparisons: comparisons.get(),
+        lookups: old.len() + new_len,
+    };
+    (out, work)
+}
+
+/// An image use as the diff's table key; equality tests are counted.
+struct Key<'k> {
+    location: Location,
+    name: &'k str,
+    image: &'k str,
+    comparisons: &'k Cell<usize>,
+}
+
+impl<'k> Key<'k> {
+    fn of(u: &ImageUse<'k>, comparisons: &'k Cell<usize>) -> Key<'k> {
+        Key {
+            location: u.location,
+            name: u.name,
+            image: u.image,
+            comparisons,
+        }
+    }
+}
+
+impl PartialEq for Key<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.comparisons.set(self.comparisons.get() + 1);
+        self.location == other.location && self.name == other.name && self.image == other.image
+    }
+}
+
+impl Eq for Key<'_> {}
+
+impl Hash for Key<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self.location, self.name, self.image).hash(state);
+    }
 }
