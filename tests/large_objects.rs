@@ -183,3 +183,31 @@ fn memory_is_returned_after_huge_reviews() {
         "resident memory {after} KiB ({anon} KiB anonymous) after huge reviews (before {before} KiB, peak {peak} KiB)"
     );
 }
+
+/// Many very large reviews at once (3.4 MB, 70,000 judged containers each): what waits is
+/// bounded by `--max-body-memory`, and each worker thread judges one at a time, so the
+/// peak resident memory of the process (`VmHWM`, whatever the timing) stays within the
+/// Deployment's 128 Mi limit.
+#[test]
+fn large_reviews_sent_together_stay_within_the_memory_limit() {
+    let server = Binary::start(CONFIG, &[]);
+    let pid = server.child.id();
+    let judged = pod_review(&denied_containers(70_000));
+    let mut statuses = Vec::new();
+    std::thread::scope(|s| {
+        let posts: Vec<_> = (0..10)
+            .map(|_| s.spawn(|| post(&server, &judged).0))
+            .collect();
+        statuses = posts.into_iter().map(|p| p.join().unwrap()).collect();
+    });
+    let peak = proc_status_kib(pid, "VmHWM:");
+    eprintln!(
+        "10 reviews of {} bytes at once: statuses {statuses:?}, peak resident memory {peak} KiB",
+        judged.len()
+    );
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(
+        peak <= 128 * 1024,
+        "peak resident memory {peak} KiB with 10 large reviews at once"
+    );
+}
