@@ -49,8 +49,7 @@ fn must_deny(input: &Value, admission: &Admission) -> bool {
     let mode = admission
         .table
         .load()
-        .enforcement_of(ns)
-        .unwrap_or(admission.policy.mode);
+        .mode_of(ns, admission.policy.mode);
     if mode != Enforcement::Enforce {
         return false;
     }
