@@ -46,10 +46,7 @@ fn must_deny(input: &Value, admission: &Admission) -> bool {
     if admission.policy.exempt_namespaces.iter().any(|e| e == ns) {
         return false;
     }
-    let mode = admission
-        .table
-        .load()
-        .mode_of(ns, admission.policy.mode);
+    let mode = admission.table.load().mode_of(ns, admission.policy.mode);
     if mode != Enforcement::Enforce {
         return false;
     }
