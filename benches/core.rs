@@ -11,7 +11,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use kube::api::DynamicObject;
 use pullgate::admission::{Admission, Webhook};
-use pullgate::cluster::state::{Change, Item, State, WatchId};
+use pullgate::cluster::replica::state::{Change, Item, State, WatchId};
 use pullgate::index::testing::mk_scaled;
 use pullgate::index::{Snapshot, Table};
 use pullgate::policy::{decide, ImageRef, ImageUse, Location, Policy, Request};

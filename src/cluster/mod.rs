@@ -15,21 +15,10 @@
 //! admission ──DenialEvents──► event writer ──► Events (every replica)
 //! ```
 
-pub mod controller;
-pub mod credentials;
-pub mod events;
-pub mod feed;
 pub mod leader;
-pub mod managed;
-pub mod pull_secrets;
-pub mod registry_loop;
-pub mod robots;
-pub mod state;
-pub mod status;
-pub mod sync;
+pub mod replica;
 #[cfg(test)]
 mod tests;
-pub mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,10 +29,12 @@ use kube::api::Api;
 use kube::Client;
 use tokio::sync::{mpsc, watch as watch_channel};
 
-pub use events::{denial_events, DenialEvents, EventQueue};
-pub use leader::LeaderHook;
-pub use registry_loop::{ApiErrorHook, HealthHook, Probed};
-pub use sync::SyncHook;
+pub use leader::election::LeaderHook;
+pub use leader::registry_loop::{ApiErrorHook, HealthHook, Probed};
+pub use leader::sync::SyncHook;
+use leader::{controller, election, managed, registry_loop};
+pub use replica::events::{denial_events, DenialEvents, EventQueue};
+use replica::{events, feed, watch};
 
 use crate::index::Table;
 
@@ -146,13 +137,13 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch_channel::channel(false);
     let (leader_tx, leader_rx) = watch_channel::channel(false);
-    let lease = leader::LeaseConfig {
+    let lease = election::LeaseConfig {
         namespace: opts.namespace.clone(),
         name: opts.lease_name.clone(),
         identity: opts.identity.clone(),
         duration: opts.lease_duration,
     };
-    let mut elector = AbortOnDrop(tokio::spawn(leader::run(
+    let mut elector = AbortOnDrop(tokio::spawn(election::run(
         Api::<Lease>::namespaced(client.clone(), &opts.namespace),
         lease,
         leader_tx,
@@ -209,6 +200,11 @@ pub async fn run(
     let _ = tokio::time::timeout(2 * events::DRAIN_TIME, &mut writer.0).await;
     tasks.shutdown().await;
     result
+}
+
+/// Completes when `shutdown` turns true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch_channel::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
 }
 
 /// A task that ends with its owner: if `run` is dropped (its caller gone), nothing it

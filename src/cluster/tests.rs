@@ -11,12 +11,12 @@ use k8s_openapi::ByteString;
 use kube::api::ObjectMeta;
 use serde_json::json;
 
-use super::credentials::*;
-use super::events::{denial_events, Limiter, QUEUE_CAPACITY};
-use super::pull_secrets::{desired, docker_config_json, Desired};
-use super::state::{Change, Item, State, WatchId, World};
-use super::status;
-use super::sync::{plan, secret_object, Action};
+use super::leader::credentials::*;
+use super::leader::pull_secrets::{desired, docker_config_json, Desired};
+use super::leader::status;
+use super::leader::sync::{plan, secret_object, Action};
+use super::replica::events::{denial_events, Limiter, QUEUE_CAPACITY};
+use super::replica::state::{Change, Item, State, WatchId, World};
 use crate::api::{RegistryType, SecretRef, Visibility};
 use crate::index::testing::{mk_ns, mk_registry, mk_space, mk_workspace};
 use crate::index::{Objects, Snapshot};

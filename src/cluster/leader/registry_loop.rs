@@ -20,12 +20,11 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::Client;
 use tokio::sync::watch;
 
-use super::controller::stopped;
 use super::robots::{self, RobotKey};
-use super::state::World;
 use super::sync::FIELD_MANAGER;
-use super::ClusterOptions;
 use crate::api::{Health, RegistrySpec, RegistryStatus, RegistryType, Visibility};
+use crate::cluster::replica::state::World;
+use crate::cluster::{stopped, ClusterOptions};
 use crate::registry::{
     credentials_from_secret, delete_robot, ensure_project, ensure_robot, probe_counting,
     prune_robots, registry_status, valid_project_name, ApiOperation, ClientOptions, Credentials,
@@ -204,7 +203,7 @@ impl RegistryLoop {
 
     /// One pass over every registry; returns what the status writer needs.
     async fn pass(&mut self, world: &World) -> Probed {
-        let stored = world.state.robots();
+        let stored = robots::stored(world.state.robot_secrets.values());
         let jobs = self.jobs(world, &stored);
         let listed: BTreeSet<String> = jobs.iter().map(|j| j.name.clone()).collect();
         let mut tasks = tokio::task::JoinSet::new();

@@ -2,7 +2,7 @@
 //! registry loop probed (and on a resync timer), sync the pull Secrets and write the
 //! statuses that changed (and an Event on a foreign Secret in the way). Nothing is
 //! written unless this replica holds the Lease. Denial Events are written by every
-//! replica ([`super::events::run`]).
+//! replica ([`crate::cluster::replica::events::run`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -15,15 +15,16 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::credentials::Chain;
-use super::events::{Recorder, Report};
+use super::credentials::{Chain, RefCredentials};
+use super::pull_secrets;
 use super::registry_loop::Probed;
-use super::robots::RobotSource;
-use super::state::{CrKind, World};
+use super::robots::{self, RobotSource};
 use super::status::{self, StatusWrite};
 use super::sync::{self, Writer, FIELD_MANAGER};
-use super::{pull_secrets, ClusterOptions};
 use crate::api::{Registry, RegistrySpace, Workspace};
+use crate::cluster::replica::events::{Recorder, Report};
+use crate::cluster::replica::state::{CrKind, World};
+use crate::cluster::{stopped, ClusterOptions};
 
 /// Wait before retrying after a failed write.
 const RETRY: Duration = Duration::from_secs(1);
@@ -90,9 +91,11 @@ impl Controller {
     /// One pass; false when a write failed.
     async fn reconcile(&mut self, world: &World, probed: &Probed) -> bool {
         let desired = {
-            let refs = world.state.ref_credentials();
-            let robots = world.state.robots();
-            let registries = world.state.robot_registries();
+            let refs = RefCredentials {
+                secrets: &world.state.ref_secrets,
+            };
+            let robots = robots::stored(world.state.robot_secrets.values());
+            let registries = robots::registries(&world.state);
             let robots = RobotSource {
                 robots: &robots,
                 registries: &registries,
@@ -185,11 +188,6 @@ impl Controller {
             }
         }
     }
-}
-
-/// Completes when `shutdown` turns true (or its sender is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|s| *s).await;
 }
 
 fn without_times(patch: &Value) -> Value {

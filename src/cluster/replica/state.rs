@@ -3,7 +3,7 @@
 //! Secret, and the Secrets spaces reference. [`State::apply`] is the one way to change
 //! it; [`State::objects`] feeds the binding table and [`State::world`] the leader.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -11,8 +11,7 @@ use kube::api::DynamicObject;
 use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 
-use super::credentials::RefCredentials;
-use crate::api::{Registry, RegistrySpace, RegistryType, SecretRef, Workspace};
+use crate::api::{Registry, RegistrySpace, SecretRef, Workspace};
 use crate::index::{NamespaceInfo, Objects, Snapshot};
 
 /// One watch, named by what it lists.
@@ -221,34 +220,10 @@ impl State {
             .registries
             .values()
             .filter_map(|r| r.object.as_ref()?.spec.credentials_secret_ref.as_ref());
-        super::credentials::referenced(pull.chain(api))
-    }
-
-    /// Valid Harbor registries that name API credentials: those whose robots pullgate
-    /// keeps.
-    pub fn robot_registries(&self) -> BTreeSet<String> {
-        self.registries
-            .iter()
-            .filter(|(_, r)| {
-                r.object.as_ref().is_some_and(|o| {
-                    o.spec.registry_type == RegistryType::Harbor
-                        && o.spec.credentials_secret_ref.is_some()
-                })
-            })
-            .map(|(n, _)| n.clone())
-            .collect()
-    }
-
-    /// The robot credentials kept in pullgate's namespace, by key.
-    pub fn robots(&self) -> BTreeMap<super::robots::RobotKey, crate::registry::RobotCredentials> {
-        super::robots::stored(self.robot_secrets.values())
-    }
-
-    /// Credentials from the referenced Secrets.
-    pub fn ref_credentials(&self) -> RefCredentials<'_> {
-        RefCredentials {
-            secrets: &self.ref_secrets,
-        }
+        let mut out: Vec<SecretRef> = pull.chain(api).cloned().collect();
+        out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        out.dedup();
+        out
     }
 
     /// Stored objects of a kind, by name, as status writing needs them.

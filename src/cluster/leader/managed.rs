@@ -28,12 +28,11 @@ use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::controller::stopped;
 use super::credentials::BASIC_AUTH_TYPE;
-use super::state::World;
 use super::sync::{FIELD_MANAGER, MANAGED_BY_VALUE};
-use super::ClusterOptions;
 use crate::api::{Registry, MANAGED_BY_LABEL, MANAGED_LABEL};
+use crate::cluster::replica::state::World;
+use crate::cluster::{stopped, ClusterOptions};
 
 /// The CRD whose presence turns managed Harbor on.
 pub const HARBOR_CRD: &str = "harborclusters.goharbor.io";

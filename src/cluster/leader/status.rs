@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::registry_loop::Probed;
-use super::state::{CrKind, StoredView, World};
+use crate::cluster::replica::state::{CrKind, StoredView, World};
 use crate::index::Snapshot;
 use crate::registry::READY_CONDITION;
 

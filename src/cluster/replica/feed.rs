@@ -239,7 +239,7 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
-    use crate::cluster::state::Item;
+    use crate::cluster::replica::state::Item;
     use crate::index::testing::mk_ns;
     use crate::index::Objects;
 

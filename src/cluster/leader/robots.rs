@@ -15,11 +15,11 @@ use kube::api::ObjectMeta;
 use super::credentials::{Credential, CredentialKey, CredentialSource, Lookup, BASIC_AUTH_TYPE};
 use super::sync::MANAGED_BY_VALUE;
 use crate::api::{RegistryType, Visibility, MANAGED_BY_LABEL};
+use crate::cluster::replica::state::State;
+pub use crate::cluster::replica::watch::ROBOT_LABEL;
 use crate::index::SpaceEntry;
 use crate::registry::{valid_project_name, RobotCredentials};
 
-/// Label on the Secrets that hold robot credentials (what their watch selects).
-pub const ROBOT_LABEL: &str = "pullgate.io/robot";
 /// Annotations naming what a robot Secret is for.
 pub const REGISTRY_ANNOTATION: &str = "pullgate.io/registry";
 pub const SPACE_ANNOTATION: &str = "pullgate.io/space";
@@ -136,6 +136,22 @@ pub fn parse(secret: &Secret) -> Option<(RobotKey, RobotCredentials)> {
         expires_at: text(EXPIRES_KEY)?.parse().ok()?,
     };
     Some((key, creds))
+}
+
+/// Valid Harbor registries that name API credentials: those whose robots pullgate
+/// keeps.
+pub fn registries(state: &State) -> BTreeSet<String> {
+    state
+        .registries
+        .iter()
+        .filter(|(_, r)| {
+            r.object.as_ref().is_some_and(|o| {
+                o.spec.registry_type == RegistryType::Harbor
+                    && o.spec.credentials_secret_ref.is_some()
+            })
+        })
+        .map(|(n, _)| n.clone())
+        .collect()
 }
 
 /// Every robot Secret of a set, by key (a Secret that cannot be read is skipped).
