@@ -150,37 +150,27 @@ pub async fn run(
         opts.leadership.clone(),
         stop_rx.clone(),
     )));
+    let inputs = leader::inputs::Inputs {
+        world: world_rx,
+        synced: synced_rx,
+        leader: leader_rx,
+        shutdown: stop_rx.clone(),
+    };
     let mut registries = AbortOnDrop(tokio::spawn(
-        registry_loop::RegistryLoop::new(client.clone(), opts.clone()).run(registry_loop::Inputs {
-            world: world_rx.clone(),
-            synced: synced_rx.clone(),
-            leader: leader_rx.clone(),
-            shutdown: stop_rx.clone(),
-            probed: probed_tx,
-        }),
+        registry_loop::RegistryLoop::new(client.clone(), opts.clone())
+            .run(inputs.clone(), probed_tx),
     ));
     let mut managed = AbortOnDrop(tokio::spawn(
-        managed::Managed::new(client.clone(), opts.clone()).run(managed::Inputs {
-            world: world_rx.clone(),
-            synced: synced_rx.clone(),
-            leader: leader_rx.clone(),
-            shutdown: stop_rx.clone(),
-        }),
+        managed::Managed::new(client.clone(), opts.clone()).run(inputs.clone()),
     ));
     let mut writer = AbortOnDrop(tokio::spawn(events::run(
         events::Recorder::new(client.clone(), &opts.identity),
         events,
         stop_rx.clone(),
     )));
-    let mut controller = AbortOnDrop(tokio::spawn(controller::Controller::new(client, opts).run(
-        controller::Inputs {
-            world: world_rx,
-            synced: synced_rx,
-            leader: leader_rx,
-            shutdown: stop_rx,
-            probed: probed_rx,
-        },
-    )));
+    let mut controller = AbortOnDrop(tokio::spawn(
+        controller::Controller::new(client, opts).run(inputs, probed_rx),
+    ));
 
     let result = tokio::select! {
         _ = shutdown => Ok(()),

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::credentials::{Chain, RefCredentials};
+use super::inputs::{Inputs, Wake};
 use super::pull_secrets;
 use super::registry_loop::Probed;
 use super::robots::{self, RobotSource};
@@ -24,7 +25,7 @@ use super::sync::{self, Writer, FIELD_MANAGER};
 use crate::api::{Registry, RegistrySpace, Workspace};
 use crate::cluster::replica::events::{Recorder, Report};
 use crate::cluster::replica::state::{CrKind, World};
-use crate::cluster::{stopped, ClusterOptions};
+use crate::cluster::ClusterOptions;
 
 /// Wait before retrying after a failed write.
 const RETRY: Duration = Duration::from_secs(1);
@@ -38,16 +39,6 @@ pub struct Controller {
     recorder: Recorder,
     /// (kind, name) → (resourceVersion seen, patch written without times).
     statuses_done: HashMap<(CrKind, String), (Option<String>, Value)>,
-}
-
-/// What [`Controller::run`] listens to.
-pub struct Inputs {
-    pub world: watch::Receiver<Arc<World>>,
-    pub synced: watch::Receiver<bool>,
-    pub leader: watch::Receiver<bool>,
-    pub shutdown: watch::Receiver<bool>,
-    /// What the registry loop found.
-    pub probed: watch::Receiver<Arc<Probed>>,
 }
 
 impl Controller {
@@ -65,25 +56,29 @@ impl Controller {
         }
     }
 
-    pub async fn run(mut self, mut inputs: Inputs) {
+    /// Runs until shutdown; `probed` is what the registry loop found.
+    pub async fn run(mut self, mut inputs: Inputs, mut probed: watch::Receiver<Arc<Probed>>) {
         let mut next = Instant::now() + self.opts.resync;
         // Every wake-up below is a reason to reconcile (when leading and synced).
         loop {
-            let leading = *inputs.leader.borrow_and_update();
-            let synced = *inputs.synced.borrow_and_update();
+            let leading = inputs.leading();
+            let synced = inputs.synced();
             if leading && synced {
-                let world = inputs.world.borrow_and_update().clone();
-                let probed = inputs.probed.borrow_and_update().clone();
+                let world = inputs.world();
+                let probed = probed.borrow_and_update().clone();
                 let ok = self.reconcile(&world, &probed).await;
                 next = Instant::now() + if ok { self.opts.resync } else { RETRY };
             }
-            tokio::select! {
-                _ = inputs.world.changed() => {}
-                _ = inputs.leader.changed() => {}
-                _ = inputs.synced.changed() => {}
-                Ok(()) = inputs.probed.changed() => {}
-                _ = tokio::time::sleep_until(next) => next = Instant::now() + self.opts.resync,
-                _ = stopped(&mut inputs.shutdown) => return,
+            let own = async {
+                tokio::select! {
+                    Ok(()) = probed.changed() => false,
+                    _ = tokio::time::sleep_until(next) => true,
+                }
+            };
+            match inputs.wake(own).await {
+                Wake::Stop => return,
+                Wake::Own(true) => next = Instant::now() + self.opts.resync,
+                _ => {}
             }
         }
     }

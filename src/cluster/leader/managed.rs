@@ -14,7 +14,6 @@
 //! is also deleted here when its HarborCluster goes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::BoxStream;
@@ -26,13 +25,13 @@ use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
-use tokio::sync::watch;
 
 use super::credentials::BASIC_AUTH_TYPE;
+use super::inputs::{Inputs, Wake};
 use super::sync::{FIELD_MANAGER, MANAGED_BY_VALUE};
 use crate::api::{Registry, MANAGED_BY_LABEL, MANAGED_LABEL};
 use crate::cluster::replica::state::World;
-use crate::cluster::{stopped, ClusterOptions};
+use crate::cluster::ClusterOptions;
 
 /// The CRD whose presence turns managed Harbor on.
 pub const HARBOR_CRD: &str = "harborclusters.goharbor.io";
@@ -79,14 +78,6 @@ pub fn derived_secret_name(namespace: &str, name: &str) -> String {
     format!("pullgate-harbor-admin-{namespace}-{name}")
 }
 
-/// What [`Managed::run`] listens to.
-pub struct Inputs {
-    pub world: watch::Receiver<Arc<World>>,
-    pub synced: watch::Receiver<bool>,
-    pub leader: watch::Receiver<bool>,
-    pub shutdown: watch::Receiver<bool>,
-}
-
 pub struct Managed {
     client: Client,
     opts: ClusterOptions,
@@ -116,31 +107,38 @@ impl Managed {
         let mut buffer = Vec::new();
         let mut dirty = false;
         loop {
-            tokio::select! {
-                _ = tick.tick() => {
+            // The loop's own reasons: time to look for the CRD (None), or a watch event.
+            let own = async {
+                tokio::select! {
+                    _ = tick.tick() => None,
+                    event = next(&mut stream) => Some(event),
+                }
+            };
+            match inputs.wake(own).await {
+                Wake::Own(None) => {
                     self.check_crd(&mut stream).await;
                     dirty = true;
                 }
-                event = next(&mut stream) => {
-                    dirty |= self.handle(event, &mut buffer);
-                }
-                _ = inputs.world.changed() => dirty = true,
-                _ = inputs.leader.changed() => {
+                Wake::Own(Some(event)) => dirty |= self.handle(event, &mut buffer),
+                Wake::World | Wake::Synced => dirty = true,
+                Wake::Leader => {
                     if !*inputs.leader.borrow() {
                         self.derived.clear();
                     }
                     dirty = true;
                 }
-                _ = inputs.synced.changed() => dirty = true,
-                _ = stopped(&mut inputs.shutdown) => return,
+                Wake::Stop => return,
             }
             let leading = *inputs.leader.borrow();
             let synced = *inputs.synced.borrow();
             if dirty && leading && synced && self.listed {
                 let world = inputs.world.borrow().clone();
-                tokio::select! {
-                    _ = self.reconcile(&world) => {}
-                    _ = stopped(&mut inputs.shutdown) => return,
+                if inputs
+                    .unless_stopped(self.reconcile(&world))
+                    .await
+                    .is_none()
+                {
+                    return;
                 }
                 dirty = false;
             }

@@ -11,6 +11,7 @@
 pub mod controller;
 pub mod credentials;
 pub mod election;
+pub mod inputs;
 pub mod managed;
 pub mod pull_secrets;
 pub mod registry_loop;

@@ -20,11 +20,12 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::Client;
 use tokio::sync::watch;
 
+use super::inputs::{Inputs, Wake};
 use super::robots::{self, RobotKey};
 use super::sync::FIELD_MANAGER;
 use crate::api::{Health, RegistrySpec, RegistryStatus, RegistryType, Visibility};
 use crate::cluster::replica::state::World;
-use crate::cluster::{stopped, ClusterOptions};
+use crate::cluster::ClusterOptions;
 use crate::registry::{
     credentials_from_secret, delete_robot, ensure_project, ensure_robot, probe_counting,
     prune_robots, registry_status, valid_project_name, ApiOperation, ClientOptions, Credentials,
@@ -97,15 +98,6 @@ impl std::fmt::Debug for ApiErrorHook {
     }
 }
 
-/// What [`RegistryLoop::run`] listens to and where it publishes.
-pub struct Inputs {
-    pub world: watch::Receiver<Arc<World>>,
-    pub synced: watch::Receiver<bool>,
-    pub leader: watch::Receiver<bool>,
-    pub shutdown: watch::Receiver<bool>,
-    pub probed: watch::Sender<Arc<Probed>>,
-}
-
 /// One space of a registry as a pass needs it.
 #[derive(Clone, Debug)]
 struct SpaceJob {
@@ -164,39 +156,38 @@ impl RegistryLoop {
         }
     }
 
-    pub async fn run(mut self, mut inputs: Inputs) {
+    /// Runs until shutdown, publishing what each pass found on `probed`.
+    pub async fn run(mut self, mut inputs: Inputs, probed: watch::Sender<Arc<Probed>>) {
         let mut tick = tokio::time::interval(self.opts.probe_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut due = true;
         let mut seen = String::new();
         loop {
-            let leading = *inputs.leader.borrow_and_update();
-            let synced = *inputs.synced.borrow_and_update();
+            let leading = inputs.leading();
+            let synced = inputs.synced();
             if !leading {
                 self.written.clear();
             }
             // Revision 0 is the empty world before the first full sync.
             let ready = synced && inputs.world.borrow().snapshot.revision() > 0;
             if due && leading && ready {
-                let world = inputs.world.borrow_and_update().clone();
+                let world = inputs.world();
                 seen = fingerprint(&world);
-                tokio::select! {
-                    probed = self.pass(&world) => {
-                        inputs.probed.send_replace(Arc::new(probed));
+                match inputs.unless_stopped(self.pass(&world)).await {
+                    Some(found) => {
+                        probed.send_replace(Arc::new(found));
                     }
-                    _ = stopped(&mut inputs.shutdown) => return,
+                    None => return,
                 }
                 due = false;
             }
-            tokio::select! {
-                _ = tick.tick() => due = true,
-                _ = inputs.world.changed() => {
+            match inputs.wake(tick.tick()).await {
+                Wake::World => {
                     let world = inputs.world.borrow().clone();
                     due |= fingerprint(&world) != seen;
                 }
-                _ = inputs.leader.changed() => due = true,
-                _ = inputs.synced.changed() => due = true,
-                _ = stopped(&mut inputs.shutdown) => return,
+                Wake::Own(_) | Wake::Leader | Wake::Synced => due = true,
+                Wake::Stop => return,
             }
         }
     }

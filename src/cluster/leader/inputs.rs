@@ -1,0 +1,72 @@
+//! What every leader loop listens to, and the one way they wait: [`Inputs::wake`] returns
+//! at the next reason to look again (the world changed, leadership or sync changed, the
+//! loop's own timer or stream fired) or when cluster mode stops. Each loop then decides
+//! for itself whether to work; none works unless this replica leads and is synced.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::cluster::replica::state::World;
+use crate::cluster::stopped;
+
+/// The channels a leader loop reads.
+#[derive(Clone, Debug)]
+pub struct Inputs {
+    /// What the watches have seen, published by the feed.
+    pub world: watch::Receiver<Arc<World>>,
+    /// True once every watch has listed.
+    pub synced: watch::Receiver<bool>,
+    /// True while this replica holds the Lease.
+    pub leader: watch::Receiver<bool>,
+    /// Turns true when cluster mode stops.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Why [`Inputs::wake`] returned.
+#[derive(Debug)]
+pub enum Wake<T> {
+    World,
+    Leader,
+    Synced,
+    /// The loop's own reason (a timer, a stream), with what it produced.
+    Own(T),
+    Stop,
+}
+
+impl Inputs {
+    /// Whether this replica leads, marking the current value seen.
+    pub fn leading(&mut self) -> bool {
+        *self.leader.borrow_and_update()
+    }
+
+    /// Whether every watch has listed, marking the current value seen.
+    pub fn synced(&mut self) -> bool {
+        *self.synced.borrow_and_update()
+    }
+
+    /// The current world, marking it seen.
+    pub fn world(&mut self) -> Arc<World> {
+        self.world.borrow_and_update().clone()
+    }
+
+    /// Waits for the next change of an input, for `own`, or for shutdown.
+    pub async fn wake<T>(&mut self, own: impl Future<Output = T>) -> Wake<T> {
+        tokio::select! {
+            _ = self.world.changed() => Wake::World,
+            _ = self.leader.changed() => Wake::Leader,
+            _ = self.synced.changed() => Wake::Synced,
+            t = own => Wake::Own(t),
+            _ = stopped(&mut self.shutdown) => Wake::Stop,
+        }
+    }
+
+    /// Runs `work` to its end unless cluster mode stops first (then `None`).
+    pub async fn unless_stopped<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            t = work => Some(t),
+            _ = stopped(&mut self.shutdown) => None,
+        }
+    }
+}
