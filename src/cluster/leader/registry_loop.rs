@@ -27,9 +27,9 @@ use crate::api::{Health, RegistrySpec, RegistryStatus, RegistryType, Visibility}
 use crate::cluster::replica::state::World;
 use crate::cluster::ClusterOptions;
 use crate::registry::{
-    credentials_from_secret, delete_robot, ensure_project, ensure_robot, probe_counting,
-    prune_robots, registry_status, valid_project_name, ApiOperation, ClientOptions, Credentials,
-    ProjectChange, RegistryClient, RegistryReport, RobotCredentials,
+    credentials_from_secret, ensure_project, probe_counting, registry_status, valid_project_name,
+    ApiOperation, ClientOptions, Credentials, ProjectChange, RegistryClient, RegistryReport,
+    RobotCredentials,
 };
 
 /// Longest wait for one registry's pass (probe and management); a registry slower than
@@ -486,44 +486,18 @@ async fn work(job: &Job) -> Outcome {
                         continue;
                     }
                 }
-                for (ws, known) in &s.robots {
-                    match ensure_robot(h, &s.space, ws, known.as_ref(), SystemTime::now()).await {
-                        Ok(creds) => out.robots.push((
-                            RobotKey {
-                                registry: job.name.clone(),
-                                space: s.space.clone(),
-                                workspace: ws.clone(),
-                            },
-                            creds,
-                        )),
-                        Err(e) => {
-                            out.failed_calls.push(ApiOperation::Robot);
-                            problem(format!("robot account of workspace {ws:?}: {e}"));
-                        }
-                    }
+                let kept = robots::keep_space(h, &job.name, &s.space, &s.robots).await;
+                out.robots.extend(kept.robots);
+                for msg in kept.problems {
+                    problem(msg);
                 }
-                let keep: Vec<&str> = s.robots.iter().map(|(w, _)| w.as_str()).collect();
-                match prune_robots(h, &s.space, &keep).await {
-                    Ok(gone) if !gone.is_empty() => {
-                        tracing::info!(registry = %job.name, robots = ?gone, "unbound robots deleted")
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        out.failed_calls.push(ApiOperation::Robot);
-                        problem(format!("robot accounts of project {:?}: {e}", s.space));
-                    }
-                }
+                out.failed_calls
+                    .extend(std::iter::repeat_n(ApiOperation::Robot, kept.failed_calls));
             }
-            for key in &job.unbound {
-                match delete_robot(h, &key.space, &key.workspace).await {
-                    Ok(_) => out.deleted.push(key.clone()),
-                    Err(e) => {
-                        out.failed_calls.push(ApiOperation::Robot);
-                        tracing::warn!(registry = %job.name, space = %key.space,
-                            workspace = %key.workspace, error = %e, "robot of a removed binding could not be deleted; retrying next pass");
-                    }
-                }
-            }
+            let (deleted, failed) = robots::delete_unbound(h, &job.name, &job.unbound).await;
+            out.deleted.extend(deleted);
+            out.failed_calls
+                .extend(std::iter::repeat_n(ApiOperation::Robot, failed));
             if changed {
                 out.report = probe_counting(client, &names, &mut out.failed_calls).await;
             }

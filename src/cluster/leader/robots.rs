@@ -1,12 +1,16 @@
-//! Harbor robot accounts as pull credentials (SPEC §6.4): for a Private space of a
-//! Harbor registry that has API credentials and no `pullSecretRef`, one pull-only robot
-//! per (space, workspace). Harbor shows a robot's secret only once, so it is kept in a
-//! Secret in pullgate's own namespace ([`robot_secret`], read back by [`parse`]);
-//! [`RobotSource`] answers the pull-Secret sync from those Secrets. Creating and deleting
-//! the robots themselves is the registry loop's business.
-
+//! The Harbor robot lifecycle (SPEC §6.4), all of it: which bindings get a robot
+//! ([`robot_managed`]: a Private space of a Harbor registry that has API credentials and
+//! no `pullSecretRef`, one pull-only robot per (space, workspace), named
+//! `pullgate-<workspace>`), creating it, giving it a new secret when the stored one is
+//! lost, replacing it when disabled or near expiry ([`ensure_robot`]), deleting it when
+//! its binding goes ([`delete_robot`], [`prune_robots`]), and keeping its secret. Harbor
+//! shows a robot's secret only once, so it is kept in a Secret in pullgate's own
+//! namespace ([`robot_secret`], read back by [`parse`]); [`RobotSource`] answers the
+//! pull-Secret sync from those Secrets. The HTTP calls themselves are the registry
+//! client's ([`HarborClient`]); the registry loop decides when to run a pass.
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
@@ -18,7 +22,7 @@ use crate::api::{RegistryType, Visibility, MANAGED_BY_LABEL};
 use crate::cluster::replica::state::State;
 pub use crate::cluster::replica::watch::ROBOT_LABEL;
 use crate::index::SpaceEntry;
-use crate::registry::{valid_project_name, RobotCredentials};
+use crate::registry::{valid_project_name, HarborClient, RegistryError, Robot, RobotCredentials};
 
 /// Annotations naming what a robot Secret is for.
 pub const REGISTRY_ANNOTATION: &str = "pullgate.io/registry";
@@ -30,6 +34,12 @@ const EXPIRES_KEY: &str = "expires-at";
 /// Characters of the readable part of a robot Secret's name (the whole name stays
 /// within 63, like a label value, though a Secret name may be longer).
 const NAME_PART: usize = 36;
+
+/// Name prefix of the robots pullgate manages (the rest is the workspace).
+pub const ROBOT_PREFIX: &str = "pullgate-";
+
+/// A robot whose expiry is closer than this is replaced, so pulls never start failing.
+pub const EXPIRY_MARGIN: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Which robot: a (registry, space, workspace) binding.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -197,6 +207,217 @@ impl CredentialSource for RobotSource<'_> {
     }
 }
 
+/// The robot name pullgate gives a workspace's robot: `pullgate-<workspace>`.
+pub fn robot_name(workspace: &str) -> String {
+    format!("{ROBOT_PREFIX}{workspace}")
+}
+
+/// The login name Harbor gives that robot: `robot$<project>+pullgate-<workspace>`.
+pub fn robot_username(project: &str, workspace: &str) -> String {
+    format!("robot${project}+{}", robot_name(workspace))
+}
+
+/// What [`keep_space`] did to the robots of one space.
+#[derive(Debug, Default)]
+pub struct Kept {
+    /// Working credentials of every wanted robot that could be made to work.
+    pub robots: Vec<(RobotKey, RobotCredentials)>,
+    /// What could not be done, for the space's status.
+    pub problems: Vec<String>,
+    /// How many Harbor calls about robots failed.
+    pub failed_calls: usize,
+}
+
+/// Brings the robots of `space`'s project on `registry` in line with its bindings: one
+/// working robot per workspace in `wanted` (with what is stored for it), and no other
+/// pullgate robot in the project (bindings removed while pullgate was not running).
+pub async fn keep_space(
+    h: &HarborClient,
+    registry: &str,
+    space: &str,
+    wanted: &[(String, Option<RobotCredentials>)],
+) -> Kept {
+    let mut out = Kept::default();
+    for (ws, known) in wanted {
+        match ensure_robot(h, space, ws, known.as_ref(), SystemTime::now()).await {
+            Ok(creds) => out.robots.push((
+                RobotKey {
+                    registry: registry.to_string(),
+                    space: space.to_string(),
+                    workspace: ws.clone(),
+                },
+                creds,
+            )),
+            Err(e) => {
+                out.failed_calls += 1;
+                out.problems
+                    .push(format!("robot account of workspace {ws:?}: {e}"));
+            }
+        }
+    }
+    let keep: Vec<&str> = wanted.iter().map(|(w, _)| w.as_str()).collect();
+    match prune_robots(h, space, &keep).await {
+        Ok(gone) if !gone.is_empty() => {
+            tracing::info!(%registry, robots = ?gone, "unbound robots deleted")
+        }
+        Ok(_) => {}
+        Err(e) => {
+            out.failed_calls += 1;
+            out.problems
+                .push(format!("robot accounts of project {space:?}: {e}"));
+        }
+    }
+    out
+}
+
+/// Deletes the robots of bindings that went; returns those deleted (their Secrets can
+/// go) and how many deletions failed (retried on the next pass).
+pub async fn delete_unbound(
+    h: &HarborClient,
+    registry: &str,
+    unbound: &[RobotKey],
+) -> (Vec<RobotKey>, usize) {
+    let (mut deleted, mut failed) = (Vec::new(), 0);
+    for key in unbound {
+        match delete_robot(h, &key.space, &key.workspace).await {
+            Ok(_) => deleted.push(key.clone()),
+            Err(e) => {
+                failed += 1;
+                tracing::warn!(%registry, space = %key.space,
+                    workspace = %key.workspace, error = %e, "robot of a removed binding could not be deleted; retrying next pass");
+            }
+        }
+    }
+    (deleted, failed)
+}
+
+/// Makes sure the robot of (`project`, `workspace`) exists and returns working
+/// credentials for it. `stored` is what the caller kept from a previous call: it is
+/// returned as it is while the robot it names still exists and is not near expiry. A
+/// robot that exists without a stored secret gets a new secret (Harbor never shows the
+/// old one again); one that is disabled or near expiry is replaced.
+pub async fn ensure_robot(
+    client: &HarborClient,
+    project: &str,
+    workspace: &str,
+    stored: Option<&RobotCredentials>,
+    now: SystemTime,
+) -> Result<RobotCredentials, RegistryError> {
+    client.require_admin().await?;
+    let project_id = project_id(client, project).await?;
+    let username = robot_username(project, workspace);
+    let mut found = find_robot(client, project_id, &username).await?;
+    if let Some(robot) = &found {
+        if robot.disable || expires_within(robot.expires_at, now, EXPIRY_MARGIN) {
+            client.delete_robot(robot.id).await?;
+            found = None;
+        }
+    }
+    let Some(robot) = found else {
+        return match client.create_robot(project, &robot_name(workspace)).await {
+            Err(RegistryError::Conflict { .. }) => {
+                // Made concurrently (or the list was stale): take it over with a new secret.
+                match find_robot(client, project_id, &username).await? {
+                    Some(robot) => client.refresh_robot_secret(&robot).await,
+                    None => Err(RegistryError::InvalidResponse {
+                        url: "/robots".into(),
+                        reason: format!("robot {username:?} reported as existing but not listed"),
+                    }),
+                }
+            }
+            other => other,
+        };
+    };
+    match stored {
+        Some(s) if s.id == robot.id && s.username == robot.name && !s.secret.is_empty() => {
+            Ok(RobotCredentials {
+                expires_at: robot.expires_at,
+                ..s.clone()
+            })
+        }
+        _ => client.refresh_robot_secret(&robot).await,
+    }
+}
+
+/// Deletes the robot of (`project`, `workspace`) when its binding goes, so credentials
+/// copied out of a namespace stop working. `Ok(false)` when there was none.
+pub async fn delete_robot(
+    client: &HarborClient,
+    project: &str,
+    workspace: &str,
+) -> Result<bool, RegistryError> {
+    client.require_admin().await?;
+    let Some(project_row) = client.project(project).await? else {
+        return Ok(false);
+    };
+    let username = robot_username(project, workspace);
+    match find_robot(client, project_row.project_id, &username).await? {
+        Some(robot) => client.delete_robot(robot.id).await,
+        None => Ok(false),
+    }
+}
+
+/// Deletes every pullgate robot of `project` whose workspace is not in `keep` (bindings
+/// removed while pullgate was not running). Returns the deleted login names.
+pub async fn prune_robots(
+    client: &HarborClient,
+    project: &str,
+    keep: &[&str],
+) -> Result<Vec<String>, RegistryError> {
+    client.require_admin().await?;
+    let Some(project_row) = client.project(project).await? else {
+        return Ok(Vec::new());
+    };
+    let prefix = format!("robot${project}+{ROBOT_PREFIX}");
+    let mut deleted = Vec::new();
+    for robot in client.robots(project_row.project_id).await? {
+        let Some(workspace) = robot.name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if !keep.contains(&workspace) && client.delete_robot(robot.id).await? {
+            deleted.push(robot.name.clone());
+        }
+    }
+    Ok(deleted)
+}
+
+async fn project_id(client: &HarborClient, project: &str) -> Result<i64, RegistryError> {
+    client
+        .project(project)
+        .await?
+        .map(|p| p.project_id)
+        .ok_or_else(|| RegistryError::NotFound {
+            url: format!("/projects/{project}"),
+            message: format!(
+                "Harbor project {project:?} does not exist; it is created for a RegistrySpace that names it"
+            ),
+        })
+}
+
+async fn find_robot(
+    client: &HarborClient,
+    project_id: i64,
+    username: &str,
+) -> Result<Option<Robot>, RegistryError> {
+    Ok(client
+        .robots(project_id)
+        .await?
+        .into_iter()
+        .find(|r| r.name == username))
+}
+
+/// Whether an `expires_at` (Unix seconds, -1 never) falls within `margin` of `now`.
+pub(crate) fn expires_within(expires_at: i64, now: SystemTime, margin: Duration) -> bool {
+    if expires_at < 0 {
+        return false;
+    }
+    let now = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    u64::try_from(expires_at).unwrap_or(0) <= now.saturating_add(margin.as_secs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +458,41 @@ mod tests {
         let s = robot_secret("pullgate-system", &k, &creds);
         assert_eq!(parse(&s), Some((k, creds)));
         assert_eq!(parse(&Secret::default()), None);
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn robot_names_and_docker_auth_entry() {
+        assert_eq!(robot_name("ws-a"), "pullgate-ws-a");
+        assert_eq!(
+            robot_username("team-a", "ws-a"),
+            "robot$team-a+pullgate-ws-a"
+        );
+        let r = RobotCredentials {
+            id: 7,
+            username: robot_username("team-a", "ws-a"),
+            secret: "Abc12345".into(),
+            expires_at: -1,
+        };
+        let entry = r.docker_auth_entry();
+        assert_eq!(entry["username"], "robot$team-a+pullgate-ws-a");
+        assert_eq!(entry["password"], "Abc12345");
+        use base64::Engine as _;
+        let auth = base64::engine::general_purpose::STANDARD
+            .decode(entry["auth"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(auth, b"robot$team-a+pullgate-ws-a:Abc12345");
+    }
+
+    #[test]
+    fn expiry_margin() {
+        let margin = Duration::from_secs(100);
+        assert!(!expires_within(-1, at(1_000), margin));
+        assert!(expires_within(1_050, at(1_000), margin));
+        assert!(expires_within(900, at(1_000), margin));
+        assert!(!expires_within(1_200, at(1_000), margin));
     }
 }
