@@ -125,18 +125,22 @@ pub async fn run(
     let (world_tx, world_rx) = watch_channel::channel(Arc::default());
     let synced_rx = synced.subscribe();
     let (probed_tx, probed_rx) = watch_channel::channel(Arc::default());
+    // The election's word goes to the feed, which passes it on to the leader loops once
+    // their world is published (`leading`).
+    let (leader_tx, leader_rx) = watch_channel::channel(false);
+    let (leading_tx, leading_rx) = watch_channel::channel(false);
     let feed = feed::Feed {
         client: client.clone(),
         table,
         synced,
         world: world_tx,
+        leading: leading_tx,
         max_staleness: opts.max_staleness,
         staleness_tick: opts.staleness_tick,
     };
-    let mut feed = AbortOnDrop(tokio::spawn(feed.run(tx, rx)));
+    let mut feed = AbortOnDrop(tokio::spawn(feed.run(tx, rx, leader_rx)));
 
     let (stop_tx, stop_rx) = watch_channel::channel(false);
-    let (leader_tx, leader_rx) = watch_channel::channel(false);
     let lease = election::LeaseConfig {
         namespace: opts.namespace.clone(),
         name: opts.lease_name.clone(),
@@ -153,7 +157,7 @@ pub async fn run(
     let inputs = leader::inputs::Inputs {
         world: world_rx,
         synced: synced_rx,
-        leader: leader_rx,
+        leader: leading_rx,
         shutdown: stop_rx.clone(),
     };
     let mut registries = AbortOnDrop(tokio::spawn(

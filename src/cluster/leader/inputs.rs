@@ -18,7 +18,7 @@ pub struct Inputs {
     pub world: watch::Receiver<Arc<World>>,
     /// True once every watch has listed.
     pub synced: watch::Receiver<bool>,
-    /// True while this replica holds the Lease.
+    /// True while this replica holds the Lease and the world of its term is published.
     pub leader: watch::Receiver<bool>,
     /// Turns true when cluster mode stops.
     pub shutdown: watch::Receiver<bool>,
@@ -54,9 +54,10 @@ impl Inputs {
     /// Waits for the next change of an input, for `own`, or for shutdown.
     pub async fn wake<T>(&mut self, own: impl Future<Output = T>) -> Wake<T> {
         tokio::select! {
-            _ = self.world.changed() => Wake::World,
-            _ = self.leader.changed() => Wake::Leader,
-            _ = self.synced.changed() => Wake::Synced,
+            // A closed channel (its task gone at shutdown) is no reason to wake.
+            Ok(()) = self.world.changed() => Wake::World,
+            Ok(()) = self.leader.changed() => Wake::Leader,
+            Ok(()) = self.synced.changed() => Wake::Synced,
             t = own => Wake::Own(t),
             _ = stopped(&mut self.shutdown) => Wake::Stop,
         }

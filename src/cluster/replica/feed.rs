@@ -2,6 +2,11 @@
 //! changes, publishes a new binding-table snapshot per burst of changes, keeps the
 //! staleness flag (SPEC §6.2), starts and stops the watches of referenced Secrets, and
 //! hands the leader a consistent [`World`].
+//!
+//! Only a leader pays for the [`World`] (a copy of the whole [`State`]): the feed follows
+//! the election, builds a world per change only while this replica leads, and tells the
+//! leader loops they lead only after the world of their term is published, so no loop
+//! ever works from a world older than its term.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -26,6 +31,8 @@ pub struct Feed {
     pub table: Arc<Table>,
     pub synced: channel::Sender<bool>,
     pub world: channel::Sender<Arc<World>>,
+    /// Leadership as the leader loops see it (see the module doc).
+    pub leading: channel::Sender<bool>,
     pub max_staleness: Duration,
     /// How often the staleness bound is checked.
     pub staleness_tick: Duration,
@@ -41,11 +48,19 @@ struct Run {
     revision: u64,
     table_dirty: bool,
     world_dirty: bool,
+    /// Whether the election says this replica leads.
+    leading: bool,
 }
 
 impl Feed {
-    /// Runs until `rx` closes. `tx` is the sender the watches use (for new Secret watches).
-    pub async fn run(self, tx: mpsc::Sender<Change>, mut rx: mpsc::Receiver<Change>) {
+    /// Runs until `rx` closes. `tx` is the sender the watches use (for new Secret watches);
+    /// `elected` says whether this replica holds the Lease.
+    pub async fn run(
+        self,
+        tx: mpsc::Sender<Change>,
+        mut rx: mpsc::Receiver<Change>,
+        mut elected: channel::Receiver<bool>,
+    ) {
         let mut tick = tokio::time::interval(self.staleness_tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut run = Run::new(self, tx);
@@ -66,6 +81,10 @@ impl Feed {
                     run.check_staleness();
                 }
                 _ = tick.tick() => run.check_staleness(),
+                Ok(()) = elected.changed() => {
+                    let leads = *elected.borrow_and_update();
+                    run.set_leading(leads);
+                }
             }
         }
         run.stop();
@@ -91,6 +110,7 @@ impl Run {
             revision,
             table_dirty: true,
             world_dirty: true,
+            leading: false,
         }
     }
 
@@ -154,15 +174,41 @@ impl Run {
             self.world_dirty = true;
             self.update_ref_watches();
         }
+        // The world first: a leader loop woken by `synced` finds it current.
+        self.publish_world();
         self.feed
             .synced
             .send_if_modified(|s| !std::mem::replace(s, true));
-        if self.world_dirty {
-            self.world_dirty = false;
-            self.feed.world.send_replace(Arc::new(World {
-                snapshot: self.feed.table.load(),
-                state: self.state.clone(),
-            }));
+    }
+
+    /// Publishes the world for the leader loops, if this replica leads and it changed.
+    fn publish_world(&mut self) {
+        if !self.leading || !self.world_dirty {
+            return;
+        }
+        self.world_dirty = false;
+        self.feed.world.send_replace(Arc::new(World {
+            snapshot: self.feed.table.load(),
+            state: self.state.clone(),
+        }));
+    }
+
+    /// Follows the election: a new leader gets its world first, then the word that it
+    /// leads; a leader that lost the Lease is told at once, and the world it held goes.
+    fn set_leading(&mut self, leads: bool) {
+        if leads == self.leading {
+            return;
+        }
+        self.leading = leads;
+        if leads {
+            self.world_dirty = true;
+            if self.synced() {
+                self.publish_world();
+            }
+            self.feed.leading.send_replace(true);
+        } else {
+            self.feed.leading.send_replace(false);
+            self.feed.world.send_replace(Arc::default());
         }
     }
 
@@ -257,15 +303,18 @@ mod tests {
             state: State::default(),
         }));
         let (tx, _rx) = mpsc::channel(1);
+        let (leading, _) = channel::channel(false);
         let feed = Feed {
             client,
             table: table.clone(),
             synced,
             world,
+            leading,
             max_staleness: Duration::from_secs(60),
             staleness_tick: Duration::from_secs(60),
         };
         let mut run = Run::new(feed, tx);
+        run.set_leading(true);
         for id in WatchId::TABLE
             .into_iter()
             .chain([WatchId::PullSecrets, WatchId::RobotSecrets])
@@ -301,5 +350,85 @@ mod tests {
             "the rebuilt table was published"
         );
         assert_eq!(world_rx.borrow().snapshot.revision(), 1);
+    }
+
+    fn mk_run(leading: channel::Sender<bool>) -> (Run, channel::Receiver<Arc<World>>) {
+        let client = Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
+            .expect("a client that is never called");
+        let table = Arc::new(Table::new(Snapshot::build(&Objects::default(), 0)));
+        let (synced, _) = channel::channel(false);
+        let (world, world_rx) = channel::channel(Arc::default());
+        let (tx, _rx) = mpsc::channel(1);
+        let feed = Feed {
+            client,
+            table,
+            synced,
+            world,
+            leading,
+            max_staleness: Duration::from_secs(60),
+            staleness_tick: Duration::from_secs(60),
+        };
+        (Run::new(feed, tx), world_rx)
+    }
+
+    fn ns_change(i: usize) -> Change {
+        Change::Apply(
+            WatchId::Namespaces,
+            Item::Namespace(mk_ns(&format!("app-{i}"), &[("team", "a")])),
+        )
+    }
+
+    /// A replica that is not leader builds no world (no copy of the whole state) however
+    /// often the cluster changes; when it is elected, the loops learn that they lead only
+    /// after the current world is published, and when it loses the Lease they are told
+    /// at once and the world is dropped.
+    #[tokio::test]
+    async fn only_a_leader_pays_for_the_world() {
+        let (leading_tx, leading) = channel::channel(false);
+        let (mut run, mut world) = mk_run(leading_tx);
+        for id in WatchId::TABLE
+            .into_iter()
+            .chain([WatchId::PullSecrets, WatchId::RobotSecrets])
+        {
+            run.handle(Change::Reset(id, Vec::new()));
+        }
+        let mut built = 0;
+        for i in 0..50 {
+            run.handle(ns_change(i));
+            run.publish().await;
+            if world.has_changed().unwrap() {
+                built += 1;
+                world.mark_unchanged();
+            }
+        }
+        assert_eq!(built, 0, "worlds built while not leader");
+        assert_eq!(
+            run.feed.table.load().revision(),
+            50,
+            "the table still follows"
+        );
+
+        let mut seen = leading.clone();
+        run.set_leading(true);
+        assert!(*seen.borrow_and_update(), "told it leads");
+        assert_eq!(
+            world.borrow_and_update().state.namespaces.len(),
+            50,
+            "the world of the new term was published before"
+        );
+        run.handle(ns_change(50));
+        run.publish().await;
+        assert!(
+            world.has_changed().unwrap(),
+            "a leader's world follows changes"
+        );
+        assert_eq!(world.borrow_and_update().state.namespaces.len(), 51);
+
+        run.set_leading(false);
+        assert!(
+            !*seen.borrow_and_update(),
+            "told at once that it no longer leads"
+        );
+        assert!(world.borrow_and_update().state.namespaces.is_empty());
     }
 }
