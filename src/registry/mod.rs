@@ -175,13 +175,6 @@ impl RegistryClient {
         })
     }
 
-    pub fn registry_type(&self) -> RegistryType {
-        match self {
-            RegistryClient::Harbor(_) => RegistryType::Harbor,
-            RegistryClient::Docker(_) => RegistryType::DockerRegistry,
-        }
-    }
-
     /// The Harbor client, for management calls.
     pub fn as_harbor(&self) -> Option<&HarborClient> {
         match self {

@@ -143,16 +143,7 @@ impl Run {
     }
 
     fn synced(&self) -> bool {
-        [
-            WatchId::Registries,
-            WatchId::Spaces,
-            WatchId::Workspaces,
-            WatchId::Namespaces,
-            WatchId::PullSecrets,
-            WatchId::RobotSecrets,
-        ]
-        .iter()
-        .all(|id| self.listed.contains(id))
+        WatchId::SYNC.iter().all(|id| self.listed.contains(id))
     }
 
     async fn publish(&mut self) {
@@ -386,10 +377,7 @@ mod tests {
     async fn only_a_leader_pays_for_the_world() {
         let (leading_tx, leading) = channel::channel(false);
         let (mut run, mut world) = mk_run(leading_tx);
-        for id in WatchId::TABLE
-            .into_iter()
-            .chain([WatchId::PullSecrets, WatchId::RobotSecrets])
-        {
+        for id in WatchId::SYNC {
             run.handle(Change::Reset(id, Vec::new()));
         }
         let mut built = 0;

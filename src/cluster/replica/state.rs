@@ -38,10 +38,16 @@ impl WatchId {
         WatchId::Namespaces,
     ];
 
-    /// Watches whose first full list makes the table ready.
-    pub fn needed_for_sync(&self) -> bool {
-        !matches!(self, WatchId::Ref(..))
-    }
+    /// Watches whose first full list makes the table ready (a referenced Secret's watch
+    /// starts only after the table is built, so it cannot be one of them).
+    pub const SYNC: [WatchId; 6] = [
+        WatchId::Registries,
+        WatchId::Spaces,
+        WatchId::Workspaces,
+        WatchId::Namespaces,
+        WatchId::PullSecrets,
+        WatchId::RobotSecrets,
+    ];
 }
 
 /// An object as a watch delivers it.
