@@ -1,18 +1,27 @@
-//! Cluster mode (SPEC §6): the binding table follows the cluster through watches, and
-//! the leader keeps each namespace's pull Secret, the status of the custom resources,
-//! the registries' probes and Harbor projects and robots, and a Registry per managed
-//! Harbor. Every replica writes the Events about the denials it served. [`run`] is the
-//! one entry point; admission keeps reading the [`Table`] it is given and reports
-//! denials through [`DenialEvents`].
+//! Cluster mode (SPEC §6), cut along its one seam:
+//!
+//! - [`replica`]: what every replica runs, leader or not. Watches feed
+//!   [`Watched`](replica::state::Watched), from which the feed rebuilds the binding
+//!   table admission reads ([`Table`]); the Events about the denials this replica served
+//!   are written here too. A replica that is not leader runs only this half.
+//! - [`leader`]: what only the Lease holder does, once per cluster: pull Secrets, the
+//!   status of the custom resources, registry probes, Harbor projects and robots, and a
+//!   Registry per managed Harbor. It reads the replica half (a
+//!   [`LeaderView`](replica::state::LeaderView)) and never the other way round.
+//!
+//! [`run`] is the one entry point; admission keeps reading the [`Table`] it is given and
+//! reports denials through [`DenialEvents`].
 //!
 //! ```text
-//! watch tasks ──Change──► feed (State) ──► Table (every replica)
-//!                              ├──World──► controller ──► pull Secrets, status
-//!                              ├──World──► registry loop ──Probed──┘ (probes, Harbor
-//!                              │              projects, robots, robot Secrets)
-//!                              └──World──► managed Harbor ──► Registries
-//! Lease ──► leader election ──leading──► (all three: leader only)
-//! admission ──DenialEvents──► event writer ──► Events (every replica)
+//! every replica                                  leader only
+//! watch tasks ──Change──► feed (Watched) ──► Table
+//!                          │ LeaderView, only while leading
+//!                          ├──────────────────► controller ──► pull Secrets, status
+//!                          ├──────────────────► registry loop ──Probed──┘ (probes,
+//!                          │                     Harbor projects, robots, robot Secrets)
+//!                          └──────────────────► managed Harbor ──► Registries
+//! Lease ──► election ──► feed ──leading──►     (all three wait in leader::inputs)
+//! admission ──DenialEvents──► event writer ──► Events
 //! ```
 
 pub mod leader;
@@ -122,18 +131,18 @@ pub async fn run(
     ] {
         tasks.spawn(watch::run(source, tx.clone()));
     }
-    let (world_tx, world_rx) = watch_channel::channel(Arc::default());
+    let (view_tx, view_rx) = watch_channel::channel(Arc::default());
     let synced_rx = synced.subscribe();
     let (probed_tx, probed_rx) = watch_channel::channel(Arc::default());
     // The election's word goes to the feed, which passes it on to the leader loops once
-    // their world is published (`leading`).
+    // their view is published (`leading`).
     let (leader_tx, leader_rx) = watch_channel::channel(false);
     let (leading_tx, leading_rx) = watch_channel::channel(false);
     let feed = feed::Feed {
         client: client.clone(),
         table,
         synced,
-        world: world_tx,
+        view: view_tx,
         leading: leading_tx,
         max_staleness: opts.max_staleness,
         staleness_tick: opts.staleness_tick,
@@ -155,7 +164,7 @@ pub async fn run(
         stop_rx.clone(),
     )));
     let inputs = leader::inputs::Inputs {
-        world: world_rx,
+        view: view_rx,
         synced: synced_rx,
         leader: leading_rx,
         shutdown: stop_rx.clone(),

@@ -1,4 +1,4 @@
-//! The leader's side effects: after every change of the watched world or of what the
+//! The leader's side effects: after every change of the leader view or of what the
 //! registry loop probed (and on a resync timer), sync the pull Secrets and write the
 //! statuses that changed (and an Event on a foreign Secret in the way). Nothing is
 //! written unless this replica holds the Lease. Denial Events are written by every
@@ -24,7 +24,7 @@ use super::status::{self, StatusWrite};
 use super::sync::{self, Writer, FIELD_MANAGER};
 use crate::api::{Registry, RegistrySpace, Workspace};
 use crate::cluster::replica::events::{Recorder, Report};
-use crate::cluster::replica::state::{CrKind, World};
+use crate::cluster::replica::state::{CrKind, LeaderView};
 use crate::cluster::ClusterOptions;
 
 /// Wait before retrying after a failed write.
@@ -64,9 +64,9 @@ impl Controller {
             let leading = inputs.leading();
             let synced = inputs.synced();
             if leading && synced {
-                let world = inputs.world();
+                let view = inputs.view();
                 let probed = probed.borrow_and_update().clone();
-                let ok = self.reconcile(&world, &probed).await;
+                let ok = self.reconcile(&view, &probed).await;
                 next = Instant::now() + if ok { self.opts.resync } else { RETRY };
             }
             let own = async {
@@ -84,20 +84,20 @@ impl Controller {
     }
 
     /// One pass; false when a write failed.
-    async fn reconcile(&mut self, world: &World, probed: &Probed) -> bool {
+    async fn reconcile(&mut self, view: &LeaderView, probed: &Probed) -> bool {
         let desired = {
             let refs = RefCredentials {
-                secrets: &world.state.ref_secrets,
+                secrets: &view.watched.ref_secrets,
             };
-            let robots = robots::stored(world.state.robot_secrets.values());
-            let registries = robots::registries(&world.state);
+            let robots = robots::stored(view.watched.robot_secrets.values());
+            let registries = robots::registries(&view.watched);
             let robots = RobotSource {
                 robots: &robots,
                 registries: &registries,
             };
-            pull_secrets::desired(&world.snapshot, &Chain(vec![&refs, &robots]))
+            pull_secrets::desired(&view.snapshot, &Chain(vec![&refs, &robots]))
         };
-        let plan = sync::plan(&desired, &world.state.pull_secrets);
+        let plan = sync::plan(&desired, &view.watched.pull_secrets);
         let mut space_problems: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (space, msg) in &desired.problems {
             space_problems
@@ -106,11 +106,11 @@ impl Controller {
                 .push(msg.clone());
         }
         for ns in &plan.blocked {
-            self.blocked(world, ns, &mut space_problems).await;
+            self.blocked(view, ns, &mut space_problems).await;
         }
-        let mut ok = self.writer.apply(&plan, &world.state.pull_secrets).await;
+        let mut ok = self.writer.apply(&plan, &view.watched.pull_secrets).await;
         let now = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-        for w in status::writes(world, &space_problems, probed, &now) {
+        for w in status::writes(view, &space_problems, probed, &now) {
             ok &= self.write_status(w).await;
         }
         ok
@@ -120,12 +120,12 @@ impl Controller {
     /// affects and in an Event on the Secret.
     async fn blocked(
         &mut self,
-        world: &World,
+        view: &LeaderView,
         ns: &str,
         space_problems: &mut BTreeMap<String, Vec<String>>,
     ) {
         let name = &self.opts.pull_secret_name;
-        let snap = &world.snapshot;
+        let snap = &view.snapshot;
         for registry in snap.registries() {
             for space in snap.spaces_of(&registry.name) {
                 if space.needs_credentials() && snap.bound_namespaces(space).contains(&ns) {

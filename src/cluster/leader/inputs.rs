@@ -1,5 +1,5 @@
 //! What every leader loop listens to, and the one way they wait: [`Inputs::wake`] returns
-//! at the next reason to look again (the world changed, leadership or sync changed, the
+//! at the next reason to look again (the view changed, leadership or sync changed, the
 //! loop's own timer or stream fired) or when cluster mode stops. Each loop then decides
 //! for itself whether to work; none works unless this replica leads and is synced.
 
@@ -8,17 +8,17 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::cluster::replica::state::World;
+use crate::cluster::replica::state::LeaderView;
 use crate::cluster::stopped;
 
 /// The channels a leader loop reads.
 #[derive(Clone, Debug)]
 pub struct Inputs {
     /// What the watches have seen, published by the feed.
-    pub world: watch::Receiver<Arc<World>>,
+    pub view: watch::Receiver<Arc<LeaderView>>,
     /// True once every watch has listed.
     pub synced: watch::Receiver<bool>,
-    /// True while this replica holds the Lease and the world of its term is published.
+    /// True while this replica holds the Lease and the view of its term is published.
     pub leader: watch::Receiver<bool>,
     /// Turns true when cluster mode stops.
     pub shutdown: watch::Receiver<bool>,
@@ -27,7 +27,7 @@ pub struct Inputs {
 /// Why [`Inputs::wake`] returned.
 #[derive(Debug)]
 pub enum Wake<T> {
-    World,
+    View,
     Leader,
     Synced,
     /// The loop's own reason (a timer, a stream), with what it produced.
@@ -46,16 +46,16 @@ impl Inputs {
         *self.synced.borrow_and_update()
     }
 
-    /// The current world, marking it seen.
-    pub fn world(&mut self) -> Arc<World> {
-        self.world.borrow_and_update().clone()
+    /// The current view, marking it seen.
+    pub fn view(&mut self) -> Arc<LeaderView> {
+        self.view.borrow_and_update().clone()
     }
 
     /// Waits for the next change of an input, for `own`, or for shutdown.
     pub async fn wake<T>(&mut self, own: impl Future<Output = T>) -> Wake<T> {
         tokio::select! {
             // A closed channel (its task gone at shutdown) is no reason to wake.
-            Ok(()) = self.world.changed() => Wake::World,
+            Ok(()) = self.view.changed() => Wake::View,
             Ok(()) = self.leader.changed() => Wake::Leader,
             Ok(()) = self.synced.changed() => Wake::Synced,
             t = own => Wake::Own(t),

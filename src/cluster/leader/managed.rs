@@ -30,7 +30,7 @@ use super::credentials::BASIC_AUTH_TYPE;
 use super::inputs::{Inputs, Wake};
 use super::sync::{FIELD_MANAGER, MANAGED_BY_VALUE};
 use crate::api::{Registry, MANAGED_BY_LABEL, MANAGED_LABEL};
-use crate::cluster::replica::state::World;
+use crate::cluster::replica::state::LeaderView;
 use crate::cluster::ClusterOptions;
 
 /// The CRD whose presence turns managed Harbor on.
@@ -120,7 +120,7 @@ impl Managed {
                     dirty = true;
                 }
                 Wake::Own(Some(event)) => dirty |= self.handle(event, &mut buffer),
-                Wake::World | Wake::Synced => dirty = true,
+                Wake::View | Wake::Synced => dirty = true,
                 Wake::Leader => {
                     if !*inputs.leader.borrow() {
                         self.derived.clear();
@@ -132,12 +132,8 @@ impl Managed {
             let leading = *inputs.leader.borrow();
             let synced = *inputs.synced.borrow();
             if dirty && leading && synced && self.listed {
-                let world = inputs.world.borrow().clone();
-                if inputs
-                    .unless_stopped(self.reconcile(&world))
-                    .await
-                    .is_none()
-                {
+                let view = inputs.view.borrow().clone();
+                if inputs.unless_stopped(self.reconcile(&view)).await.is_none() {
                     return;
                 }
                 dirty = false;
@@ -205,7 +201,7 @@ impl Managed {
 
     /// Creates or updates the Registry of every HarborCluster and deletes the managed
     /// Registries whose HarborCluster is gone.
-    async fn reconcile(&mut self, world: &World) {
+    async fn reconcile(&mut self, view: &LeaderView) {
         let registries: Api<Registry> = Api::all(self.client.clone());
         let mut owners = Vec::new();
         let clusters: Vec<DynamicObject> = self.clusters.values().cloned().collect();
@@ -227,7 +223,7 @@ impl Managed {
             };
             let desired = desired_registry(hc, &uid, url, secret_ref);
             let reg_name = registry_name(&ns, &name);
-            if let Some(existing) = world.state.registries.get(&reg_name) {
+            if let Some(existing) = view.watched.registries.get(&reg_name) {
                 let current = existing.object.as_ref();
                 if current.is_some_and(|c| !is_managed(c))
                     || (current.is_none() && existing.invalid.is_none())
@@ -252,7 +248,7 @@ impl Managed {
                 }
             }
         }
-        for (reg_name, stored) in &world.state.registries {
+        for (reg_name, stored) in &view.watched.registries {
             let Some(r) = &stored.object else { continue };
             if !is_managed(r) {
                 continue;

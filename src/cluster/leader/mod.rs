@@ -5,7 +5,7 @@
 //! written by [`controller`]), registry probes and Harbor projects and robots
 //! ([`registry_loop`], [`robots`]), and a Registry per managed Harbor ([`managed`]).
 //!
-//! Everything here reads the replica half's state (a [`World`](super::replica::state::World))
+//! Everything here reads the replica half's state (a [`LeaderView`](super::replica::state::LeaderView))
 //! and never the other way round: a replica that is not leader runs none of this.
 
 pub mod controller;

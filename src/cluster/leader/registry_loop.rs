@@ -24,7 +24,7 @@ use super::inputs::{Inputs, Wake};
 use super::robots::{self, RobotKey};
 use super::sync::FIELD_MANAGER;
 use crate::api::{Health, RegistrySpec, RegistryStatus, RegistryType, Visibility};
-use crate::cluster::replica::state::World;
+use crate::cluster::replica::state::LeaderView;
 use crate::cluster::ClusterOptions;
 use crate::registry::{
     credentials_from_secret, ensure_project, probe_counting, registry_status, valid_project_name,
@@ -168,12 +168,12 @@ impl RegistryLoop {
             if !leading {
                 self.written.clear();
             }
-            // Revision 0 is the empty world before the first full sync.
-            let ready = synced && inputs.world.borrow().snapshot.revision() > 0;
+            // Revision 0 is the empty view before the first full sync.
+            let ready = synced && inputs.view.borrow().snapshot.revision() > 0;
             if due && leading && ready {
-                let world = inputs.world();
-                seen = fingerprint(&world);
-                match inputs.unless_stopped(self.pass(&world)).await {
+                let view = inputs.view();
+                seen = fingerprint(&view);
+                match inputs.unless_stopped(self.pass(&view)).await {
                     Some(found) => {
                         probed.send_replace(Arc::new(found));
                     }
@@ -182,9 +182,9 @@ impl RegistryLoop {
                 due = false;
             }
             match inputs.wake(tick.tick()).await {
-                Wake::World => {
-                    let world = inputs.world.borrow().clone();
-                    due |= fingerprint(&world) != seen;
+                Wake::View => {
+                    let view = inputs.view.borrow().clone();
+                    due |= fingerprint(&view) != seen;
                 }
                 Wake::Own(_) | Wake::Leader | Wake::Synced => due = true,
                 Wake::Stop => return,
@@ -193,9 +193,9 @@ impl RegistryLoop {
     }
 
     /// One pass over every registry; returns what the status writer needs.
-    async fn pass(&mut self, world: &World) -> Probed {
-        let stored = robots::stored(world.state.robot_secrets.values());
-        let jobs = self.jobs(world, &stored);
+    async fn pass(&mut self, view: &LeaderView) -> Probed {
+        let stored = robots::stored(view.watched.robot_secrets.values());
+        let jobs = self.jobs(view, &stored);
         let listed: BTreeSet<String> = jobs.iter().map(|j| j.name.clone()).collect();
         let mut tasks = tokio::task::JoinSet::new();
         for (i, job) in jobs.into_iter().enumerate() {
@@ -262,8 +262,8 @@ impl RegistryLoop {
                     hook(&name, *operation);
                 }
             }
-            let previous = world
-                .state
+            let previous = view
+                .watched
                 .registries
                 .get(&name)
                 .and_then(|s| serde_json::from_value::<RegistryStatus>(s.status.clone()).ok());
@@ -298,8 +298,12 @@ impl RegistryLoop {
     }
 
     /// What to do for each valid registry.
-    fn jobs(&mut self, world: &World, stored: &BTreeMap<RobotKey, RobotCredentials>) -> Vec<Job> {
-        let snap = &world.snapshot;
+    fn jobs(
+        &mut self,
+        view: &LeaderView,
+        stored: &BTreeMap<RobotKey, RobotCredentials>,
+    ) -> Vec<Job> {
+        let snap = &view.snapshot;
         let options = ClientOptions {
             cache_ttl: self
                 .opts
@@ -309,14 +313,14 @@ impl RegistryLoop {
             ..ClientOptions::default()
         };
         let mut jobs = Vec::new();
-        let known: BTreeSet<&String> = world.state.registries.keys().collect();
+        let known: BTreeSet<&String> = view.watched.registries.keys().collect();
         self.clients.retain(|n, _| known.contains(n));
-        for (name, s) in &world.state.registries {
+        for (name, s) in &view.watched.registries {
             let Some(registry) = &s.object else { continue };
             let (credentials, credentials_problem) = match &registry.spec.credentials_secret_ref {
                 None => (None, None),
-                Some(r) => match world
-                    .state
+                Some(r) => match view
+                    .watched
                     .ref_secrets
                     .get(&(r.namespace.clone(), r.name.clone()))
                 {
@@ -549,18 +553,18 @@ fn keep_probe_time(
 /// What a pass depends on besides time: Registry specs, the spaces, the API credential
 /// Secrets and the stored robot Secrets. Status changes (the loop's own output) are not
 /// part of it, so writing status never triggers another pass.
-fn fingerprint(world: &World) -> String {
-    let registries: Vec<_> = world
-        .state
+fn fingerprint(view: &LeaderView) -> String {
+    let registries: Vec<_> = view
+        .watched
         .registries
         .iter()
         .map(|(n, s)| (n, s.object.as_ref().map(|o| &o.spec)))
         .collect();
-    let spaces: Vec<_> = world
+    let spaces: Vec<_> = view
         .snapshot
         .registries()
         .iter()
-        .flat_map(|r| world.snapshot.spaces_of(&r.name))
+        .flat_map(|r| view.snapshot.spaces_of(&r.name))
         .map(|s| {
             (
                 &s.registry,
@@ -571,14 +575,14 @@ fn fingerprint(world: &World) -> String {
             )
         })
         .collect();
-    let refs: Vec<_> = world
-        .state
+    let refs: Vec<_> = view
+        .watched
         .ref_secrets
         .iter()
         .map(|(k, s)| (k, s.metadata.resource_version.as_deref()))
         .collect();
-    let robots: Vec<_> = world
-        .state
+    let robots: Vec<_> = view
+        .watched
         .robot_secrets
         .iter()
         .map(|(k, s)| (k, s.metadata.resource_version.as_deref()))

@@ -19,7 +19,7 @@ use kube::api::ObjectMeta;
 use super::credentials::{Credential, CredentialKey, CredentialSource, Lookup, BASIC_AUTH_TYPE};
 use super::sync::MANAGED_BY_VALUE;
 use crate::api::{RegistryType, Visibility, MANAGED_BY_LABEL};
-use crate::cluster::replica::state::State;
+use crate::cluster::replica::state::Watched;
 pub use crate::cluster::replica::watch::ROBOT_LABEL;
 use crate::index::SpaceEntry;
 use crate::registry::{valid_project_name, HarborClient, RegistryError, Robot, RobotCredentials};
@@ -150,7 +150,7 @@ pub fn parse(secret: &Secret) -> Option<(RobotKey, RobotCredentials)> {
 
 /// Valid Harbor registries that name API credentials: those whose robots pullgate
 /// keeps.
-pub fn registries(state: &State) -> BTreeSet<String> {
+pub fn registries(state: &Watched) -> BTreeSet<String> {
     state
         .registries
         .iter()

@@ -1,7 +1,8 @@
 //! What the watches have seen: every Registry, RegistrySpace and Workspace (valid or
 //! not, with its current status), namespace labels, the Secrets named like the pull
-//! Secret, and the Secrets spaces reference. [`State::apply`] is the one way to change
-//! it; [`State::objects`] feeds the binding table and [`State::world`] the leader.
+//! Secret, and the Secrets spaces reference. [`Watched::apply`] is the one way to change
+//! it; [`Watched::objects`] feeds the binding table, and on the leader a copy goes into
+//! the [`LeaderView`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -98,9 +99,9 @@ impl CrKind {
     }
 }
 
-/// Everything the watches have seen.
+/// Everything the watches have seen, valid or not: the one copy a replica keeps.
 #[derive(Clone, Debug, Default)]
-pub struct State {
+pub struct Watched {
     pub registries: BTreeMap<String, Stored<Registry>>,
     pub spaces: BTreeMap<String, Stored<RegistrySpace>>,
     pub workspaces: BTreeMap<String, Stored<Workspace>>,
@@ -113,14 +114,16 @@ pub struct State {
     pub robot_secrets: BTreeMap<String, Secret>,
 }
 
-/// What the leader works from: one consistent view, shared cheaply.
+/// What the leader works from: the binding table of one revision and a copy of what the
+/// watches had seen when it was built, consistent with each other. Only a leader's feed
+/// builds one; it is shared by `Arc` among the leader loops.
 #[derive(Debug, Default)]
-pub struct World {
+pub struct LeaderView {
     pub snapshot: Arc<Snapshot>,
-    pub state: State,
+    pub watched: Watched,
 }
 
-impl State {
+impl Watched {
     /// Applies one change; returns whether the binding table's inputs changed.
     pub fn apply(&mut self, change: Change) -> bool {
         match change {
