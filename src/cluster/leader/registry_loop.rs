@@ -313,6 +313,9 @@ impl RegistryLoop {
             ..ClientOptions::default()
         };
         let mut jobs = Vec::new();
+        // What is kept of each robot: what this leader wrote is newer than the watch.
+        let mut kept = stored.clone();
+        kept.extend(self.written.iter().map(|(k, c)| (k.clone(), c.clone())));
         let known: BTreeSet<&String> = view.watched.registries.keys().collect();
         self.clients.retain(|n, _| known.contains(n));
         for (name, s) in &view.watched.registries {
@@ -358,21 +361,9 @@ impl RegistryLoop {
             let manage =
                 credentials.is_some() && client.as_ref().is_ok_and(|c| c.as_harbor().is_some());
             let mut spaces = Vec::new();
-            let mut wanted: BTreeSet<RobotKey> = BTreeSet::new();
+            let (mut wanted, unbound) = robots::wanted(name, registry, snap, &kept);
             for entry in snap.spaces_of(name) {
-                let mut robots = Vec::new();
-                if robots::robot_managed(registry.spec.registry_type, configured, entry) {
-                    for ws in &entry.workspaces {
-                        let key = RobotKey {
-                            registry: name.clone(),
-                            space: entry.space.clone(),
-                            workspace: ws.clone(),
-                        };
-                        let known = self.written.get(&key).or_else(|| stored.get(&key)).cloned();
-                        robots.push((ws.clone(), known));
-                        wanted.insert(key);
-                    }
-                }
+                let mut robots = wanted.remove(&entry.space).unwrap_or_default();
                 if !manage {
                     robots.clear();
                 }
@@ -384,14 +375,6 @@ impl RegistryLoop {
                     project: manage && valid_project_name(&entry.space),
                 });
             }
-            let unbound = stored
-                .keys()
-                .chain(self.written.keys())
-                .filter(|k| &k.registry == name && !wanted.contains(*k))
-                .cloned()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
             jobs.push(Job {
                 name: name.clone(),
                 client,

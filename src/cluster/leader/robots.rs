@@ -18,10 +18,10 @@ use kube::api::ObjectMeta;
 
 use super::credentials::{Credential, CredentialKey, CredentialSource, Lookup, BASIC_AUTH_TYPE};
 use super::sync::MANAGED_BY_VALUE;
-use crate::api::{RegistryType, Visibility, MANAGED_BY_LABEL};
+use crate::api::{Registry, RegistryType, Visibility, MANAGED_BY_LABEL};
 use crate::cluster::replica::state::Watched;
 pub use crate::cluster::replica::watch::ROBOT_LABEL;
-use crate::index::SpaceEntry;
+use crate::index::{Snapshot, SpaceEntry};
 use crate::registry::{valid_project_name, HarborClient, RegistryError, Robot, RobotCredentials};
 
 /// Annotations naming what a robot Secret is for.
@@ -62,6 +62,44 @@ pub fn robot_managed(
         && space.pull_secret_ref.is_none()
         && valid_project_name(&space.space)
 }
+
+/// The robots the spaces of Registry `name` should have, by space: each bound workspace
+/// with the credentials `kept` for it; and the robots `kept` for this registry whose
+/// binding went (to delete).
+pub fn wanted(
+    name: &str,
+    registry: &Registry,
+    snap: &Snapshot,
+    kept: &BTreeMap<RobotKey, RobotCredentials>,
+) -> (Wanted, Vec<RobotKey>) {
+    let configured = registry.spec.credentials_secret_ref.is_some();
+    let mut wanted = Wanted::new();
+    let mut bound: BTreeSet<RobotKey> = BTreeSet::new();
+    for entry in snap.spaces_of(name) {
+        if !robot_managed(registry.spec.registry_type, configured, entry) {
+            continue;
+        }
+        let robots = wanted.entry(entry.space.clone()).or_default();
+        for ws in &entry.workspaces {
+            let key = RobotKey {
+                registry: name.to_string(),
+                space: entry.space.clone(),
+                workspace: ws.clone(),
+            };
+            robots.push((ws.clone(), kept.get(&key).cloned()));
+            bound.insert(key);
+        }
+    }
+    let unbound = kept
+        .keys()
+        .filter(|k| k.registry == name && !bound.contains(*k))
+        .cloned()
+        .collect();
+    (wanted, unbound)
+}
+
+/// Space → each workspace that gets a robot there, with what is kept for it.
+pub type Wanted = BTreeMap<String, Vec<(String, Option<RobotCredentials>)>>;
 
 /// The name of a robot's Secret: readable, a valid object name, and unique per key
 /// (a hash of the key makes sanitised spellings that collide distinct).
