@@ -5,8 +5,11 @@
 //! written by [`controller`]), registry probes and Harbor projects and robots
 //! ([`registry_loop`], [`robots`]), and a Registry per managed Harbor ([`managed`]).
 //!
-//! Everything here reads the replica half's state (a [`LeaderView`](super::replica::state::LeaderView))
-//! and never the other way round: a replica that is not leader runs none of this.
+//! Everything here reads the replica half's state (a
+//! [`LeaderView`](super::replica::state::LeaderView)) and never the other way round
+//! (`tests/import_cycles.rs` checks it): a replica that is not leader runs none of this.
+//! The three loops (controller, registry loop, managed Harbor) wait the same way
+//! ([`inputs`]).
 
 pub mod controller;
 pub mod credentials;

@@ -1,12 +1,12 @@
-//! The feed: the one task that owns [`Watched`] (what the watches have seen). It applies the watches'
-//! changes, publishes a new binding-table snapshot per burst of changes, keeps the
-//! staleness flag (SPEC §6.2), starts and stops the watches of referenced Secrets, and
-//! hands the leader a consistent [`LeaderView`].
+//! The feed: the one task that owns [`Watched`] (what the watches have seen). It applies
+//! the watches' changes, publishes a new binding-table snapshot per burst of changes,
+//! keeps the staleness flag (SPEC §6.2), starts and stops the watches of referenced
+//! Secrets, and hands the leader a consistent [`LeaderView`].
 //!
-//! Only a leader pays for the [`LeaderView`] (a copy of the whole [`Watched`]): the feed follows
-//! the election, builds a view per change only while this replica leads, and tells the
-//! leader loops they lead only after the view of their term is published, so no loop
-//! ever works from a view older than its term.
+//! Only a leader pays for the [`LeaderView`] (a copy of the whole [`Watched`]): the feed
+//! follows the election, builds a view per change only while this replica leads, and
+//! tells the leader loops they lead only after the view of their term is published, so
+//! no loop ever works from a view older than its term.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
