@@ -14,15 +14,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::Client;
 use tokio::sync::watch;
 
 use super::inputs::{Inputs, Wake};
 use super::robots::{self, RobotKey};
-use super::sync::FIELD_MANAGER;
 use crate::api::{Health, RegistrySpec, RegistryStatus, RegistryType, Visibility};
 use crate::cluster::replica::state::LeaderView;
 use crate::cluster::ClusterOptions;
@@ -138,21 +135,19 @@ struct Outcome {
 }
 
 pub struct RegistryLoop {
-    client: Client,
     opts: ClusterOptions,
     /// Registry clients kept between passes (their caches save calls), by name.
     clients: HashMap<String, (RegistrySpec, Option<Credentials>, RegistryClient)>,
-    /// Robot credentials written by this leader, newer than the watch may be.
-    written: BTreeMap<RobotKey, RobotCredentials>,
+    /// The robot Secrets, with what this leader wrote to them.
+    robot_secrets: robots::Store,
 }
 
 impl RegistryLoop {
     pub fn new(client: Client, opts: ClusterOptions) -> RegistryLoop {
         RegistryLoop {
-            client,
+            robot_secrets: robots::Store::new(client, &opts.namespace),
             opts,
             clients: HashMap::new(),
-            written: BTreeMap::new(),
         }
     }
 
@@ -166,7 +161,7 @@ impl RegistryLoop {
             let leading = inputs.leading();
             let synced = inputs.synced();
             if !leading {
-                self.written.clear();
+                self.robot_secrets.forget();
             }
             // Revision 0 is the empty view before the first full sync.
             let ready = synced && inputs.view.borrow().snapshot.revision() > 0;
@@ -225,34 +220,16 @@ impl RegistryLoop {
         }
         results.sort_by_key(|r| r.0);
 
-        // Robot Secrets of registries no longer listed (Registry deleted): nothing can be
-        // asked of their Harbor any more, so only the Secret goes.
-        for key in stored.keys().chain(self.written.keys()) {
-            if !listed.contains(&key.registry) {
-                tracing::warn!(registry = %key.registry, space = %key.space, workspace = %key.workspace,
-                    "Registry gone: forgetting its robot credentials (the robot itself is left on Harbor)");
-            }
-        }
-        let orphans: Vec<RobotKey> = stored
-            .keys()
-            .chain(self.written.keys())
-            .filter(|k| !listed.contains(&k.registry))
-            .cloned()
-            .collect();
-        for key in orphans {
-            self.delete_secret(&key).await;
-        }
+        self.robot_secrets.drop_unlisted(&stored, &listed).await;
 
         let now = SystemTime::now();
         let mut probed = Probed::default();
         for (_, name, spaces, outcome) in results {
             for (key, creds) in &outcome.robots {
-                if stored.get(key) != Some(creds) && self.written.get(key) != Some(creds) {
-                    self.write_secret(key, creds).await;
-                }
+                self.robot_secrets.keep(&stored, key, creds).await;
             }
             for key in &outcome.deleted {
-                self.delete_secret(key).await;
+                self.robot_secrets.delete(key).await;
             }
             if let Some(hook) = &self.opts.registry_health.0 {
                 hook(&name, outcome.report.health == Health::Healthy);
@@ -313,9 +290,7 @@ impl RegistryLoop {
             ..ClientOptions::default()
         };
         let mut jobs = Vec::new();
-        // What is kept of each robot: what this leader wrote is newer than the watch.
-        let mut kept = stored.clone();
-        kept.extend(self.written.iter().map(|(k, c)| (k.clone(), c.clone())));
+        let kept = self.robot_secrets.kept(stored);
         let known: BTreeSet<&String> = view.watched.registries.keys().collect();
         self.clients.retain(|n, _| known.contains(n));
         for (name, s) in &view.watched.registries {
@@ -386,41 +361,6 @@ impl RegistryLoop {
             });
         }
         jobs
-    }
-
-    async fn write_secret(&mut self, key: &RobotKey, creds: &RobotCredentials) {
-        let secret = robots::robot_secret(&self.opts.namespace, key, creds);
-        let name = robots::secret_name(key);
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.opts.namespace);
-        let pp = PatchParams::apply(FIELD_MANAGER).force();
-        match api.patch(&name, &pp, &Patch::Apply(&secret)).await {
-            Ok(_) => {
-                tracing::info!(registry = %key.registry, space = %key.space, workspace = %key.workspace,
-                    robot = %creds.username, "robot credentials stored");
-                self.written.insert(key.clone(), creds.clone());
-            }
-            Err(e) => {
-                tracing::warn!(secret = %name, error = %e, "robot credentials could not be stored")
-            }
-        }
-    }
-
-    async fn delete_secret(&mut self, key: &RobotKey) {
-        let name = robots::secret_name(key);
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.opts.namespace);
-        match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => {
-                tracing::info!(registry = %key.registry, space = %key.space, workspace = %key.workspace,
-                    "robot credentials deleted");
-                self.written.remove(key);
-            }
-            Err(kube::Error::Api(e)) if e.code == 404 => {
-                self.written.remove(key);
-            }
-            Err(e) => {
-                tracing::warn!(secret = %name, error = %e, "robot Secret could not be deleted")
-            }
-        }
     }
 }
 

@@ -5,19 +5,22 @@
 //! lost, replacing it when disabled or near expiry ([`ensure_robot`]), deleting it when
 //! its binding goes ([`delete_robot`], [`prune_robots`]), and keeping its secret. Harbor
 //! shows a robot's secret only once, so it is kept in a Secret in pullgate's own
-//! namespace ([`robot_secret`], read back by [`parse`]); [`RobotSource`] answers the
+//! namespace ([`Store`] writes it as [`robot_secret`], read back by [`parse`]);
+//! [`wanted`] says which robots the bindings need; [`RobotSource`] answers the
 //! pull-Secret sync from those Secrets. The HTTP calls themselves are the registry
 //! client's ([`HarborClient`]); the registry loop decides when to run a pass.
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
-use kube::api::ObjectMeta;
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams};
+use kube::Client;
 
 use super::credentials::{Credential, CredentialKey, CredentialSource, Lookup, BASIC_AUTH_TYPE};
-use super::sync::MANAGED_BY_VALUE;
+use super::sync::{FIELD_MANAGER, MANAGED_BY_VALUE};
 use crate::api::{Registry, RegistryType, Visibility, MANAGED_BY_LABEL};
 use crate::cluster::replica::state::Watched;
 pub use crate::cluster::replica::watch::ROBOT_LABEL;
@@ -61,6 +64,110 @@ pub fn robot_managed(
         && space.visibility == Visibility::Private
         && space.pull_secret_ref.is_none()
         && valid_project_name(&space.space)
+}
+
+/// The robot Secrets in pullgate's namespace as this leader writes them. What it wrote is
+/// remembered, since it is newer than what the watch may have delivered yet.
+pub struct Store {
+    client: Client,
+    namespace: String,
+    written: BTreeMap<RobotKey, RobotCredentials>,
+}
+
+impl Store {
+    pub fn new(client: Client, namespace: &str) -> Store {
+        Store {
+            client,
+            namespace: namespace.to_string(),
+            written: BTreeMap::new(),
+        }
+    }
+
+    /// Forgets what this leader wrote (it stopped leading; a new term starts from what
+    /// the watch delivers).
+    pub fn forget(&mut self) {
+        self.written.clear();
+    }
+
+    /// What is kept of each robot: `stored` (as the watch saw it), overlaid with what
+    /// this leader wrote since.
+    pub fn kept(
+        &self,
+        stored: &BTreeMap<RobotKey, RobotCredentials>,
+    ) -> BTreeMap<RobotKey, RobotCredentials> {
+        let mut kept = stored.clone();
+        kept.extend(self.written.iter().map(|(k, c)| (k.clone(), c.clone())));
+        kept
+    }
+
+    /// Deletes the Secrets of robots of registries not `listed` (the Registry was
+    /// deleted): nothing can be asked of their Harbor any more, so only the Secret goes.
+    pub async fn drop_unlisted(
+        &mut self,
+        stored: &BTreeMap<RobotKey, RobotCredentials>,
+        listed: &BTreeSet<String>,
+    ) {
+        for key in stored.keys().chain(self.written.keys()) {
+            if !listed.contains(&key.registry) {
+                tracing::warn!(registry = %key.registry, space = %key.space, workspace = %key.workspace,
+                    "Registry gone: forgetting its robot credentials (the robot itself is left on Harbor)");
+            }
+        }
+        let orphans: Vec<RobotKey> = stored
+            .keys()
+            .chain(self.written.keys())
+            .filter(|k| !listed.contains(&k.registry))
+            .cloned()
+            .collect();
+        for key in orphans {
+            self.delete(&key).await;
+        }
+    }
+
+    /// Stores a robot's credentials unless the Secret already holds them.
+    pub async fn keep(
+        &mut self,
+        stored: &BTreeMap<RobotKey, RobotCredentials>,
+        key: &RobotKey,
+        creds: &RobotCredentials,
+    ) {
+        if stored.get(key) == Some(creds) || self.written.get(key) == Some(creds) {
+            return;
+        }
+        let secret = robot_secret(&self.namespace, key, creds);
+        let name = secret_name(key);
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        match api.patch(&name, &pp, &Patch::Apply(&secret)).await {
+            Ok(_) => {
+                tracing::info!(registry = %key.registry, space = %key.space, workspace = %key.workspace,
+                    robot = %creds.username, "robot credentials stored");
+                self.written.insert(key.clone(), creds.clone());
+            }
+            Err(e) => {
+                tracing::warn!(secret = %name, error = %e, "robot credentials could not be stored")
+            }
+        }
+    }
+
+    /// Deletes a robot's Secret.
+    pub async fn delete(&mut self, key: &RobotKey) {
+        let name = secret_name(key);
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {
+                tracing::info!(registry = %key.registry, space = %key.space, workspace = %key.workspace,
+                    "robot credentials deleted");
+                self.written.remove(key);
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                self.written.remove(key);
+            }
+            Err(e) => {
+                tracing::warn!(secret = %name, error = %e, "robot Secret could not be deleted")
+            }
+        }
+    }
 }
 
 /// The robots the spaces of Registry `name` should have, by space: each bound workspace
