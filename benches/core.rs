@@ -12,7 +12,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use kube::api::DynamicObject;
 use pullgate::admission::object::changed;
 use pullgate::admission::{Admission, Webhook};
-use pullgate::cluster::state::{Change, Item, State, WatchId};
+use pullgate::cluster::replica::state::{Change, Item, WatchId, Watched};
 use pullgate::index::testing::mk_scaled;
 use pullgate::index::{Snapshot, Table};
 use pullgate::policy::{decide, ImageRef, ImageUse, Location, Policy, Request};
@@ -162,7 +162,7 @@ fn benches(c: &mut Criterion) {
     // the watch event applied to the watched state, the inputs collected, the snapshot
     // rebuilt and published to admission.
     let table = Table::new(Snapshot::build(&objects, 1));
-    let mut state = State::default();
+    let mut state = Watched::default();
     let stored = |o: serde_json::Value| Item::Custom(Box::new(dynamic(o)));
     let reset = |id: WatchId, items: Vec<Item>| Change::Reset(id, items);
     state.apply(reset(

@@ -56,7 +56,7 @@ impl Handler for AdmissionHandler {
                         &record.kind,
                         &record.namespace,
                         &record.name,
-                        &cluster::events::join_bounded(denied, "; "),
+                        &cluster::replica::events::join_bounded(denied, "; "),
                     );
                 }
             }

@@ -184,7 +184,7 @@ fn updates(fake: &FakeApiServer, name: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denial_counts_once_per_interval_across_replicas() {
-    use pullgate::cluster::events::event_name;
+    use pullgate::cluster::replica::events::event_name;
     let fake = FakeApiServer::start().await;
     let (mut a, mut b) = two_replicas(&fake).await;
     // `web` was last reported long ago (count 4), `fresh` a moment ago by another replica.
@@ -265,7 +265,7 @@ async fn a_denial_counts_once_per_interval_across_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_fields_stay_within_what_the_apiserver_accepts() {
-    use pullgate::cluster::events::{event_name, MESSAGE_LIMIT};
+    use pullgate::cluster::replica::events::{event_name, MESSAGE_LIMIT};
     let fake = FakeApiServer::start().await;
     let (a, mut b) = two_replicas(&fake).await;
     // The longest possible name, and far more denied images than one message can say.
@@ -323,7 +323,7 @@ async fn event_fields_stay_within_what_the_apiserver_accepts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_denials_is_written_at_the_replicas_budget() {
-    use pullgate::cluster::events::{QUEUE_CAPACITY, WRITE_BURST, WRITE_RATE};
+    use pullgate::cluster::replica::events::{QUEUE_CAPACITY, WRITE_BURST, WRITE_RATE};
     let fake = FakeApiServer::start().await;
     let (a, b) = two_replicas(&fake).await;
     let start = Instant::now();

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fake_harbor::{FakeHarbor, FakeRobot, ADMIN, DEVELOPER};
 use pullgate::api::{Health, RegistryType, Visibility};
+use pullgate::cluster::leader::robots;
 use pullgate::index::testing::mk_registry;
 use pullgate::registry::{
     self, ClientOptions, Credentials, HarborClient, ProjectChange, RegistryClient, RegistryError,
@@ -218,13 +219,13 @@ async fn one_pull_only_robot_per_space_and_workspace() {
     fake.add_project("team-b", false, 0, 0);
     let client = admin(&fake);
     let h = harbor(&client);
-    let a1 = registry::ensure_robot(h, "team-a", "ws-a", None, now())
+    let a1 = robots::ensure_robot(h, "team-a", "ws-a", None, now())
         .await
         .unwrap();
-    let a2 = registry::ensure_robot(h, "team-a", "ws-b", None, now())
+    let a2 = robots::ensure_robot(h, "team-a", "ws-b", None, now())
         .await
         .unwrap();
-    let b1 = registry::ensure_robot(h, "team-b", "ws-a", None, now())
+    let b1 = robots::ensure_robot(h, "team-b", "ws-a", None, now())
         .await
         .unwrap();
     assert_eq!(a1.username, "robot$team-a+pullgate-ws-a");
@@ -257,7 +258,7 @@ async fn one_pull_only_robot_per_space_and_workspace() {
 
     // With the stored credentials nothing is written again.
     fake.clear_requests();
-    let again = registry::ensure_robot(h, "team-a", "ws-a", Some(&a1), now())
+    let again = robots::ensure_robot(h, "team-a", "ws-a", Some(&a1), now())
         .await
         .unwrap();
     assert_eq!(again, a1);
@@ -271,29 +272,27 @@ async fn robot_is_deleted_when_the_binding_goes() {
     fake.add_project("team-a", false, 0, 0);
     let client = admin(&fake);
     let h = harbor(&client);
-    let a = registry::ensure_robot(h, "team-a", "ws-a", None, now())
+    let a = robots::ensure_robot(h, "team-a", "ws-a", None, now())
         .await
         .unwrap();
-    let b = registry::ensure_robot(h, "team-a", "ws-b", None, now())
+    let b = robots::ensure_robot(h, "team-a", "ws-b", None, now())
         .await
         .unwrap();
-    let c = registry::ensure_robot(h, "team-a", "ws-c", None, now())
+    let c = robots::ensure_robot(h, "team-a", "ws-c", None, now())
         .await
         .unwrap();
-    assert!(registry::delete_robot(h, "team-a", "ws-b").await.unwrap());
+    assert!(robots::delete_robot(h, "team-a", "ws-b").await.unwrap());
     assert!(
         !fake.robot_login_ok(&b.username, &b.secret),
         "copied credentials stop working"
     );
-    assert!(!registry::delete_robot(h, "team-a", "ws-b").await.unwrap());
-    assert!(!registry::delete_robot(h, "no-such-project", "ws-b")
+    assert!(!robots::delete_robot(h, "team-a", "ws-b").await.unwrap());
+    assert!(!robots::delete_robot(h, "no-such-project", "ws-b")
         .await
         .unwrap());
 
     // Bindings dropped while pullgate was away are pruned.
-    let pruned = registry::prune_robots(h, "team-a", &["ws-a"])
-        .await
-        .unwrap();
+    let pruned = robots::prune_robots(h, "team-a", &["ws-a"]).await.unwrap();
     assert_eq!(pruned, vec![c.username.clone()]);
     assert!(fake.robot_login_ok(&a.username, &a.secret));
     assert_eq!(fake.robots().len(), 1);
@@ -305,13 +304,13 @@ async fn lost_secret_is_refreshed() {
     fake.add_project("team-a", false, 0, 0);
     let client = admin(&fake);
     let h = harbor(&client);
-    let first = registry::ensure_robot(h, "team-a", "ws-a", None, now())
+    let first = robots::ensure_robot(h, "team-a", "ws-a", None, now())
         .await
         .unwrap();
     fake.clear_requests();
     // The stored Secret was deleted: Harbor will not show the secret again, so a new
     // one is set on the same robot.
-    let second = registry::ensure_robot(h, "team-a", "ws-a", None, now())
+    let second = robots::ensure_robot(h, "team-a", "ws-a", None, now())
         .await
         .unwrap();
     assert_eq!(second.id, first.id);
@@ -349,7 +348,7 @@ async fn robot_near_expiry_is_replaced() {
         expires_at: 2_000_000,
     };
     let soon = UNIX_EPOCH + Duration::from_secs(2_000_000 - 3600);
-    let fresh = registry::ensure_robot(harbor(&client), "team-a", "ws-a", Some(&stored), soon)
+    let fresh = robots::ensure_robot(harbor(&client), "team-a", "ws-a", Some(&stored), soon)
         .await
         .unwrap();
     assert_ne!(fresh.id, 99);

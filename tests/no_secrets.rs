@@ -632,7 +632,7 @@ fn unreadable_secrets() -> Vec<(String, &'static str, &'static str, Vec<String>)
             ],
         ),
         // The content of a dockerconfigjson is read only where pull Secrets are made
-        // (cluster mode, unit-tested in cluster::credentials): loading must not show it.
+        // (cluster mode, unit-tested in cluster::leader::credentials): loading must not show it.
         (
             dcj(json!({"auth": "%%not-base64-Jq7%%"})),
             "",

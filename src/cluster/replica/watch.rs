@@ -15,8 +15,11 @@ use kube::{Client, ResourceExt};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::robots::ROBOT_LABEL;
 use super::state::{Change, Item, WatchId};
+
+/// Label on the Secrets that hold Harbor robot credentials (what their watch selects;
+/// the leader's robot module writes it).
+pub const ROBOT_LABEL: &str = "pullgate.io/robot";
 use crate::api::{Registry, RegistrySpace, SecretRef, Workspace};
 use crate::index::NamespaceInfo;
 

@@ -130,7 +130,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = tokio::time::sleep(elector.config.retry_period()) => {}
-            _ = super::controller::stopped(&mut shutdown) => break,
+            _ = crate::cluster::stopped(&mut shutdown) => break,
         }
     }
     if leader.send_replace(false) {

@@ -1,7 +1,12 @@
-//! The feed: the one task that owns the watched [`State`]. It applies the watches'
-//! changes, publishes a new binding-table snapshot per burst of changes, keeps the
-//! staleness flag (SPEC §6.2), starts and stops the watches of referenced Secrets, and
-//! hands the leader a consistent [`World`].
+//! The feed: the one task that owns [`Watched`] (what the watches have seen). It applies
+//! the watches' changes, publishes a new binding-table snapshot per burst of changes,
+//! keeps the staleness flag (SPEC §6.2), starts and stops the watches of referenced
+//! Secrets, and hands the leader a consistent [`LeaderView`].
+//!
+//! Only a leader pays for the [`LeaderView`] (a copy of the whole [`Watched`]): the feed
+//! follows the election, builds a view per change only while this replica leads, and
+//! tells the leader loops they lead only after the view of their term is published, so
+//! no loop ever works from a view older than its term.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -12,7 +17,7 @@ use tokio::sync::{mpsc, watch as channel};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::state::{Change, State, WatchId, World};
+use super::state::{Change, LeaderView, WatchId, Watched};
 use super::watch::{self, Source};
 use crate::api::SecretRef;
 use crate::index::{Snapshot, Table};
@@ -25,7 +30,9 @@ pub struct Feed {
     pub client: Client,
     pub table: Arc<Table>,
     pub synced: channel::Sender<bool>,
-    pub world: channel::Sender<Arc<World>>,
+    pub view: channel::Sender<Arc<LeaderView>>,
+    /// Leadership as the leader loops see it (see the module doc).
+    pub leading: channel::Sender<bool>,
     pub max_staleness: Duration,
     /// How often the staleness bound is checked.
     pub staleness_tick: Duration,
@@ -33,19 +40,27 @@ pub struct Feed {
 
 struct Run {
     feed: Feed,
-    state: State,
+    watched: Watched,
     tx: mpsc::Sender<Change>,
     listed: HashSet<WatchId>,
     broken_since: HashMap<WatchId, Instant>,
     refs: BTreeMap<(String, String), JoinHandle<()>>,
     revision: u64,
     table_dirty: bool,
-    world_dirty: bool,
+    view_dirty: bool,
+    /// Whether the election says this replica leads.
+    leading: bool,
 }
 
 impl Feed {
-    /// Runs until `rx` closes. `tx` is the sender the watches use (for new Secret watches).
-    pub async fn run(self, tx: mpsc::Sender<Change>, mut rx: mpsc::Receiver<Change>) {
+    /// Runs until `rx` closes. `tx` is the sender the watches use (for new Secret watches);
+    /// `elected` says whether this replica holds the Lease.
+    pub async fn run(
+        self,
+        tx: mpsc::Sender<Change>,
+        mut rx: mpsc::Receiver<Change>,
+        mut elected: channel::Receiver<bool>,
+    ) {
         let mut tick = tokio::time::interval(self.staleness_tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut run = Run::new(self, tx);
@@ -66,6 +81,10 @@ impl Feed {
                     run.check_staleness();
                 }
                 _ = tick.tick() => run.check_staleness(),
+                Ok(()) = elected.changed() => {
+                    let leads = *elected.borrow_and_update();
+                    run.set_leading(leads);
+                }
             }
         }
         run.stop();
@@ -83,14 +102,15 @@ impl Run {
         let revision = feed.table.load().revision();
         Run {
             feed,
-            state: State::default(),
+            watched: Watched::default(),
             tx,
             listed: HashSet::new(),
             broken_since: HashMap::new(),
             refs: BTreeMap::new(),
             revision,
             table_dirty: true,
-            world_dirty: true,
+            view_dirty: true,
+            leading: false,
         }
     }
 
@@ -104,11 +124,11 @@ impl Run {
             Change::Reset(id, _) => {
                 self.broken_since.remove(id);
                 self.listed.insert(id.clone());
-                self.world_dirty = true;
+                self.view_dirty = true;
             }
             Change::Apply(id, _) | Change::Delete(id, _) => {
                 self.broken_since.remove(id);
-                self.world_dirty = true;
+                self.view_dirty = true;
             }
         }
         // Changes of a Secret watch that was just stopped are stale; drop them.
@@ -119,20 +139,11 @@ impl Run {
                 return;
             }
         }
-        self.table_dirty |= self.state.apply(change);
+        self.table_dirty |= self.watched.apply(change);
     }
 
     fn synced(&self) -> bool {
-        [
-            WatchId::Registries,
-            WatchId::Spaces,
-            WatchId::Workspaces,
-            WatchId::Namespaces,
-            WatchId::PullSecrets,
-            WatchId::RobotSecrets,
-        ]
-        .iter()
-        .all(|id| self.listed.contains(id))
+        WatchId::SYNC.iter().all(|id| self.listed.contains(id))
     }
 
     async fn publish(&mut self) {
@@ -141,7 +152,7 @@ impl Run {
         }
         if self.table_dirty {
             self.revision += 1;
-            let (objects, revision) = (self.state.objects(), self.revision);
+            let (objects, revision) = (self.watched.objects(), self.revision);
             // A rebuild at scale takes milliseconds: on the blocking pool, so that the
             // runtime's workers (one, at the shipped CPU limit) keep answering reviews.
             let built = tokio::task::spawn_blocking(move || Snapshot::build(&objects, revision));
@@ -151,24 +162,50 @@ impl Run {
             self.feed.table.store(snapshot);
             tracing::debug!(revision = self.revision, "binding table updated");
             self.table_dirty = false;
-            self.world_dirty = true;
+            self.view_dirty = true;
             self.update_ref_watches();
         }
+        // The view first: a leader loop woken by `synced` finds it current.
+        self.publish_view();
         self.feed
             .synced
             .send_if_modified(|s| !std::mem::replace(s, true));
-        if self.world_dirty {
-            self.world_dirty = false;
-            self.feed.world.send_replace(Arc::new(World {
-                snapshot: self.feed.table.load(),
-                state: self.state.clone(),
-            }));
+    }
+
+    /// Publishes the view for the leader loops, if this replica leads and it changed.
+    fn publish_view(&mut self) {
+        if !self.leading || !self.view_dirty {
+            return;
+        }
+        self.view_dirty = false;
+        self.feed.view.send_replace(Arc::new(LeaderView {
+            snapshot: self.feed.table.load(),
+            watched: self.watched.clone(),
+        }));
+    }
+
+    /// Follows the election: a new leader gets its view first, then the word that it
+    /// leads; a leader that lost the Lease is told at once, and the view it held goes.
+    fn set_leading(&mut self, leads: bool) {
+        if leads == self.leading {
+            return;
+        }
+        self.leading = leads;
+        if leads {
+            self.view_dirty = true;
+            if self.synced() {
+                self.publish_view();
+            }
+            self.feed.leading.send_replace(true);
+        } else {
+            self.feed.leading.send_replace(false);
+            self.feed.view.send_replace(Arc::default());
         }
     }
 
     /// One watch per referenced Secret; a reference that went away loses its watch.
     fn update_ref_watches(&mut self) {
-        let wanted: Vec<SecretRef> = self.state.referenced_secrets();
+        let wanted: Vec<SecretRef> = self.watched.referenced_secrets();
         let key = |r: &SecretRef| (r.namespace.clone(), r.name.clone());
         let gone: Vec<(String, String)> = self
             .refs
@@ -180,7 +217,7 @@ impl Run {
             if let Some(task) = self.refs.remove(&k) {
                 task.abort();
             }
-            self.state.ref_secrets.remove(&k);
+            self.watched.ref_secrets.remove(&k);
             self.broken_since.remove(&WatchId::Ref(k.0, k.1));
         }
         for r in wanted {
@@ -239,7 +276,7 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
-    use crate::cluster::state::Item;
+    use crate::cluster::replica::state::Item;
     use crate::index::testing::mk_ns;
     use crate::index::Objects;
 
@@ -252,27 +289,33 @@ mod tests {
             .expect("a client that is never called");
         let table = Arc::new(Table::new(Snapshot::build(&Objects::default(), 0)));
         let (synced, _) = channel::channel(false);
-        let (world, world_rx) = channel::channel(Arc::new(World {
+        let (view, view_rx) = channel::channel(Arc::new(LeaderView {
             snapshot: table.load(),
-            state: State::default(),
+            watched: Watched::default(),
         }));
         let (tx, _rx) = mpsc::channel(1);
+        let (leading, _) = channel::channel(false);
         let feed = Feed {
             client,
             table: table.clone(),
             synced,
-            world,
+            view,
+            leading,
             max_staleness: Duration::from_secs(60),
             staleness_tick: Duration::from_secs(60),
         };
         let mut run = Run::new(feed, tx);
+        run.set_leading(true);
         for id in WatchId::TABLE
             .into_iter()
             .chain([WatchId::PullSecrets, WatchId::RobotSecrets])
         {
             run.handle(Change::Reset(id, Vec::new()));
         }
-        let namespaces = (0..2_000)
+        // Large enough that the rebuild outlasts a scheduling hiccup of this thread on a
+        // loaded machine: with 2,000 the build sometimes finished before the ticker was
+        // polled again, when other tests ran beside this one.
+        let namespaces = (0..20_000)
             .map(|i| Item::Namespace(mk_ns(&format!("app-{i}"), &[("team", "a")])))
             .collect();
         run.handle(Change::Reset(WatchId::Namespaces, namespaces));
@@ -300,6 +343,87 @@ mod tests {
             1,
             "the rebuilt table was published"
         );
-        assert_eq!(world_rx.borrow().snapshot.revision(), 1);
+        assert_eq!(view_rx.borrow().snapshot.revision(), 1);
+    }
+
+    fn mk_run(leading: channel::Sender<bool>) -> (Run, channel::Receiver<Arc<LeaderView>>) {
+        let client = Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
+            .expect("a client that is never called");
+        let table = Arc::new(Table::new(Snapshot::build(&Objects::default(), 0)));
+        let (synced, _) = channel::channel(false);
+        let (view, view_rx) = channel::channel(Arc::default());
+        let (tx, _rx) = mpsc::channel(1);
+        let feed = Feed {
+            client,
+            table,
+            synced,
+            view,
+            leading,
+            max_staleness: Duration::from_secs(60),
+            staleness_tick: Duration::from_secs(60),
+        };
+        (Run::new(feed, tx), view_rx)
+    }
+
+    fn ns_change(i: usize) -> Change {
+        Change::Apply(
+            WatchId::Namespaces,
+            Item::Namespace(mk_ns(&format!("app-{i}"), &[("team", "a")])),
+        )
+    }
+
+    /// A replica that is not leader builds no view (no copy of the whole state) however
+    /// often the cluster changes; when it is elected, the loops learn that they lead only
+    /// after the current view is published, and when it loses the Lease they are told
+    /// at once and the view is dropped.
+    #[tokio::test]
+    async fn only_a_leader_pays_for_the_view() {
+        let (leading_tx, leading) = channel::channel(false);
+        let (mut run, mut view) = mk_run(leading_tx);
+        for id in WatchId::SYNC {
+            run.handle(Change::Reset(id, Vec::new()));
+        }
+        let mut built = 0;
+        // A few bursts only: each rebuilds the table on the blocking pool, beside a test
+        // that watches how the runtime fares while that pool works.
+        for burst in 0..5 {
+            for i in 0..10 {
+                run.handle(ns_change(burst * 10 + i));
+            }
+            run.publish().await;
+            if view.has_changed().unwrap() {
+                built += 1;
+                view.mark_unchanged();
+            }
+        }
+        assert_eq!(built, 0, "worlds built while not leader");
+        assert_eq!(
+            run.feed.table.load().revision(),
+            5,
+            "the table still follows"
+        );
+
+        let mut seen = leading.clone();
+        run.set_leading(true);
+        assert!(*seen.borrow_and_update(), "told it leads");
+        assert_eq!(
+            view.borrow_and_update().watched.namespaces.len(),
+            50,
+            "the view of the new term was published before"
+        );
+        run.handle(ns_change(50));
+        run.publish().await;
+        assert!(
+            view.has_changed().unwrap(),
+            "a leader's view follows changes"
+        );
+        assert_eq!(view.borrow_and_update().watched.namespaces.len(), 51);
+
+        run.set_leading(false);
+        assert!(
+            !*seen.borrow_and_update(),
+            "told at once that it no longer leads"
+        );
+        assert!(view.borrow_and_update().watched.namespaces.is_empty());
     }
 }

@@ -78,7 +78,7 @@ pub struct DenialEvents {
     tx: mpsc::Sender<Report>,
 }
 
-/// The receiving end, handed to [`super::run`].
+/// The receiving end, handed to [`crate::cluster::run`].
 #[derive(Debug)]
 pub struct EventQueue {
     pub(crate) rx: mpsc::Receiver<Report>,
@@ -395,7 +395,7 @@ pub async fn run(
                 }
                 None => return,
             },
-            _ = super::controller::stopped(&mut shutdown) => break,
+            _ = crate::cluster::stopped(&mut shutdown) => break,
         }
     }
     queue.rx.close();

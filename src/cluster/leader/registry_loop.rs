@@ -14,22 +14,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::Client;
 use tokio::sync::watch;
 
-use super::controller::stopped;
+use super::inputs::{Inputs, Wake};
 use super::robots::{self, RobotKey};
-use super::state::World;
-use super::sync::FIELD_MANAGER;
-use super::ClusterOptions;
 use crate::api::{Health, RegistrySpec, RegistryStatus, RegistryType, Visibility};
+use crate::cluster::replica::state::LeaderView;
+use crate::cluster::ClusterOptions;
 use crate::registry::{
-    credentials_from_secret, delete_robot, ensure_project, ensure_robot, probe_counting,
-    prune_robots, registry_status, valid_project_name, ApiOperation, ClientOptions, Credentials,
-    ProjectChange, RegistryClient, RegistryReport, RobotCredentials,
+    credentials_from_secret, ensure_project, probe_counting, registry_status, valid_project_name,
+    ApiOperation, ClientOptions, Credentials, ProjectChange, RegistryClient, RegistryReport,
+    RobotCredentials,
 };
 
 /// Longest wait for one registry's pass (probe and management); a registry slower than
@@ -98,15 +95,6 @@ impl std::fmt::Debug for ApiErrorHook {
     }
 }
 
-/// What [`RegistryLoop::run`] listens to and where it publishes.
-pub struct Inputs {
-    pub world: watch::Receiver<Arc<World>>,
-    pub synced: watch::Receiver<bool>,
-    pub leader: watch::Receiver<bool>,
-    pub shutdown: watch::Receiver<bool>,
-    pub probed: watch::Sender<Arc<Probed>>,
-}
-
 /// One space of a registry as a pass needs it.
 #[derive(Clone, Debug)]
 struct SpaceJob {
@@ -147,65 +135,62 @@ struct Outcome {
 }
 
 pub struct RegistryLoop {
-    client: Client,
     opts: ClusterOptions,
     /// Registry clients kept between passes (their caches save calls), by name.
     clients: HashMap<String, (RegistrySpec, Option<Credentials>, RegistryClient)>,
-    /// Robot credentials written by this leader, newer than the watch may be.
-    written: BTreeMap<RobotKey, RobotCredentials>,
+    /// The robot Secrets, with what this leader wrote to them.
+    robot_secrets: robots::Store,
 }
 
 impl RegistryLoop {
     pub fn new(client: Client, opts: ClusterOptions) -> RegistryLoop {
         RegistryLoop {
-            client,
+            robot_secrets: robots::Store::new(client, &opts.namespace),
             opts,
             clients: HashMap::new(),
-            written: BTreeMap::new(),
         }
     }
 
-    pub async fn run(mut self, mut inputs: Inputs) {
+    /// Runs until shutdown, publishing what each pass found on `probed`.
+    pub async fn run(mut self, mut inputs: Inputs, probed: watch::Sender<Arc<Probed>>) {
         let mut tick = tokio::time::interval(self.opts.probe_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut due = true;
         let mut seen = String::new();
         loop {
-            let leading = *inputs.leader.borrow_and_update();
-            let synced = *inputs.synced.borrow_and_update();
+            let leading = inputs.leading();
+            let synced = inputs.synced();
             if !leading {
-                self.written.clear();
+                self.robot_secrets.forget();
             }
-            // Revision 0 is the empty world before the first full sync.
-            let ready = synced && inputs.world.borrow().snapshot.revision() > 0;
+            // Revision 0 is the empty view before the first full sync.
+            let ready = synced && inputs.view.borrow().snapshot.revision() > 0;
             if due && leading && ready {
-                let world = inputs.world.borrow_and_update().clone();
-                seen = fingerprint(&world);
-                tokio::select! {
-                    probed = self.pass(&world) => {
-                        inputs.probed.send_replace(Arc::new(probed));
+                let view = inputs.view();
+                seen = fingerprint(&view);
+                match inputs.unless_stopped(self.pass(&view)).await {
+                    Some(found) => {
+                        probed.send_replace(Arc::new(found));
                     }
-                    _ = stopped(&mut inputs.shutdown) => return,
+                    None => return,
                 }
                 due = false;
             }
-            tokio::select! {
-                _ = tick.tick() => due = true,
-                _ = inputs.world.changed() => {
-                    let world = inputs.world.borrow().clone();
-                    due |= fingerprint(&world) != seen;
+            match inputs.wake(tick.tick()).await {
+                Wake::View => {
+                    let view = inputs.view.borrow().clone();
+                    due |= fingerprint(&view) != seen;
                 }
-                _ = inputs.leader.changed() => due = true,
-                _ = inputs.synced.changed() => due = true,
-                _ = stopped(&mut inputs.shutdown) => return,
+                Wake::Own(_) | Wake::Leader | Wake::Synced => due = true,
+                Wake::Stop => return,
             }
         }
     }
 
     /// One pass over every registry; returns what the status writer needs.
-    async fn pass(&mut self, world: &World) -> Probed {
-        let stored = world.state.robots();
-        let jobs = self.jobs(world, &stored);
+    async fn pass(&mut self, view: &LeaderView) -> Probed {
+        let stored = robots::stored(view.watched.robot_secrets.values());
+        let jobs = self.jobs(view, &stored);
         let listed: BTreeSet<String> = jobs.iter().map(|j| j.name.clone()).collect();
         let mut tasks = tokio::task::JoinSet::new();
         for (i, job) in jobs.into_iter().enumerate() {
@@ -235,34 +220,16 @@ impl RegistryLoop {
         }
         results.sort_by_key(|r| r.0);
 
-        // Robot Secrets of registries no longer listed (Registry deleted): nothing can be
-        // asked of their Harbor any more, so only the Secret goes.
-        for key in stored.keys().chain(self.written.keys()) {
-            if !listed.contains(&key.registry) {
-                tracing::warn!(registry = %key.registry, space = %key.space, workspace = %key.workspace,
-                    "Registry gone: forgetting its robot credentials (the robot itself is left on Harbor)");
-            }
-        }
-        let orphans: Vec<RobotKey> = stored
-            .keys()
-            .chain(self.written.keys())
-            .filter(|k| !listed.contains(&k.registry))
-            .cloned()
-            .collect();
-        for key in orphans {
-            self.delete_secret(&key).await;
-        }
+        self.robot_secrets.drop_unlisted(&stored, &listed).await;
 
         let now = SystemTime::now();
         let mut probed = Probed::default();
         for (_, name, spaces, outcome) in results {
             for (key, creds) in &outcome.robots {
-                if stored.get(key) != Some(creds) && self.written.get(key) != Some(creds) {
-                    self.write_secret(key, creds).await;
-                }
+                self.robot_secrets.keep(&stored, key, creds).await;
             }
             for key in &outcome.deleted {
-                self.delete_secret(key).await;
+                self.robot_secrets.delete(key).await;
             }
             if let Some(hook) = &self.opts.registry_health.0 {
                 hook(&name, outcome.report.health == Health::Healthy);
@@ -272,8 +239,8 @@ impl RegistryLoop {
                     hook(&name, *operation);
                 }
             }
-            let previous = world
-                .state
+            let previous = view
+                .watched
                 .registries
                 .get(&name)
                 .and_then(|s| serde_json::from_value::<RegistryStatus>(s.status.clone()).ok());
@@ -308,8 +275,12 @@ impl RegistryLoop {
     }
 
     /// What to do for each valid registry.
-    fn jobs(&mut self, world: &World, stored: &BTreeMap<RobotKey, RobotCredentials>) -> Vec<Job> {
-        let snap = &world.snapshot;
+    fn jobs(
+        &mut self,
+        view: &LeaderView,
+        stored: &BTreeMap<RobotKey, RobotCredentials>,
+    ) -> Vec<Job> {
+        let snap = &view.snapshot;
         let options = ClientOptions {
             cache_ttl: self
                 .opts
@@ -319,14 +290,15 @@ impl RegistryLoop {
             ..ClientOptions::default()
         };
         let mut jobs = Vec::new();
-        let known: BTreeSet<&String> = world.state.registries.keys().collect();
+        let kept = self.robot_secrets.kept(stored);
+        let known: BTreeSet<&String> = view.watched.registries.keys().collect();
         self.clients.retain(|n, _| known.contains(n));
-        for (name, s) in &world.state.registries {
+        for (name, s) in &view.watched.registries {
             let Some(registry) = &s.object else { continue };
             let (credentials, credentials_problem) = match &registry.spec.credentials_secret_ref {
                 None => (None, None),
-                Some(r) => match world
-                    .state
+                Some(r) => match view
+                    .watched
                     .ref_secrets
                     .get(&(r.namespace.clone(), r.name.clone()))
                 {
@@ -364,21 +336,9 @@ impl RegistryLoop {
             let manage =
                 credentials.is_some() && client.as_ref().is_ok_and(|c| c.as_harbor().is_some());
             let mut spaces = Vec::new();
-            let mut wanted: BTreeSet<RobotKey> = BTreeSet::new();
+            let (mut wanted, unbound) = robots::wanted(name, registry, snap, &kept);
             for entry in snap.spaces_of(name) {
-                let mut robots = Vec::new();
-                if robots::robot_managed(registry.spec.registry_type, configured, entry) {
-                    for ws in &entry.workspaces {
-                        let key = RobotKey {
-                            registry: name.clone(),
-                            space: entry.space.clone(),
-                            workspace: ws.clone(),
-                        };
-                        let known = self.written.get(&key).or_else(|| stored.get(&key)).cloned();
-                        robots.push((ws.clone(), known));
-                        wanted.insert(key);
-                    }
-                }
+                let mut robots = wanted.remove(&entry.space).unwrap_or_default();
                 if !manage {
                     robots.clear();
                 }
@@ -390,14 +350,6 @@ impl RegistryLoop {
                     project: manage && valid_project_name(&entry.space),
                 });
             }
-            let unbound = stored
-                .keys()
-                .chain(self.written.keys())
-                .filter(|k| &k.registry == name && !wanted.contains(*k))
-                .cloned()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
             jobs.push(Job {
                 name: name.clone(),
                 client,
@@ -409,41 +361,6 @@ impl RegistryLoop {
             });
         }
         jobs
-    }
-
-    async fn write_secret(&mut self, key: &RobotKey, creds: &RobotCredentials) {
-        let secret = robots::robot_secret(&self.opts.namespace, key, creds);
-        let name = robots::secret_name(key);
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.opts.namespace);
-        let pp = PatchParams::apply(FIELD_MANAGER).force();
-        match api.patch(&name, &pp, &Patch::Apply(&secret)).await {
-            Ok(_) => {
-                tracing::info!(registry = %key.registry, space = %key.space, workspace = %key.workspace,
-                    robot = %creds.username, "robot credentials stored");
-                self.written.insert(key.clone(), creds.clone());
-            }
-            Err(e) => {
-                tracing::warn!(secret = %name, error = %e, "robot credentials could not be stored")
-            }
-        }
-    }
-
-    async fn delete_secret(&mut self, key: &RobotKey) {
-        let name = robots::secret_name(key);
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.opts.namespace);
-        match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => {
-                tracing::info!(registry = %key.registry, space = %key.space, workspace = %key.workspace,
-                    "robot credentials deleted");
-                self.written.remove(key);
-            }
-            Err(kube::Error::Api(e)) if e.code == 404 => {
-                self.written.remove(key);
-            }
-            Err(e) => {
-                tracing::warn!(secret = %name, error = %e, "robot Secret could not be deleted")
-            }
-        }
     }
 }
 
@@ -496,44 +413,18 @@ async fn work(job: &Job) -> Outcome {
                         continue;
                     }
                 }
-                for (ws, known) in &s.robots {
-                    match ensure_robot(h, &s.space, ws, known.as_ref(), SystemTime::now()).await {
-                        Ok(creds) => out.robots.push((
-                            RobotKey {
-                                registry: job.name.clone(),
-                                space: s.space.clone(),
-                                workspace: ws.clone(),
-                            },
-                            creds,
-                        )),
-                        Err(e) => {
-                            out.failed_calls.push(ApiOperation::Robot);
-                            problem(format!("robot account of workspace {ws:?}: {e}"));
-                        }
-                    }
+                let kept = robots::keep_space(h, &job.name, &s.space, &s.robots).await;
+                out.robots.extend(kept.robots);
+                for msg in kept.problems {
+                    problem(msg);
                 }
-                let keep: Vec<&str> = s.robots.iter().map(|(w, _)| w.as_str()).collect();
-                match prune_robots(h, &s.space, &keep).await {
-                    Ok(gone) if !gone.is_empty() => {
-                        tracing::info!(registry = %job.name, robots = ?gone, "unbound robots deleted")
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        out.failed_calls.push(ApiOperation::Robot);
-                        problem(format!("robot accounts of project {:?}: {e}", s.space));
-                    }
-                }
+                out.failed_calls
+                    .extend(std::iter::repeat_n(ApiOperation::Robot, kept.failed_calls));
             }
-            for key in &job.unbound {
-                match delete_robot(h, &key.space, &key.workspace).await {
-                    Ok(_) => out.deleted.push(key.clone()),
-                    Err(e) => {
-                        out.failed_calls.push(ApiOperation::Robot);
-                        tracing::warn!(registry = %job.name, space = %key.space,
-                            workspace = %key.workspace, error = %e, "robot of a removed binding could not be deleted; retrying next pass");
-                    }
-                }
-            }
+            let (deleted, failed) = robots::delete_unbound(h, &job.name, &job.unbound).await;
+            out.deleted.extend(deleted);
+            out.failed_calls
+                .extend(std::iter::repeat_n(ApiOperation::Robot, failed));
             if changed {
                 out.report = probe_counting(client, &names, &mut out.failed_calls).await;
             }
@@ -585,18 +476,18 @@ fn keep_probe_time(
 /// What a pass depends on besides time: Registry specs, the spaces, the API credential
 /// Secrets and the stored robot Secrets. Status changes (the loop's own output) are not
 /// part of it, so writing status never triggers another pass.
-fn fingerprint(world: &World) -> String {
-    let registries: Vec<_> = world
-        .state
+fn fingerprint(view: &LeaderView) -> String {
+    let registries: Vec<_> = view
+        .watched
         .registries
         .iter()
         .map(|(n, s)| (n, s.object.as_ref().map(|o| &o.spec)))
         .collect();
-    let spaces: Vec<_> = world
+    let spaces: Vec<_> = view
         .snapshot
         .registries()
         .iter()
-        .flat_map(|r| world.snapshot.spaces_of(&r.name))
+        .flat_map(|r| view.snapshot.spaces_of(&r.name))
         .map(|s| {
             (
                 &s.registry,
@@ -607,14 +498,14 @@ fn fingerprint(world: &World) -> String {
             )
         })
         .collect();
-    let refs: Vec<_> = world
-        .state
+    let refs: Vec<_> = view
+        .watched
         .ref_secrets
         .iter()
         .map(|(k, s)| (k, s.metadata.resource_version.as_deref()))
         .collect();
-    let robots: Vec<_> = world
-        .state
+    let robots: Vec<_> = view
+        .watched
         .robot_secrets
         .iter()
         .map(|(k, s)| (k, s.metadata.resource_version.as_deref()))

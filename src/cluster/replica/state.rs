@@ -1,9 +1,10 @@
 //! What the watches have seen: every Registry, RegistrySpace and Workspace (valid or
 //! not, with its current status), namespace labels, the Secrets named like the pull
-//! Secret, and the Secrets spaces reference. [`State::apply`] is the one way to change
-//! it; [`State::objects`] feeds the binding table and [`State::world`] the leader.
+//! Secret, and the Secrets spaces reference. [`Watched::apply`] is the one way to change
+//! it; [`Watched::objects`] feeds the binding table, and on the leader a copy goes into
+//! the [`LeaderView`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -11,8 +12,7 @@ use kube::api::DynamicObject;
 use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 
-use super::credentials::RefCredentials;
-use crate::api::{Registry, RegistrySpace, RegistryType, SecretRef, Workspace};
+use crate::api::{Registry, RegistrySpace, SecretRef, Workspace};
 use crate::index::{NamespaceInfo, Objects, Snapshot};
 
 /// One watch, named by what it lists.
@@ -39,10 +39,16 @@ impl WatchId {
         WatchId::Namespaces,
     ];
 
-    /// Watches whose first full list makes the table ready.
-    pub fn needed_for_sync(&self) -> bool {
-        !matches!(self, WatchId::Ref(..))
-    }
+    /// Watches whose first full list makes the table ready (a referenced Secret's watch
+    /// starts only after the table is built, so it cannot be one of them).
+    pub const SYNC: [WatchId; 6] = [
+        WatchId::Registries,
+        WatchId::Spaces,
+        WatchId::Workspaces,
+        WatchId::Namespaces,
+        WatchId::PullSecrets,
+        WatchId::RobotSecrets,
+    ];
 }
 
 /// An object as a watch delivers it.
@@ -93,9 +99,9 @@ impl CrKind {
     }
 }
 
-/// Everything the watches have seen.
+/// Everything the watches have seen, valid or not: the one copy a replica keeps.
 #[derive(Clone, Debug, Default)]
-pub struct State {
+pub struct Watched {
     pub registries: BTreeMap<String, Stored<Registry>>,
     pub spaces: BTreeMap<String, Stored<RegistrySpace>>,
     pub workspaces: BTreeMap<String, Stored<Workspace>>,
@@ -108,14 +114,16 @@ pub struct State {
     pub robot_secrets: BTreeMap<String, Secret>,
 }
 
-/// What the leader works from: one consistent view, shared cheaply.
+/// What the leader works from: the binding table of one revision and a copy of what the
+/// watches had seen when it was built, consistent with each other. Only a leader's feed
+/// builds one; it is shared by `Arc` among the leader loops.
 #[derive(Debug, Default)]
-pub struct World {
+pub struct LeaderView {
     pub snapshot: Arc<Snapshot>,
-    pub state: State,
+    pub watched: Watched,
 }
 
-impl State {
+impl Watched {
     /// Applies one change; returns whether the binding table's inputs changed.
     pub fn apply(&mut self, change: Change) -> bool {
         match change {
@@ -221,34 +229,10 @@ impl State {
             .registries
             .values()
             .filter_map(|r| r.object.as_ref()?.spec.credentials_secret_ref.as_ref());
-        super::credentials::referenced(pull.chain(api))
-    }
-
-    /// Valid Harbor registries that name API credentials: those whose robots pullgate
-    /// keeps.
-    pub fn robot_registries(&self) -> BTreeSet<String> {
-        self.registries
-            .iter()
-            .filter(|(_, r)| {
-                r.object.as_ref().is_some_and(|o| {
-                    o.spec.registry_type == RegistryType::Harbor
-                        && o.spec.credentials_secret_ref.is_some()
-                })
-            })
-            .map(|(n, _)| n.clone())
-            .collect()
-    }
-
-    /// The robot credentials kept in pullgate's namespace, by key.
-    pub fn robots(&self) -> BTreeMap<super::robots::RobotKey, crate::registry::RobotCredentials> {
-        super::robots::stored(self.robot_secrets.values())
-    }
-
-    /// Credentials from the referenced Secrets.
-    pub fn ref_credentials(&self) -> RefCredentials<'_> {
-        RefCredentials {
-            secrets: &self.ref_secrets,
-        }
+        let mut out: Vec<SecretRef> = pull.chain(api).cloned().collect();
+        out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        out.dedup();
+        out
     }
 
     /// Stored objects of a kind, by name, as status writing needs them.

@@ -14,7 +14,6 @@
 //! is also deleted here when its HarborCluster goes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::BoxStream;
@@ -26,14 +25,13 @@ use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
 use serde_json::{json, Value};
-use tokio::sync::watch;
 
-use super::controller::stopped;
 use super::credentials::BASIC_AUTH_TYPE;
-use super::state::World;
+use super::inputs::{Inputs, Wake};
 use super::sync::{FIELD_MANAGER, MANAGED_BY_VALUE};
-use super::ClusterOptions;
 use crate::api::{Registry, MANAGED_BY_LABEL, MANAGED_LABEL};
+use crate::cluster::replica::state::LeaderView;
+use crate::cluster::ClusterOptions;
 
 /// The CRD whose presence turns managed Harbor on.
 pub const HARBOR_CRD: &str = "harborclusters.goharbor.io";
@@ -80,14 +78,6 @@ pub fn derived_secret_name(namespace: &str, name: &str) -> String {
     format!("pullgate-harbor-admin-{namespace}-{name}")
 }
 
-/// What [`Managed::run`] listens to.
-pub struct Inputs {
-    pub world: watch::Receiver<Arc<World>>,
-    pub synced: watch::Receiver<bool>,
-    pub leader: watch::Receiver<bool>,
-    pub shutdown: watch::Receiver<bool>,
-}
-
 pub struct Managed {
     client: Client,
     opts: ClusterOptions,
@@ -117,31 +107,34 @@ impl Managed {
         let mut buffer = Vec::new();
         let mut dirty = false;
         loop {
-            tokio::select! {
-                _ = tick.tick() => {
+            // The loop's own reasons: time to look for the CRD (None), or a watch event.
+            let own = async {
+                tokio::select! {
+                    _ = tick.tick() => None,
+                    event = next(&mut stream) => Some(event),
+                }
+            };
+            match inputs.wake(own).await {
+                Wake::Own(None) => {
                     self.check_crd(&mut stream).await;
                     dirty = true;
                 }
-                event = next(&mut stream) => {
-                    dirty |= self.handle(event, &mut buffer);
-                }
-                _ = inputs.world.changed() => dirty = true,
-                _ = inputs.leader.changed() => {
+                Wake::Own(Some(event)) => dirty |= self.handle(event, &mut buffer),
+                Wake::View | Wake::Synced => dirty = true,
+                Wake::Leader => {
                     if !*inputs.leader.borrow() {
                         self.derived.clear();
                     }
                     dirty = true;
                 }
-                _ = inputs.synced.changed() => dirty = true,
-                _ = stopped(&mut inputs.shutdown) => return,
+                Wake::Stop => return,
             }
             let leading = *inputs.leader.borrow();
             let synced = *inputs.synced.borrow();
             if dirty && leading && synced && self.listed {
-                let world = inputs.world.borrow().clone();
-                tokio::select! {
-                    _ = self.reconcile(&world) => {}
-                    _ = stopped(&mut inputs.shutdown) => return,
+                let view = inputs.view.borrow().clone();
+                if inputs.unless_stopped(self.reconcile(&view)).await.is_none() {
+                    return;
                 }
                 dirty = false;
             }
@@ -208,7 +201,7 @@ impl Managed {
 
     /// Creates or updates the Registry of every HarborCluster and deletes the managed
     /// Registries whose HarborCluster is gone.
-    async fn reconcile(&mut self, world: &World) {
+    async fn reconcile(&mut self, view: &LeaderView) {
         let registries: Api<Registry> = Api::all(self.client.clone());
         let mut owners = Vec::new();
         let clusters: Vec<DynamicObject> = self.clusters.values().cloned().collect();
@@ -230,7 +223,7 @@ impl Managed {
             };
             let desired = desired_registry(hc, &uid, url, secret_ref);
             let reg_name = registry_name(&ns, &name);
-            if let Some(existing) = world.state.registries.get(&reg_name) {
+            if let Some(existing) = view.watched.registries.get(&reg_name) {
                 let current = existing.object.as_ref();
                 if current.is_some_and(|c| !is_managed(c))
                     || (current.is_none() && existing.invalid.is_none())
@@ -255,7 +248,7 @@ impl Managed {
                 }
             }
         }
-        for (reg_name, stored) in &world.state.registries {
+        for (reg_name, stored) in &view.watched.registries {
             let Some(r) = &stored.object else { continue };
             if !is_managed(r) {
                 continue;

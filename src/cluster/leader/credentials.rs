@@ -9,7 +9,6 @@ use std::fmt;
 use k8s_openapi::api::core::v1::Secret;
 use serde::Deserialize;
 
-use crate::api::SecretRef;
 use crate::index::{parse_host_port, RegistryEntry, SpaceEntry};
 use crate::sensitive::{Located, Redacted, Sensitive};
 
@@ -97,14 +96,6 @@ impl CredentialSource for RefCredentials<'_> {
             },
         }
     }
-}
-
-/// The Secrets a set of spaces reference (what the cluster must watch for them).
-pub fn referenced<'a>(spaces: impl Iterator<Item = &'a SecretRef>) -> Vec<SecretRef> {
-    let mut out: Vec<SecretRef> = spaces.cloned().collect();
-    out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    out.dedup();
-    out
 }
 
 #[derive(Deserialize)]

@@ -1,8 +1,8 @@
-//! The leader's side effects: after every change of the watched world or of what the
+//! The leader's side effects: after every change of the leader view or of what the
 //! registry loop probed (and on a resync timer), sync the pull Secrets and write the
 //! statuses that changed (and an Event on a foreign Secret in the way). Nothing is
 //! written unless this replica holds the Lease. Denial Events are written by every
-//! replica ([`super::events::run`]).
+//! replica ([`crate::cluster::replica::events::run`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -15,15 +15,17 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::credentials::Chain;
-use super::events::{Recorder, Report};
+use super::credentials::{Chain, RefCredentials};
+use super::inputs::{Inputs, Wake};
+use super::pull_secrets;
 use super::registry_loop::Probed;
-use super::robots::RobotSource;
-use super::state::{CrKind, World};
+use super::robots::{self, RobotSource};
 use super::status::{self, StatusWrite};
 use super::sync::{self, Writer, FIELD_MANAGER};
-use super::{pull_secrets, ClusterOptions};
 use crate::api::{Registry, RegistrySpace, Workspace};
+use crate::cluster::replica::events::{Recorder, Report};
+use crate::cluster::replica::state::{CrKind, LeaderView};
+use crate::cluster::ClusterOptions;
 
 /// Wait before retrying after a failed write.
 const RETRY: Duration = Duration::from_secs(1);
@@ -37,16 +39,6 @@ pub struct Controller {
     recorder: Recorder,
     /// (kind, name) → (resourceVersion seen, patch written without times).
     statuses_done: HashMap<(CrKind, String), (Option<String>, Value)>,
-}
-
-/// What [`Controller::run`] listens to.
-pub struct Inputs {
-    pub world: watch::Receiver<Arc<World>>,
-    pub synced: watch::Receiver<bool>,
-    pub leader: watch::Receiver<bool>,
-    pub shutdown: watch::Receiver<bool>,
-    /// What the registry loop found.
-    pub probed: watch::Receiver<Arc<Probed>>,
 }
 
 impl Controller {
@@ -64,42 +56,48 @@ impl Controller {
         }
     }
 
-    pub async fn run(mut self, mut inputs: Inputs) {
+    /// Runs until shutdown; `probed` is what the registry loop found.
+    pub async fn run(mut self, mut inputs: Inputs, mut probed: watch::Receiver<Arc<Probed>>) {
         let mut next = Instant::now() + self.opts.resync;
         // Every wake-up below is a reason to reconcile (when leading and synced).
         loop {
-            let leading = *inputs.leader.borrow_and_update();
-            let synced = *inputs.synced.borrow_and_update();
+            let leading = inputs.leading();
+            let synced = inputs.synced();
             if leading && synced {
-                let world = inputs.world.borrow_and_update().clone();
-                let probed = inputs.probed.borrow_and_update().clone();
-                let ok = self.reconcile(&world, &probed).await;
+                let view = inputs.view();
+                let probed = probed.borrow_and_update().clone();
+                let ok = self.reconcile(&view, &probed).await;
                 next = Instant::now() + if ok { self.opts.resync } else { RETRY };
             }
-            tokio::select! {
-                _ = inputs.world.changed() => {}
-                _ = inputs.leader.changed() => {}
-                _ = inputs.synced.changed() => {}
-                Ok(()) = inputs.probed.changed() => {}
-                _ = tokio::time::sleep_until(next) => next = Instant::now() + self.opts.resync,
-                _ = stopped(&mut inputs.shutdown) => return,
+            let own = async {
+                tokio::select! {
+                    Ok(()) = probed.changed() => false,
+                    _ = tokio::time::sleep_until(next) => true,
+                }
+            };
+            match inputs.wake(own).await {
+                Wake::Stop => return,
+                Wake::Own(true) => next = Instant::now() + self.opts.resync,
+                _ => {}
             }
         }
     }
 
     /// One pass; false when a write failed.
-    async fn reconcile(&mut self, world: &World, probed: &Probed) -> bool {
+    async fn reconcile(&mut self, view: &LeaderView, probed: &Probed) -> bool {
         let desired = {
-            let refs = world.state.ref_credentials();
-            let robots = world.state.robots();
-            let registries = world.state.robot_registries();
+            let refs = RefCredentials {
+                secrets: &view.watched.ref_secrets,
+            };
+            let robots = robots::stored(view.watched.robot_secrets.values());
+            let registries = robots::registries(&view.watched);
             let robots = RobotSource {
                 robots: &robots,
                 registries: &registries,
             };
-            pull_secrets::desired(&world.snapshot, &Chain(vec![&refs, &robots]))
+            pull_secrets::desired(&view.snapshot, &Chain(vec![&refs, &robots]))
         };
-        let plan = sync::plan(&desired, &world.state.pull_secrets);
+        let plan = sync::plan(&desired, &view.watched.pull_secrets);
         let mut space_problems: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (space, msg) in &desired.problems {
             space_problems
@@ -108,11 +106,11 @@ impl Controller {
                 .push(msg.clone());
         }
         for ns in &plan.blocked {
-            self.blocked(world, ns, &mut space_problems).await;
+            self.blocked(view, ns, &mut space_problems).await;
         }
-        let mut ok = self.writer.apply(&plan, &world.state.pull_secrets).await;
+        let mut ok = self.writer.apply(&plan, &view.watched.pull_secrets).await;
         let now = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-        for w in status::writes(world, &space_problems, probed, &now) {
+        for w in status::writes(view, &space_problems, probed, &now) {
             ok &= self.write_status(w).await;
         }
         ok
@@ -122,12 +120,12 @@ impl Controller {
     /// affects and in an Event on the Secret.
     async fn blocked(
         &mut self,
-        world: &World,
+        view: &LeaderView,
         ns: &str,
         space_problems: &mut BTreeMap<String, Vec<String>>,
     ) {
         let name = &self.opts.pull_secret_name;
-        let snap = &world.snapshot;
+        let snap = &view.snapshot;
         for registry in snap.registries() {
             for space in snap.spaces_of(&registry.name) {
                 if space.needs_credentials() && snap.bound_namespaces(space).contains(&ns) {
@@ -185,11 +183,6 @@ impl Controller {
             }
         }
     }
-}
-
-/// Completes when `shutdown` turns true (or its sender is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|s| *s).await;
 }
 
 fn without_times(patch: &Value) -> Value {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::registry_loop::Probed;
-use super::state::{CrKind, StoredView, World};
+use crate::cluster::replica::state::{CrKind, LeaderView, StoredView};
 use crate::index::Snapshot;
 use crate::registry::READY_CONDITION;
 
@@ -48,15 +48,15 @@ fn want(type_: &'static str, status: bool, reason: &str, message: String) -> Wan
 /// `space_problems` holds what the pull-Secret sync found per RegistrySpace; `now` is an
 /// RFC 3339 time for changed conditions; `probed` is what the registry loop found.
 pub fn writes(
-    world: &World,
+    view: &LeaderView,
     space_problems: &BTreeMap<String, Vec<String>>,
     probed: &Probed,
     now: &str,
 ) -> Vec<StatusWrite> {
-    let snap = &world.snapshot;
+    let snap = &view.snapshot;
     let mut out = Vec::new();
     for kind in [CrKind::Registry, CrKind::RegistrySpace, CrKind::Workspace] {
-        for obj in world.state.stored(kind) {
+        for obj in view.watched.stored(kind) {
             let problems: Vec<&str> = snap
                 .problems()
                 .iter()
