@@ -10,6 +10,7 @@ pub mod object;
 pub mod patch;
 pub mod review;
 #[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@ mod host;
 mod selector;
 mod table;
 #[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]
 mod tests;
