@@ -15,7 +15,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-# promtool checks /metrics (tests/metrics.rs). Debian ships it in the server's package
+# promtool checks /metrics (tests/it/metrics.rs). Debian ships it in the server's package
 # (about 100 MB); without the recommended node exporter, and no service is started.
 if ! command -v promtool >/dev/null; then
   echo "installing prometheus (for promtool)"

@@ -7,6 +7,7 @@
 //! same abuse hits the real handler, mixed, repeated, and measured. The tests of this
 //! file run one at a time (a lock), because `/proc/self` counts the whole process.
 
+#[path = "it/support/mod.rs"]
 mod support;
 
 use std::sync::atomic::Ordering::SeqCst;

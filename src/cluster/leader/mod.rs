@@ -7,7 +7,7 @@
 //!
 //! Everything here reads the replica half's state (a
 //! [`LeaderView`](super::replica::state::LeaderView)) and never the other way round
-//! (`tests/import_cycles.rs` checks it): a replica that is not leader runs none of this.
+//! (`tests/it/import_cycles.rs` checks it): a replica that is not leader runs none of this.
 //! The three loops (controller, registry loop, managed Harbor) wait the same way
 //! ([`inputs`]).
 

@@ -20,10 +20,9 @@
 //!
 //! Usernames are not secrets (robot names are printed on purpose) and are not searched.
 
-mod support;
+use crate::support;
 
-#[path = "support/fake_harbor/mod.rs"]
-mod fake_harbor;
+use crate::support::fake_harbor;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};

@@ -3,7 +3,7 @@
 //! reason) whichever replicas wrote it, updated (count + 1) at most once per interval
 //! across replicas; the fields the apiserver checks stay within its limits.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

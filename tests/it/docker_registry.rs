@@ -2,8 +2,7 @@
 //! with images pushed by skopeo. Skipped with a notice when the binaries are missing,
 //! unless PULLGATE_REQUIRE_REAL_REGISTRY is set.
 
-#[path = "support/registry.rs"]
-mod registry_support;
+use crate::support::registry as registry_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

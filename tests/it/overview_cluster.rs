@@ -1,7 +1,7 @@
 //! `pullgate overview` without `--config`: the objects are read from the cluster (here
 //! the fake apiserver, through a kubeconfig) and the status the leader recorded is shown.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

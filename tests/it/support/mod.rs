@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod fake_apiserver;
+pub mod fake_harbor;
 pub mod registry;
 pub mod server;
 pub mod webhook;

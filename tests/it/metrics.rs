@@ -8,7 +8,7 @@
 //! without it the promtool checks print a notice and pass, unless
 //! `PULLGATE_REQUIRE_PROMTOOL` is set (as `tests/run.sh` does), when they fail.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -81,7 +81,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 /// The metric names of the README's table of metrics (its rows start with the name).
 fn readme_metrics() -> Vec<String> {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let section = readme
         .split("### Metrics and what to alert on")
         .nth(1)

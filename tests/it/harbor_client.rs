@@ -1,8 +1,7 @@
 //! The Harbor client, probe and management logic against a fake Harbor that follows the
 //! v2.0 swagger (see `support/fake_harbor.rs`).
 
-#[path = "support/fake_harbor/mod.rs"]
-mod fake_harbor;
+use crate::support::fake_harbor;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,7 +1,7 @@
 //! The admission server over real TLS on 127.0.0.1, driven by rustls and hyper clients:
 //! TLS versions and ALPN, routes, body and header limits, overload, deadlines, probes.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,8 +1,7 @@
 //! `pullgate overview --config` with a live Docker Registry (the real one, with
 //! credentials from a Secret of the configuration) and one that is not running.
 
-#[path = "support/registry.rs"]
-mod registry_support;
+use crate::support::registry as registry_support;
 
 use std::process::{Command, Output};
 

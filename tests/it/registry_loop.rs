@@ -5,10 +5,9 @@
 //! non-admin credentials reported as a condition; admission untouched by a dead
 //! registry.
 
-mod support;
+use crate::support;
 
-#[path = "support/fake_harbor/mod.rs"]
-mod fake_harbor;
+use crate::support::fake_harbor;
 
 use std::sync::{Arc, Mutex};
 

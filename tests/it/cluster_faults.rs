@@ -14,7 +14,7 @@
 //! - a leader whose Lease is taken from it stops writing until it holds the Lease again;
 //! - a registry that accepts connections and never answers: admission and Secret sync go on.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

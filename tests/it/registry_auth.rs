@@ -3,7 +3,7 @@
 //! `pullSecretRef`, and skopeo with exactly that Secret's content can read the image,
 //! while a namespace that was unbound cannot.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::registry::{tools_available, RealRegistry};

@@ -2,7 +2,7 @@
 //! the mutating patch, malformed bodies, and the `pullgate serve` binary itself (config
 //! reload, SIGTERM during a stream of requests, the audit line).
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use support::binary::{probe_status, Binary};
 use support::webhook::{post_tls, post_tls_announcing, PullgateServer};
 
-const EXAMPLE: &str = include_str!("../examples/config.yaml");
+const EXAMPLE: &str = include_str!("../../examples/config.yaml");
 const BOUND: &str = "harbor.example.com/team-a/app:1";
 const UNBOUND: &str = "harbor.example.com/team-b/app:1";
 

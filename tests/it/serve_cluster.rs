@@ -3,7 +3,7 @@
 //! follows changes, writes the pull Secret as leader, reports denied workloads as Events,
 //! and shuts down cleanly on SIGTERM.
 
-mod support;
+use crate::support;
 
 use pullgate::admission::testing::*;
 use serde_json::json;

@@ -2,7 +2,7 @@
 //! and the pull Secrets (byte for byte), foreign Secrets are left alone, staleness,
 //! leader election, `410 Gone` relists, status and Events.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

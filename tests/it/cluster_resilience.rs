@@ -1,7 +1,7 @@
 //! Cluster mode when things go wrong: watches broken longer than the staleness bound,
 //! `410 Gone` relists, and leader failover between two replicas.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The admission server's life over real TLS on 127.0.0.1: certificate rotation under
 //! load, graceful shutdown, and the bound on open connections.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -10,7 +10,7 @@
 //! reaches the private space there must be denied in `evil`, and a spelling that is denied
 //! in both never reached it.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, OnceLock};
 
@@ -93,7 +93,7 @@ struct Trick {
 /// (Docker Hub), plus public controls that must keep working: the rows of
 /// `tests/data/bypass-tricks.json`.
 fn tricks() -> Vec<Trick> {
-    let data: Value = serde_json::from_str(include_str!("data/bypass-tricks.json"))
+    let data: Value = serde_json::from_str(include_str!("../data/bypass-tricks.json"))
         .expect("tests/data/bypass-tricks.json is JSON");
     let rows = data["tricks"].as_array().expect("a tricks array");
     assert!(
