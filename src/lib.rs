@@ -62,6 +62,7 @@ pub mod input;
 pub mod logging;
 pub mod overview;
 pub mod policy;
+pub mod reference;
 pub mod registry;
 pub mod sensitive;
 pub mod serve;

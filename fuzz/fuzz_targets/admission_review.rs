@@ -17,8 +17,8 @@ use libfuzzer_sys::fuzz_target;
 use pullgate::admission::{Admission, Webhook};
 use pullgate::api::Enforcement;
 use pullgate::index::{Snapshot, Table};
-use pullgate::policy::reference::ImageRef;
 use pullgate::policy::Policy;
+use pullgate::reference::ImageRef;
 use serde_json::Value;
 
 fn admission() -> &'static Admission {

@@ -11,7 +11,7 @@ use super::{
     RegistryEntry, Snapshot, SpaceEntry, SpaceId, WorkspaceEntry, WorkspaceId,
 };
 use crate::api::{Registry, RegistrySpace, RegistryType, Visibility, NAMESPACE_NAME_LABEL};
-use crate::policy::reference::check_host;
+use crate::reference::check_host;
 
 pub(super) fn build(objects: &Objects, revision: u64) -> Snapshot {
     let mut problems = Vec::new();

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use crate::api::{
     Enforcement, Registry, RegistrySpace, RegistryType, SecretRef, Visibility, Workspace,
 };
-use crate::policy::reference::ImageRef;
+use crate::reference::ImageRef;
 
 pub use host::{parse_host_port, parse_registry_url, RegistryUrl, DOCKER_HUB_HOSTS};
 pub use table::Table;

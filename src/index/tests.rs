@@ -143,7 +143,7 @@ fn bad_objects_are_skipped_and_reported() {
     let snap = Snapshot::build(&objects, 7);
     assert_eq!(snap.revision(), 7);
     assert_eq!(snap.workspaces()[0].namespaces, ["ok-ns"]);
-    let img = crate::policy::ImageRef::parse("harbor.example.com/ok/x").unwrap();
+    let img = crate::reference::ImageRef::parse("harbor.example.com/ok/x").unwrap();
     assert!(
         matches!(snap.resolve(&img), Resolution::HostConflict(names) if names == ["harbor", "twin"])
     );
@@ -345,7 +345,7 @@ fn an_invalid_registry_still_claims_its_hosts_so_they_are_never_unmanaged() {
     };
     let snap = Snapshot::build(&objects, 1);
     let resolve = |r: &str| {
-        let img = crate::policy::ImageRef::parse(r).unwrap();
+        let img = crate::reference::ImageRef::parse(r).unwrap();
         match snap.resolve(&img) {
             Resolution::Unusable(name) => format!("unusable {name}"),
             Resolution::Unmanaged => "unmanaged".into(),

@@ -5,9 +5,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::reference::ImageRef;
 use crate::api::{Enforcement, Visibility};
 use crate::index::{Resolution, Snapshot};
+use crate::reference::ImageRef;
 
 /// What to do with images of registries that are not integrated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]

@@ -28,9 +28,6 @@ const ALLOWED: &[(&[&str], &str)] = &[
 const ALLOWED_TOP: &[(&[&str], &str)] = &[
     // Same circle as above, seen from the top.
     (&["admission", "logging"], "audit ↔ logging"),
-    // index/ reaches up into policy/ for the image reference, which is to become a leaf
-    // module both use (issue #23, on the index/policy branch).
-    (&["index", "policy"], "index → policy arrow"),
 ];
 
 /// Where an edge comes from, for the failure message.

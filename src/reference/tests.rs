@@ -462,7 +462,7 @@ struct Vectors {
 }
 
 fn vectors() -> Vectors {
-    let json = include_str!("../../../tests/data/reference-test-vectors.json");
+    let json = include_str!("../../tests/data/reference-test-vectors.json");
     serde_json::from_str(json).expect("tests/data/reference-test-vectors.json parses")
 }
 

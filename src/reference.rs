@@ -7,7 +7,7 @@
 //! valid reference, because it runs for every image of every admitted pod.
 //!
 //! ```
-//! use pullgate::policy::reference::ImageRef;
+//! use pullgate::reference::ImageRef;
 //!
 //! let r = ImageRef::parse("nginx:1.25").expect("a valid reference");
 //! assert_eq!((r.domain(), r.path(), r.tag()), ("docker.io", "library/nginx", Some("1.25")));
