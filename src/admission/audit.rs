@@ -9,9 +9,6 @@ use super::json_out;
 use crate::api::{Enforcement, Visibility};
 use crate::policy::{decide::explain, ImageVerdict, Location};
 
-/// Tracing target of audit lines.
-pub const TARGET: &str = "pullgate::audit";
-
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
@@ -160,7 +157,7 @@ impl AuditRecord {
                 return;
             }
             if let Ok(text) = std::str::from_utf8(&line[..line.len() - 1]) {
-                tracing::info!(target: TARGET, "{text}");
+                tracing::info!(target: crate::logging::AUDIT_TARGET, "{text}");
             }
         });
     }
