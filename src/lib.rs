@@ -32,7 +32,9 @@
 //! (projects, robots) goes in `cluster::leader`.
 //!
 //! - [`api`]: the CRD types and shared constants.
-//! - [`policy`]: image references and the decision (pure).
+//! - [`reference`]: image references parsed as the container runtime parses them (pure,
+//!   the leaf both `index` and `policy` use).
+//! - [`policy`]: the decision (pure).
 //! - [`index`]: the binding table built from objects (pure).
 //! - [`admission`]: images of pods and workloads, AdmissionReview in and out, the patch.
 //! - [`input`]: input files read as kubectl reads them (files, directories, stdin, lists,
@@ -44,7 +46,7 @@
 //!   status, registries, Harbor projects and robots).
 //! - [`server`]: the TLS listener, limits, certificate reload, probes and metrics.
 //! - [`serve`]: `pullgate serve`, wiring a table source, admission and the server.
-//! - [`logging`]: ordinary logs on stderr, audit lines on stdout.
+//! - [`logging`]: ordinary logs on stderr, audit lines on stdout (it owns the audit target).
 //! - [`certs`]: development and self-signed certificates.
 //! - [`check`]: the offline `pullgate check` command.
 //! - [`overview`]: the `pullgate overview` command.
