@@ -11,6 +11,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use kube::api::DynamicObject;
 use pullgate::admission::object::changed;
+use pullgate::admission::testing::uses;
 use pullgate::admission::{Admission, Webhook};
 use pullgate::cluster::replica::state::{Change, Item, WatchId, Watched};
 use pullgate::index::testing::mk_scaled;
@@ -235,19 +236,6 @@ fn diff(c: &mut Criterion) {
         });
     }
     group.finish();
-}
-
-fn uses<'a>(names: &'a [String], images: &'a [String]) -> Vec<ImageUse<'a>> {
-    names
-        .iter()
-        .zip(images)
-        .enumerate()
-        .map(|(i, (name, image))| ImageUse {
-            image,
-            location: [Location::Container, Location::InitContainer][i % 2],
-            name,
-        })
-        .collect()
 }
 
 fn dynamic(object: serde_json::Value) -> DynamicObject {

@@ -389,15 +389,6 @@ mod tests {
 
     const REGISTRY: &[u8] = b"apiVersion: pullgate.io/v1alpha1\nkind: Registry\nmetadata: {name: local}\nspec: {type: DockerRegistry, url: http://127.0.0.1:5000}\n";
 
-    fn sample(metrics: &Metrics, name: &str) -> f64 {
-        let text = metrics.encode();
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-            .parse()
-            .expect("a number")
-    }
-
     /// A file that cannot be loaded counts once per failure (not per poll), keeps the
     /// table and marks it as behind until a good file loads; never stale (standalone has
     /// no staleness bound).
@@ -422,7 +413,7 @@ mod tests {
         for _ in 0..3 {
             poll = reload_config(&path, &table, &metrics, poll);
         }
-        assert_eq!(sample(&metrics, failures), 1.0);
+        assert_eq!(metrics.sample(failures), 1.0);
         let since = table
             .behind_since()
             .expect("behind while the file is invalid");
@@ -432,7 +423,7 @@ mod tests {
         for _ in 0..3 {
             poll = reload_config(&path, &table, &metrics, poll);
         }
-        assert_eq!(sample(&metrics, failures), 2.0);
+        assert_eq!(metrics.sample(failures), 2.0);
         assert_eq!(
             table.behind_since(),
             Some(since),
@@ -445,7 +436,7 @@ mod tests {
         assert_eq!(table.load().revision(), 3);
         let _ = poll;
         assert!(!table.is_stale());
-        assert_eq!(sample(&metrics, failures), 2.0);
+        assert_eq!(metrics.sample(failures), 2.0);
     }
 
     /// The registry module's operations are the metric's label values, pre-made per

@@ -423,20 +423,6 @@ fn objects_of_kinds_not_judged_never_make_a_request_invalid() {
     );
 }
 
-/// `n` containers named `c0`…, each in its own location kind, with images `prefix0`….
-fn uses<'a>(names: &'a [String], images: &'a [String]) -> Vec<ImageUse<'a>> {
-    names
-        .iter()
-        .zip(images)
-        .enumerate()
-        .map(|(i, (name, image))| ImageUse {
-            image,
-            location: [Location::Container, Location::InitContainer][i % 2],
-            name,
-        })
-        .collect()
-}
-
 #[test]
 fn the_update_diff_is_linear() {
     for n in [1_000, 10_000] {

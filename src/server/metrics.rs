@@ -263,6 +263,17 @@ impl Metrics {
         self.duration_by[e].observe(elapsed.as_secs_f64());
     }
 
+    /// One sample, by its full name (with labels); for tests.
+    #[cfg(test)]
+    pub(crate) fn sample(&self, name: &str) -> f64 {
+        let text = self.encode();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+            .parse()
+            .expect("a number")
+    }
+
     /// Records the binding table now in use.
     pub fn set_binding_table(&self, revision: u64, built_at: SystemTime) {
         self.table_revision

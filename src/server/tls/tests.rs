@@ -16,16 +16,6 @@ fn metrics() -> Arc<Metrics> {
     Arc::new(Metrics::new())
 }
 
-/// One sample of `metrics`, by its full name.
-fn sample(metrics: &Metrics, name: &str) -> f64 {
-    let text = metrics.encode();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-        .parse()
-        .expect("a number")
-}
-
 fn expiry_of(certs: &GeneratedCerts) -> f64 {
     let der = CertificateDer::from_pem_slice(certs.cert_pem.as_bytes()).expect("PEM");
     let not_after = cert_info(&der).expect("x509").not_after;
@@ -195,7 +185,7 @@ async fn reload_follows_a_secret_volume_and_keeps_the_old_pair_on_errors() {
     let (resolver, reloader) = prepare(&volume.source(), &metrics).expect("pair A");
     let failures = "pullgate_certificate_reload_failures_total";
     let expiry = "pullgate_certificate_expiry_timestamp_seconds";
-    assert_eq!(sample(&metrics, expiry), expiry_of(&a));
+    assert_eq!(metrics.sample(expiry), expiry_of(&a));
     let mut reloader = reloader.expect("files are reloaded");
     assert_eq!(current_serial(&resolver), serial_of(&a));
     assert!(matches!(reloader.check().await, ReloadOutcome::Unchanged));
@@ -206,8 +196,8 @@ async fn reload_follows_a_secret_volume_and_keeps_the_old_pair_on_errors() {
         other => panic!("expected a reload, got {other:?}"),
     }
     assert_eq!(current_serial(&resolver), serial_of(&b));
-    assert_eq!(sample(&metrics, expiry), expiry_of(&b));
-    assert_eq!(sample(&metrics, failures), 0.0);
+    assert_eq!(metrics.sample(expiry), expiry_of(&b));
+    assert_eq!(metrics.sample(failures), 0.0);
 
     // A broken pair (garbage key, then a key of another certificate) is ignored.
     volume.update(c.cert_pem.as_bytes(), b"garbage");
@@ -218,8 +208,8 @@ async fn reload_follows_a_secret_volume_and_keeps_the_old_pair_on_errors() {
     // Each broken pair counts once, however often it is looked at; the expiry is still
     // the pair in use.
     assert!(matches!(reloader.check().await, ReloadOutcome::Unchanged));
-    assert_eq!(sample(&metrics, failures), 2.0);
-    assert_eq!(sample(&metrics, expiry), expiry_of(&b));
+    assert_eq!(metrics.sample(failures), 2.0);
+    assert_eq!(metrics.sample(expiry), expiry_of(&b));
 
     volume.update(c.cert_pem.as_bytes(), c.key_pem.as_bytes());
     assert!(matches!(reloader.check().await, ReloadOutcome::Reloaded(_)));
