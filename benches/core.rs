@@ -1,7 +1,8 @@
 //! Micro-benchmarks of the decision core at SPEC §10 scale (10,000 namespaces, 1,000
 //! spaces, 500 workspaces): image parsing, resolution, the decision per image and per
 //! pod review, decoding a review's JSON (and skipping it whole with serde_json), the
-//! audit line, snapshot rebuild after one change (alone, and as the
+//! audit line, the UPDATE diff of old and new images, snapshot rebuild after one change
+//! (alone, and as the
 //! cluster feed does it: apply the watch event, rebuild, publish), and the mutate patch.
 //! Run: `cargo bench --bench core`.
 
@@ -10,9 +11,11 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use kube::api::DynamicObject;
+use pullgate::admission::object::changed;
 use pullgate::admission::review::Request as Review;
+use pullgate::admission::testing::uses;
 use pullgate::admission::{Admission, Webhook};
-use pullgate::cluster::state::{Change, Item, State, WatchId};
+use pullgate::cluster::replica::state::{Change, Item, WatchId, Watched};
 use pullgate::index::testing::mk_scaled;
 use pullgate::index::{Snapshot, Table};
 use pullgate::policy::{decide, ImageRef, ImageUse, Location, Policy, Request};
@@ -164,7 +167,7 @@ fn benches(c: &mut Criterion) {
     // the watch event applied to the watched state, the inputs collected, the snapshot
     // rebuilt and published to admission.
     let table = Table::new(Snapshot::build(&objects, 1));
-    let mut state = State::default();
+    let mut state = Watched::default();
     let stored = |o: serde_json::Value| Item::Custom(Box::new(dynamic(o)));
     let reset = |id: WatchId, items: Vec<Item>| Change::Reset(id, items);
     state.apply(reset(
@@ -210,6 +213,32 @@ fn benches(c: &mut Criterion) {
             table.store(Snapshot::build(&state.objects(), revision));
         })
     });
+    group.finish();
+    diff(c);
+}
+
+/// The UPDATE diff of old and new images (SPEC §3.2) at growing container counts: half
+/// the images changed, containers and init containers alternating.
+fn diff(c: &mut Criterion) {
+    let mut group = c.benchmark_group("diff");
+    for n in [100, 1_000, 10_000] {
+        let names: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        let images = |shift: usize| -> Vec<String> {
+            (0..n)
+                .map(|i| format!("nginx:{}", if i % 2 == 0 { i } else { i + shift }))
+                .collect()
+        };
+        let (old_images, new_images) = (images(0), images(n));
+        let old = uses(&names, &old_images);
+        let new = uses(&names, &new_images);
+        group.bench_function(format!("{n} containers, half changed"), |b| {
+            b.iter_batched(
+                || new.clone(),
+                |new| black_box(changed(new, &old)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
     group.finish();
 }
 

@@ -1,33 +1,38 @@
 //! `pullgate check`: judge manifests (or one image) offline with the admission code
 //! path, for CI pipelines. Exit 0 when everything is allowed, 1 when anything is denied,
-//! 2 on bad input.
+//! 2 on bad input. Manifests are read by the shared [`input`] loader, as kubectl reads
+//! them; every object is either judged, or known and reported as not judged (a built-in
+//! kind without a pod, a custom resource), or bad input (an unknown kind, an object that
+//! cannot be read) — never silently skipped.
 
 use std::fmt::Write as _;
-use std::io::Read;
-use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::admission::audit::{self, AuditImage};
-use crate::admission::object::{Kind, Object};
+use crate::admission::object::Object;
 use crate::admission::Admission;
 use crate::api::DEFAULT_PULL_SECRET_NAME;
 use crate::cli::{CheckArgs, Output};
 use crate::config;
 use crate::index::{Resolution, Snapshot, Table};
+use crate::input::{self, escape, Class};
 use crate::policy::{self, ImageRef, ImageUse, Location, Verdict};
 
 pub const EXIT_ALLOWED: i32 = 0;
 pub const EXIT_DENIED: i32 = 1;
 pub const EXIT_BAD_INPUT: i32 = 2;
 
-/// The result for one object of a manifest.
+/// The result for one judged object of a manifest.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectResult {
     pub file: String,
     pub document: usize,
+    /// The list items that led to the object (`items[2]`), when it came from a list.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub item: String,
     pub kind: String,
     pub name: String,
     pub namespace: String,
@@ -36,6 +41,31 @@ pub struct ObjectResult {
     pub images: Vec<AuditImage>,
 }
 
+/// An object of a known kind that holds nothing the webhook judges.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotJudged {
+    pub file: String,
+    pub document: usize,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub item: String,
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub reason: &'static str,
+}
+
+/// Every object of the input, judged or not.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub results: Vec<ObjectResult>,
+    pub not_judged: Vec<NotJudged>,
+}
+
+const BUILT_IN_REASON: &str = "a built-in kind without pods";
+const CUSTOM_REASON: &str =
+    "a custom resource: the webhook judges the pods its controller creates, not the resource";
+
 /// Runs the command, printing to stdout; returns the exit code.
 pub fn run(args: &CheckArgs) -> i32 {
     match run_inner(args) {
@@ -43,18 +73,27 @@ pub fn run(args: &CheckArgs) -> i32 {
             print!("{out}");
             code
         }
-        Err(e) => {
-            eprintln!("error: {e}");
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {}", escape(&e));
+            }
             EXIT_BAD_INPUT
         }
     }
 }
 
-fn run_inner(args: &CheckArgs) -> Result<(String, i32), String> {
-    let cfg = config::load(&args.config).map_err(|e| e.to_string())?;
+fn run_inner(args: &CheckArgs) -> Result<(String, i32), Vec<String>> {
+    let one = |e: String| vec![e];
+    let stdin = |p: &std::path::Path| p.as_os_str() == "-";
+    if stdin(&args.config) && args.files.iter().any(|f| stdin(f)) {
+        return Err(one(
+            "stdin (-) can be read for --config or for -f, not both".into(),
+        ));
+    }
+    let cfg = config::load(&args.config).map_err(|e| one(e.to_string()))?;
     let snapshot = Snapshot::build(&cfg.objects, 1);
     for p in snapshot.problems() {
-        eprintln!("warning: {} {:?}: {}", p.kind, p.name, p.message);
+        eprintln!("warning: {} {:?}: {}", p.kind, p.name, escape(&p.message));
     }
     let admission = Admission {
         policy: args.policy.policy(),
@@ -65,105 +104,139 @@ fn run_inner(args: &CheckArgs) -> Result<(String, i32), String> {
         let ns = args.target_namespace.as_deref().unwrap_or("default");
         return Ok(explain_image(&admission, image, ns, args.output));
     }
-    let mut results = Vec::new();
-    for file in &args.files {
-        let text = read(file)?;
-        results.extend(check_text(
-            &admission,
-            &file.display().to_string(),
-            &text,
-            args.target_namespace.as_deref(),
-        )?);
+    let objects = input::load(&args.files).map_err(|e| one(e.to_string()))?;
+    if objects.is_empty() {
+        return Err(one(
+            "the input holds no objects (give manifests with -f FILE, DIR or -)".into(),
+        ));
     }
-    let code = if results.iter().any(|r| r.decision == "deny") {
+    let report = check_objects(&admission, &objects, args.target_namespace.as_deref())?;
+    let code = if report.results.iter().any(|r| r.decision == "deny") {
         EXIT_DENIED
     } else {
         EXIT_ALLOWED
     };
     let out = match args.output {
-        Output::Json => {
-            json_line(&serde_json::json!({ "allowed": code == EXIT_ALLOWED, "results": results }))
-        }
-        Output::Text => text_report(&results),
+        Output::Json => json_line(&serde_json::json!({
+            "allowed": code == EXIT_ALLOWED,
+            "results": report.results,
+            "notJudged": report.not_judged,
+        })),
+        Output::Text => text_report(&report),
     };
     Ok((out, code))
 }
 
-fn read(file: &Path) -> Result<String, String> {
-    if file.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| format!("cannot read stdin: {e}"))?;
-        return Ok(s);
-    }
-    std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))
-}
-
-/// Judges every object of a multi-document manifest (a `List` is expanded). Objects of
-/// kinds pullgate does not judge are skipped.
+/// Judges every object of a multi-document manifest text (lists expanded); see
+/// [`check_objects`].
 pub fn check_text(
     admission: &Admission,
     file: &str,
     text: &str,
     namespace: Option<&str>,
-) -> Result<Vec<ObjectResult>, String> {
-    let docs = config::documents(text).map_err(|e| format!("{file}: {e}"))?;
-    let mut out = Vec::new();
-    for (i, doc) in docs.iter().enumerate() {
-        let items = match doc.get("items").and_then(|v| v.as_array()) {
-            Some(items) if doc.get("kind").and_then(|k| k.as_str()) == Some("List") => {
-                items.iter().collect()
-            }
-            _ => vec![doc],
-        };
-        for item in items {
-            let at = |e: String| format!("{file}: document {}: {e}", i + 1);
-            let (api_version, kind_name) = config::type_of(item).map_err(at)?;
-            let Some(kind) = Kind::from_api_version(&api_version, &kind_name) else {
-                continue;
-            };
-            let json = item.to_string();
-            let object =
-                Object::parse(&json).map_err(|e| at(format!("invalid {kind_name}: {e}")))?;
-            let ns = namespace
-                .map(str::to_string)
-                .or_else(|| {
-                    object
-                        .metadata
-                        .as_ref()
-                        .and_then(|m| m.namespace.as_deref())
-                        .map(str::to_string)
-                })
-                .unwrap_or_else(|| "default".to_string());
-            let d = admission.judge_object(kind, &object, &ns);
-            out.push(ObjectResult {
-                file: file.to_string(),
-                document: i + 1,
-                kind: kind_name,
-                name: object.display_name().to_string(),
-                namespace: ns.clone(),
-                decision: d.verdict().as_str(),
-                messages: d.denial_messages(),
-                images: audit::images_of(d.images, &ns, true),
-            });
-        }
-    }
-    Ok(out)
+) -> Result<Report, Vec<String>> {
+    let objects = input::parse_text(file, text).map_err(|e| vec![e.to_string()])?;
+    check_objects(admission, &objects, namespace)
 }
 
-fn text_report(results: &[ObjectResult]) -> String {
+/// Judges the objects of judged kinds and lists those of other known kinds. Objects of
+/// unknown kinds and objects that cannot be read are bad input: every such problem is
+/// returned, and nothing is judged.
+pub fn check_objects(
+    admission: &Admission,
+    objects: &[input::Object],
+    namespace: Option<&str>,
+) -> Result<Report, Vec<String>> {
+    let mut report = Report::default();
+    let mut errors = Vec::new();
+    for o in objects {
+        let (api_version, kind_name) = (o.api_version(), o.kind());
+        let reason = match input::classify(api_version, kind_name) {
+            Class::Judged(kind) => {
+                let json = o.value.to_string();
+                let object = match Object::parse(&json) {
+                    Ok(object) => object,
+                    Err(e) => {
+                        errors.push(o.error(format!("invalid {kind_name}: {e}")).0);
+                        continue;
+                    }
+                };
+                let ns = namespace
+                    .map(str::to_string)
+                    .or_else(|| {
+                        object
+                            .metadata
+                            .as_ref()
+                            .and_then(|m| m.namespace.as_deref())
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_else(|| "default".to_string());
+                let d = admission.judge_object(kind, &object, &ns);
+                report.results.push(ObjectResult {
+                    file: o.origin.file.clone(),
+                    document: o.origin.document,
+                    item: o.origin.item.clone(),
+                    kind: kind_name.to_string(),
+                    name: object.display_name().to_string(),
+                    namespace: ns.clone(),
+                    decision: d.verdict().as_str(),
+                    messages: d.denial_messages(),
+                    images: audit::images_of(d.images, &ns, true),
+                });
+                continue;
+            }
+            Class::BuiltIn => BUILT_IN_REASON,
+            Class::Custom => CUSTOM_REASON,
+            Class::Unknown => {
+                errors.push(
+                    o.error(format!(
+                        "unknown kind {:?} of apiVersion {:?}: not a Kubernetes kind pullgate knows, nor one of a custom API group (whose name has a dot)",
+                        kind_name, api_version
+                    ))
+                    .0,
+                );
+                continue;
+            }
+        };
+        report.not_judged.push(NotJudged {
+            file: o.origin.file.clone(),
+            document: o.origin.document,
+            item: o.origin.item.clone(),
+            api_version: api_version.to_string(),
+            kind: kind_name.to_string(),
+            name: o.name().to_string(),
+            reason,
+        });
+    }
+    if errors.is_empty() {
+        Ok(report)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Where an object came from, escaped: `file, document 2[, items[0]]`.
+fn origin(file: &str, document: usize, item: &str) -> String {
+    input::Origin {
+        file: file.to_string(),
+        document,
+        item: item.to_string(),
+    }
+    .to_string()
+}
+
+/// The text report; every field taken from input is escaped.
+fn text_report(report: &Report) -> String {
     let mut s = String::new();
-    for r in results {
+    for r in &report.results {
         let _ = writeln!(
             s,
-            "{:<5} {} {}/{} ({}, document {})",
+            "{:<5} {} {}/{} ({})",
             r.decision.to_uppercase(),
-            r.kind,
-            r.namespace,
-            r.name,
-            r.file,
-            r.document
+            escape(&r.kind),
+            escape(&r.namespace),
+            escape(&r.name),
+            origin(&r.file, r.document, &r.item)
         );
         for img in &r.images {
             let mark = if img.verdict == "allow" {
@@ -171,11 +244,37 @@ fn text_report(results: &[ObjectResult]) -> String {
             } else {
                 "DENY"
             };
-            let _ = writeln!(s, "  {mark} {}", img.message.as_deref().unwrap_or_default());
+            let _ = writeln!(
+                s,
+                "  {mark} {}",
+                escape(img.message.as_deref().unwrap_or_default())
+            );
         }
     }
-    let denied = results.iter().filter(|r| r.decision == "deny").count();
-    let _ = writeln!(s, "{} objects checked, {denied} denied", results.len());
+    for n in &report.not_judged {
+        let _ = writeln!(
+            s,
+            "-     {} {} ({}): not judged: {}",
+            escape(&n.kind),
+            escape(&n.name),
+            origin(&n.file, n.document, &n.item),
+            n.reason
+        );
+    }
+    let denied = report
+        .results
+        .iter()
+        .filter(|r| r.decision == "deny")
+        .count();
+    let _ = write!(
+        s,
+        "{} objects checked, {denied} denied",
+        report.results.len()
+    );
+    if !report.not_judged.is_empty() {
+        let _ = write!(s, ", {} not judged", report.not_judged.len());
+    }
+    s.push('\n');
     s
 }
 
@@ -219,7 +318,8 @@ pub fn explain_image(
     }
     let mut s = String::new();
     let mut step = |label: &str, text: String| {
-        let _ = writeln!(s, "{label:<11} {text}");
+        // Names come from the config and the image from the command line: escaped.
+        let _ = writeln!(s, "{label:<11} {}", escape(&text));
     };
     step("image:", format!("{image:?}"));
     step("namespace:", ns.to_string());
@@ -254,6 +354,10 @@ pub fn explain_image(
                 Resolution::HostConflict(names) => step(
                     "registry:",
                     format!("conflict: claimed by {}", names.join(", ")),
+                ),
+                Resolution::Unusable(name) => step(
+                    "registry:",
+                    format!("{name}, whose spec is invalid (see the warnings above); denied"),
                 ),
                 Resolution::NoSpace(reg) => step(
                     "registry:",

@@ -56,7 +56,8 @@ impl From<Mode> for Enforcement {
 /// Policy flags shared by `serve` and `check`.
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
-    /// Global mode; a workspace's `enforcement` overrides it for its namespaces.
+    /// Global mode, also what a workspace without `enforcement` contributes; the strictest
+    /// contribution of a namespace's workspaces wins.
     #[arg(long, env = "PULLGATE_MODE", value_enum, default_value = "enforce")]
     pub mode: Mode,
     /// What to do with images of registries that are not integrated.
@@ -157,7 +158,8 @@ pub struct CheckArgs {
     /// Configuration file (same format as `serve --config`).
     #[arg(long, env = "PULLGATE_CONFIG")]
     pub config: PathBuf,
-    /// Manifests to check (multi-document YAML; `-` for stdin).
+    /// Manifests to check: files, directories (their .yaml/.yml/.json files) or `-` for
+    /// stdin; multi-document YAML or JSON, lists and merge keys as kubectl reads them.
     #[arg(short = 'f', long = "filename", num_args = 1..)]
     pub files: Vec<PathBuf>,
     /// Explain the decision for one image, step by step.

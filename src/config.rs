@@ -1,6 +1,8 @@
-//! The standalone configuration: a multi-document YAML file of the same objects the
-//! cluster holds (Registry, RegistrySpace, Workspace, and optionally Namespace and
-//! Secret), loaded by [`load`] into index [`Objects`].
+//! The standalone configuration: the same objects the cluster holds (Registry,
+//! RegistrySpace, Workspace, and optionally Namespace and Secret), read from a file, a
+//! directory or stdin by the shared [`input`](crate::input) loader and turned by [`load`]
+//! into index [`Objects`]. Secrets are read through [`Sensitive`], so no error about one
+//! shows a value (SPEC §9).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -8,16 +10,23 @@ use std::path::Path;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 
 use crate::index::{NamespaceInfo, Objects};
+use crate::input::{self, InputError};
+use crate::sensitive::Sensitive;
 
-/// Why a configuration file cannot be used. The message names the file and document.
+/// Why a configuration cannot be used. The message names the file and document.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// A loaded configuration file.
+impl From<InputError> for ConfigError {
+    fn from(e: InputError) -> ConfigError {
+        ConfigError(e.0)
+    }
+}
+
+/// A loaded configuration.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
     pub objects: Objects,
@@ -25,40 +34,59 @@ pub struct Config {
     pub secrets: Vec<Secret>,
 }
 
-/// Reads and parses a configuration file.
+/// The files a configuration was read from: what a reload compares with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Content(Vec<input::File>);
+
+/// Reads and parses a configuration (a file, a directory, or `-`).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     load_bytes(path).map(|(cfg, _)| cfg)
 }
 
-/// [`load`], also handing back the bytes it parsed (what a reload compares with).
-pub fn load_bytes(path: &Path) -> Result<(Config, Vec<u8>), ConfigError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-    let cfg =
-        parse_bytes(&bytes).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?;
-    Ok((cfg, bytes))
+/// [`load`], also handing back the content it parsed.
+pub fn load_bytes(path: &Path) -> Result<(Config, Content), ConfigError> {
+    let content = read_content(path)?;
+    Ok((parse_content(&content)?, content))
 }
 
-/// Parses the bytes of a configuration file.
-pub fn parse_bytes(bytes: &[u8]) -> Result<Config, ConfigError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| ConfigError(format!("not UTF-8: {e}")))?;
-    parse(text)
+/// Reads the files of a configuration without parsing them.
+pub fn read_content(path: &Path) -> Result<Content, ConfigError> {
+    Ok(Content(input::read(path)?))
 }
 
-/// Parses configuration text (every document must be a known kind).
+/// Parses what [`read_content`] read.
+pub fn parse_content(content: &Content) -> Result<Config, ConfigError> {
+    let mut objects = Vec::new();
+    for file in &content.0 {
+        objects.extend(input::parse(file)?);
+    }
+    from_objects(objects)
+}
+
+/// Parses configuration text (every object must be of a kind listed above).
 pub fn parse(text: &str) -> Result<Config, ConfigError> {
+    from_objects(input::parse_text("config", text)?)
+}
+
+fn from_objects(objects: Vec<input::Object>) -> Result<Config, ConfigError> {
     let mut cfg = Config::default();
     let mut seen = HashSet::new();
-    for (i, doc) in documents(text)?.into_iter().enumerate() {
-        let at = |e: String| ConfigError(format!("document {}: {e}", i + 1));
-        let (api_version, kind) = type_of(&doc).map_err(at)?;
+    for o in objects {
+        let (api_version, kind) = (o.api_version().to_string(), o.kind().to_string());
         let name = match (api_version.as_str(), kind.as_str()) {
-            ("pullgate.io/v1alpha1", "Registry") => push(&mut cfg.objects.registries, doc),
-            ("pullgate.io/v1alpha1", "RegistrySpace") => push(&mut cfg.objects.spaces, doc),
-            ("pullgate.io/v1alpha1", "Workspace") => push(&mut cfg.objects.workspaces, doc),
-            ("v1", "Secret") => push(&mut cfg.secrets, doc),
+            ("pullgate.io/v1alpha1", "Registry") => push(&mut cfg.objects.registries, &o),
+            ("pullgate.io/v1alpha1", "RegistrySpace") => push(&mut cfg.objects.spaces, &o),
+            ("pullgate.io/v1alpha1", "Workspace") => push(&mut cfg.objects.workspaces, &o),
+            ("v1", "Secret") => {
+                let secret: Secret = Sensitive::of_value(&o.value)
+                    .from_value(&o.value)
+                    .map_err(|e| o.error(e))?;
+                let name = secret.name_any();
+                cfg.secrets.push(secret);
+                Ok(name)
+            }
             ("v1", "Namespace") => {
-                let ns: Namespace = typed(doc)?;
+                let ns: Namespace = typed(&o)?;
                 let name = ns.name_any();
                 cfg.objects.namespaces.push(NamespaceInfo {
                     name: name.clone(),
@@ -66,53 +94,32 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
                 });
                 Ok(name)
             }
-            _ => Err(ConfigError(format!(
-                "unsupported object {api_version}/{kind}; expected pullgate.io/v1alpha1 Registry, RegistrySpace or Workspace, or v1 Namespace or Secret"
+            _ => Err(o.error(format!(
+                "unsupported object {}/{}; expected pullgate.io/v1alpha1 Registry, RegistrySpace or Workspace, or v1 Namespace or Secret",
+                input::escape(&api_version),
+                input::escape(&kind)
             ))),
-        }
-        .map_err(|e| at(e.0))?;
+        }?;
         if name.is_empty() {
-            return Err(at(format!("{kind} has no metadata.name")));
+            return Err(o.error(format!("{kind} has no metadata.name")).into());
         }
         let ns = doc_namespace(&cfg, &kind);
         if !seen.insert((kind.clone(), ns, name.clone())) {
-            return Err(at(format!("{kind} {name:?} is defined twice")));
+            return Err(o.error(format!("{kind} {name:?} is defined twice")).into());
         }
     }
     Ok(cfg)
 }
 
-/// Splits multi-document YAML into JSON values, skipping empty documents.
-pub fn documents(text: &str) -> Result<Vec<serde_json::Value>, ConfigError> {
-    let mut out = Vec::new();
-    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = serde_json::Value::deserialize(de)
-            .map_err(|e| ConfigError(format!("document {}: invalid YAML: {e}", i + 1)))?;
-        if !value.is_null() {
-            out.push(value);
-        }
-    }
-    Ok(out)
-}
-
-/// `apiVersion` and `kind` of a document.
-pub fn type_of(doc: &serde_json::Value) -> Result<(String, String), String> {
-    let field = |f: &str| doc.get(f).and_then(|v| v.as_str()).map(str::to_string);
-    match (field("apiVersion"), field("kind")) {
-        (Some(a), Some(k)) => Ok((a, k)),
-        _ => Err("object has no apiVersion or kind".into()),
-    }
-}
-
-fn typed<T: DeserializeOwned>(doc: serde_json::Value) -> Result<T, ConfigError> {
-    serde_json::from_value(doc).map_err(|e| ConfigError(format!("invalid object: {e}")))
+fn typed<T: DeserializeOwned>(o: &input::Object) -> Result<T, InputError> {
+    serde_json::from_value(o.value.clone()).map_err(|e| o.error(format!("invalid object: {e}")))
 }
 
 fn push<T: DeserializeOwned + ResourceExt>(
     list: &mut Vec<T>,
-    doc: serde_json::Value,
-) -> Result<String, ConfigError> {
-    let obj: T = typed(doc)?;
+    o: &input::Object,
+) -> Result<String, InputError> {
+    let obj: T = typed(o)?;
     let name = obj.name_any();
     list.push(obj);
     Ok(name)

@@ -6,19 +6,47 @@
 //!                                               ▲                                      ▼
 //! cluster watches ──► index/ builds Snapshot ───┘                    response + patch + audit line
 //! (or --config file)   (Arc swapped per revision)
-//! cluster/ (leader only): pull Secrets, status, Events
+//! cluster/replica (every replica): watches → Watched → Table; Events about denials
+//! cluster/leader (Lease holder only): pull Secrets, status, probes, Harbor projects and
+//!                robots, managed Harbor
 //! registry/: Harbor and Docker Registry clients (the only place that talks to registries)
 //! ```
 //!
+//! What we know, by name:
+//!
+//! - `Objects` ([`index::Objects`]): the valid custom resources and namespace labels a
+//!   binding table is built from, as read from a file or taken from the watches.
+//! - `Snapshot` ([`index::Snapshot`]): the binding table itself, built from `Objects`
+//!   at one revision; immutable, pure, what `policy::decide` reads.
+//! - `Table` ([`index::Table`]): the live cell holding the current `Snapshot` (swapped
+//!   atomically per revision) and whether it may be stale; admission loads from it.
+//! - `Watched` ([`cluster::replica::state::Watched`]): everything the watches have seen,
+//!   valid or not, with statuses and Secrets; the one copy each replica keeps, owned by
+//!   the feed, which turns it into `Objects`.
+//! - `LeaderView` ([`cluster::replica::state::LeaderView`]): a `Snapshot` and a copy of
+//!   `Watched` consistent with it; built only on the leader, for the leader's loops.
+//!
+//! Where to add a new kind of registry: a client beside `registry::harbor` and
+//! `registry::docker`, a variant of [`registry::RegistryClient`] and of
+//! `api::RegistryType`, and its probe in `registry::probe`; what the leader does with it
+//! (projects, robots) goes in `cluster::leader`.
+//!
 //! - [`api`]: the CRD types and shared constants.
-//! - [`policy`]: image references and the decision (pure).
+//! - [`reference`]: image references parsed as the container runtime parses them (pure,
+//!   the leaf both `index` and `policy` use).
+//! - [`policy`]: the decision (pure).
 //! - [`index`]: the binding table built from objects (pure).
 //! - [`admission`]: images of pods and workloads, AdmissionReview in and out, the patch.
+//! - [`input`]: input files read as kubectl reads them (files, directories, stdin, lists,
+//!   merge keys), the kinds pullgate knows, and escaping for printing.
+//! - [`sensitive`]: reading objects that may hold credentials, with redacted errors.
 //! - [`config`]: the standalone configuration file.
-//! - [`cluster`]: cluster mode: watches feeding the table, leader-only Secrets, status, Events.
+//! - [`cluster`]: cluster mode, in two halves: [`cluster::replica`] (every replica: watches
+//!   feeding the table, Events) and [`cluster::leader`] (the Lease holder: pull Secrets,
+//!   status, registries, Harbor projects and robots).
 //! - [`server`]: the TLS listener, limits, certificate reload, probes and metrics.
 //! - [`serve`]: `pullgate serve`, wiring a table source, admission and the server.
-//! - [`logging`]: ordinary logs on stderr, audit lines on stdout.
+//! - [`logging`]: ordinary logs on stderr, audit lines on stdout (it owns the audit target).
 //! - [`certs`]: development and self-signed certificates.
 //! - [`check`]: the offline `pullgate check` command.
 //! - [`overview`]: the `pullgate overview` command.
@@ -32,9 +60,12 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod index;
+pub mod input;
 pub mod logging;
 pub mod overview;
 pub mod policy;
+pub mod reference;
 pub mod registry;
+pub mod sensitive;
 pub mod serve;
 pub mod server;

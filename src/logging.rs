@@ -13,8 +13,10 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
-use crate::admission::audit::TARGET as AUDIT_TARGET;
 use crate::cli::LogFormat;
+
+/// The tracing target of audit records: they go to stdout, everything else to stderr.
+pub const AUDIT_TARGET: &str = "pullgate::audit";
 
 /// The audit writer installed by [`init`]: [`write_audit_line`] appends lines to it
 /// directly, without a round trip through tracing's event formatting.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use tokio::sync::watch;
@@ -12,20 +12,22 @@ use tracing::{error, info, warn};
 
 use crate::admission::{Admission, Webhook};
 use crate::cli::ServeArgs;
-use crate::cluster::{self, ClusterOptions, DenialEvents, HealthHook, SyncHook};
+use crate::cluster::{
+    self, ApiErrorHook, ClusterOptions, DenialEvents, HealthHook, LeaderHook, SyncHook,
+};
 use crate::config;
 use crate::index::{Snapshot, Table};
 use crate::policy::Verdict;
 use crate::server::{self, Endpoint, Handler, Health, Metrics, Reply, ServerOptions, TlsSource};
 
-/// How often the binding-table metrics are refreshed.
+/// How often the binding-table metrics (revision, staleness, registries) are refreshed.
 const METRICS_TICK: Duration = Duration::from_secs(1);
 
 /// The admission handler the server calls: review, count, audit, report denials.
 pub struct AdmissionHandler {
     pub admission: Admission,
     pub metrics: Arc<Metrics>,
-    /// Cluster mode: denials of workloads become Events (written by the leader).
+    /// Cluster mode: denials of workloads become Events (written by this replica).
     pub events: Option<DenialEvents>,
 }
 
@@ -45,17 +47,16 @@ impl Handler for AdmissionHandler {
             record.emit();
             if let (Some(events), Some(Verdict::Deny)) = (&self.events, reviewed.verdict) {
                 if record.kind != "Pod" && !record.dry_run {
-                    let denied: Vec<&str> = record
+                    let denied = record
                         .images
                         .iter()
                         .filter(|i| i.verdict == "deny")
-                        .filter_map(|i| i.message.as_deref())
-                        .collect();
+                        .filter_map(|i| i.message.as_deref());
                     events.report(
                         &record.kind,
                         &record.namespace,
                         &record.name,
-                        &denied.join("; "),
+                        &cluster::replica::events::join_bounded(denied, "; "),
                     );
                 }
             }
@@ -102,7 +103,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
     let (table, events) = match &args.config {
-        Some(path) => (standalone(path, &args, &health)?, None),
+        Some(path) => (standalone(path, &args, &health, &metrics)?, None),
         None => {
             let (table, events) =
                 cluster_mode(&args, &health, &metrics, stop_tx.clone(), failed.clone()).await?;
@@ -133,8 +134,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Standalone: the table comes from the file, reloaded when it changes.
-fn standalone(path: &std::path::Path, args: &ServeArgs, health: &Health) -> Result<Arc<Table>> {
+/// Standalone: the table comes from the file, reloaded when it changes. There is no
+/// leader and no staleness bound: `pullgate_leader` and `pullgate_binding_table_stale`
+/// stay 0; a file that cannot be loaded is counted and shows in the staleness seconds.
+fn standalone(
+    path: &std::path::Path,
+    args: &ServeArgs,
+    health: &Health,
+    metrics: &Arc<Metrics>,
+) -> Result<Arc<Table>> {
     let (cfg, content) = config::load_bytes(path).context("loading --config")?;
     let snapshot = Snapshot::build(&cfg.objects, 1);
     log_problems(&snapshot);
@@ -143,6 +151,7 @@ fn standalone(path: &std::path::Path, args: &ServeArgs, health: &Health) -> Resu
     tokio::spawn(watch_config(
         path.to_path_buf(),
         table.clone(),
+        metrics.clone(),
         args.reload_interval,
         content,
     ));
@@ -177,6 +186,14 @@ async fn cluster_mode(
     opts.pull_secret_syncs = SyncHook(Some(Arc::new(move |result: &str| {
         m.inc_pull_secret_sync(result)
     })));
+    let m = metrics.clone();
+    opts.leadership = LeaderHook(Some(Arc::new(move |leading: bool| m.set_leader(leading))));
+    let m = metrics.clone();
+    opts.registry_api_errors = ApiErrorHook(Some(Arc::new(
+        move |name: &str, operation: crate::registry::ApiOperation| {
+            m.inc_registry_api_error(name, operation.as_str())
+        },
+    )));
     let table = Arc::new(Table::new(Snapshot::default()));
     let (synced_tx, mut synced_rx) = watch::channel(false);
     let ready = health.clone();
@@ -233,56 +250,110 @@ pub fn server_options(args: &ServeArgs) -> ServerOptions {
     opts
 }
 
-/// Keeps the binding-table revision and age metrics current.
+/// Keeps the binding-table metrics current: revision and age, staleness, and the
+/// registries that have series.
 async fn publish_table_metrics(table: Arc<Table>, metrics: Arc<Metrics>) {
     loop {
-        metrics.set_binding_table(table.load().revision(), table.built_at());
+        let snapshot = table.load();
+        metrics.set_binding_table(snapshot.revision(), table.built_at());
+        metrics.set_staleness(table.is_stale(), table.behind_since());
+        metrics.set_registries(snapshot.registries().iter().map(|r| r.name.as_str()));
         tokio::time::sleep(METRICS_TICK).await;
     }
 }
 
+/// What the config poll remembers from one poll to the next.
+struct ConfigPoll {
+    /// The content last read, good or bad: a changed file is loaded once, and a bad one
+    /// is reported (and counted) once.
+    last: config::Content,
+    /// Whether `last` could not be loaded.
+    last_failed: bool,
+    /// The read error last reported, so an unreadable file is reported once.
+    read_error: Option<String>,
+}
+
 /// Polls the config file and publishes a new snapshot when its content differs from
-/// `last` (the bytes the current table came from). An invalid file keeps the last good
-/// table and logs why.
-async fn watch_config(path: PathBuf, table: Arc<Table>, every: Duration, mut last: Vec<u8>) {
+/// `last` (the files the current table came from). An invalid or unreadable file keeps
+/// the last good table, logs why and counts a reload failure; the table is marked as
+/// behind its source until the file loads again.
+async fn watch_config(
+    path: PathBuf,
+    table: Arc<Table>,
+    metrics: Arc<Metrics>,
+    every: Duration,
+    last: config::Content,
+) {
+    let mut poll = ConfigPoll {
+        last,
+        last_failed: false,
+        read_error: None,
+    };
     loop {
         tokio::time::sleep(every).await;
         // Reading, comparing and (at scale) rebuilding take milliseconds: on the blocking
         // pool, so that the runtime's workers keep answering reviews meanwhile.
-        let (path, table) = (path.clone(), table.clone());
-        let reload = tokio::task::spawn_blocking(move || reload_config(&path, &table, last));
-        last = reload
+        let (path, table, metrics) = (path.clone(), table.clone(), metrics.clone());
+        let reload =
+            tokio::task::spawn_blocking(move || reload_config(&path, &table, &metrics, poll));
+        poll = reload
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     }
 }
 
-/// One poll of [`watch_config`]: publishes the file if it differs from `last`; returns
-/// the content to compare the next poll with.
-fn reload_config(path: &Path, table: &Table, last: Vec<u8>) -> Vec<u8> {
-    let content = match std::fs::read(path) {
+/// One poll of [`watch_config`]: publishes the file if it differs from the last content.
+fn reload_config(
+    path: &Path,
+    table: &Table,
+    metrics: &Metrics,
+    mut poll: ConfigPoll,
+) -> ConfigPoll {
+    let content = match config::read_content(path) {
         Ok(c) => c,
         Err(e) => {
-            warn!(path = %path.display(), error = %e, "cannot read config; keeping the last good binding table");
-            return last;
+            let error = e.to_string();
+            if poll.read_error.as_deref() != Some(error.as_str()) {
+                warn!(path = %path.display(), error = %e, "cannot read config; keeping the last good binding table");
+                metrics.inc_config_reload_failure();
+                poll.read_error = Some(error);
+            }
+            mark_behind(table);
+            return poll;
         }
     };
-    if content == last {
-        return last;
-    }
-    match config::parse_bytes(&content) {
-        Ok(cfg) => {
-            let revision = table.load().revision() + 1;
-            let snapshot = Snapshot::build(&cfg.objects, revision);
-            log_problems(&snapshot);
-            table.store(snapshot);
-            info!(path = %path.display(), revision, "config reloaded");
+    poll.read_error = None;
+    if content != poll.last {
+        match config::parse_content(&content) {
+            Ok(cfg) => {
+                let revision = table.load().revision() + 1;
+                let snapshot = Snapshot::build(&cfg.objects, revision);
+                log_problems(&snapshot);
+                table.store(snapshot);
+                poll.last_failed = false;
+                info!(path = %path.display(), revision, "config reloaded");
+            }
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "invalid config; keeping the last good binding table");
+                metrics.inc_config_reload_failure();
+                poll.last_failed = true;
+            }
         }
-        Err(e) => {
-            warn!(path = %path.display(), error = %e, "invalid config; keeping the last good binding table")
-        }
+        poll.last = content;
     }
-    content
+    if poll.last_failed {
+        mark_behind(table);
+    } else {
+        table.set_behind_since(None);
+    }
+    poll
+}
+
+/// Marks the table as behind its source from now, unless it already is.
+fn mark_behind(table: &Table) {
+    if table.behind_since().is_none() {
+        table.set_behind_since(Some(SystemTime::now()));
+    }
 }
 
 fn log_problems(snapshot: &Snapshot) {
@@ -318,6 +389,67 @@ mod tests {
 
     const REGISTRY: &[u8] = b"apiVersion: pullgate.io/v1alpha1\nkind: Registry\nmetadata: {name: local}\nspec: {type: DockerRegistry, url: http://127.0.0.1:5000}\n";
 
+    /// A file that cannot be loaded counts once per failure (not per poll), keeps the
+    /// table and marks it as behind until a good file loads; never stale (standalone has
+    /// no staleness bound).
+    #[test]
+    fn config_reload_failures_are_counted_once_and_mark_the_table_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, REGISTRY).unwrap();
+        let table = Table::new(Snapshot::build(&Default::default(), 1));
+        let metrics = Metrics::new();
+        let failures = "pullgate_config_reload_failures_total";
+        let mut poll = ConfigPoll {
+            last: Default::default(),
+            last_failed: false,
+            read_error: None,
+        };
+        poll = reload_config(&path, &table, &metrics, poll);
+        assert_eq!(table.load().revision(), 2);
+        assert_eq!(table.behind_since(), None);
+
+        std::fs::write(&path, b"kind: [unclosed").unwrap();
+        for _ in 0..3 {
+            poll = reload_config(&path, &table, &metrics, poll);
+        }
+        assert_eq!(metrics.sample(failures), 1.0);
+        let since = table
+            .behind_since()
+            .expect("behind while the file is invalid");
+        assert_eq!(table.load().revision(), 2, "the last good table stays");
+
+        std::fs::remove_file(&path).unwrap();
+        for _ in 0..3 {
+            poll = reload_config(&path, &table, &metrics, poll);
+        }
+        assert_eq!(metrics.sample(failures), 2.0);
+        assert_eq!(
+            table.behind_since(),
+            Some(since),
+            "behind since the first failure"
+        );
+
+        std::fs::write(&path, REGISTRY).unwrap();
+        poll = reload_config(&path, &table, &metrics, poll);
+        assert_eq!(table.behind_since(), None);
+        assert_eq!(table.load().revision(), 3);
+        let _ = poll;
+        assert!(!table.is_stale());
+        assert_eq!(metrics.sample(failures), 2.0);
+    }
+
+    /// The registry module's operations are the metric's label values, pre-made per
+    /// registry.
+    #[test]
+    fn registry_operations_are_the_metric_labels() {
+        let names: Vec<&str> = crate::registry::ApiOperation::ALL
+            .iter()
+            .map(|o| o.as_str())
+            .collect();
+        assert_eq!(names, crate::server::metrics::REGISTRY_OPERATIONS);
+    }
+
     /// The reload reads the file off the runtime: a config path that is a FIFO with no
     /// writer blocks that read until the test writes, and the runtime (one thread here)
     /// must keep running tasks meanwhile; then the written config is published.
@@ -348,7 +480,14 @@ mod tests {
             .unwrap();
         runtime.block_on(async {
             let poll = Duration::from_millis(10);
-            tokio::spawn(watch_config(path, table.clone(), poll, Vec::new()));
+            let metrics = Arc::new(Metrics::new());
+            tokio::spawn(watch_config(
+                path,
+                table.clone(),
+                metrics,
+                poll,
+                Default::default(),
+            ));
             asked.await.unwrap();
             let _ = answer.send(());
             while table.load().revision() < 2 {

@@ -8,15 +8,25 @@ need_apt=()
 command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 command -v skopeo >/dev/null || need_apt+=(skopeo)
 command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
+command -v make >/dev/null || need_apt+=(make)  # builds jemalloc (tikv-jemalloc-sys)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+# promtool checks /metrics (tests/it/metrics.rs). Debian ships it in the server's package
+# (about 100 MB); without the recommended node exporter, and no service is started.
+if ! command -v promtool >/dev/null; then
+  echo "installing prometheus (for promtool)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
 
-# The packages are installed above, so the real-registry tests must not skip.
+# The packages are installed above, so the real-registry and promtool tests must not skip.
 export PULLGATE_REQUIRE_REAL_REGISTRY=1
+export PULLGATE_REQUIRE_PROMTOOL=1
 cargo test --all-targets --locked
 
 # cargo fuzz: each target for a bounded time on the committed corpora (stable toolchain,

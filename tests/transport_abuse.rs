@@ -7,8 +7,11 @@
 //! same abuse hits the real handler, mixed, repeated, and measured. The tests of this
 //! file run one at a time (a lock), because `/proc/self` counts the whole process.
 
+#[path = "it/support/mod.rs"]
 mod support;
 
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -295,7 +298,11 @@ async fn hold_slot(
 async fn ten_times_overload_gets_fast_503s_and_the_accepted_are_answered() {
     let _serial = serial().await;
     const SLOTS: usize = 4;
-    let server = webhook(|o| o.max_in_flight = SLOTS);
+    // The held requests stall on purpose: no rate floor here (it has its own test).
+    let server = webhook(|o| {
+        o.max_in_flight = SLOTS;
+        o.min_body_rate = 0;
+    });
     // SLOTS slow requests take every slot (half of each body sent).
     let mut held = Vec::new();
     for i in 0..SLOTS {
@@ -363,7 +370,10 @@ async fn ten_times_overload_gets_fast_503s_and_the_accepted_are_answered() {
     let response = probe.post("/validate", ALLOWED).await.unwrap();
     assert_eq!(response.status, StatusCode::OK);
     let metrics = server.metrics.encode();
-    assert!(metrics.contains(r#"decision="overload"}"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"decision="overload",endpoint="validate"}"#),
+        "{metrics}"
+    );
 }
 
 /// A review padded with trailing spaces (still one JSON document) to `len` bytes.
@@ -374,12 +384,15 @@ fn padded(review: &str, len: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_held_in_memory_are_bounded_across_requests() {
     let _serial = serial().await;
+    // The slow body stalls for as long as the test needs: no rate floor here.
     let server = webhook(|o| {
         o.max_body_bytes = MIB;
         o.max_body_memory = MIB;
+        o.min_body_rate = 0;
     });
-    // A slow body of 900 KiB, of which 600 KiB are sent: held while it trickles in.
-    let slow = padded(ALLOWED, 900 * 1024);
+    // A slow body of 1000 KiB, of which 950 KiB are sent: held while it trickles in
+    // (memory is held as bytes arrive, so what was sent is what counts).
+    let slow = padded(ALLOWED, 1000 * 1024);
     let mut stream = tls_connect(server.addr, config(&server)).await.unwrap();
     let head = format!(
         "POST /validate?timeout=30s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -387,7 +400,7 @@ async fn bodies_held_in_memory_are_bounded_across_requests() {
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     stream
-        .write_all(&slow.as_bytes()[..600 * 1024])
+        .write_all(&slow.as_bytes()[..950 * 1024])
         .await
         .unwrap();
     stream.flush().await.unwrap();
@@ -419,7 +432,7 @@ async fn bodies_held_in_memory_are_bounded_across_requests() {
     assert!(took < Duration::from_secs(5), "503 after {took:?}");
     // The slow body completes and gets its real verdict; then the budget is free again.
     stream
-        .write_all(&slow.as_bytes()[600 * 1024..])
+        .write_all(&slow.as_bytes()[950 * 1024..])
         .await
         .unwrap();
     let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(2)).await;
@@ -432,7 +445,10 @@ async fn bodies_held_in_memory_are_bounded_across_requests() {
     assert_eq!(response.status, StatusCode::OK);
     assert!(!allowed(response.body.as_ref()));
     let metrics = server.metrics.encode();
-    assert!(metrics.contains(r#"decision="overload"}"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"decision="overload",endpoint="validate"}"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -518,4 +534,229 @@ async fn after_abuse_file_descriptors_and_memory_are_bounded() {
     let response = client.post("/validate", DENIED).await.unwrap();
     assert_eq!(response.status, StatusCode::OK);
     assert!(!allowed(&response.body));
+}
+
+/// What the slow senders of an attack saw.
+#[derive(Default)]
+struct Trickled {
+    /// Bytes sent on connections not yet answered, now and at most.
+    live: AtomicUsize,
+    peak: AtomicUsize,
+    /// Answers the slow senders got, by status.
+    cut_408: AtomicUsize,
+    refused_503: AtomicUsize,
+    other: AtomicUsize,
+    connections: AtomicUsize,
+}
+
+impl Trickled {
+    fn sent(&self, bytes: usize) {
+        let live = self.live.fetch_add(bytes, SeqCst) + bytes;
+        self.peak.fetch_max(live, SeqCst);
+    }
+}
+
+/// Announces a body just under the 7 MiB cap, sends `burst` bytes of it at once and then
+/// trickles 32 bytes a second until the server answers; then does it again on a new
+/// connection, until `stop`.
+async fn trickle(
+    addr: std::net::SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    burst: usize,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Trickled>,
+) {
+    while !stop.load(SeqCst) {
+        let Ok(stream) = tls_connect(addr, config.clone()).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        seen.connections.fetch_add(1, SeqCst);
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        let head = format!(
+            "POST /validate?timeout=30s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            7 * MIB - 1
+        );
+        let mut sent = 0;
+        let mut answer = Vec::new();
+        let started = writer.write_all(head.as_bytes()).await.is_ok()
+            && writer.write_all(&vec![b' '; burst]).await.is_ok();
+        if started {
+            sent += burst;
+            seen.sent(burst);
+            let mut buf = [0u8; 512];
+            loop {
+                tokio::select! {
+                    read = reader.read(&mut buf) => {
+                        if let Ok(n) = read {
+                            answer.extend_from_slice(&buf[..n]);
+                        }
+                        break;
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                        if stop.load(SeqCst) || writer.write_all(b"        ").await.is_err() {
+                            break;
+                        }
+                        sent += 8;
+                        seen.sent(8);
+                    }
+                }
+            }
+        }
+        seen.live.fetch_sub(sent, SeqCst);
+        let counter = match answer.get(..12) {
+            Some(b"HTTP/1.1 408") => &seen.cut_408,
+            Some(b"HTTP/1.1 503") => &seen.refused_503,
+            _ if stop.load(SeqCst) => continue,
+            _ => &seen.other,
+        };
+        counter.fetch_add(1, SeqCst);
+    }
+}
+
+/// What normal reviews got while slow senders were at it.
+struct Outcome {
+    /// Slow senders' connections cut with 408.
+    cut: usize,
+    verdicts: usize,
+    refused: usize,
+    total: usize,
+    large: support::server::Response,
+}
+
+/// `senders` slow senders (each first sending `burst` bytes) run while 4 clients send
+/// 50 normal reviews (10 KiB) each, spread over ~6s so that the slow senders are cut and
+/// come back several times, and then one 3 MiB review is sent from a fast sender. Prints
+/// the figures.
+async fn under_attack(server: &PullgateServer, senders: usize, burst: usize) -> Outcome {
+    const CLIENTS: usize = 4;
+    const REVIEWS_PER_CLIENT: usize = 50;
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Trickled::default());
+    let attackers: Vec<_> = (0..senders)
+        .map(|_| {
+            let config = config(server);
+            tokio::spawn(trickle(
+                server.addr,
+                config,
+                burst,
+                stop.clone(),
+                seen.clone(),
+            ))
+        })
+        .collect();
+    // Let every slow sender connect and send its first bytes.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let normal = Bytes::from(padded(ALLOWED, 10 * 1024));
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut client = connect(server).await;
+        let normal = normal.clone();
+        clients.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..REVIEWS_PER_CLIENT {
+                let response = client.post("/validate", normal.clone()).await.unwrap();
+                let verdict = response.status == StatusCode::OK && allowed(&response.body);
+                statuses.push((response.status, verdict));
+                tokio::time::sleep(Duration::from_millis(120)).await;
+            }
+            statuses
+        }));
+    }
+    let (mut verdicts, mut refused) = (0, 0);
+    for client in clients {
+        for (status, verdict) in client.await.unwrap() {
+            verdicts += usize::from(verdict);
+            refused += usize::from(status == StatusCode::SERVICE_UNAVAILABLE);
+        }
+    }
+    // A large review from a fast sender, while the slow senders are still at it.
+    let mut client = connect(server).await;
+    let large = client
+        .post("/validate", padded(ALLOWED, 3 * MIB))
+        .await
+        .unwrap();
+    stop.store(true, SeqCst);
+    for attacker in attackers {
+        attacker.await.unwrap();
+    }
+    let total = CLIENTS * REVIEWS_PER_CLIENT;
+    eprintln!(
+        "{senders} slow senders, {burst} bytes at once: normal reviews with a verdict: \
+         {verdicts} of {total} ({refused} got 503); 3 MiB review: {}; slow senders: \
+         {} connections, at most {} bytes sent and unanswered at once, {} cut with 408, \
+         {} refused with 503, {} other answers",
+        large.status,
+        seen.connections.load(SeqCst),
+        seen.peak.load(SeqCst),
+        seen.cut_408.load(SeqCst),
+        seen.refused_503.load(SeqCst),
+        seen.other.load(SeqCst),
+    );
+    Outcome {
+        cut: seen.cut_408.load(SeqCst),
+        verdicts,
+        refused,
+        total,
+        large,
+    }
+}
+
+/// Slow senders announce bodies near the 7 MiB cap and trickle a few bytes a second,
+/// coming back whenever they are cut; meanwhile every normal review gets its verdict,
+/// and so does a 3 MiB review from a fast sender. Memory is held as bytes arrive and the
+/// rate floor cuts them within a window. No timing is asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_senders_cannot_starve_normal_reviews() {
+    let _serial = serial().await;
+    let server = webhook(|_| {});
+    const SENDERS: usize = 80;
+    let Outcome {
+        cut,
+        verdicts,
+        refused,
+        total,
+        large,
+    } = under_attack(&server, SENDERS, 0).await;
+    assert_eq!(
+        verdicts, total,
+        "normal reviews with a verdict during the attack: {verdicts} of {total} ({refused} got 503)"
+    );
+    assert_eq!(large.status, StatusCode::OK, "{}", large.text());
+    assert!(allowed(&large.body));
+    // The attack lasts several windows: every slow sender was cut at least once.
+    assert!(cut >= SENDERS, "{cut} slow senders cut with 408");
+    let metrics = server.metrics.encode();
+    // The 408s count as invalid requests.
+    let invalid = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                r#"pullgate_admission_requests_total{decision="invalid",endpoint="validate"} "#,
+            )
+        })
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(invalid >= Some(SENDERS as f64), "{metrics}");
+}
+
+/// Slow senders that send what they can at once (1 MiB each, together more than the whole
+/// budget) and then stall: the bytes of a body beyond its first 64 KiB cannot take the
+/// room kept for the first bytes of every request in flight, so every normal review still
+/// gets its verdict. (A 3 MiB review competes with them for the rest of the budget; its
+/// answer is printed, not asserted.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_of_large_bodies_leave_room_for_normal_reviews() {
+    let _serial = serial().await;
+    let server = webhook(|_| {});
+    let Outcome {
+        verdicts,
+        refused,
+        total,
+        ..
+    } = under_attack(&server, 64, MIB).await;
+    assert_eq!(
+        verdicts, total,
+        "normal reviews with a verdict during the attack: {verdicts} of {total} ({refused} got 503)"
+    );
 }

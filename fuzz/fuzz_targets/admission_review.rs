@@ -17,8 +17,8 @@ use libfuzzer_sys::fuzz_target;
 use pullgate::admission::{Admission, Webhook};
 use pullgate::api::Enforcement;
 use pullgate::index::{Snapshot, Table};
-use pullgate::policy::reference::ImageRef;
 use pullgate::policy::Policy;
+use pullgate::reference::ImageRef;
 use serde_json::Value;
 
 fn admission() -> &'static Admission {
@@ -46,11 +46,7 @@ fn must_deny(input: &Value, admission: &Admission) -> bool {
     if admission.policy.exempt_namespaces.iter().any(|e| e == ns) {
         return false;
     }
-    let mode = admission
-        .table
-        .load()
-        .enforcement_of(ns)
-        .unwrap_or(admission.policy.mode);
+    let mode = admission.table.load().mode_of(ns, admission.policy.mode);
     if mode != Enforcement::Enforce {
         return false;
     }

@@ -1,14 +1,13 @@
 //! The audit record of SPEC §5: one JSON line per decision, on tracing target
 //! `pullgate::audit`. It holds image names and verdicts, never credentials.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use super::json_out;
 use crate::api::{Enforcement, Visibility};
 use crate::policy::{decide::explain, ImageVerdict, Location};
-
-/// Tracing target of audit lines.
-pub const TARGET: &str = "pullgate::audit";
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -24,6 +23,12 @@ pub struct AuditRecord {
     pub mode: &'static str,
     pub decision: &'static str,
     pub images: Vec<AuditImage>,
+    /// Judged images left out of `images` (see [`bounded_images_of`]), and how many of
+    /// them were denied; written only when not zero.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub omitted_images: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub omitted_denied: u64,
     pub revision: u64,
     pub latency_us: u64,
 }
@@ -64,6 +69,57 @@ impl AuditImage {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The images of an audit record, bounded, and the counts of those left out.
+#[derive(Debug, Default)]
+pub struct Listed {
+    pub images: Vec<AuditImage>,
+    pub omitted: u64,
+    pub omitted_denied: u64,
+}
+
+/// The audit form of a review's verdicts, bounded: at most [`super::MAX_LISTED`]
+/// images, the denied ones first in choice (in their order, the allowed ones filling the
+/// rest), strings cut at [`super::MAX_ECHOED`] bytes. `denied` is the count of denied
+/// verdicts.
+pub fn bounded_images_of(images: Vec<ImageVerdict>, namespace: &str, denied: usize) -> Listed {
+    use super::{clip, MAX_ECHOED, MAX_LISTED};
+    let total = images.len();
+    let mut denied_room = MAX_LISTED.min(denied);
+    let mut allowed_room = MAX_LISTED - denied_room;
+    let mut listed = Listed::default();
+    for v in images {
+        let room = if v.allowed {
+            &mut allowed_room
+        } else {
+            &mut denied_room
+        };
+        if *room == 0 {
+            continue;
+        }
+        *room -= 1;
+        let mut image = AuditImage::from_verdict(v, namespace, false);
+        for s in [&mut image.image, &mut image.container] {
+            if let Cow::Owned(c) = clip(s, MAX_ECHOED) {
+                *s = c;
+            }
+        }
+        if let Some(m) = &mut image.message {
+            if let Cow::Owned(c) = clip(m, MAX_ECHOED) {
+                *m = c;
+            }
+        }
+        listed.images.push(image);
+    }
+    let denied_listed = listed.images.iter().filter(|i| i.verdict == "deny").count();
+    listed.omitted = (total - listed.images.len()) as u64;
+    listed.omitted_denied = (denied - denied_listed) as u64;
+    listed
+}
+
 pub fn mode_str(mode: Enforcement) -> &'static str {
     match mode {
         Enforcement::Enforce => "enforce",
@@ -101,7 +157,7 @@ impl AuditRecord {
                 return;
             }
             if let Ok(text) = std::str::from_utf8(&line[..line.len() - 1]) {
-                tracing::info!(target: TARGET, "{text}");
+                tracing::info!(target: crate::logging::AUDIT_TARGET, "{text}");
             }
         });
     }
@@ -119,8 +175,14 @@ impl AuditRecord {
             .bool("dryRun", self.dry_run)
             .str("mode", self.mode)
             .str("decision", self.decision)
-            .array("images", &self.images, |out, image| image.write(out))
-            .u64("revision", self.revision)
+            .array("images", &self.images, |out, image| image.write(out));
+        if self.omitted_images != 0 {
+            o.u64("omittedImages", self.omitted_images);
+        }
+        if self.omitted_denied != 0 {
+            o.u64("omittedDenied", self.omitted_denied);
+        }
+        o.u64("revision", self.revision)
             .u64("latencyUs", self.latency_us);
         o.end();
     }
@@ -180,6 +242,8 @@ mod tests {
                 mode: "enforce",
                 decision: "deny",
                 images,
+                omitted_images: 3,
+                omitted_denied: 2,
                 revision: 7,
                 latency_us: 12,
             };

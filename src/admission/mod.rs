@@ -9,10 +9,12 @@ pub mod object;
 pub mod patch;
 pub mod review;
 #[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,12 +23,32 @@ use object::{Kind, Object};
 use review::{BadReview, Operation, Request, ResponseParts};
 
 use crate::index::{Snapshot, Table};
-use crate::policy::{self, Decision, Policy, Verdict};
+use crate::policy::{self, decide::explain, Decision, Policy, Verdict};
 
 /// Audit annotation keys. The apiserver prefixes them with the webhook's name
 /// (`validate.pullgate.io/decision`); a key holding a `/` itself would be dropped.
 pub const ANNOTATION_DECISION: &str = "decision";
 pub const ANNOTATION_DENIED: &str = "denied-images";
+
+/// Denied images named one by one in a denial message, the `denied-images` annotation
+/// and an audit record; past it they are counted ("and N more"). Far above what real
+/// pods have (a pod of a hundred containers is already rare), so for them every denied
+/// image is named (SPEC §3.4). With [`MAX_ECHOED`] it bounds an answer to about 2 MiB
+/// and an audit line to about 3 MiB whatever the request; an answer of that size needs
+/// a request of at least half of it (the images it names).
+pub const MAX_LISTED: usize = 1000;
+
+/// The most bytes of one string taken from a request (an image, a name, a user) or of one
+/// sentence about it that an answer or audit line echoes; longer ones are cut at a
+/// character boundary and end in `…`. A valid image reference is far shorter (a name of
+/// at most 255 characters, a tag of 128, a digest).
+pub const MAX_ECHOED: usize = 1024;
+
+/// Warnings: once a response's warnings pass 4,096 characters, the apiserver cuts each
+/// to 256 characters and drops those that follow. So each warning is kept within 256
+/// bytes and all of them within 4,096, the last one saying how many were left out.
+const WARNING_BYTES: usize = 256;
+const WARNINGS_BYTES: usize = 4096;
 
 /// Which webhook is being answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,43 +159,46 @@ impl Admission {
         let (verdict, mode, images) = match judged.decision {
             Some(d) => {
                 let verdict = d.verdict();
-                let denied: Vec<&str> = d.denied().map(|v| v.image.as_str()).collect();
+                let denied = d.denied().count();
                 parts
                     .audit_annotations
                     .push((ANNOTATION_DECISION, verdict.as_str().to_string()));
-                if !denied.is_empty() {
+                if denied > 0 {
                     parts
                         .audit_annotations
-                        .push((ANNOTATION_DENIED, denied.join(",")));
+                        .push((ANNOTATION_DENIED, denied_images(&d, denied)));
                 }
                 match verdict {
-                    Verdict::Deny => denial = Some(d.message()),
-                    Verdict::Warn => parts.warnings = d.denial_messages(),
+                    Verdict::Deny => denial = Some(denial_message(&d, ns, denied)),
+                    Verdict::Warn => parts.warnings = warnings(&d, ns, denied),
                     Verdict::Allow | Verdict::Audit => {}
                 }
-                (verdict, d.mode, audit::images_of(d.images, ns, false))
+                let images = audit::bounded_images_of(d.images, ns, denied);
+                (verdict, d.mode, images)
             }
-            None => (Verdict::Allow, self.policy.mode, Vec::new()),
+            None => (Verdict::Allow, self.policy.mode, audit::Listed::default()),
         };
         let body = review::respond(&req.uid, denial, parts);
         let name = judged
             .object
             .as_ref()
-            .map(|o| o.display_name().to_string())
+            .map(|o| o.display_name())
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| req.name.as_deref().unwrap_or_default().to_string());
+            .unwrap_or_else(|| req.name.as_deref().unwrap_or_default());
         let record = AuditRecord {
             time: humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
-            uid: req.uid.to_string(),
+            uid: clip(&req.uid, MAX_ECHOED).into_owned(),
             operation: req.op().map(Operation::as_str).unwrap_or_default(),
-            kind: req.kind.kind.to_string(),
-            namespace: ns.to_string(),
-            name,
-            user: req.user().to_string(),
+            kind: clip(&req.kind.kind, MAX_ECHOED).into_owned(),
+            namespace: clip(ns, MAX_ECHOED).into_owned(),
+            name: clip(name, MAX_ECHOED).into_owned(),
+            user: clip(req.user(), MAX_ECHOED).into_owned(),
             dry_run: req.dry_run.unwrap_or(false),
             mode: audit::mode_str(mode),
             decision: verdict.as_str(),
-            images,
+            images: images.images,
+            omitted_images: images.omitted,
+            omitted_denied: images.omitted_denied,
             revision: snap.revision(),
             latency_us: start.elapsed().as_micros() as u64,
         };
@@ -222,6 +247,85 @@ impl Admission {
             &self.policy,
         )
     }
+}
+
+/// `s`, or its longest prefix of at most `max - 3` bytes ending at a character
+/// boundary followed by `…` (3 bytes), so never more than `max` bytes.
+pub fn clip(s: &str, max: usize) -> Cow<'_, str> {
+    if s.len() <= max {
+        return Cow::Borrowed(s);
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…", &s[..end]))
+}
+
+/// The `denied-images` annotation: the first [`MAX_LISTED`] denied images, then the
+/// count of the others.
+fn denied_images(d: &Decision, denied: usize) -> String {
+    let mut value = String::new();
+    for (i, v) in d.denied().take(MAX_LISTED).enumerate() {
+        if i > 0 {
+            value.push(',');
+        }
+        value.push_str(&clip(&v.image, MAX_ECHOED));
+    }
+    if denied > MAX_LISTED {
+        value.push_str(&format!(",(and {} more)", denied - MAX_LISTED));
+    }
+    value
+}
+
+/// The denial message: one sentence per denied image for the first [`MAX_LISTED`],
+/// then the count of the others.
+fn denial_message(d: &Decision, namespace: &str, denied: usize) -> String {
+    let mut sentences = d
+        .denied()
+        .take(MAX_LISTED)
+        .map(|v| clip(&explain(v, namespace), MAX_ECHOED).into_owned());
+    if denied == 1 {
+        return sentences.next().unwrap_or_default();
+    }
+    let mut message = format!(
+        "{denied} images are not allowed: {}",
+        sentences.collect::<Vec<_>>().join("; ")
+    );
+    if denied > MAX_LISTED {
+        message.push_str(&format!("; and {} more", denied - MAX_LISTED));
+    }
+    message
+}
+
+/// The warnings of `warn` mode: one per denied image while they fit the apiserver's
+/// limits ([`WARNING_BYTES`] each, [`WARNINGS_BYTES`] in all), then the count of the
+/// others.
+fn warnings(d: &Decision, namespace: &str, denied: usize) -> Vec<String> {
+    // Room for the last warning, "and N more images are not allowed".
+    const TRAILER: usize = 64;
+    let mut out = Vec::new();
+    let mut total = 0;
+    for v in d.denied() {
+        let sentence = clip(&explain(v, namespace), WARNING_BYTES).into_owned();
+        let room = if out.len() + 1 == denied {
+            WARNINGS_BYTES
+        } else {
+            WARNINGS_BYTES - TRAILER
+        };
+        if total + sentence.len() > room {
+            break;
+        }
+        total += sentence.len();
+        out.push(sentence);
+    }
+    if out.len() < denied {
+        out.push(format!(
+            "and {} more images are not allowed",
+            denied - out.len()
+        ));
+    }
+    out
 }
 
 fn bad(e: &BadReview) -> Reviewed {

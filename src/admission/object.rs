@@ -5,9 +5,12 @@
 //! plus a bound on nesting in the parts serde_json skips.
 
 use std::borrow::Cow;
+use std::cell::Cell;
+use std::collections::HashSet;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::api::MIRROR_POD_ANNOTATION;
@@ -50,16 +53,111 @@ impl Kind {
     }
 }
 
+/// The most image locations (containers, init containers, ephemeral containers and
+/// image volumes, counted over the whole object) an object may hold; more is refused.
+///
+/// The apiserver can never send more. It stores an object in etcd, whose default
+/// request limit is 1.5 MiB (`--max-request-bytes` 1,572,864), and before admission it
+/// defaults every entry. The cheapest image location stored is an image volume: in the
+/// protobuf encoding the list entry (2 bytes), a name of at least one character (3),
+/// the volume source (2) and its `image` field (3), a reference of at least one
+/// character (3) and the defaulted `pullPolicy` of at least `Always` (8): 21 bytes, so
+/// at most 1,572,864 / 21 = 74,898 image locations fit. (A container costs more: it is
+/// also defaulted with `terminationMessagePath`, `terminationMessagePolicy`,
+/// `imagePullPolicy` and `resources`.) The bound keeps a margin above that; no real
+/// pod comes near it (a pod with 100 containers is already rare).
+pub const MAX_IMAGE_LOCATIONS: usize = 80_000;
+
+/// The most `imagePullSecrets` entries an object may hold; more is refused. The
+/// cheapest stored entry, `{}` (an empty name is only warned about), costs 4 bytes of
+/// protobuf, so at most 1,572,864 / 4 = 393,216 fit in etcd's default request limit.
+pub const MAX_PULL_SECRETS: usize = 400_000;
+
+/// What is left of the bounds of the object being read. serde's derive cannot pass
+/// state down to the lists, so it is kept per thread: one object is read on one thread
+/// from start to end (no await inside), and every object starts with the full bounds.
+#[derive(Clone, Copy)]
+struct Left {
+    locations: usize,
+    pull_secrets: usize,
+}
+
+impl Left {
+    const FULL: Left = Left {
+        locations: MAX_IMAGE_LOCATIONS,
+        pull_secrets: MAX_PULL_SECRETS,
+    };
+}
+
+thread_local! {
+    static LEFT: Cell<Left> = const { Cell::new(Left::FULL) };
+}
+
+/// What one entry of a list costs from [`Left`].
+#[derive(Clone, Copy)]
+enum Bound {
+    Location,
+    PullSecret,
+}
+
+impl Bound {
+    /// Takes one entry from the bounds, refusing the object past them (before the entry
+    /// is kept, so what an object makes pullgate hold is bounded too).
+    fn take<E: serde::de::Error>(self) -> Result<(), E> {
+        let mut left = LEFT.get();
+        let (n, what) = match self {
+            Bound::Location => (
+                &mut left.locations,
+                format_args!(
+                    "more than {MAX_IMAGE_LOCATIONS} image locations (containers, init \
+                     containers, ephemeral containers and image volumes), more than the \
+                     apiserver can store in one object"
+                ),
+            ),
+            Bound::PullSecret => (
+                &mut left.pull_secrets,
+                format_args!(
+                    "more than {MAX_PULL_SECRETS} imagePullSecrets entries, more than the \
+                     apiserver can store in one object"
+                ),
+            ),
+        };
+        *n = n.checked_sub(1).ok_or_else(|| E::custom(what))?;
+        LEFT.set(left);
+        Ok(())
+    }
+}
+
 /// A pod, workload or PodTemplate object.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Object<'a> {
-    #[serde(borrow)]
     pub metadata: Option<Meta<'a>>,
-    #[serde(borrow)]
     pub spec: Option<Spec<'a>>,
     /// PodTemplate keeps its template at the top level.
-    #[serde(borrow)]
     pub template: Option<Template<'a>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Object<'a> {
+    /// Reads the object's fields with the full bounds of [`MAX_IMAGE_LOCATIONS`] and
+    /// [`MAX_PULL_SECRETS`].
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Object<'a>, D::Error> {
+        #[derive(Deserialize)]
+        struct Fields<'a> {
+            #[serde(borrow)]
+            metadata: Option<Meta<'a>>,
+            #[serde(borrow)]
+            spec: Option<Spec<'a>>,
+            #[serde(borrow)]
+            template: Option<Template<'a>>,
+        }
+        LEFT.set(Left::FULL);
+        let f = Fields::deserialize(d)?;
+        Ok(Object {
+            metadata: f.metadata,
+            spec: f.spec,
+            template: f.template,
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,15 +179,16 @@ pub struct Meta<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Spec<'a> {
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "containers")]
     pub containers: Option<Vec<Container<'a>>>,
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "containers")]
     pub init_containers: Option<Vec<Container<'a>>>,
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "containers")]
     pub ephemeral_containers: Option<Vec<Container<'a>>>,
-    #[serde(borrow)]
+    /// Only the volumes that have an image are kept.
+    #[serde(default, borrow, deserialize_with = "image_volumes")]
     pub volumes: Option<Vec<Volume<'a>>>,
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "pull_secrets")]
     pub image_pull_secrets: Option<Vec<NameRef<'a>>>,
     #[serde(borrow)]
     pub template: Option<Box<Template<'a>>>,
@@ -218,6 +317,62 @@ fn string_stop(body: &[u8], mut at: usize) -> usize {
         .iter()
         .take_while(|&&c| c != b'"' && c != b'\\')
         .count()
+}
+
+fn containers<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<Container<'a>>>, D::Error> {
+    d.deserialize_option(List::new(Bound::Location, |_| true))
+}
+
+fn image_volumes<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<Volume<'a>>>, D::Error> {
+    d.deserialize_option(List::new(Bound::Location, |v: &Volume| v.image.is_some()))
+}
+
+fn pull_secrets<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<NameRef<'a>>>, D::Error> {
+    d.deserialize_option(List::new(Bound::PullSecret, |_| true))
+}
+
+/// An optional list whose kept entries are counted against the object's bounds.
+struct List<T> {
+    bound: Bound,
+    keep: fn(&T) -> bool,
+}
+
+impl<T> List<T> {
+    fn new(bound: Bound, keep: fn(&T) -> bool) -> List<T> {
+        List { bound, keep }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for List<T> {
+    type Value = Option<Vec<T>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list")
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(entry) = seq.next_element::<T>()? {
+            if (self.keep)(&entry) {
+                self.bound.take()?;
+                out.push(entry);
+            }
+        }
+        Ok(Some(out))
+    }
 }
 
 /// An optional string, borrowed from the body when it has no escapes (serde's own
@@ -349,15 +504,85 @@ impl Spec<'_> {
     }
 }
 
+/// The work one diff did, for tests and benchmarks that show it is linear.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiffWork {
+    /// Equality tests of two image uses.
+    pub comparisons: usize,
+    /// Insertions into and lookups in the table of old image uses.
+    pub lookups: usize,
+}
+
+impl DiffWork {
+    pub fn total(self) -> usize {
+        self.comparisons + self.lookups
+    }
+}
+
 /// The images of `new` that are new or changed compared with `old` (same location and
 /// name with the same image is unchanged).
 pub fn changed<'a>(new: Vec<ImageUse<'a>>, old: &[ImageUse<'_>]) -> Vec<ImageUse<'a>> {
-    new.into_iter()
-        .filter(|n| {
-            !old.iter()
-                .any(|o| o.location == n.location && o.name == n.name && o.image == n.image)
-        })
-        .collect()
+    changed_counted(new, old).0
+}
+
+/// [`changed`], with the work it did: one insertion per old image use and one lookup
+/// per new one in a table keyed by (location, name, image), and an equality test only
+/// where hashes meet. The hasher is std's, keyed at random per process, so a caller
+/// cannot choose names that collide.
+pub fn changed_counted<'a>(
+    new: Vec<ImageUse<'a>>,
+    old: &[ImageUse<'_>],
+) -> (Vec<ImageUse<'a>>, DiffWork) {
+    let comparisons = Cell::new(0);
+    // The key's cell is the comparison counter, not part of its identity (hash and
+    // equality ignore it).
+    #[allow(clippy::mutable_key_type)]
+    let old_keys: HashSet<Key<'_>> = old.iter().map(|o| Key::of(o, &comparisons)).collect();
+    let new_len = new.len();
+    let out = new
+        .into_iter()
+        .filter(|n| !old_keys.contains(&Key::of(n, &comparisons)))
+        .collect();
+    drop(old_keys);
+    let work = DiffWork {
+        comparisons: comparisons.get(),
+        lookups: old.len() + new_len,
+    };
+    (out, work)
+}
+
+/// An image use as the diff's table key; equality tests are counted.
+struct Key<'k> {
+    location: Location,
+    name: &'k str,
+    image: &'k str,
+    comparisons: &'k Cell<usize>,
+}
+
+impl<'k> Key<'k> {
+    fn of(u: &ImageUse<'k>, comparisons: &'k Cell<usize>) -> Key<'k> {
+        Key {
+            location: u.location,
+            name: u.name,
+            image: u.image,
+            comparisons,
+        }
+    }
+}
+
+impl PartialEq for Key<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.comparisons.set(self.comparisons.get() + 1);
+        self.location == other.location && self.name == other.name && self.image == other.image
+    }
+}
+
+impl Eq for Key<'_> {}
+
+impl Hash for Key<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self.location, self.name, self.image).hash(state);
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,9 @@ use super::object::{self, text, Kind, Object};
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";
 
+/// The longest `request.uid` answered (the apiserver sends UUIDs).
+pub const MAX_UID_BYTES: usize = 256;
+
 /// Why a body is not an AdmissionReview pullgate can judge (HTTP 400).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -150,6 +153,12 @@ impl<'a, O> Envelope<'a, O> {
             .ok_or_else(|| BadReview("AdmissionReview has no request".into()))?;
         if req.uid.is_empty() {
             return Err(BadReview("request.uid is empty".into()));
+        }
+        // The answer echoes the uid; the apiserver's are UUIDs (36 characters).
+        if req.uid.len() > MAX_UID_BYTES {
+            return Err(BadReview(format!(
+                "request.uid is longer than {MAX_UID_BYTES} bytes"
+            )));
         }
         req.op()?;
         Ok(req)

@@ -3,6 +3,8 @@
 
 use serde_json::{json, Value};
 
+use crate::policy::{ImageUse, Location};
+
 /// A pod spec with one container per image, named `c0`, `c1`, ….
 pub fn pod_spec(images: &[&str]) -> Value {
     let containers: Vec<Value> = images
@@ -99,4 +101,19 @@ pub fn apply_patch(response: &Value, obj: &Value) -> Option<Value> {
     let mut out = obj.clone();
     json_patch::patch(&mut out, &patch).ok()?;
     Some(out)
+}
+
+/// Image uses of containers `names` with `images`, alternating between containers and
+/// init containers (the UPDATE diff's input in tests and benchmarks).
+pub fn uses<'a>(names: &'a [String], images: &'a [String]) -> Vec<ImageUse<'a>> {
+    names
+        .iter()
+        .zip(images)
+        .enumerate()
+        .map(|(i, (name, image))| ImageUse {
+            image,
+            location: [Location::Container, Location::InitContainer][i % 2],
+            name,
+        })
+        .collect()
 }

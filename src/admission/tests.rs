@@ -8,6 +8,7 @@ use super::testing::*;
 use super::*;
 use crate::config;
 use crate::index::{Snapshot, Table};
+use crate::policy::{ImageUse, Location};
 
 const CONFIG: &str = include_str!("../../examples/config.yaml");
 
@@ -420,4 +421,194 @@ fn objects_of_kinds_not_judged_never_make_a_request_invalid() {
         r.status, 400,
         "a judged object that cannot be read is refused"
     );
+}
+
+#[test]
+fn the_update_diff_is_linear() {
+    for n in [1_000, 10_000] {
+        let names: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        let old_images: Vec<String> = (0..n).map(|i| format!("nginx:{i}")).collect();
+        // Half unchanged, half with a new image: the worst case of a scan is a miss.
+        let new_images: Vec<String> = (0..n)
+            .map(|i| format!("nginx:{}", if i % 2 == 0 { i } else { i + n }))
+            .collect();
+        let (old, new) = (uses(&names, &old_images), uses(&names, &new_images));
+        let (changed, work) = object::changed_counted(new, &old);
+        assert_eq!(changed.len(), n / 2);
+        eprintln!("diff of {n} containers: {work:?}");
+        assert!(
+            work.total() <= 4 * 2 * n,
+            "diff of {n} old and {n} new images did {work:?}, more than linear work"
+        );
+    }
+}
+
+proptest::proptest! {
+    /// The table diff keeps the meaning of the scan it replaced: an image use is
+    /// unchanged when any old use has the same location, name and image (duplicate
+    /// names and moves between location kinds included).
+    #[test]
+    fn the_update_diff_means_what_the_scan_meant(
+        old in proptest::collection::vec((0..4usize, "[ab]{0,2}", "[xy]{0,2}"), 0..12),
+        new in proptest::collection::vec((0..4usize, "[ab]{0,2}", "[xy]{0,2}"), 0..12),
+    ) {
+        let (old, new) = (located(&old), located(&new));
+        let scanned: Vec<ImageUse<'_>> = new
+            .iter()
+            .filter(|n| !old.iter().any(|o| o == *n))
+            .cloned()
+            .collect();
+        proptest::prop_assert_eq!(object::changed(new, &old), scanned);
+    }
+}
+
+fn located(list: &[(usize, String, String)]) -> Vec<ImageUse<'_>> {
+    const LOCATIONS: [Location; 4] = [
+        Location::Container,
+        Location::InitContainer,
+        Location::EphemeralContainer,
+        Location::ImageVolume,
+    ];
+    list.iter()
+        .map(|(l, name, image)| ImageUse {
+            image,
+            location: LOCATIONS[*l],
+            name,
+        })
+        .collect()
+}
+
+/// A Pod CREATE whose spec holds `entries` of `list`, each the JSON `entry`.
+fn pod_with(list: &str, entry: &str, entries: usize) -> Vec<u8> {
+    let items = vec![entry; entries].join(",");
+    let mut body = review("Pod", "CREATE", object("Pod", json!({})), None).to_string();
+    body = body.replace(r#""spec":{}"#, &format!(r#""spec":{{"{list}":[{items}]}}"#));
+    body.into_bytes()
+}
+
+#[test]
+fn objects_beyond_what_the_apiserver_can_store_get_400() {
+    let a = admission();
+    let container = r#"{"name":"c","image":"nginx"}"#;
+    let image_volume = r#"{"name":"v","image":{"reference":"nginx"}}"#;
+    for (list, entry, bound) in [
+        ("containers", container, object::MAX_IMAGE_LOCATIONS),
+        ("initContainers", container, object::MAX_IMAGE_LOCATIONS),
+        ("volumes", image_volume, object::MAX_IMAGE_LOCATIONS),
+        ("imagePullSecrets", r#"{}"#, object::MAX_PULL_SECRETS),
+    ] {
+        let r = a.review(Webhook::Validate, &pod_with(list, entry, bound));
+        assert_eq!(r.status, 200, "{list}: {bound} entries are judged");
+        let r = a.review(Webhook::Validate, &pod_with(list, entry, bound + 1));
+        assert_eq!(r.status, 400, "{list}: {} entries are refused", bound + 1);
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        let message = v["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("more than {bound} ")),
+            "{list}: {message}"
+        );
+    }
+    // Volumes without an image are not image locations.
+    let r = a.review(
+        Webhook::Validate,
+        &pod_with(
+            "volumes",
+            r#"{"name":"e","emptyDir":{}}"#,
+            object::MAX_IMAGE_LOCATIONS + 1,
+        ),
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn a_uid_longer_than_the_apiservers_gets_400() {
+    let mut body = review("Pod", "CREATE", object("Pod", pod_spec(&["nginx"])), None);
+    body["request"]["uid"] = json!("u".repeat(review::MAX_UID_BYTES));
+    assert_eq!(send(Webhook::Validate, &body).0.status, 200);
+    body["request"]["uid"] = json!("u".repeat(review::MAX_UID_BYTES + 1));
+    assert_eq!(send(Webhook::Validate, &body).0.status, 400);
+}
+
+#[test]
+fn warnings_stay_within_the_apiservers_limits() {
+    let a = Admission {
+        policy: Policy {
+            mode: crate::api::Enforcement::Warn,
+            ..Policy::default()
+        },
+        ..admission()
+    };
+    let long = format!("quay.io/x/{}:1", "é".repeat(400));
+    for n in [1, 3, 200] {
+        let mut images: Vec<String> = (0..n).map(|i| format!("quay.io/x/app-{i}")).collect();
+        images[0] = long.clone();
+        let refs: Vec<&str> = images.iter().map(String::as_str).collect();
+        let body = in_ns(
+            review("Pod", "CREATE", object("Pod", pod_spec(&refs)), None),
+            "app-9",
+        );
+        let r = a.review(Webhook::Validate, body.to_string().as_bytes());
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["response"]["allowed"], true);
+        let warnings: Vec<&str> = v["response"]["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap())
+            .collect();
+        assert!(warnings.iter().all(|w| w.len() <= 256), "{warnings:?}");
+        assert!(warnings.iter().map(|w| w.len()).sum::<usize>() <= 4096);
+        assert!(warnings[0].ends_with('…'), "{}", warnings[0]);
+        if n <= 3 {
+            assert_eq!(warnings.len(), n, "every denied image: {warnings:?}");
+        } else {
+            let listed = warnings.len() - 1;
+            assert_eq!(
+                warnings[listed],
+                format!("and {} more images are not allowed", n - listed)
+            );
+        }
+    }
+}
+
+#[test]
+fn clip_cuts_at_a_character_boundary() {
+    assert_eq!(clip("abc", 3), "abc");
+    assert_eq!(clip("abcdef", 5), "ab…");
+    let cut = clip("ééééé", 6);
+    assert!(cut.len() <= 6, "{cut}");
+    assert_eq!(cut, "é…");
+}
+
+#[test]
+fn a_denial_names_at_most_max_listed_images_and_counts_the_rest() {
+    let n = MAX_LISTED + 7;
+    let mut images: Vec<String> = (0..n).map(|i| format!("quay.io/x/app-{i}")).collect();
+    images.insert(1, "nginx".into());
+    let refs: Vec<&str> = images.iter().map(String::as_str).collect();
+    let (r, v) = send(
+        Webhook::Validate,
+        &review("Pod", "CREATE", object("Pod", pod_spec(&refs)), None),
+    );
+    let message = v["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.starts_with(&format!("{n} images are not allowed: ")));
+    assert!(
+        message.ends_with("; and 7 more"),
+        "{}",
+        &message[message.len() - 40..]
+    );
+    assert!(message.contains(&format!("\"quay.io/x/app-{}\"", MAX_LISTED - 1)));
+    assert!(!message.contains(&format!("\"quay.io/x/app-{}\"", MAX_LISTED)));
+    let denied = v["response"]["auditAnnotations"]["denied-images"]
+        .as_str()
+        .unwrap();
+    assert_eq!(denied.split(',').count(), MAX_LISTED + 1);
+    assert!(denied.ends_with(",(and 7 more)"));
+    let audit = r.audit.unwrap();
+    assert_eq!(audit.images.len(), MAX_LISTED);
+    assert!(
+        audit.images.iter().all(|i| i.verdict == "deny"),
+        "denied ones first"
+    );
+    assert_eq!((audit.omitted_images, audit.omitted_denied), (8, 7));
 }

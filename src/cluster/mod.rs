@@ -1,33 +1,33 @@
-//! Cluster mode (SPEC §6): the binding table follows the cluster through watches, and
-//! the leader keeps each namespace's pull Secret, the status of the custom resources,
-//! Events about denials, the registries' probes and Harbor projects and robots, and a
-//! Registry per managed Harbor. [`run`] is the one entry point; admission keeps reading
-//! the [`Table`] it is given and reports denials through [`DenialEvents`].
+//! Cluster mode (SPEC §6), cut along its one seam:
+//!
+//! - [`replica`]: what every replica runs, leader or not. Watches feed
+//!   [`Watched`](replica::state::Watched), from which the feed rebuilds the binding
+//!   table admission reads ([`Table`]); the Events about the denials this replica served
+//!   are written here too. A replica that is not leader runs only this half.
+//! - [`leader`]: what only the Lease holder does, once per cluster: pull Secrets, the
+//!   status of the custom resources, registry probes, Harbor projects and robots, and a
+//!   Registry per managed Harbor. It reads the replica half (a
+//!   [`LeaderView`](replica::state::LeaderView)) and never the other way round.
+//!
+//! [`run`] is the one entry point; admission keeps reading the [`Table`] it is given and
+//! reports denials through [`DenialEvents`].
 //!
 //! ```text
-//! watch tasks ──Change──► feed (State) ──► Table (every replica)
-//!                              ├──World──► controller ──► pull Secrets, status, Events
-//!                              ├──World──► registry loop ──Probed──┘ (probes, Harbor
-//!                              │              projects, robots, robot Secrets)
-//!                              └──World──► managed Harbor ──► Registries
-//! Lease ──► leader election ──leading──► (all three: leader only)
+//! every replica                                  leader only
+//! watch tasks ──Change──► feed (Watched) ──► Table
+//!                          │ LeaderView, only while leading
+//!                          ├──────────────────► controller ──► pull Secrets, status
+//!                          ├──────────────────► registry loop ──Probed──┘ (probes,
+//!                          │                     Harbor projects, robots, robot Secrets)
+//!                          └──────────────────► managed Harbor ──► Registries
+//! Lease ──► election ──► feed ──leading──►     (all three wait in leader::inputs)
+//! admission ──DenialEvents──► event writer ──► Events
 //! ```
 
-pub mod controller;
-pub mod credentials;
-pub mod events;
-pub mod feed;
 pub mod leader;
-pub mod managed;
-pub mod pull_secrets;
-pub mod registry_loop;
-pub mod robots;
-pub mod state;
-pub mod status;
-pub mod sync;
+pub mod replica;
 #[cfg(test)]
 mod tests;
-pub mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -38,9 +38,12 @@ use kube::api::Api;
 use kube::Client;
 use tokio::sync::{mpsc, watch as watch_channel};
 
-pub use events::{denial_events, DenialEvents, EventQueue};
-pub use registry_loop::{HealthHook, Probed};
-pub use sync::SyncHook;
+pub use leader::election::LeaderHook;
+pub use leader::registry_loop::{ApiErrorHook, HealthHook, Probed};
+pub use leader::sync::SyncHook;
+use leader::{controller, election, managed, registry_loop};
+pub use replica::events::{denial_events, DenialEvents, EventQueue};
+use replica::{events, feed, watch};
 
 use crate::index::Table;
 
@@ -76,6 +79,11 @@ pub struct ClusterOptions {
     /// Told the result of every pull-Secret write: `created`, `updated`, `deleted` or
     /// `error` (for the sync metric).
     pub pull_secret_syncs: SyncHook,
+    /// Told when this replica becomes leader or stops being it (for the leader metric).
+    pub leadership: LeaderHook,
+    /// Told (registry name, operation) for every failed registry API call (for the
+    /// registry API error metric).
+    pub registry_api_errors: ApiErrorHook,
 }
 
 impl ClusterOptions {
@@ -93,13 +101,16 @@ impl ClusterOptions {
             probe_interval: Duration::from_secs(60),
             registry_health: HealthHook::default(),
             pull_secret_syncs: SyncHook::default(),
+            leadership: LeaderHook::default(),
+            registry_api_errors: ApiErrorHook::default(),
         }
     }
 }
 
 /// Runs cluster mode until `shutdown` completes: watches feed `table` (and turn `synced`
-/// true after the first full list of every watch); the leader writes Secrets, statuses
-/// and the Events queued on `events`. On shutdown a held Lease is released.
+/// true after the first full list of every watch); the leader writes Secrets and
+/// statuses; this replica writes the Events queued on `events`, leader or not. On
+/// shutdown a held Lease is released and what is queued is written, for a short while.
 pub async fn run(
     opts: ClusterOptions,
     client: Client,
@@ -120,60 +131,59 @@ pub async fn run(
     ] {
         tasks.spawn(watch::run(source, tx.clone()));
     }
-    let (world_tx, world_rx) = watch_channel::channel(Arc::default());
+    let (view_tx, view_rx) = watch_channel::channel(Arc::default());
     let synced_rx = synced.subscribe();
     let (probed_tx, probed_rx) = watch_channel::channel(Arc::default());
+    // The election's word goes to the feed, which passes it on to the leader loops once
+    // their view is published (`leading`).
+    let (leader_tx, leader_rx) = watch_channel::channel(false);
+    let (leading_tx, leading_rx) = watch_channel::channel(false);
     let feed = feed::Feed {
         client: client.clone(),
         table,
         synced,
-        world: world_tx,
+        view: view_tx,
+        leading: leading_tx,
         max_staleness: opts.max_staleness,
         staleness_tick: opts.staleness_tick,
     };
-    let mut feed = AbortOnDrop(tokio::spawn(feed.run(tx, rx)));
+    let mut feed = AbortOnDrop(tokio::spawn(feed.run(tx, rx, leader_rx)));
 
     let (stop_tx, stop_rx) = watch_channel::channel(false);
-    let (leader_tx, leader_rx) = watch_channel::channel(false);
-    let lease = leader::LeaseConfig {
+    let lease = election::LeaseConfig {
         namespace: opts.namespace.clone(),
         name: opts.lease_name.clone(),
         identity: opts.identity.clone(),
         duration: opts.lease_duration,
     };
-    let mut elector = AbortOnDrop(tokio::spawn(leader::run(
+    let mut elector = AbortOnDrop(tokio::spawn(election::run(
         Api::<Lease>::namespaced(client.clone(), &opts.namespace),
         lease,
         leader_tx,
+        opts.leadership.clone(),
         stop_rx.clone(),
     )));
+    let inputs = leader::inputs::Inputs {
+        view: view_rx,
+        synced: synced_rx,
+        leader: leading_rx,
+        shutdown: stop_rx.clone(),
+    };
     let mut registries = AbortOnDrop(tokio::spawn(
-        registry_loop::RegistryLoop::new(client.clone(), opts.clone()).run(registry_loop::Inputs {
-            world: world_rx.clone(),
-            synced: synced_rx.clone(),
-            leader: leader_rx.clone(),
-            shutdown: stop_rx.clone(),
-            probed: probed_tx,
-        }),
+        registry_loop::RegistryLoop::new(client.clone(), opts.clone())
+            .run(inputs.clone(), probed_tx),
     ));
     let mut managed = AbortOnDrop(tokio::spawn(
-        managed::Managed::new(client.clone(), opts.clone()).run(managed::Inputs {
-            world: world_rx.clone(),
-            synced: synced_rx.clone(),
-            leader: leader_rx.clone(),
-            shutdown: stop_rx.clone(),
-        }),
+        managed::Managed::new(client.clone(), opts.clone()).run(inputs.clone()),
     ));
-    let mut controller = AbortOnDrop(tokio::spawn(controller::Controller::new(client, opts).run(
-        controller::Inputs {
-            world: world_rx,
-            synced: synced_rx,
-            leader: leader_rx,
-            events,
-            shutdown: stop_rx,
-            probed: probed_rx,
-        },
+    let mut writer = AbortOnDrop(tokio::spawn(events::run(
+        events::Recorder::new(client.clone(), &opts.identity),
+        events,
+        stop_rx.clone(),
     )));
+    let mut controller = AbortOnDrop(tokio::spawn(
+        controller::Controller::new(client, opts).run(inputs, probed_rx),
+    ));
 
     let result = tokio::select! {
         _ = shutdown => Ok(()),
@@ -189,8 +199,15 @@ pub async fn run(
     let _ = (&mut registries.0).await;
     let _ = (&mut managed.0).await;
     let _ = (&mut elector.0).await;
+    // The writer stops on its own after DRAIN_TIME; an API call hanging past that is cut.
+    let _ = tokio::time::timeout(2 * events::DRAIN_TIME, &mut writer.0).await;
     tasks.shutdown().await;
     result
+}
+
+/// Completes when `shutdown` turns true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch_channel::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
 }
 
 /// A task that ends with its owner: if `run` is dropped (its caller gone), nothing it

@@ -11,12 +11,12 @@ use k8s_openapi::ByteString;
 use kube::api::ObjectMeta;
 use serde_json::json;
 
-use super::credentials::*;
-use super::events::{denial_events, Limiter, QUEUE_CAPACITY};
-use super::pull_secrets::{desired, docker_config_json, Desired};
-use super::state::{Change, Item, State, WatchId, World};
-use super::status;
-use super::sync::{plan, secret_object, Action};
+use super::leader::credentials::*;
+use super::leader::pull_secrets::{desired, docker_config_json, Desired};
+use super::leader::status;
+use super::leader::sync::{plan, secret_object, Action};
+use super::replica::events::{denial_events, Limiter, QUEUE_CAPACITY};
+use super::replica::state::{Change, Item, LeaderView, WatchId, Watched};
 use crate::api::{RegistryType, SecretRef, Visibility};
 use crate::index::testing::{mk_ns, mk_registry, mk_space, mk_workspace};
 use crate::index::{Objects, Snapshot};
@@ -303,10 +303,10 @@ fn docker_config_json_is_compact_and_sorted() {
     );
 }
 
-fn world_from(state: State) -> World {
-    World {
+fn view_from(state: Watched) -> LeaderView {
+    LeaderView {
         snapshot: Arc::new(Snapshot::build(&state.objects(), 1)),
-        state,
+        watched: state,
     }
 }
 
@@ -316,7 +316,7 @@ fn custom(v: serde_json::Value) -> Item {
 
 #[test]
 fn status_patches_only_when_something_changed() {
-    let mut state = State::default();
+    let mut state = Watched::default();
     state.apply(Change::Reset(
         WatchId::Workspaces,
         vec![
@@ -331,9 +331,9 @@ fn status_patches_only_when_something_changed() {
             ),
         ],
     ));
-    let world = world_from(state.clone());
+    let view = view_from(state.clone());
     let writes = status::writes(
-        &world,
+        &view,
         &BTreeMap::new(),
         &Default::default(),
         "2026-01-01T00:00:00Z",
@@ -359,9 +359,9 @@ fn status_patches_only_when_something_changed() {
             "spec": {"namespaces": ["app-1"]}, "status": ws.patch["status"].clone()}),
         ),
     ));
-    let world = world_from(state);
+    let view = view_from(state);
     let writes = status::writes(
-        &world,
+        &view,
         &BTreeMap::new(),
         &Default::default(),
         "2030-01-01T00:00:00Z",

@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 
 use kube::ResourceExt;
 
-use super::host::parse_registry_url;
+use super::host::{parse_registry_url, RegistryUrl};
 use super::{
     parse_host_port, selector, HashMap, HashSet, HostOwner, NamespaceInfo, Objects, Problem,
     RegistryEntry, Snapshot, SpaceEntry, SpaceId, WorkspaceEntry, WorkspaceId,
 };
-use crate::api::{RegistrySpace, RegistryType, Visibility, NAMESPACE_NAME_LABEL};
+use crate::api::{Registry, RegistrySpace, RegistryType, Visibility, NAMESPACE_NAME_LABEL};
+use crate::reference::check_host;
 
 pub(super) fn build(objects: &Objects, revision: u64) -> Snapshot {
     let mut problems = Vec::new();
@@ -142,26 +143,36 @@ fn build_registries(
     sorted.sort_by_key(|r| r.name_any());
     let mut entries = Vec::new();
     let mut owners: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    // Hosts of Registries skipped as invalid: denied rather than unmanaged, so that a typo
+    // in a URL never opens its aliases under `--unmanaged allow`.
+    let mut unusable: BTreeMap<String, String> = BTreeMap::new();
     for reg in sorted {
         let name = reg.name_any();
+        let aliases = usable_aliases(reg, &name, problems);
         let url = match parse_registry_url(&reg.spec.url) {
+            Ok(u) => match check_host(&u.host) {
+                Ok(()) => Ok(u),
+                Err(e) => Err(format!(
+                    "url {:?} names a host no image reference can match: {e}",
+                    reg.spec.url
+                )),
+            },
+            Err(e) => Err(e),
+        };
+        let url = match url {
             Ok(u) => u,
             Err(e) => {
-                problems.push(problem("Registry", &name, format!("{e}; registry skipped")));
+                problems.push(problem(
+                    "Registry",
+                    &name,
+                    format!("{e}; registry skipped, images from its hosts are denied"),
+                ));
+                for key in claimed_by_unusable(&reg.spec.url, &aliases) {
+                    unusable.entry(key).or_insert_with(|| name.clone());
+                }
                 continue;
             }
         };
-        let mut aliases = Vec::new();
-        for alias in &reg.spec.aliases {
-            match parse_host_port(alias) {
-                Ok(a) => aliases.push(a),
-                Err(e) => problems.push(problem(
-                    "Registry",
-                    &name,
-                    format!("alias {e}; alias ignored"),
-                )),
-            }
-        }
         let host_keys = url.all_keys(&aliases);
         for key in &host_keys {
             owners.entry(key.clone()).or_default().push(entries.len());
@@ -177,6 +188,11 @@ fn build_registries(
         });
     }
     let mut hosts = HashMap::default();
+    for (key, name) in unusable {
+        if !owners.contains_key(&key) {
+            hosts.insert(key, HostOwner::Unusable(name));
+        }
+    }
     for (key, ids) in owners {
         let owner = if let [id] = ids[..] {
             HostOwner::One(id as u32)
@@ -197,6 +213,57 @@ fn build_registries(
         hosts.insert(key, owner);
     }
     (entries, hosts)
+}
+
+/// The aliases of a Registry that an image reference can spell; the others are reported.
+fn usable_aliases(
+    reg: &Registry,
+    name: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<(String, Option<u16>)> {
+    let mut aliases = Vec::new();
+    for alias in &reg.spec.aliases {
+        match parse_host_port(alias) {
+            Ok(a) => match check_host(&a.0) {
+                Ok(()) => aliases.push(a),
+                Err(e) => problems.push(problem(
+                    "Registry",
+                    name,
+                    format!(
+                        "alias {alias:?} can never match an image reference: {e}; alias ignored"
+                    ),
+                )),
+            },
+            Err(e) => problems.push(problem(
+                "Registry",
+                name,
+                format!("alias {e}; alias ignored"),
+            )),
+        }
+    }
+    aliases
+}
+
+/// The host keys an invalid Registry still claims: its aliases, and the host of its URL
+/// when one can be read from it (scheme, then host[:port] up to a path; https assumed
+/// without a scheme).
+fn claimed_by_unusable(url: &str, aliases: &[(String, Option<u16>)]) -> Vec<String> {
+    let (https, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (!scheme.eq_ignore_ascii_case("http"), rest),
+        None => (true, url),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or_default();
+    let mut spellings = aliases.to_vec();
+    if let Ok((host, port)) = parse_host_port(authority) {
+        if check_host(&host).is_ok() {
+            spellings.push((host, port));
+        }
+    }
+    let Some((host, port)) = spellings.pop() else {
+        return Vec::new();
+    };
+    RegistryUrl { https, host, port }.all_keys(&spellings)
 }
 
 fn build_spaces(

@@ -8,6 +8,7 @@ mod host;
 mod selector;
 mod table;
 #[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]
 mod tests;
@@ -17,7 +18,7 @@ use std::collections::BTreeMap;
 use crate::api::{
     Enforcement, Registry, RegistrySpace, RegistryType, SecretRef, Visibility, Workspace,
 };
-use crate::policy::reference::ImageRef;
+use crate::reference::ImageRef;
 
 pub use host::{parse_host_port, parse_registry_url, RegistryUrl, DOCKER_HUB_HOSTS};
 pub use table::Table;
@@ -115,6 +116,9 @@ pub enum Resolution<'s> {
     Unmanaged,
     /// Several Registries claim this host; judged as denied (fail closed).
     HostConflict(&'s [String]),
+    /// A Registry whose spec is unusable (a bad URL) claims this host; judged as denied,
+    /// never as unmanaged (fail closed).
+    Unusable(&'s str),
     /// The registry is integrated but no space matches the path.
     NoSpace(&'s RegistryEntry),
     /// The space that matched.
@@ -125,6 +129,8 @@ pub enum Resolution<'s> {
 enum HostOwner {
     One(RegistryId),
     Many(Vec<String>),
+    /// Only a Registry that was skipped as invalid claims the host.
+    Unusable(String),
 }
 
 /// The immutable binding table.
@@ -173,6 +179,7 @@ impl Snapshot {
         let registry = match self.hosts.get(image.host_key()) {
             None => return Resolution::Unmanaged,
             Some(HostOwner::Many(names)) => return Resolution::HostConflict(names),
+            Some(HostOwner::Unusable(name)) => return Resolution::Unusable(name),
             Some(HostOwner::One(id)) => &self.registries[*id as usize],
         };
         match registry.lookup(image.path()) {
@@ -211,9 +218,16 @@ impl Snapshot {
         ids.iter().map(|id| &self.workspaces[*id as usize])
     }
 
-    /// Strictest enforcement set by a workspace of `ns`, if any sets one.
-    pub fn enforcement_of(&self, ns: &str) -> Option<Enforcement> {
-        self.workspaces_of(ns).filter_map(|w| w.enforcement).max()
+    /// The effective mode of namespace `ns` (SPEC §3.5): each of its workspaces
+    /// contributes its `enforcement`, or `global` (the `--mode` flag) when it sets none,
+    /// and the strictest wins; a namespace in no workspace gets `global`. A workspace
+    /// without `enforcement` therefore keeps the global mode in force, so adding the
+    /// namespace to a `Warn` workspace cannot weaken it.
+    pub fn mode_of(&self, ns: &str, global: Enforcement) -> Enforcement {
+        self.workspaces_of(ns)
+            .map(|w| w.enforcement.unwrap_or(global))
+            .max()
+            .unwrap_or(global)
     }
 
     /// False only when the table tracks all namespaces and `ns` is not among them yet.

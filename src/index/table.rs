@@ -1,8 +1,10 @@
 //! The current binding table shared between whoever builds snapshots (the config
-//! reloader or the cluster watches) and admission, which reads it without locks.
+//! reloader or the cluster watches) and admission, which reads it without locks; also
+//! whether it is stale, and since when it may be behind its source (for the metrics).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
@@ -13,6 +15,7 @@ pub struct Table {
     current: ArcSwap<Snapshot>,
     built_at: ArcSwap<SystemTime>,
     stale: AtomicBool,
+    behind_since: Mutex<Option<SystemTime>>,
 }
 
 impl Table {
@@ -21,6 +24,7 @@ impl Table {
             current: ArcSwap::from_pointee(snapshot),
             built_at: ArcSwap::from_pointee(SystemTime::now()),
             stale: AtomicBool::new(false),
+            behind_since: Mutex::new(None),
         }
     }
 
@@ -46,5 +50,21 @@ impl Table {
 
     pub fn set_stale(&self, stale: bool) {
         self.stale.store(stale, Ordering::Relaxed);
+    }
+
+    /// Since when the table may be behind its source (a watch broken, the config file
+    /// unreadable or invalid); `None` while it is current.
+    pub fn behind_since(&self) -> Option<SystemTime> {
+        *self
+            .behind_since
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn set_behind_since(&self, since: Option<SystemTime>) {
+        *self
+            .behind_since
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = since;
     }
 }

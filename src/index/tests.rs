@@ -143,7 +143,7 @@ fn bad_objects_are_skipped_and_reported() {
     let snap = Snapshot::build(&objects, 7);
     assert_eq!(snap.revision(), 7);
     assert_eq!(snap.workspaces()[0].namespaces, ["ok-ns"]);
-    let img = crate::policy::ImageRef::parse("harbor.example.com/ok/x").unwrap();
+    let img = crate::reference::ImageRef::parse("harbor.example.com/ok/x").unwrap();
     assert!(
         matches!(snap.resolve(&img), Resolution::HostConflict(names) if names == ["harbor", "twin"])
     );
@@ -258,4 +258,113 @@ fn selector_memberships_need_every_label_pair() {
     // No matchLabels pairs: every namespace is a candidate.
     assert_eq!(selector(&[], Some(exists)), ["n1", "n2", "n3"]);
     assert_eq!(selector(&[], None), ["n1", "n2", "n3"]);
+}
+
+/// A registry spelling that no valid image reference can have (SPEC §2: an IPv4 address
+/// other than its dotted quad, an IPv6 address not in its shortest form) would never
+/// match: it is refused as a problem instead of silently matching nothing.
+#[test]
+fn hosts_no_reference_can_spell_are_refused_as_aliases_and_urls() {
+    let objects = Objects {
+        registries: vec![
+            mk_registry(
+                "harbor",
+                Harbor,
+                "https://harbor.example.com",
+                &[
+                    "0xa.0.0.5",
+                    "0XA.0.0.5:8443",
+                    "167772165",
+                    "10.0.0.05",
+                    "127.1:5000",
+                    "10.0.0.256",
+                    "[fd00:0::5]",
+                    "10.0.0.5",
+                    "[fd00::5]:8443",
+                ],
+            ),
+            mk_registry("hex-url", DockerRegistry, "https://0x7f000001:5000", &[]),
+            mk_registry("short-url", DockerRegistry, "http://10.1.5", &["r.example"]),
+            mk_registry("quad-url", DockerRegistry, "http://10.1.0.5", &[]),
+        ],
+        ..Objects::default()
+    };
+    let p = problems_of(&objects).join("\n");
+    for expected in [
+        "Registry harbor: alias \"0xa.0.0.5\" can never match an image reference: host \"0xa.0.0.5\" is IPv4 address 10.0.0.5 in another spelling; only \"10.0.0.5\" is valid; alias ignored",
+        "Registry harbor: alias \"0XA.0.0.5:8443\" can never match an image reference: host \"0xa.0.0.5\" is IPv4 address 10.0.0.5",
+        "Registry harbor: alias \"167772165\" can never match an image reference: host \"167772165\" is IPv4 address 10.0.0.5",
+        "Registry harbor: alias \"10.0.0.05\" can never match an image reference",
+        "Registry harbor: alias \"127.1:5000\" can never match an image reference: host \"127.1\" is IPv4 address 127.0.0.1",
+        "Registry harbor: alias \"10.0.0.256\" can never match an image reference: host \"10.0.0.256\" is all numbers but no IPv4 address",
+        "Registry harbor: alias \"[fd00:0::5]\" can never match an image reference: host \"[fd00:0::5]\" is not in the shortest form",
+        "Registry hex-url: url \"https://0x7f000001:5000\" names a host no image reference can match: host \"0x7f000001\" is IPv4 address 127.0.0.1 in another spelling; only \"127.0.0.1\" is valid; registry skipped",
+        "Registry short-url: url \"http://10.1.5\" names a host no image reference can match",
+    ] {
+        assert!(p.contains(expected), "missing {expected:?} in\n{p}");
+    }
+    assert_eq!(p.lines().count(), 9, "{p}");
+    let snap = Snapshot::build(&objects, 1);
+    let names: Vec<&str> = snap.registries().iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["harbor", "quad-url"]);
+    assert_eq!(
+        snap.registries()[0].host_keys,
+        [
+            "10.0.0.5",
+            "10.0.0.5:443",
+            "[fd00::5]:8443",
+            "harbor.example.com",
+            "harbor.example.com:443"
+        ]
+    );
+}
+
+#[test]
+fn an_invalid_registry_still_claims_its_hosts_so_they_are_never_unmanaged() {
+    let objects = Objects {
+        registries: vec![
+            // a URL with a path: skipped, but its host and aliases stay claimed
+            mk_registry(
+                "typo",
+                Harbor,
+                "https://harbor.example.com/v2",
+                &["harbor.internal:8443"],
+            ),
+            // no scheme at all
+            mk_registry("bare", DockerRegistry, "registry.example.com:5000", &[]),
+            // an invalid registry never takes a host from a valid one
+            mk_registry(
+                "broken-twin",
+                Harbor,
+                "ftp://ok.example.com",
+                &["ok.example.com"],
+            ),
+            mk_registry("ok", Harbor, "https://ok.example.com", &[]),
+        ],
+        ..Objects::default()
+    };
+    let snap = Snapshot::build(&objects, 1);
+    let resolve = |r: &str| {
+        let img = crate::reference::ImageRef::parse(r).unwrap();
+        match snap.resolve(&img) {
+            Resolution::Unusable(name) => format!("unusable {name}"),
+            Resolution::Unmanaged => "unmanaged".into(),
+            Resolution::NoSpace(reg) => format!("registry {}", reg.name),
+            other => format!("{other:?}"),
+        }
+    };
+    assert_eq!(resolve("harbor.example.com/team-a/app"), "unusable typo");
+    assert_eq!(
+        resolve("HARBOR.example.com:443/team-a/app"),
+        "unusable typo"
+    );
+    assert_eq!(resolve("harbor.internal:8443/team-a/app"), "unusable typo");
+    assert_eq!(resolve("registry.example.com:5000/x"), "unusable bare");
+    assert_eq!(resolve("ok.example.com/x"), "registry ok");
+    assert_eq!(resolve("elsewhere.example.com/x"), "unmanaged");
+    let p = problems_of(&objects).join("\n");
+    assert!(
+        p.contains("Registry typo: url \"https://harbor.example.com/v2\" must be scheme://host[:port] with no path, query or user; registry skipped, images from its hosts are denied"),
+        "{p}"
+    );
 }

@@ -5,9 +5,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::reference::ImageRef;
 use crate::api::{Enforcement, Visibility};
 use crate::index::{Resolution, Snapshot};
+use crate::reference::ImageRef;
 
 /// What to do with images of registries that are not integrated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -104,6 +104,8 @@ pub enum Reason {
     HostConflict {
         host: String,
     },
+    /// The host belongs to a Registry whose spec is invalid.
+    UnusableRegistry,
     NoSpace,
     Public,
     Bound,
@@ -121,6 +123,7 @@ impl Reason {
             Reason::Invalid { .. } => "invalid",
             Reason::Unmanaged { .. } => "unmanaged",
             Reason::HostConflict { .. } => "hostConflict",
+            Reason::UnusableRegistry => "unusableRegistry",
             Reason::NoSpace => "noSpace",
             Reason::Public => "public",
             Reason::Bound => "bound",
@@ -177,6 +180,8 @@ impl Verdict {
 pub struct Decision {
     /// Exempt namespace or mirror pod: allowed untouched.
     pub exempt: bool,
+    /// The namespace's effective mode ([`Snapshot::mode_of`]), which `check --image`
+    /// prints too.
     pub mode: Enforcement,
     pub images: Vec<ImageVerdict>,
     namespace: String,
@@ -227,7 +232,7 @@ impl Decision {
 pub fn decide(req: &Request<'_>, snap: &Snapshot, policy: &Policy) -> Decision {
     let exempt =
         req.mirror_pod_by_node || policy.exempt_namespaces.iter().any(|n| n == req.namespace);
-    let mode = snap.enforcement_of(req.namespace).unwrap_or(policy.mode);
+    let mode = snap.mode_of(req.namespace, policy.mode);
     let images = if exempt {
         Vec::new()
     } else {
@@ -277,6 +282,10 @@ fn judge(u: &ImageUse<'_>, req: &Request<'_>, snap: &Snapshot, policy: &Policy) 
                 host: image.host_key().to_string(),
             };
         }
+        Resolution::Unusable(name) => {
+            v.registry = Some(name.to_string());
+            v.reason = Reason::UnusableRegistry;
+        }
         Resolution::NoSpace(reg) => v.registry = Some(reg.name.clone()),
         Resolution::Space(reg, space) => {
             v.registry = Some(reg.name.clone());
@@ -324,6 +333,9 @@ pub fn explain(v: &ImageVerdict, namespace: &str) -> String {
         }
         Reason::HostConflict { host } => format!(
             "{head} is from {host:?}, which several registries claim; ask a cluster admin to fix the registry aliases"
+        ),
+        Reason::UnusableRegistry => format!(
+            "{head} is from registry {registry:?}, whose spec is invalid (see its status); ask a cluster admin to fix it"
         ),
         Reason::NoSpace => format!("{head} is not in any registry space of registry {registry:?}"),
         Reason::Public => format!("{head} is in public registry space {space:?} of registry {registry:?}"),

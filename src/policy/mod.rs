@@ -1,12 +1,11 @@
-//! The decision core: image references ([`reference`]) and the decision ([`decide`]).
+//! The decision ([`decide`]) over image references ([`crate::reference`]).
 //! Pure code: no IO, no async, no Kubernetes client.
 
 pub mod decide;
-pub mod reference;
 #[cfg(test)]
 mod tests;
 
+pub use crate::reference::{ImageRef, InvalidReference};
 pub use decide::{
     decide, Decision, ImageUse, ImageVerdict, Location, Policy, Reason, Request, Unmanaged, Verdict,
 };
-pub use reference::{ImageRef, InvalidReference};

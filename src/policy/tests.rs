@@ -203,6 +203,45 @@ fn unmanaged_policy_allow() {
 }
 
 #[test]
+fn unmanaged_allow_never_opens_the_hosts_of_an_invalid_registry() {
+    let policy = Policy {
+        unmanaged: Unmanaged::Allow,
+        ..Policy::default()
+    };
+    let mut objects = world();
+    // a typo in the URL (a path) makes the Registry unusable; its hosts stay claimed
+    objects.registries[0].spec.url = "https://harbor.example.com/api".into();
+    let d = decide_in(
+        &objects,
+        &policy,
+        "app-1",
+        &[
+            "harbor.example.com/team-a/x",
+            "10.0.0.5/team-a/x",
+            "quay.io/x/y",
+        ],
+    );
+    let codes: Vec<_> = d
+        .images
+        .iter()
+        .map(|v| (v.allowed, v.reason.code()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (false, "unusableRegistry"),
+            (false, "unusableRegistry"),
+            (true, "unmanaged")
+        ]
+    );
+    let msg = d.message();
+    assert!(
+        msg.contains("is from registry \"harbor-prod\", whose spec is invalid (see its status); ask a cluster admin to fix it"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn message_lists_every_denied_image_and_no_other_tenant() {
     let d = decide_in(
         &world(),
@@ -360,6 +399,90 @@ fn modes_global_and_per_workspace() {
         decide_in(&objects, &warn_global, "other", &["quay.io/x"]).verdict(),
         Verdict::Warn
     );
+}
+
+/// SPEC §3.5: each workspace of the namespace contributes its `enforcement`, or the global
+/// mode when it sets none; the strictest wins; no workspace means the global mode. Each
+/// row: global mode, the `enforcement` of each workspace the namespace is in, and the
+/// effective mode (the verdict on an unbound private image follows from it).
+#[test]
+fn effective_mode_is_the_strictest_contribution() {
+    use Enforcement::{Audit as A, Enforce as E, Warn as W};
+    let rows: &[(Enforcement, &[Option<Enforcement>], Enforcement)] = &[
+        // in no workspace: the global mode
+        (E, &[], E),
+        (W, &[], W),
+        (A, &[], A),
+        // one workspace without enforcement: the global mode
+        (E, &[None], E),
+        (W, &[None], W),
+        (A, &[None], A),
+        // one workspace with enforcement: it overrides the global mode either way
+        (E, &[Some(W)], W),
+        (E, &[Some(A)], A),
+        (W, &[Some(E)], E),
+        (A, &[Some(W)], W),
+        (A, &[Some(E)], E),
+        // Warn + unset: the unset one brings the global mode (the regression: Warn
+        // under global enforce)
+        (E, &[Some(W), None], E),
+        (W, &[Some(W), None], W),
+        (A, &[Some(W), None], W),
+        (E, &[None, Some(W)], E),
+        // Audit + unset
+        (E, &[Some(A), None], E),
+        (W, &[Some(A), None], W),
+        (A, &[Some(A), None], A),
+        // Enforce + unset: never weaker than Enforce
+        (A, &[Some(E), None], E),
+        (W, &[None, Some(E)], E),
+        // both set: the global mode plays no part
+        (E, &[Some(A), Some(W)], W),
+        (A, &[Some(A), Some(W)], W),
+        (E, &[Some(A), Some(E)], E),
+        (A, &[Some(A), Some(E)], E),
+        (W, &[Some(W), Some(E)], E),
+        (E, &[Some(A), Some(A)], A),
+        (E, &[Some(W), Some(W)], W),
+        // both unset
+        (E, &[None, None], E),
+        (W, &[None, None], W),
+        (A, &[None, None], A),
+        // three workspaces
+        (E, &[Some(A), Some(W), None], E),
+        (W, &[Some(A), Some(A), None], W),
+        (A, &[Some(A), Some(W), Some(A)], W),
+        (A, &[None, None, Some(A)], A),
+    ];
+    let bad = "harbor.example.com/team-b/x";
+    let mut failures = Vec::new();
+    for (global, enforcements, want) in rows {
+        let mut objects = world();
+        // "mixed" is in one new workspace per row entry, none of them bound to team-b.
+        for (i, e) in enforcements.iter().enumerate() {
+            objects
+                .workspaces
+                .push(mk_workspace(&format!("ws-mode-{i}"), &["mixed"], None, *e));
+        }
+        let policy = Policy {
+            mode: *global,
+            ..Policy::default()
+        };
+        let d = decide_in(&objects, &policy, "mixed", &[bad]);
+        let verdict = match want {
+            E => Verdict::Deny,
+            W => Verdict::Warn,
+            A => Verdict::Audit,
+        };
+        if d.mode != *want || d.verdict() != verdict {
+            failures.push(format!(
+                "global {global:?}, workspaces {enforcements:?}: mode {:?}, verdict {:?}; want {want:?}, {verdict:?}",
+                d.mode,
+                d.verdict()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]

@@ -242,10 +242,19 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(
     url: &str,
     response: &Response,
 ) -> Result<T, RegistryError> {
-    serde_json::from_slice(&response.body).map_err(|e| RegistryError::InvalidResponse {
-        url: url.to_string(),
-        reason: format!("invalid JSON: {e}"),
-    })
+    // Answers may hold credentials (a token, a robot secret): read like a Secret, so an
+    // error names the field and never the value.
+    let answer = crate::sensitive::Sensitive::new("answer", "", url);
+    answer
+        .at("")
+        .from_json(&response.body)
+        .map_err(|e| RegistryError::InvalidResponse {
+            url: url.to_string(),
+            reason: match e.field() {
+                "" => format!("invalid JSON: {}", e.problem()),
+                field => format!("invalid JSON: {field}: {}", e.problem()),
+            },
+        })
 }
 
 /// Parses `Bearer realm="…",service="…",scope="…"` (quoted values may hold commas).
@@ -292,4 +301,29 @@ pub(crate) fn parse_challenge(header: &str) -> Challenge {
         }
     }
     challenge
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    /// Issue #22 class 1: a registry answer that cannot be read (here a token that is a
+    /// number) is reported by field, without the value.
+    #[test]
+    fn an_unreadable_answer_names_the_field_not_the_value() {
+        let response = Response {
+            status: hyper::StatusCode::OK,
+            headers: Default::default(),
+            body: bytes::Bytes::from_static(br#"{"token": 8675309}"#),
+        };
+        let Err(e) = json::<TokenResponse>("https://auth.example.com/token", &response) else {
+            panic!("a number read as a token");
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("token: expected a string, found an integer"),
+            "{text}"
+        );
+        assert!(!text.contains("8675309"), "{text}");
+    }
 }

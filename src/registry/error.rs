@@ -65,14 +65,6 @@ impl RegistryError {
             _ => None,
         }
     }
-
-    /// Whether the registry could not be reached at all (as opposed to answering an error).
-    pub fn is_unreachable(&self) -> bool {
-        matches!(
-            self,
-            RegistryError::Unreachable { .. } | RegistryError::Timeout { .. }
-        )
-    }
 }
 
 /// Harbor's error body: `{"errors":[{"code":"CONFLICT","message":"…"}]}`.

@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use base64::Engine as _;
+
 use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -15,7 +17,6 @@ use serde_json::json;
 use super::docker::json;
 use super::error::from_status;
 use super::http::{encode, next_link, resolve_link, Http, Response};
-use super::manage::RobotCredentials;
 use super::{ClientOptions, Credentials, RegistryError, TlsSettings};
 
 const API: &str = "/api/v2.0";
@@ -23,6 +24,44 @@ const API: &str = "/api/v2.0";
 const MAX_PAGE_SIZE: u32 = 100;
 /// Most pages followed in one listing: a guard against a `Link` that loops.
 const MAX_PAGES: usize = 10_000;
+
+/// Login credentials of a robot account: what a dockerconfigjson entry carries.
+/// The secret never appears in `Debug` output.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RobotCredentials {
+    /// Harbor's robot id.
+    pub id: i64,
+    /// Login user, `robot$<project>+pullgate-<workspace>`.
+    pub username: String,
+    pub secret: String,
+    /// Unix seconds; -1 never.
+    pub expires_at: i64,
+}
+
+impl fmt::Debug for RobotCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RobotCredentials")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("secret", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl RobotCredentials {
+    /// The `auths` entry of a `.dockerconfigjson`: `username`, `password` and `auth`
+    /// (base64 of `user:password`), all three, since some clients read only `auth`.
+    pub fn docker_auth_entry(&self) -> serde_json::Value {
+        let auth = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", self.username, self.secret));
+        serde_json::json!({
+            "username": self.username,
+            "password": self.secret,
+            "auth": auth,
+        })
+    }
+}
 
 /// `GET /health`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,9 +1,9 @@
 //! The only place that talks to registries: a [`RegistryClient`] for Harbor (API v2.0)
 //! or a Docker Registry (v2 API), built from a Registry object by
 //! [`RegistryClient::new`]; the probe and the status it turns into ([`probe`],
-//! [`registry_status`], [`space_status`]); and the Harbor management the leader does with
-//! admin credentials ([`ensure_project`], [`ensure_robot`], [`delete_robot`],
-//! [`prune_robots`]).
+//! [`registry_status`], [`space_status`]); and the Harbor project the leader keeps with
+//! admin credentials ([`ensure_project`]). Which robot accounts exist is decided in
+//! `cluster::leader::robots`, through the robot calls of [`HarborClient`].
 //!
 //! Nothing here stores anything in the cluster: credentials come in as arguments and
 //! robot secrets go out as return values, so where they live is the caller's choice.
@@ -33,15 +33,13 @@ pub use docker::DockerClient;
 pub use error::RegistryError;
 pub use harbor::{
     valid_project_name, ComponentHealth, CurrentUser, HarborClient, HarborHealth, HarborStatistics,
-    Project, ProjectSummary, Robot,
+    Project, ProjectSummary, Robot, RobotCredentials,
 };
 pub use http::next_link;
-pub use manage::{
-    delete_robot, ensure_project, ensure_robot, prune_robots, robot_name, robot_username,
-    ProjectChange, RobotCredentials, EXPIRY_MARGIN, ROBOT_PREFIX,
-};
+pub use manage::{ensure_project, ProjectChange};
 pub use probe::{
-    human_bytes, probe, registry_status, space_status, RegistryReport, SpaceReport, READY_CONDITION,
+    human_bytes, probe, probe_counting, registry_status, space_status, ApiOperation,
+    RegistryReport, SpaceReport, READY_CONDITION,
 };
 
 /// API credentials of a registry (username and password). The password never appears in
@@ -175,13 +173,6 @@ impl RegistryClient {
                 RegistryClient::Docker(DockerClient::new(&base, credentials, &tls, options)?)
             }
         })
-    }
-
-    pub fn registry_type(&self) -> RegistryType {
-        match self {
-            RegistryClient::Harbor(_) => RegistryType::Harbor,
-            RegistryClient::Docker(_) => RegistryType::DockerRegistry,
-        }
     }
 
     /// The Harbor client, for management calls.

@@ -1,6 +1,7 @@
 //! The registry probe and the status it turns into. [`probe`] asks a registry what the
 //! Registry and RegistrySpace statuses need (SPEC §6.5) and always returns a
 //! [`RegistryReport`]: a registry that fails is reported Unhealthy, never an error.
+//! [`probe_counting`] also lists which of its calls failed (for the API error metric).
 //! [`registry_status`] and [`space_status`] are pure.
 
 use std::collections::BTreeMap;
@@ -11,11 +12,44 @@ use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
 use super::harbor::{valid_project_name, HarborClient};
-use super::{DockerClient, RegistryClient};
+use super::{DockerClient, RegistryClient, RegistryError};
 use crate::api::{Health, RegistrySpaceStatus, RegistryStatus};
 
 /// Condition type of Registry and RegistrySpace status.
 pub const READY_CONDITION: &str = "Ready";
+
+/// Which kind of registry API call failed: the `operation` of the API error metric, a
+/// fixed set so that the metric's labels stay bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ApiOperation {
+    /// The health check (Docker `GET /v2/`, Harbor `/api/v2.0/health`), or a whole pass
+    /// that got no answer in time.
+    Health,
+    /// The other reads of a probe: catalog, statistics, projects, current user.
+    Read,
+    /// Harbor project creation and visibility.
+    Project,
+    /// Harbor robot accounts.
+    Robot,
+}
+
+impl ApiOperation {
+    pub const ALL: [ApiOperation; 4] = [
+        ApiOperation::Health,
+        ApiOperation::Read,
+        ApiOperation::Project,
+        ApiOperation::Robot,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiOperation::Health => "health",
+            ApiOperation::Read => "read",
+            ApiOperation::Project => "project",
+            ApiOperation::Robot => "robot",
+        }
+    }
+}
 
 /// What one probe of a registry found.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -70,14 +104,28 @@ fn unknown(space: &str) -> SpaceReport {
 
 /// Probes a registry: health, space count, storage, and each of `spaces`.
 pub async fn probe(client: &RegistryClient, spaces: &[&str]) -> RegistryReport {
+    probe_counting(client, spaces, &mut Vec::new()).await
+}
+
+/// [`probe`], adding to `failed` the operation of each call that failed.
+pub async fn probe_counting(
+    client: &RegistryClient,
+    spaces: &[&str],
+    failed: &mut Vec<ApiOperation>,
+) -> RegistryReport {
     match client {
-        RegistryClient::Harbor(h) => probe_harbor(h, spaces).await,
-        RegistryClient::Docker(d) => probe_docker(d, spaces).await,
+        RegistryClient::Harbor(h) => probe_harbor(h, spaces, failed).await,
+        RegistryClient::Docker(d) => probe_docker(d, spaces, failed).await,
     }
 }
 
-async fn probe_docker(client: &DockerClient, spaces: &[&str]) -> RegistryReport {
+async fn probe_docker(
+    client: &DockerClient,
+    spaces: &[&str],
+    failed: &mut Vec<ApiOperation>,
+) -> RegistryReport {
     if let Err(e) = client.ping().await {
+        failed.push(ApiOperation::Health);
         return RegistryReport::unhealthy(e.to_string(), spaces);
     }
     let mut report = RegistryReport {
@@ -100,15 +148,25 @@ async fn probe_docker(client: &DockerClient, spaces: &[&str]) -> RegistryReport 
                 s.exists = Some(count > 0);
             }
         }
-        Err(e) => report.problems.push(format!("catalog: {e}")),
+        Err(e) => {
+            failed.push(ApiOperation::Read);
+            report.problems.push(format!("catalog: {e}"));
+        }
     }
     report
 }
 
-async fn probe_harbor(client: &HarborClient, spaces: &[&str]) -> RegistryReport {
+async fn probe_harbor(
+    client: &HarborClient,
+    spaces: &[&str],
+    failed: &mut Vec<ApiOperation>,
+) -> RegistryReport {
     let health = match client.health().await {
         Ok(h) => h,
-        Err(e) => return RegistryReport::unhealthy(e.to_string(), spaces),
+        Err(e) => {
+            failed.push(ApiOperation::Health);
+            return RegistryReport::unhealthy(e.to_string(), spaces);
+        }
     };
     let mut report = RegistryReport {
         health: if health.is_healthy() {
@@ -128,6 +186,14 @@ async fn probe_harbor(client: &HarborClient, spaces: &[&str]) -> RegistryReport 
     let admin = match client.require_admin().await {
         Ok(_) => true,
         Err(e) => {
+            // No credentials, or credentials that are not an admin's, are a setting to fix
+            // (the probe reports it), not a failed call.
+            if !matches!(
+                e,
+                RegistryError::NotAdmin { .. } | RegistryError::Settings(_)
+            ) {
+                failed.push(ApiOperation::Read);
+            }
             report.problems.push(e.to_string());
             false
         }
@@ -138,12 +204,16 @@ async fn probe_harbor(client: &HarborClient, spaces: &[&str]) -> RegistryReport 
                 report.space_count = Some(stats.total_project_count);
                 report.storage_used_bytes = Some(stats.total_storage_consumption);
             }
-            Err(e) => report.problems.push(format!("statistics: {e}")),
+            Err(e) => {
+                failed.push(ApiOperation::Read);
+                report.problems.push(format!("statistics: {e}"));
+            }
         }
     }
     let projects = match client.projects().await {
         Ok(p) => p,
         Err(e) => {
+            failed.push(ApiOperation::Read);
             report.problems.push(format!("projects: {e}"));
             return report;
         }
@@ -182,7 +252,10 @@ async fn probe_harbor(client: &HarborClient, spaces: &[&str]) -> RegistryReport 
                 s.repo_count = Some(*repos);
                 match client.project_summary(&s.space).await {
                     Ok(summary) => s.storage_used_bytes = summary.storage_used_bytes,
-                    Err(e) => report.problems.push(format!("summary of {}: {e}", s.space)),
+                    Err(e) => {
+                        failed.push(ApiOperation::Read);
+                        report.problems.push(format!("summary of {}: {e}", s.space));
+                    }
                 }
             }
         }

@@ -5,7 +5,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::docker::parse_challenge;
 use super::error::{from_status, parse_error_body};
 use super::harbor::valid_project_name;
-use super::manage::expires_within;
 use super::probe::{first_components, owner_of};
 use super::*;
 use crate::api::{Health, RegistrySpaceStatus};
@@ -91,38 +90,6 @@ fn credentials_are_redacted_in_debug() {
         expires_at: -1,
     };
     assert!(!format!("{r:?}").contains("S3cretSecret"));
-}
-
-#[test]
-fn robot_names_and_docker_auth_entry() {
-    assert_eq!(robot_name("ws-a"), "pullgate-ws-a");
-    assert_eq!(
-        robot_username("team-a", "ws-a"),
-        "robot$team-a+pullgate-ws-a"
-    );
-    let r = RobotCredentials {
-        id: 7,
-        username: robot_username("team-a", "ws-a"),
-        secret: "Abc12345".into(),
-        expires_at: -1,
-    };
-    let entry = r.docker_auth_entry();
-    assert_eq!(entry["username"], "robot$team-a+pullgate-ws-a");
-    assert_eq!(entry["password"], "Abc12345");
-    use base64::Engine as _;
-    let auth = base64::engine::general_purpose::STANDARD
-        .decode(entry["auth"].as_str().unwrap())
-        .unwrap();
-    assert_eq!(auth, b"robot$team-a+pullgate-ws-a:Abc12345");
-}
-
-#[test]
-fn expiry_margin() {
-    let margin = Duration::from_secs(100);
-    assert!(!expires_within(-1, at(1_000), margin));
-    assert!(expires_within(1_050, at(1_000), margin));
-    assert!(expires_within(900, at(1_000), margin));
-    assert!(!expires_within(1_200, at(1_000), margin));
 }
 
 #[test]

@@ -89,7 +89,13 @@ pub struct ServerOptions {
     pub max_body_bytes: usize,
     /// Bytes of request bodies held in memory at once, across all requests; a body that
     /// finds no room gets 503 at once. Keeps memory bounded whatever the clients send.
+    /// Held as bytes arrive; a body's bytes beyond its first 64 KiB may use only the part
+    /// that leaves 64 KiB for each in-flight request (as far as one maximum-size body fits).
     pub max_body_memory: usize,
+    /// Bytes per second a request body must keep up, measured over 2s windows from its
+    /// start (so a body of up to twice this must arrive within 2s); slower ones get 408
+    /// and release their memory. 0 turns the floor off.
+    pub min_body_rate: u64,
     /// Time allowed for a TLS handshake and for a request head, counted from its first byte.
     pub header_timeout: Duration,
     /// How long a keep-alive connection may sit idle between requests. Longer than the
@@ -109,6 +115,11 @@ impl ServerOptions {
     /// Room for a few maximum-size bodies, or thousands of real ones (~10 KiB), within
     /// the Deployment's 128 Mi limit next to the ~45 MiB the process needs at scale.
     pub const DEFAULT_MAX_BODY_MEMORY: usize = 64 * 1024 * 1024;
+    /// 64 KiB/s, a 512 kbit/s line. The apiserver writes a review in one go over a LAN
+    /// (megabytes per second even on a busy 100 Mbit/s link, and ~10 KiB arrive in one
+    /// window whatever the link); a body slower than this is a sender holding memory and
+    /// an in-flight slot without using them.
+    pub const DEFAULT_MIN_BODY_RATE: u64 = 64 * 1024;
     pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
     pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
@@ -123,6 +134,7 @@ impl ServerOptions {
             tls,
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             max_body_memory: Self::DEFAULT_MAX_BODY_MEMORY,
+            min_body_rate: Self::DEFAULT_MIN_BODY_RATE,
             header_timeout: Self::DEFAULT_HEADER_TIMEOUT,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT,
@@ -274,7 +286,7 @@ impl Server {
         metrics: Arc<Metrics>,
     ) -> Result<Server> {
         opts.check()?;
-        let (resolver, reloader) = tls::prepare(&opts.tls)?;
+        let (resolver, reloader) = tls::prepare(&opts.tls, &metrics)?;
         let acceptor = TlsAcceptor::from(tls::server_config(resolver)?);
 
         let listener = TcpListener::bind(opts.listen).await.with_context(|| {
@@ -305,6 +317,7 @@ impl Server {
             opts.max_in_flight,
             opts.max_body_bytes,
             opts.max_body_memory,
+            opts.min_body_rate,
         ));
         Ok(Server {
             opts,

@@ -1,5 +1,6 @@
 //! The plain-HTTP probe port: `/healthz` (the process serves), `/readyz` (the binding
-//! table is synced and the server is not draining), `/metrics` (Prometheus text).
+//! table is synced and the server is not draining; a stale table is still ready, and the
+//! body says it is stale), `/metrics` (Prometheus text).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -51,6 +52,14 @@ impl ProbeState {
         }
         match path {
             "/healthz" => text(StatusCode::OK, "ok\n"),
+            // Stale is still ready: the degraded table keeps answering public, unmanaged
+            // and exempt decisions (SPEC §6.2), and with `failurePolicy: Fail` a webhook
+            // with no ready replica would block every pod. The body says so instead, and
+            // `pullgate_binding_table_stale` is what to alert on.
+            "/readyz" if self.health.is_ready() && self.metrics.is_stale() => text(
+                StatusCode::OK,
+                "ready, but stale: the watches have been broken for longer than --max-staleness; grants of Private spaces are refused\n",
+            ),
             "/readyz" if self.health.is_ready() => text(StatusCode::OK, "ready\n"),
             "/readyz" if self.health.is_draining() => text(
                 StatusCode::SERVICE_UNAVAILABLE,

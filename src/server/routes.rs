@@ -3,9 +3,10 @@
 //! Order matters: the path and method are checked first (404/405), then an announced
 //! body size (413 without reading), then a free in-flight slot (503 as soon as the body
 //! has been read and dropped, never a queue), then the body is read under the size cap,
-//! the deadline and the memory budget (no room: the body is dropped as it arrives, then
-//! 503), then the handler runs inline (it is CPU-only and takes microseconds), and a
-//! reply that comes after the deadline is replaced by 504.
+//! the deadline, the minimum rate (408 below it) and the memory budget (no room: the
+//! body is dropped as it arrives, then 503), then the handler runs inline (it is
+//! CPU-only and takes microseconds), and a reply that comes after the deadline is
+//! replaced by 504.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::Semaphore;
 use tracing::{error, warn};
 
-use super::limits::{self, BodyError};
+use super::limits::{self, BodyBudget, BodyError, Pace};
 use super::{Endpoint, Handler, Health, Metrics, Reply};
 
 pub(crate) type HttpResponse = Response<Full<Bytes>>;
@@ -34,7 +35,9 @@ pub(crate) struct Routes {
     in_flight: Arc<Semaphore>,
     max_body_bytes: usize,
     /// Bytes of request bodies held at once, across all requests.
-    body_budget: Arc<Semaphore>,
+    body_budget: BodyBudget,
+    /// Bytes per second a body must keep up (0: no floor).
+    min_body_rate: u64,
 }
 
 impl Routes {
@@ -45,6 +48,7 @@ impl Routes {
         max_in_flight: usize,
         max_body_bytes: usize,
         max_body_memory: usize,
+        min_body_rate: u64,
     ) -> Self {
         Routes {
             handler,
@@ -52,7 +56,8 @@ impl Routes {
             health,
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             max_body_bytes,
-            body_budget: Arc::new(Semaphore::new(max_body_memory)),
+            body_budget: BodyBudget::new(max_body_memory, max_in_flight, max_body_bytes),
+            min_body_rate,
         }
     }
 
@@ -89,7 +94,11 @@ impl Routes {
 
         let timeout = limits::request_timeout(request.uri().query());
         let deadline = started + timeout;
-        let tokio_deadline = tokio::time::Instant::from_std(deadline);
+        let pace = Pace {
+            deadline: tokio::time::Instant::from_std(deadline),
+            min_rate: self.min_body_rate,
+            window: limits::RATE_WINDOW,
+        };
         let mut body = request.into_body();
         if limits::announced_too_large(&body, self.max_body_bytes) {
             // Answered before the body is read; the connection then closes, unread.
@@ -97,8 +106,7 @@ impl Routes {
         }
         let Ok(_slot) = self.in_flight.clone().try_acquire_owned() else {
             // No slot is taken to read and drop the body, and none of it is kept.
-            let discarded =
-                limits::discard(&mut body, 0, self.max_body_bytes, tokio_deadline).await;
+            let discarded = limits::discard(&mut body, self.max_body_bytes, pace).await;
             if let Err(e) = discarded {
                 return self.refuse(endpoint, started, e);
             }
@@ -109,7 +117,7 @@ impl Routes {
             );
         };
 
-        let read = limits::read_body(body, self.max_body_bytes, tokio_deadline, &self.body_budget);
+        let read = limits::read_body(body, self.max_body_bytes, pace, &self.body_budget);
         // `_held` keeps the body's share of the memory budget until the answer is built.
         let (body, _held) = match read.await {
             Ok(read) => read,
@@ -209,6 +217,14 @@ impl Routes {
                 StatusCode::REQUEST_TIMEOUT,
                 "Timeout",
                 "the request body did not arrive before the request timeout",
+            ),
+            BodyError::TooSlow => invalid(
+                StatusCode::REQUEST_TIMEOUT,
+                "Timeout",
+                &format!(
+                    "the request body arrived slower than {} bytes per second",
+                    self.min_body_rate
+                ),
             ),
             BodyError::Broken(reason) => invalid(
                 StatusCode::BAD_REQUEST,

@@ -7,6 +7,8 @@
 //! new ones get the new pair, none fails. The reloader compares file *content*: a
 //! Kubernetes Secret volume update swaps a `..data` symlink, which changes neither the
 //! path nor, reliably, an mtime that a watcher of `tls.crt` would see.
+//!
+//! The expiry of the pair in use and the count of unusable new pairs go to [`Metrics`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -24,7 +26,7 @@ use rustls::{ServerConfig, SupportedProtocolVersion};
 use tracing::{info, warn};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::TlsSource;
+use super::{Metrics, TlsSource};
 
 /// TLS 1.0 and 1.1 are refused; the apiserver speaks 1.2 and 1.3.
 pub(crate) const PROTOCOL_VERSIONS: &[&SupportedProtocolVersion] =
@@ -97,7 +99,11 @@ pub(crate) fn server_config(resolver: Arc<CertResolver>) -> Result<Arc<ServerCon
 }
 
 /// Loads (or generates) the first pair; for files, also the reloader that keeps it fresh.
-pub(crate) fn prepare(source: &TlsSource) -> Result<(Arc<CertResolver>, Option<CertReloader>)> {
+/// The pair's expiry goes to `metrics`, and so will the reloader's.
+pub(crate) fn prepare(
+    source: &TlsSource,
+    metrics: &Arc<Metrics>,
+) -> Result<(Arc<CertResolver>, Option<CertReloader>)> {
     match source {
         TlsSource::Files { cert, key } => {
             let cert_pem = read(cert, "certificate")?;
@@ -105,6 +111,7 @@ pub(crate) fn prepare(source: &TlsSource) -> Result<(Arc<CertResolver>, Option<C
             let pair = parse_pair(&cert_pem, &key_pem, cert, key)?;
             info!(cert = %cert.display(), certificate = %pair.info, "loaded the serving certificate");
             warn_if_outside_validity(&pair.info);
+            metrics.set_certificate_expiry(pair.info.not_after);
             let resolver = Arc::new(CertResolver::new(pair.key));
             let reloader = CertReloader {
                 cert_path: cert.clone(),
@@ -112,6 +119,7 @@ pub(crate) fn prepare(source: &TlsSource) -> Result<(Arc<CertResolver>, Option<C
                 resolver: resolver.clone(),
                 last_content: Some((cert_pem, key_pem)),
                 last_error: None,
+                metrics: metrics.clone(),
             };
             Ok((resolver, Some(reloader)))
         }
@@ -134,6 +142,7 @@ pub(crate) fn prepare(source: &TlsSource) -> Result<(Arc<CertResolver>, Option<C
                 Path::new("<generated>"),
             )?;
             info!(certificate = %pair.info, "generated a self-signed serving certificate for localhost and 127.0.0.1");
+            metrics.set_certificate_expiry(pair.info.not_after);
             Ok((Arc::new(CertResolver::new(pair.key)), None))
         }
     }
@@ -259,6 +268,7 @@ pub(crate) struct CertReloader {
     /// Content last looked at, good or bad, so a bad pair is reported once, not per tick.
     last_content: Option<(Vec<u8>, Vec<u8>)>,
     last_error: Option<String>,
+    metrics: Arc<Metrics>,
 }
 
 impl CertReloader {
@@ -297,14 +307,18 @@ impl CertReloader {
                 self.last_error = None;
                 info!(cert = %self.cert_path.display(), certificate = %pair.info, "reloaded the serving certificate; new connections use it");
                 warn_if_outside_validity(&pair.info);
+                self.metrics.set_certificate_expiry(pair.info.not_after);
                 ReloadOutcome::Reloaded(pair.info)
             }
             Err(e) => self.keep(e.to_string()),
         }
     }
 
+    /// Keeps the previous pair. A failure is logged and counted once, not at every check
+    /// that finds the same broken files.
     fn keep(&mut self, reason: String) -> ReloadOutcome {
         if self.last_error.as_deref() != Some(reason.as_str()) {
+            self.metrics.inc_certificate_reload_failure();
             warn!(error = %reason, "the certificate files changed but cannot be used; keeping the previous certificate");
             self.last_error = Some(reason.clone());
         }

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Offline checks of pullgate's deployment manifests (SPEC §3 and §9).
 
-Renders manifests/base and both overlays with kustomize, validates every rendered object
+Renders manifests/base, both overlays, and the metrics-networkpolicy component on top of
+the cert-manager overlay with kustomize, validates every rendered object
 and every example against the Kubernetes schemas (kubernetes-validate) and the pullgate
 CRDs (jsonschema), then checks the operational promises by reading the rendered objects:
 webhook rules, failure policy, timeouts, namespace exclusions, Service and probe ports
 against the server's flags, replicas, disruption budget, security context, RBAC, and the
-certificate wiring of each overlay.
+certificate wiring of each overlay, and what the optional NetworkPolicy admits.
 
     python3 tests/manifests/check_manifests.py [-v] [--k8s-version 1.33]
 
@@ -53,6 +54,9 @@ README = MANIFESTS.parent / "README.md"
 DEFAULT_K8S_VERSION = "1.33"
 
 NAMESPACE = "pullgate-system"
+# The optional component that restricts the metrics/probe port (manifests/README.md).
+NETPOL_COMPONENT = "metrics-networkpolicy"
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 EXCLUDED_NAMESPACES = {"kube-system", NAMESPACE}
 TLS_SECRET = "pullgate-tls"
 IMAGE_PLACEHOLDER = "pullgate"
@@ -915,6 +919,84 @@ def check_base(rep: Report, objs: list[dict]) -> None:
         bundles = [dig(h, "clientConfig", "caBundle") for h in conf.get("webhooks") or []]
         c_ok = all(not b for b in bundles)
         rep.check(f"base: {conf['kind']} leaves caBundle to the overlays", c_ok, f"{bundles}")
+    policies = find(objs, "NetworkPolicy", group="networking.k8s.io")
+    rep.check("base: no NetworkPolicy (where the apiserver's calls come from differs per "
+              "cluster; the metrics one is an optional component)", not policies,
+              ", ".join(ident(o) for o in policies))
+
+
+def rule_ports(rule: dict, container: dict) -> set[int] | None:
+    """Container port numbers an ingress rule admits; None for every port."""
+    ports = rule.get("ports")
+    if not ports:
+        return None
+    out = set()
+    for p in ports:
+        if (p.get("protocol") or "TCP") != "TCP":
+            continue
+        if p.get("port") is None:
+            return None
+        n = container_port(container, p.get("port"))
+        if n is not None:
+            out.add(n)
+            if p.get("endPort") is not None:
+                out.update(range(n, int(p["endPort"]) + 1))
+    return out
+
+
+def check_metrics_networkpolicy(rep: Report, objs: list[dict]) -> None:
+    """The optional NetworkPolicy: the webhook port open to all, the metrics/probe port only
+    to one namespace named by `kubernetes.io/metadata.name`."""
+    where = NETPOL_COMPONENT
+    c = lambda name, ok, detail="": rep.check(f"{where}: {name}", ok, detail)  # noqa: E731
+    policies = find(objs, "NetworkPolicy", group="networking.k8s.io")
+    if not c("adds exactly one NetworkPolicy", len(policies) == 1, f"found {len(policies)}"):
+        return
+    pol = policies[0]
+    deploy = one(objs, "Deployment", "pullgate", "apps") or {}
+    ctr = pullgate_container(deploy) or {}
+    flags = parse_flags(list(ctr.get("command") or []) + list(ctr.get("args") or []))
+    listen_port, probe_port = port_of(flags.get("listen")), port_of(flags.get("probe-listen"))
+    pod_labels = dig(deploy, "spec", "template", "metadata", "labels", default={}) or {}
+    spec = pol.get("spec") or {}
+    c("is in the Deployment's namespace",
+      dig(pol, "metadata", "namespace") == dig(deploy, "metadata", "namespace"),
+      f"{dig(pol, 'metadata', 'namespace')}")
+    c("selects the Deployment's pods", bool(dig(spec, "podSelector", "matchLabels"))
+      and selector_matches(spec.get("podSelector"), pod_labels),
+      f"{spec.get('podSelector')} vs {pod_labels}")
+    c("restricts Ingress only (egress to the apiserver and registries untouched)",
+      spec.get("policyTypes") == ["Ingress"], f"policyTypes {spec.get('policyTypes')}")
+    rules = spec.get("ingress") or []
+    open_rules = [r for r in rules if not r.get("from")]
+    c(f"the webhook port (--listen, {listen_port}) is open to every source",
+      listen_port is not None
+      and any((ports := rule_ports(r, ctr)) is None or listen_port in ports
+              for r in open_rules),
+      f"ingress {rules}")
+    probe_rules = [r for r in rules
+                   if (ports := rule_ports(r, ctr)) is None or probe_port in ports]
+    c(f"the probe port (--probe-listen, {probe_port}) is admitted by exactly one rule",
+      probe_port is not None and len(probe_rules) == 1, f"{len(probe_rules)} rules")
+    if len(probe_rules) != 1:
+        return
+    peers = probe_rules[0].get("from") or []
+    names = [dig(p, "namespaceSelector", "matchLabels", NAMESPACE_NAME_LABEL) for p in peers]
+    only_by_name = bool(peers) and all(
+        set(p) == {"namespaceSelector"}
+        and set(p["namespaceSelector"]) == {"matchLabels"}
+        and set(p["namespaceSelector"]["matchLabels"]) == {NAMESPACE_NAME_LABEL}
+        for p in peers)
+    c(f"the probe port admits only namespaces selected by {NAMESPACE_NAME_LABEL}",
+      only_by_name, f"from {peers}")
+    c("the monitoring namespace is a valid namespace name",
+      all(isinstance(n, str) and re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", n)
+          for n in names), f"{names}")
+    documented = (MANIFESTS / "README.md").read_text()
+    c("manifests/README.md documents the component and the namespace to edit",
+      f"overlays/{NETPOL_COMPONENT}" in documented
+      and all(n in documented for n in names if isinstance(n, str)),
+      f"names {names}")
 
 
 def check_cert_manager(rep: Report, objs: list[dict]) -> None:
@@ -1234,8 +1316,15 @@ def main() -> int:
             warn_dir.mkdir()
             (warn_dir / "kustomization.yaml").write_text(warn)
 
+        # The optional component, as the README adds it: on top of a certificate overlay.
+        netpol_dir = copy_root / "manifests" / "overlays" / f"{NETPOL_COMPONENT}-check"
+        netpol_dir.mkdir()
+        (netpol_dir / "kustomization.yaml").write_text(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            f"resources:\n  - ../cert-manager\ncomponents:\n  - ../{NETPOL_COMPONENT}\n")
+
         targets = [("base", BASE), ("cert-manager", OVERLAYS / "cert-manager"),
-                   ("pullgate-certs", certs_dir)]
+                   ("pullgate-certs", certs_dir), (NETPOL_COMPONENT, netpol_dir)]
         if warn is not None:
             targets.append(("warn-mode", warn_dir))
         for name, directory in targets:
@@ -1258,6 +1347,8 @@ def main() -> int:
         check_cert_manager(rep, renderings["cert-manager"])
     if "pullgate-certs" in renderings and filled:
         check_pullgate_certs(rep, renderings["pullgate-certs"])
+    if NETPOL_COMPONENT in renderings:
+        check_metrics_networkpolicy(rep, renderings[NETPOL_COMPONENT])
     if "warn-mode" in renderings:
         objs = renderings["warn-mode"]
         deploy = one(objs, "Deployment", "pullgate", "apps") or {}

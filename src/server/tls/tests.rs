@@ -12,6 +12,19 @@ fn serial_of(certs: &GeneratedCerts) -> String {
     cert_info(&der).expect("x509").serial
 }
 
+fn metrics() -> Arc<Metrics> {
+    Arc::new(Metrics::new())
+}
+
+fn expiry_of(certs: &GeneratedCerts) -> f64 {
+    let der = CertificateDer::from_pem_slice(certs.cert_pem.as_bytes()).expect("PEM");
+    let not_after = cert_info(&der).expect("x509").not_after;
+    not_after
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as f64
+}
+
 fn current_serial(resolver: &CertResolver) -> String {
     let key = resolver.current.load_full();
     cert_info(key.end_entity_cert().expect("leaf"))
@@ -140,7 +153,10 @@ fn missing_files_are_reported_before_anything_is_bound() {
         cert: dir.path().join("missing.crt"),
         key: dir.path().join("missing.key"),
     };
-    let err = prepare(&source).err().expect("refused").to_string();
+    let err = prepare(&source, &metrics())
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(err.contains("missing.crt"), "{err}");
 }
 
@@ -148,9 +164,12 @@ fn missing_files_are_reported_before_anything_is_bound() {
 fn self_signed_writes_its_ca() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca_out = dir.path().join("ca.crt");
-    let (resolver, reloader) = prepare(&TlsSource::SelfSigned {
-        ca_out: Some(ca_out.clone()),
-    })
+    let (resolver, reloader) = prepare(
+        &TlsSource::SelfSigned {
+            ca_out: Some(ca_out.clone()),
+        },
+        &metrics(),
+    )
     .expect("self-signed");
     assert!(reloader.is_none());
     let ca = std::fs::read(&ca_out).expect("CA written");
@@ -162,7 +181,11 @@ fn self_signed_writes_its_ca() {
 async fn reload_follows_a_secret_volume_and_keeps_the_old_pair_on_errors() {
     let (a, b, c) = (pair(), pair(), pair());
     let mut volume = SecretVolume::new(&a);
-    let (resolver, reloader) = prepare(&volume.source()).expect("pair A");
+    let metrics = metrics();
+    let (resolver, reloader) = prepare(&volume.source(), &metrics).expect("pair A");
+    let failures = "pullgate_certificate_reload_failures_total";
+    let expiry = "pullgate_certificate_expiry_timestamp_seconds";
+    assert_eq!(metrics.sample(expiry), expiry_of(&a));
     let mut reloader = reloader.expect("files are reloaded");
     assert_eq!(current_serial(&resolver), serial_of(&a));
     assert!(matches!(reloader.check().await, ReloadOutcome::Unchanged));
@@ -173,6 +196,8 @@ async fn reload_follows_a_secret_volume_and_keeps_the_old_pair_on_errors() {
         other => panic!("expected a reload, got {other:?}"),
     }
     assert_eq!(current_serial(&resolver), serial_of(&b));
+    assert_eq!(metrics.sample(expiry), expiry_of(&b));
+    assert_eq!(metrics.sample(failures), 0.0);
 
     // A broken pair (garbage key, then a key of another certificate) is ignored.
     volume.update(c.cert_pem.as_bytes(), b"garbage");
@@ -180,6 +205,11 @@ async fn reload_follows_a_secret_volume_and_keeps_the_old_pair_on_errors() {
     volume.update(c.cert_pem.as_bytes(), a.key_pem.as_bytes());
     assert!(matches!(reloader.check().await, ReloadOutcome::Kept(_)));
     assert_eq!(current_serial(&resolver), serial_of(&b));
+    // Each broken pair counts once, however often it is looked at; the expiry is still
+    // the pair in use.
+    assert!(matches!(reloader.check().await, ReloadOutcome::Unchanged));
+    assert_eq!(metrics.sample(failures), 2.0);
+    assert_eq!(metrics.sample(expiry), expiry_of(&b));
 
     volume.update(c.cert_pem.as_bytes(), c.key_pem.as_bytes());
     assert!(matches!(reloader.check().await, ReloadOutcome::Reloaded(_)));
@@ -193,10 +223,13 @@ async fn vanished_files_keep_the_old_pair() {
     let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     std::fs::write(&cert, &a.cert_pem).expect("write");
     std::fs::write(&key, &a.key_pem).expect("write");
-    let (resolver, reloader) = prepare(&TlsSource::Files {
-        cert: cert.clone(),
-        key: key.clone(),
-    })
+    let (resolver, reloader) = prepare(
+        &TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        &metrics(),
+    )
     .expect("pair");
     let mut reloader = reloader.expect("reloader");
     std::fs::remove_file(&key).expect("rm");

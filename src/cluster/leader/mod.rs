@@ -1,0 +1,23 @@
+//! What only the leader does: holding the Lease ([`election`]), and every write to the
+//! apiserver and the registries that must happen once per cluster rather than once per
+//! replica: the pull Secrets ([`pull_secrets`] says what they hold, [`sync`] writes
+//! them, from the sources in [`credentials`]), the custom resources' status ([`status`],
+//! written by [`controller`]), registry probes and Harbor projects and robots
+//! ([`registry_loop`], [`robots`]), and a Registry per managed Harbor ([`managed`]).
+//!
+//! Everything here reads the replica half's state (a
+//! [`LeaderView`](super::replica::state::LeaderView)) and never the other way round
+//! (`tests/it/import_cycles.rs` checks it): a replica that is not leader runs none of this.
+//! The three loops (controller, registry loop, managed Harbor) wait the same way
+//! ([`inputs`]).
+
+pub mod controller;
+pub mod credentials;
+pub mod election;
+pub mod inputs;
+pub mod managed;
+pub mod pull_secrets;
+pub mod registry_loop;
+pub mod robots;
+pub mod status;
+pub mod sync;

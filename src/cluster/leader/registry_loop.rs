@@ -1,0 +1,514 @@
+//! The leader's registry loop (SPEC §6.4–6.5): every `--probe-interval`, and whenever a
+//! Registry, a space or an API credential Secret changes, each registry is probed
+//! (concurrently, each within [`PROBE_TIMEOUT`]) and, for a Harbor with admin
+//! credentials, its projects and robots are brought in line with the RegistrySpaces:
+//! missing projects created, `public` kept equal to `visibility`, one pull-only robot per
+//! (Private space without `pullSecretRef`, bound workspace), robots of bindings that went
+//! deleted. Robot credentials are kept in Secrets in pullgate's namespace (`robots`).
+//!
+//! What the probes found is published as [`Probed`] for the status writer (the one writer
+//! of every status field). A registry that fails is data (Unhealthy), never an error, and
+//! nothing here is on the admission path. [`RegistryLoop::run`] is the entry point.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use tokio::sync::watch;
+
+use super::inputs::{Inputs, Wake};
+use super::robots::{self, RobotKey};
+use crate::api::{Health, RegistrySpec, RegistryStatus, RegistryType, Visibility};
+use crate::cluster::replica::state::LeaderView;
+use crate::cluster::ClusterOptions;
+use crate::registry::{
+    credentials_from_secret, ensure_project, probe_counting, registry_status, valid_project_name,
+    ApiOperation, ClientOptions, Credentials, ProjectChange, RegistryClient, RegistryReport,
+    RobotCredentials,
+};
+
+/// Longest wait for one registry's pass (probe and management); a registry slower than
+/// this is reported Unhealthy, and the others are not held up by it.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+/// An unchanged status is rewritten only to refresh `lastProbeTime`, at most this often
+/// (or every probe interval, if longer), so a steady registry costs no writes.
+pub const STATUS_REFRESH: Duration = Duration::from_secs(300);
+
+/// What the registry loop found, for the status writer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Probed {
+    /// Registry name → its status as probed (conditions: `Ready` only).
+    pub registries: BTreeMap<String, RegistryProbe>,
+    /// RegistrySpace object name → what the registry says about the space.
+    pub spaces: BTreeMap<String, SpaceProbe>,
+    /// RegistrySpace object name → what Harbor management could not do for it.
+    pub space_problems: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RegistryProbe {
+    pub status: RegistryStatus,
+}
+
+/// The probed fields of a RegistrySpace status (`None`: unknown).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpaceProbe {
+    pub exists: Option<bool>,
+    pub repo_count: Option<u64>,
+    pub storage_used_bytes: Option<u64>,
+}
+
+/// A callback told (registry name, healthy).
+pub type HealthFn = dyn Fn(&str, bool) + Send + Sync;
+
+/// Called with (registry name, healthy) after every probe (e.g. for a health metric).
+#[derive(Clone, Default)]
+pub struct HealthHook(pub Option<Arc<HealthFn>>);
+
+impl std::fmt::Debug for HealthHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "HealthHook(set)"
+        } else {
+            "HealthHook(none)"
+        })
+    }
+}
+
+/// A callback told (registry name, operation) of a failed registry API call.
+pub type ApiErrorFn = dyn Fn(&str, ApiOperation) + Send + Sync;
+
+/// Called with (registry name, operation) for every failed call to a registry's API
+/// (e.g. for an error metric).
+#[derive(Clone, Default)]
+pub struct ApiErrorHook(pub Option<Arc<ApiErrorFn>>);
+
+impl std::fmt::Debug for ApiErrorHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ApiErrorHook(set)"
+        } else {
+            "ApiErrorHook(none)"
+        })
+    }
+}
+
+/// One space of a registry as a pass needs it.
+#[derive(Clone, Debug)]
+struct SpaceJob {
+    space: String,
+    visibility: Visibility,
+    objects: Vec<String>,
+    /// Workspaces that get a robot, with what is stored for them.
+    robots: Vec<(String, Option<RobotCredentials>)>,
+    /// Whether pullgate manages this space's Harbor project.
+    project: bool,
+}
+
+/// One registry's pass.
+struct Job {
+    name: String,
+    client: Result<RegistryClient, String>,
+    /// Why the API credentials could not be used.
+    credentials_problem: Option<String>,
+    manage: bool,
+    /// The Registry no longer asks for robots: unbound robots are forgotten without
+    /// asking Harbor (which pullgate may no longer log in to).
+    forget: bool,
+    spaces: Vec<SpaceJob>,
+    /// Robots to delete: bindings that went.
+    unbound: Vec<RobotKey>,
+}
+
+/// What one registry's pass produced.
+#[derive(Default)]
+struct Outcome {
+    report: RegistryReport,
+    robots: Vec<(RobotKey, RobotCredentials)>,
+    /// Robots deleted on Harbor (their Secrets can go).
+    deleted: Vec<RobotKey>,
+    space_problems: BTreeMap<String, Vec<String>>,
+    /// The operation of each registry API call that failed.
+    failed_calls: Vec<ApiOperation>,
+}
+
+pub struct RegistryLoop {
+    opts: ClusterOptions,
+    /// Registry clients kept between passes (their caches save calls), by name.
+    clients: HashMap<String, (RegistrySpec, Option<Credentials>, RegistryClient)>,
+    /// The robot Secrets, with what this leader wrote to them.
+    robot_secrets: robots::Store,
+}
+
+impl RegistryLoop {
+    pub fn new(client: Client, opts: ClusterOptions) -> RegistryLoop {
+        RegistryLoop {
+            robot_secrets: robots::Store::new(client, &opts.namespace),
+            opts,
+            clients: HashMap::new(),
+        }
+    }
+
+    /// Runs until shutdown, publishing what each pass found on `probed`.
+    pub async fn run(mut self, mut inputs: Inputs, probed: watch::Sender<Arc<Probed>>) {
+        let mut tick = tokio::time::interval(self.opts.probe_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut due = true;
+        let mut seen = String::new();
+        loop {
+            let leading = inputs.leading();
+            let synced = inputs.synced();
+            if !leading {
+                self.robot_secrets.forget();
+            }
+            // Revision 0 is the empty view before the first full sync.
+            let ready = synced && inputs.view.borrow().snapshot.revision() > 0;
+            if due && leading && ready {
+                let view = inputs.view();
+                seen = fingerprint(&view);
+                match inputs.unless_stopped(self.pass(&view)).await {
+                    Some(found) => {
+                        probed.send_replace(Arc::new(found));
+                    }
+                    None => return,
+                }
+                due = false;
+            }
+            match inputs.wake(tick.tick()).await {
+                Wake::View => {
+                    let view = inputs.view.borrow().clone();
+                    due |= fingerprint(&view) != seen;
+                }
+                Wake::Own(_) | Wake::Leader | Wake::Synced => due = true,
+                Wake::Stop => return,
+            }
+        }
+    }
+
+    /// One pass over every registry; returns what the status writer needs.
+    async fn pass(&mut self, view: &LeaderView) -> Probed {
+        let stored = robots::stored(view.watched.robot_secrets.values());
+        let jobs = self.jobs(view, &stored);
+        let listed: BTreeSet<String> = jobs.iter().map(|j| j.name.clone()).collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, job) in jobs.into_iter().enumerate() {
+            tasks.spawn(async move {
+                let name = job.name.clone();
+                let outcome = match tokio::time::timeout(PROBE_TIMEOUT, work(&job)).await {
+                    Ok(o) => o,
+                    Err(_) => Outcome {
+                        report: RegistryReport {
+                            health: Health::Unhealthy,
+                            message: format!("no answer within {}s", PROBE_TIMEOUT.as_secs()),
+                            ..RegistryReport::default()
+                        },
+                        failed_calls: vec![ApiOperation::Health],
+                        ..Outcome::default()
+                    },
+                };
+                (i, name, job.spaces, outcome)
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(r) => results.push(r),
+                Err(e) => tracing::warn!(error = %e, "a registry pass failed"),
+            }
+        }
+        results.sort_by_key(|r| r.0);
+
+        self.robot_secrets.drop_unlisted(&stored, &listed).await;
+
+        let now = SystemTime::now();
+        let mut probed = Probed::default();
+        for (_, name, spaces, outcome) in results {
+            for (key, creds) in &outcome.robots {
+                self.robot_secrets.keep(&stored, key, creds).await;
+            }
+            for key in &outcome.deleted {
+                self.robot_secrets.delete(key).await;
+            }
+            if let Some(hook) = &self.opts.registry_health.0 {
+                hook(&name, outcome.report.health == Health::Healthy);
+            }
+            if let Some(hook) = &self.opts.registry_api_errors.0 {
+                for operation in &outcome.failed_calls {
+                    hook(&name, *operation);
+                }
+            }
+            let previous = view
+                .watched
+                .registries
+                .get(&name)
+                .and_then(|s| serde_json::from_value::<RegistryStatus>(s.status.clone()).ok());
+            let mut status = registry_status(&outcome.report, previous.as_ref(), now);
+            keep_probe_time(
+                &mut status,
+                previous.as_ref(),
+                self.opts.probe_interval,
+                now,
+            );
+            probed
+                .registries
+                .insert(name.clone(), RegistryProbe { status });
+            for s in &spaces {
+                let found = outcome.report.space(&s.space);
+                for o in &s.objects {
+                    probed.spaces.insert(
+                        o.clone(),
+                        SpaceProbe {
+                            exists: found.and_then(|f| f.exists),
+                            repo_count: found.and_then(|f| f.repo_count),
+                            storage_used_bytes: found.and_then(|f| f.storage_used_bytes),
+                        },
+                    );
+                }
+            }
+            for (o, p) in outcome.space_problems {
+                probed.space_problems.entry(o).or_default().extend(p);
+            }
+        }
+        probed
+    }
+
+    /// What to do for each valid registry.
+    fn jobs(
+        &mut self,
+        view: &LeaderView,
+        stored: &BTreeMap<RobotKey, RobotCredentials>,
+    ) -> Vec<Job> {
+        let snap = &view.snapshot;
+        let options = ClientOptions {
+            cache_ttl: self
+                .opts
+                .probe_interval
+                .mul_f64(0.8)
+                .min(ClientOptions::default().cache_ttl),
+            ..ClientOptions::default()
+        };
+        let mut jobs = Vec::new();
+        let kept = self.robot_secrets.kept(stored);
+        let known: BTreeSet<&String> = view.watched.registries.keys().collect();
+        self.clients.retain(|n, _| known.contains(n));
+        for (name, s) in &view.watched.registries {
+            let Some(registry) = &s.object else { continue };
+            let (credentials, credentials_problem) = match &registry.spec.credentials_secret_ref {
+                None => (None, None),
+                Some(r) => match view
+                    .watched
+                    .ref_secrets
+                    .get(&(r.namespace.clone(), r.name.clone()))
+                {
+                    None => (
+                        None,
+                        Some(format!(
+                            "credentialsSecretRef: Secret {}/{} does not exist",
+                            r.namespace, r.name
+                        )),
+                    ),
+                    Some(secret) => match credentials_from_secret(secret) {
+                        Ok(c) => (Some(c), None),
+                        Err(e) => (None, Some(format!("credentialsSecretRef: {e}"))),
+                    },
+                },
+            };
+            let client = match self.clients.get(name) {
+                Some((spec, creds, c)) if *spec == registry.spec && *creds == credentials => {
+                    Ok(c.clone())
+                }
+                _ => match RegistryClient::new(registry, credentials.clone(), &options) {
+                    Ok(c) => {
+                        self.clients.insert(
+                            name.clone(),
+                            (registry.spec.clone(), credentials.clone(), c.clone()),
+                        );
+                        Ok(c)
+                    }
+                    Err(e) => Err(e.to_string()),
+                },
+            };
+            // Robots are kept for a Harbor that names credentials; they are managed once
+            // the credentials can be read (a Secret not seen yet stops nothing).
+            let configured = registry.spec.credentials_secret_ref.is_some();
+            let manage =
+                credentials.is_some() && client.as_ref().is_ok_and(|c| c.as_harbor().is_some());
+            let mut spaces = Vec::new();
+            let (mut wanted, unbound) = robots::wanted(name, registry, snap, &kept);
+            for entry in snap.spaces_of(name) {
+                let mut robots = wanted.remove(&entry.space).unwrap_or_default();
+                if !manage {
+                    robots.clear();
+                }
+                spaces.push(SpaceJob {
+                    space: entry.space.clone(),
+                    visibility: entry.visibility,
+                    objects: entry.objects.clone(),
+                    robots,
+                    project: manage && valid_project_name(&entry.space),
+                });
+            }
+            jobs.push(Job {
+                name: name.clone(),
+                client,
+                credentials_problem,
+                manage,
+                forget: !configured || registry.spec.registry_type != RegistryType::Harbor,
+                spaces,
+                unbound,
+            });
+        }
+        jobs
+    }
+}
+
+/// Probes one registry and, on a Harbor with admin credentials, manages its projects and
+/// robots; then probes again if projects changed, so the status shows them.
+async fn work(job: &Job) -> Outcome {
+    let client = match &job.client {
+        Ok(c) => c,
+        Err(message) => {
+            return Outcome {
+                report: RegistryReport {
+                    health: Health::Unknown,
+                    message: message.clone(),
+                    ..RegistryReport::default()
+                },
+                ..Outcome::default()
+            }
+        }
+    };
+    let names: Vec<&str> = job.spaces.iter().map(|s| s.space.as_str()).collect();
+    let mut failed = Vec::new();
+    let mut out = Outcome {
+        report: probe_counting(client, &names, &mut failed).await,
+        ..Outcome::default()
+    };
+    out.failed_calls = failed;
+    let harbor = client.as_harbor().filter(|_| job.manage);
+    if let (Some(h), Health::Healthy) = (harbor, out.report.health) {
+        // Without admin rights the probe has already said so; nothing to manage.
+        if h.require_admin().await.is_ok() {
+            let mut changed = false;
+            for s in job.spaces.iter().filter(|s| s.project) {
+                let mut problem = |msg: String| {
+                    for o in &s.objects {
+                        out.space_problems
+                            .entry(o.clone())
+                            .or_default()
+                            .push(msg.clone());
+                    }
+                };
+                match ensure_project(h, &s.space, s.visibility).await {
+                    Ok(ProjectChange::Unchanged) => {}
+                    Ok(change) => {
+                        tracing::info!(registry = %job.name, project = %s.space, ?change, "Harbor project updated");
+                        changed = true;
+                    }
+                    Err(e) => {
+                        out.failed_calls.push(ApiOperation::Project);
+                        problem(format!("Harbor project {:?}: {e}", s.space));
+                        continue;
+                    }
+                }
+                let kept = robots::keep_space(h, &job.name, &s.space, &s.robots).await;
+                out.robots.extend(kept.robots);
+                for msg in kept.problems {
+                    problem(msg);
+                }
+                out.failed_calls
+                    .extend(std::iter::repeat_n(ApiOperation::Robot, kept.failed_calls));
+            }
+            let (deleted, failed) = robots::delete_unbound(h, &job.name, &job.unbound).await;
+            out.deleted.extend(deleted);
+            out.failed_calls
+                .extend(std::iter::repeat_n(ApiOperation::Robot, failed));
+            if changed {
+                out.report = probe_counting(client, &names, &mut out.failed_calls).await;
+            }
+        }
+    } else if job.forget {
+        out.deleted.extend(job.unbound.iter().cloned());
+    }
+    if let Some(p) = &job.credentials_problem {
+        out.report.problems.insert(0, p.clone());
+    }
+    out
+}
+
+/// Keeps the stored `lastProbeTime` while nothing else changed and it is recent, so an
+/// unchanged status is not rewritten on every probe.
+fn keep_probe_time(
+    status: &mut RegistryStatus,
+    previous: Option<&RegistryStatus>,
+    interval: Duration,
+    now: SystemTime,
+) {
+    let Some(prev) = previous else { return };
+    let Some(prev_time) = prev.last_probe_time.as_deref() else {
+        return;
+    };
+    let ready = |s: &RegistryStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == crate::registry::READY_CONDITION)
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let same = prev.health == status.health
+        && prev.message == status.message
+        && prev.space_count == status.space_count
+        && prev.storage_used_bytes == status.storage_used_bytes
+        && prev.storage_used == status.storage_used
+        && ready(prev) == ready(status);
+    let age = prev_time
+        .parse::<Timestamp>()
+        .ok()
+        .map(SystemTime::from)
+        .and_then(|t| now.duration_since(t).ok());
+    let fresh = age.is_some_and(|a| a < STATUS_REFRESH.max(interval));
+    if same && fresh {
+        status.last_probe_time = Some(prev_time.to_string());
+    }
+}
+
+/// What a pass depends on besides time: Registry specs, the spaces, the API credential
+/// Secrets and the stored robot Secrets. Status changes (the loop's own output) are not
+/// part of it, so writing status never triggers another pass.
+fn fingerprint(view: &LeaderView) -> String {
+    let registries: Vec<_> = view
+        .watched
+        .registries
+        .iter()
+        .map(|(n, s)| (n, s.object.as_ref().map(|o| &o.spec)))
+        .collect();
+    let spaces: Vec<_> = view
+        .snapshot
+        .registries()
+        .iter()
+        .flat_map(|r| view.snapshot.spaces_of(&r.name))
+        .map(|s| {
+            (
+                &s.registry,
+                &s.space,
+                s.visibility,
+                &s.workspaces,
+                &s.pull_secret_ref,
+            )
+        })
+        .collect();
+    let refs: Vec<_> = view
+        .watched
+        .ref_secrets
+        .iter()
+        .map(|(k, s)| (k, s.metadata.resource_version.as_deref()))
+        .collect();
+    let robots: Vec<_> = view
+        .watched
+        .robot_secrets
+        .iter()
+        .map(|(k, s)| (k, s.metadata.resource_version.as_deref()))
+        .collect();
+    format!("{registries:?}{spaces:?}{refs:?}{robots:?}")
+}

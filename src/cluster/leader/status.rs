@@ -1,0 +1,260 @@
+//! Status of the custom resources, as far as cluster mode knows it: a Workspace's
+//! resolved namespaces and `Ready`; a RegistrySpace's `boundNamespaces`, `Conflict` and
+//! `Ready`, and what the last probe found (`existsOnRegistry`, `repoCount`,
+//! `storageUsedBytes`); a Registry's `Valid`, and from the last probe its health, counts
+//! and `Ready`. [`writes`] computes the merge patches purely, only for objects whose
+//! status differs; conditions of other types are kept as they are. Every status field
+//! has this one writer; the registry loop only hands it [`Probed`] data.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::registry_loop::Probed;
+use crate::cluster::replica::state::{CrKind, LeaderView, StoredView};
+use crate::index::Snapshot;
+use crate::registry::READY_CONDITION;
+
+/// One status merge patch to send.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusWrite {
+    pub kind: CrKind,
+    pub name: String,
+    /// The resourceVersion the patch was computed from.
+    pub seen: Option<String>,
+    pub patch: Value,
+}
+
+/// A condition as pullgate wants it (the time is added when it changes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Want {
+    type_: &'static str,
+    /// "True", "False" or "Unknown".
+    status: String,
+    reason: String,
+    message: String,
+}
+
+fn want(type_: &'static str, status: bool, reason: &str, message: String) -> Want {
+    Want {
+        type_,
+        status: if status { "True" } else { "False" }.to_string(),
+        reason: reason.to_string(),
+        message,
+    }
+}
+
+/// Status patches for every object whose status is not yet what it should be.
+/// `space_problems` holds what the pull-Secret sync found per RegistrySpace; `now` is an
+/// RFC 3339 time for changed conditions; `probed` is what the registry loop found.
+pub fn writes(
+    view: &LeaderView,
+    space_problems: &BTreeMap<String, Vec<String>>,
+    probed: &Probed,
+    now: &str,
+) -> Vec<StatusWrite> {
+    let snap = &view.snapshot;
+    let mut out = Vec::new();
+    for kind in [CrKind::Registry, CrKind::RegistrySpace, CrKind::Workspace] {
+        for obj in view.watched.stored(kind) {
+            let problems: Vec<&str> = snap
+                .problems()
+                .iter()
+                .filter(|p| p.kind == kind.as_str() && p.name == obj.name)
+                .map(|p| p.message.as_str())
+                .collect();
+            let (fields, conds) = match kind {
+                CrKind::Registry => registry(obj, &problems, probed),
+                CrKind::Workspace => workspace(snap, obj, &problems),
+                CrKind::RegistrySpace => {
+                    let mut extra = space_problems.get(obj.name).cloned().unwrap_or_default();
+                    extra.extend(
+                        probed
+                            .space_problems
+                            .get(obj.name)
+                            .cloned()
+                            .unwrap_or_default(),
+                    );
+                    let (mut fields, conds) = space(snap, obj, &problems, &extra);
+                    if let Some(p) = probed.spaces.get(obj.name) {
+                        fields.push(("existsOnRegistry", json!(p.exists)));
+                        fields.push(("repoCount", json!(p.repo_count)));
+                        fields.push(("storageUsedBytes", json!(p.storage_used_bytes)));
+                    }
+                    (fields, conds)
+                }
+            };
+            if let Some(patch) = patch_for(obj, fields, &conds, now) {
+                out.push(StatusWrite {
+                    kind,
+                    name: obj.name.to_string(),
+                    seen: obj.resource_version.map(str::to_string),
+                    patch,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn registry(
+    obj: StoredView<'_>,
+    problems: &[&str],
+    probed: &Probed,
+) -> (Vec<(&'static str, Value)>, Vec<Want>) {
+    let valid = match (obj.invalid, problems) {
+        (Some(why), _) => want("Valid", false, "Invalid", why.to_string()),
+        (None, []) => want("Valid", true, "Valid", String::new()),
+        (None, p) => want("Valid", false, "InvalidSpec", p.join("; ")),
+    };
+    let mut conds = vec![valid];
+    let mut fields = Vec::new();
+    if let Some(p) = probed.registries.get(obj.name) {
+        let s = &p.status;
+        fields = vec![
+            ("health", json!(s.health)),
+            (
+                "message",
+                json!((!s.message.is_empty()).then_some(&s.message)),
+            ),
+            ("spaceCount", json!(s.space_count)),
+            ("storageUsedBytes", json!(s.storage_used_bytes)),
+            ("storageUsed", json!(s.storage_used)),
+            ("lastProbeTime", json!(s.last_probe_time)),
+        ];
+        if let Some(ready) = s.conditions.iter().find(|c| c.type_ == READY_CONDITION) {
+            conds.insert(
+                0,
+                Want {
+                    type_: READY_CONDITION,
+                    status: ready.status.clone(),
+                    reason: ready.reason.clone(),
+                    message: ready.message.clone(),
+                },
+            );
+        }
+    }
+    (fields, conds)
+}
+
+fn workspace(
+    snap: &Snapshot,
+    obj: StoredView<'_>,
+    problems: &[&str],
+) -> (Vec<(&'static str, Value)>, Vec<Want>) {
+    let members: Vec<&str> = snap
+        .workspaces()
+        .iter()
+        .find(|w| w.name == obj.name)
+        .map(|w| w.namespaces.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let ready = match (obj.invalid, problems) {
+        (Some(why), _) => want("Ready", false, "Invalid", why.to_string()),
+        (None, []) => want(
+            "Ready",
+            true,
+            "Resolved",
+            format!("{} namespaces", members.len()),
+        ),
+        (None, p) => want("Ready", false, "InvalidSpec", p.join("; ")),
+    };
+    (vec![("namespaces", json!(members))], vec![ready])
+}
+
+fn space(
+    snap: &Snapshot,
+    obj: StoredView<'_>,
+    problems: &[&str],
+    extra: &[String],
+) -> (Vec<(&'static str, Value)>, Vec<Want>) {
+    let entry = snap
+        .registries()
+        .iter()
+        .flat_map(|r| snap.spaces_of(&r.name))
+        .find(|s| s.objects.iter().any(|o| o == obj.name));
+    let bound = entry.map_or(0, |e| snap.bound_namespaces(e).len());
+    let (conflicts, others): (Vec<&str>, Vec<&str>) =
+        problems.iter().partition(|p| p.starts_with("Conflict:"));
+    let conflict = match conflicts.first() {
+        Some(msg) => want("Conflict", true, "Conflict", msg.to_string()),
+        None => want("Conflict", false, "NoConflict", String::new()),
+    };
+    let mut why: Vec<String> = others.iter().map(|s| s.to_string()).collect();
+    why.extend(extra.iter().cloned());
+    let ready = match obj.invalid {
+        Some(w) => want("Ready", false, "Invalid", w.to_string()),
+        None if entry.is_none() => want("Ready", false, "InvalidSpec", why.join("; ")),
+        None if !why.is_empty() => want("Ready", false, "Degraded", why.join("; ")),
+        None => want(
+            "Ready",
+            true,
+            "Bound",
+            format!("{bound} namespaces may pull"),
+        ),
+    };
+    let mut conds = vec![ready];
+    if obj.invalid.is_none() {
+        conds.push(conflict);
+    }
+    (vec![("boundNamespaces", json!(bound))], conds)
+}
+
+/// The merge patch that brings the status to what is wanted, or None if it is already.
+fn patch_for(
+    obj: StoredView<'_>,
+    fields: Vec<(&'static str, Value)>,
+    conds: &[Want],
+    now: &str,
+) -> Option<Value> {
+    let current = obj.status;
+    let existing: Vec<Value> = current
+        .get("conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let find = |t: &str| existing.iter().find(|c| c["type"] == t);
+    // A null field is an absent one (the merge patch removes it).
+    let mut changed = fields
+        .iter()
+        .any(|(k, v)| current.get(*k).unwrap_or(&Value::Null) != v);
+    let mut out_conds: Vec<Value> = existing
+        .iter()
+        .filter(|c| !conds.iter().any(|w| c["type"] == w.type_))
+        .cloned()
+        .collect();
+    for w in conds {
+        let old = find(w.type_);
+        let same_status = old.is_some_and(|c| c["status"] == w.status.as_str());
+        let same = same_status
+            && old.is_some_and(|c| {
+                c["reason"] == w.reason.as_str()
+                    && c["message"] == w.message.as_str()
+                    && c.get("observedGeneration").and_then(Value::as_i64) == obj.generation
+            });
+        changed |= !same;
+        let time = match old {
+            Some(c) if same_status => c["lastTransitionTime"].clone(),
+            _ => json!(now),
+        };
+        let mut c = json!({
+            "type": w.type_,
+            "status": w.status,
+            "reason": w.reason,
+            "message": w.message,
+            "lastTransitionTime": time,
+        });
+        if let Some(g) = obj.generation {
+            c["observedGeneration"] = json!(g);
+        }
+        out_conds.push(c);
+    }
+    if !changed {
+        return None;
+    }
+    let mut status = serde_json::Map::new();
+    for (k, v) in fields {
+        status.insert(k.to_string(), v);
+    }
+    status.insert("conditions".into(), Value::Array(out_conds));
+    Some(json!({ "status": status }))
+}

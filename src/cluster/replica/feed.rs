@@ -1,0 +1,429 @@
+//! The feed: the one task that owns [`Watched`] (what the watches have seen). It applies
+//! the watches' changes, publishes a new binding-table snapshot per burst of changes,
+//! keeps the staleness flag (SPEC §6.2), starts and stops the watches of referenced
+//! Secrets, and hands the leader a consistent [`LeaderView`].
+//!
+//! Only a leader pays for the [`LeaderView`] (a copy of the whole [`Watched`]): the feed
+//! follows the election, builds a view per change only while this replica leads, and
+//! tells the leader loops they lead only after the view of their term is published, so
+//! no loop ever works from a view older than its term.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use kube::Client;
+use tokio::sync::{mpsc, watch as channel};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::state::{Change, LeaderView, WatchId, Watched};
+use super::watch::{self, Source};
+use crate::api::SecretRef;
+use crate::index::{Snapshot, Table};
+
+/// How long a burst of watch events is gathered into one snapshot: long enough to
+/// absorb a relist or a `kubectl apply -f dir/`, far below the 100 ms visibility target.
+pub const COALESCE: Duration = Duration::from_millis(10);
+
+pub struct Feed {
+    pub client: Client,
+    pub table: Arc<Table>,
+    pub synced: channel::Sender<bool>,
+    pub view: channel::Sender<Arc<LeaderView>>,
+    /// Leadership as the leader loops see it (see the module doc).
+    pub leading: channel::Sender<bool>,
+    pub max_staleness: Duration,
+    /// How often the staleness bound is checked.
+    pub staleness_tick: Duration,
+}
+
+struct Run {
+    feed: Feed,
+    watched: Watched,
+    tx: mpsc::Sender<Change>,
+    listed: HashSet<WatchId>,
+    broken_since: HashMap<WatchId, Instant>,
+    refs: BTreeMap<(String, String), JoinHandle<()>>,
+    revision: u64,
+    table_dirty: bool,
+    view_dirty: bool,
+    /// Whether the election says this replica leads.
+    leading: bool,
+}
+
+impl Feed {
+    /// Runs until `rx` closes. `tx` is the sender the watches use (for new Secret watches);
+    /// `elected` says whether this replica holds the Lease.
+    pub async fn run(
+        self,
+        tx: mpsc::Sender<Change>,
+        mut rx: mpsc::Receiver<Change>,
+        mut elected: channel::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(self.staleness_tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut run = Run::new(self, tx);
+        loop {
+            tokio::select! {
+                change = rx.recv() => {
+                    let Some(change) = change else { break };
+                    run.handle(change);
+                    let deadline = Instant::now() + COALESCE;
+                    loop {
+                        match tokio::time::timeout_at(deadline, rx.recv()).await {
+                            Ok(Some(c)) => run.handle(c),
+                            Ok(None) => return run.stop(),
+                            Err(_) => break,
+                        }
+                    }
+                    run.publish().await;
+                    run.check_staleness();
+                }
+                _ = tick.tick() => run.check_staleness(),
+                Ok(()) = elected.changed() => {
+                    let leads = *elected.borrow_and_update();
+                    run.set_leading(leads);
+                }
+            }
+        }
+        run.stop();
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.abort_refs();
+    }
+}
+
+impl Run {
+    fn new(feed: Feed, tx: mpsc::Sender<Change>) -> Run {
+        let revision = feed.table.load().revision();
+        Run {
+            feed,
+            watched: Watched::default(),
+            tx,
+            listed: HashSet::new(),
+            broken_since: HashMap::new(),
+            refs: BTreeMap::new(),
+            revision,
+            table_dirty: true,
+            view_dirty: true,
+            leading: false,
+        }
+    }
+
+    fn handle(&mut self, change: Change) {
+        match &change {
+            Change::Broken(id) => {
+                self.broken_since
+                    .entry(id.clone())
+                    .or_insert_with(Instant::now);
+            }
+            Change::Reset(id, _) => {
+                self.broken_since.remove(id);
+                self.listed.insert(id.clone());
+                self.view_dirty = true;
+            }
+            Change::Apply(id, _) | Change::Delete(id, _) => {
+                self.broken_since.remove(id);
+                self.view_dirty = true;
+            }
+        }
+        // Changes of a Secret watch that was just stopped are stale; drop them.
+        if let Change::Apply(WatchId::Ref(ns, name), _) | Change::Reset(WatchId::Ref(ns, name), _) =
+            &change
+        {
+            if !self.refs.contains_key(&(ns.clone(), name.clone())) {
+                return;
+            }
+        }
+        self.table_dirty |= self.watched.apply(change);
+    }
+
+    fn synced(&self) -> bool {
+        WatchId::SYNC.iter().all(|id| self.listed.contains(id))
+    }
+
+    async fn publish(&mut self) {
+        if !self.synced() {
+            return;
+        }
+        if self.table_dirty {
+            self.revision += 1;
+            let (objects, revision) = (self.watched.objects(), self.revision);
+            // A rebuild at scale takes milliseconds: on the blocking pool, so that the
+            // runtime's workers (one, at the shipped CPU limit) keep answering reviews.
+            let built = tokio::task::spawn_blocking(move || Snapshot::build(&objects, revision));
+            let snapshot = built
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            self.feed.table.store(snapshot);
+            tracing::debug!(revision = self.revision, "binding table updated");
+            self.table_dirty = false;
+            self.view_dirty = true;
+            self.update_ref_watches();
+        }
+        // The view first: a leader loop woken by `synced` finds it current.
+        self.publish_view();
+        self.feed
+            .synced
+            .send_if_modified(|s| !std::mem::replace(s, true));
+    }
+
+    /// Publishes the view for the leader loops, if this replica leads and it changed.
+    fn publish_view(&mut self) {
+        if !self.leading || !self.view_dirty {
+            return;
+        }
+        self.view_dirty = false;
+        self.feed.view.send_replace(Arc::new(LeaderView {
+            snapshot: self.feed.table.load(),
+            watched: self.watched.clone(),
+        }));
+    }
+
+    /// Follows the election: a new leader gets its view first, then the word that it
+    /// leads; a leader that lost the Lease is told at once, and the view it held goes.
+    fn set_leading(&mut self, leads: bool) {
+        if leads == self.leading {
+            return;
+        }
+        self.leading = leads;
+        if leads {
+            self.view_dirty = true;
+            if self.synced() {
+                self.publish_view();
+            }
+            self.feed.leading.send_replace(true);
+        } else {
+            self.feed.leading.send_replace(false);
+            self.feed.view.send_replace(Arc::default());
+        }
+    }
+
+    /// One watch per referenced Secret; a reference that went away loses its watch.
+    fn update_ref_watches(&mut self) {
+        let wanted: Vec<SecretRef> = self.watched.referenced_secrets();
+        let key = |r: &SecretRef| (r.namespace.clone(), r.name.clone());
+        let gone: Vec<(String, String)> = self
+            .refs
+            .keys()
+            .filter(|k| !wanted.iter().any(|r| key(r) == **k))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some(task) = self.refs.remove(&k) {
+                task.abort();
+            }
+            self.watched.ref_secrets.remove(&k);
+            self.broken_since.remove(&WatchId::Ref(k.0, k.1));
+        }
+        for r in wanted {
+            if !self.refs.contains_key(&key(&r)) {
+                let source = Source::referenced(&self.feed.client, &r);
+                let task = tokio::spawn(watch::run(source, self.tx.clone()));
+                self.refs.insert(key(&r), task);
+            }
+        }
+    }
+
+    /// Stale when a table watch has been broken for longer than the bound. Also tells the
+    /// table since when it may be behind: since the oldest break of a table watch.
+    fn check_staleness(&mut self) {
+        let now = Instant::now();
+        let oldest = WatchId::TABLE
+            .iter()
+            .filter_map(|id| self.broken_since.get(id))
+            .min();
+        let behind_since = oldest.map(|since| {
+            let broken_for = now.duration_since(*since);
+            SystemTime::now()
+                .checked_sub(broken_for)
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+        });
+        self.feed.table.set_behind_since(behind_since);
+        let broken = WatchId::TABLE.iter().find(|id| {
+            self.broken_since
+                .get(id)
+                .is_some_and(|since| now.duration_since(*since) > self.feed.max_staleness)
+        });
+        let stale = broken.is_some();
+        if stale != self.feed.table.is_stale() {
+            if let Some(id) = broken {
+                tracing::warn!(watch = ?id, "watch broken for longer than --max-staleness: refusing grants of private spaces until it recovers");
+            } else {
+                tracing::info!("watches recovered: binding table is current again");
+            }
+            self.feed.table.set_stale(stale);
+        }
+    }
+
+    fn stop(&mut self) {
+        self.abort_refs();
+    }
+
+    fn abort_refs(&mut self) {
+        for (_, task) in std::mem::take(&mut self.refs) {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::cluster::replica::state::Item;
+    use crate::index::testing::mk_ns;
+    use crate::index::Objects;
+
+    /// The rebuild runs on the blocking pool: on a one-thread runtime, other tasks run
+    /// while `publish` waits for it. Built inline, `publish` would finish in the poll that
+    /// starts it and the ticker would never run in between.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_rebuild_does_not_hold_the_runtime() {
+        let client = Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
+            .expect("a client that is never called");
+        let table = Arc::new(Table::new(Snapshot::build(&Objects::default(), 0)));
+        let (synced, _) = channel::channel(false);
+        let (view, view_rx) = channel::channel(Arc::new(LeaderView {
+            snapshot: table.load(),
+            watched: Watched::default(),
+        }));
+        let (tx, _rx) = mpsc::channel(1);
+        let (leading, _) = channel::channel(false);
+        let feed = Feed {
+            client,
+            table: table.clone(),
+            synced,
+            view,
+            leading,
+            max_staleness: Duration::from_secs(60),
+            staleness_tick: Duration::from_secs(60),
+        };
+        let mut run = Run::new(feed, tx);
+        run.set_leading(true);
+        for id in WatchId::TABLE
+            .into_iter()
+            .chain([WatchId::PullSecrets, WatchId::RobotSecrets])
+        {
+            run.handle(Change::Reset(id, Vec::new()));
+        }
+        // Large enough that the rebuild outlasts a scheduling hiccup of this thread on a
+        // loaded machine: with 2,000 the build sometimes finished before the ticker was
+        // polled again, when other tests ran beside this one.
+        let namespaces = (0..20_000)
+            .map(|i| Item::Namespace(mk_ns(&format!("app-{i}"), &[("team", "a")])))
+            .collect();
+        run.handle(Change::Reset(WatchId::Namespaces, namespaces));
+        assert!(run.synced());
+
+        let (started, publishing, ticks) = (Cell::new(false), Cell::new(true), Cell::new(0));
+        tokio::join!(
+            async {
+                started.set(true);
+                run.publish().await;
+                publishing.set(false);
+            },
+            async {
+                while publishing.get() {
+                    if started.get() {
+                        ticks.set(ticks.get() + 1);
+                    }
+                    tokio::task::yield_now().await;
+                }
+            },
+        );
+        assert!(ticks.get() > 0, "the runtime was held during the rebuild");
+        assert_eq!(
+            table.load().revision(),
+            1,
+            "the rebuilt table was published"
+        );
+        assert_eq!(view_rx.borrow().snapshot.revision(), 1);
+    }
+
+    fn mk_run(leading: channel::Sender<bool>) -> (Run, channel::Receiver<Arc<LeaderView>>) {
+        let client = Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
+            .expect("a client that is never called");
+        let table = Arc::new(Table::new(Snapshot::build(&Objects::default(), 0)));
+        let (synced, _) = channel::channel(false);
+        let (view, view_rx) = channel::channel(Arc::default());
+        let (tx, _rx) = mpsc::channel(1);
+        let feed = Feed {
+            client,
+            table,
+            synced,
+            view,
+            leading,
+            max_staleness: Duration::from_secs(60),
+            staleness_tick: Duration::from_secs(60),
+        };
+        (Run::new(feed, tx), view_rx)
+    }
+
+    fn ns_change(i: usize) -> Change {
+        Change::Apply(
+            WatchId::Namespaces,
+            Item::Namespace(mk_ns(&format!("app-{i}"), &[("team", "a")])),
+        )
+    }
+
+    /// A replica that is not leader builds no view (no copy of the whole state) however
+    /// often the cluster changes; when it is elected, the loops learn that they lead only
+    /// after the current view is published, and when it loses the Lease they are told
+    /// at once and the view is dropped.
+    #[tokio::test]
+    async fn only_a_leader_pays_for_the_view() {
+        let (leading_tx, leading) = channel::channel(false);
+        let (mut run, mut view) = mk_run(leading_tx);
+        for id in WatchId::SYNC {
+            run.handle(Change::Reset(id, Vec::new()));
+        }
+        let mut built = 0;
+        // A few bursts only: each rebuilds the table on the blocking pool, beside a test
+        // that watches how the runtime fares while that pool works.
+        for burst in 0..5 {
+            for i in 0..10 {
+                run.handle(ns_change(burst * 10 + i));
+            }
+            run.publish().await;
+            if view.has_changed().unwrap() {
+                built += 1;
+                view.mark_unchanged();
+            }
+        }
+        assert_eq!(built, 0, "worlds built while not leader");
+        assert_eq!(
+            run.feed.table.load().revision(),
+            5,
+            "the table still follows"
+        );
+
+        let mut seen = leading.clone();
+        run.set_leading(true);
+        assert!(*seen.borrow_and_update(), "told it leads");
+        assert_eq!(
+            view.borrow_and_update().watched.namespaces.len(),
+            50,
+            "the view of the new term was published before"
+        );
+        run.handle(ns_change(50));
+        run.publish().await;
+        assert!(
+            view.has_changed().unwrap(),
+            "a leader's view follows changes"
+        );
+        assert_eq!(view.borrow_and_update().watched.namespaces.len(), 51);
+
+        run.set_leading(false);
+        assert!(
+            !*seen.borrow_and_update(),
+            "told at once that it no longer leads"
+        );
+        assert!(view.borrow_and_update().watched.namespaces.is_empty());
+    }
+}
