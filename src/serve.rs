@@ -4,67 +4,42 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::admission::{Admission, Webhook};
+use crate::admission::{Admission, Outcome, Webhook};
 use crate::cli::ServeArgs;
 use crate::cluster::{
     self, ApiErrorHook, ClusterOptions, DenialEvents, HealthHook, LeaderHook, SyncHook,
 };
 use crate::config;
 use crate::index::{Snapshot, Table};
-use crate::policy::Verdict;
-use crate::server::{self, Endpoint, Handler, Health, Metrics, Reply, ServerOptions, TlsSource};
+use crate::server::{self, Handler, Health, Metrics, ServerOptions, TlsSource};
 
 /// How often the binding-table metrics (revision, staleness, registries) are refreshed.
 const METRICS_TICK: Duration = Duration::from_secs(1);
 
-/// The admission handler the server calls: review, count, audit, report denials.
+/// The admission handler the server calls: review, then log the audit record and
+/// report a denied workload. The server sends the outcome and counts it.
 pub struct AdmissionHandler {
     pub admission: Admission,
-    pub metrics: Arc<Metrics>,
     /// Cluster mode: denials of workloads become Events (written by this replica).
     pub events: Option<DenialEvents>,
 }
 
 impl Handler for AdmissionHandler {
-    fn handle(&self, endpoint: Endpoint, body: &[u8], _deadline: Instant) -> Reply {
-        let start = Instant::now();
-        let webhook = match endpoint {
-            Endpoint::Validate => Webhook::Validate,
-            Endpoint::Mutate => Webhook::Mutate,
-        };
-        let reviewed = self.admission.review(webhook, body);
-        if let Some(verdict) = reviewed.verdict {
-            self.metrics
-                .observe_request(endpoint, verdict.as_str(), start.elapsed());
-        }
-        if let Some(record) = &reviewed.audit {
+    fn handle(&self, webhook: Webhook, body: &[u8]) -> Outcome {
+        let outcome = self.admission.review(webhook, body);
+        if let Some(record) = &outcome.audit {
             record.emit();
-            if let (Some(events), Some(Verdict::Deny)) = (&self.events, reviewed.verdict) {
-                if record.kind != "Pod" && !record.dry_run {
-                    let denied = record
-                        .images
-                        .iter()
-                        .filter(|i| i.verdict == "deny")
-                        .filter_map(|i| i.message.as_deref());
-                    events.report(
-                        &record.kind,
-                        &record.namespace,
-                        &record.name,
-                        &cluster::replica::events::join_bounded(denied, "; "),
-                    );
-                }
-            }
         }
-        Reply {
-            status: reviewed.status,
-            body: reviewed.body,
+        if let (Some(events), Some(d)) = (&self.events, &outcome.event) {
+            events.report(&d.kind, &d.namespace, &d.name, &d.message);
         }
+        outcome
     }
 }
 
@@ -117,7 +92,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             pull_secret_name: args.pull_secret_name.clone(),
             table,
         },
-        metrics: metrics.clone(),
         events,
     });
     server::serve(

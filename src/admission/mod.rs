@@ -1,6 +1,6 @@
-//! Admission: from an AdmissionReview body to the response, the patch and the audit
-//! record. [`Admission::review`] is the one entry point; it parses once, calls the pure
-//! decision and maps the result. `pullgate check` uses [`Admission::judge_object`], the
+//! Admission: from an AdmissionReview body to its [`Outcome`]: the HTTP answer, the
+//! verdict, the audit record and the Event to write. [`Admission::review`] is the one
+//! entry point; it parses once, calls the pure decision and maps the result. `pullgate check` uses [`Admission::judge_object`], the
 //! same path without the envelope.
 
 pub mod audit;
@@ -50,23 +50,50 @@ pub const MAX_ECHOED: usize = 1024;
 const WARNING_BYTES: usize = 256;
 const WARNINGS_BYTES: usize = 4096;
 
-/// Which webhook is being answered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which webhook is being answered: the two admission routes of the TLS port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Webhook {
+    /// `POST /validate`
     Validate,
+    /// `POST /mutate`
     Mutate,
 }
 
-/// The answer to one review.
+impl Webhook {
+    /// The route's name as used in metric labels: `validate` or `mutate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Webhook::Validate => "validate",
+            Webhook::Mutate => "mutate",
+        }
+    }
+}
+
+/// Everything one review leads to: what the server sends, what it counts, what is
+/// logged and what is reported.
 #[derive(Debug)]
-pub struct Reviewed {
+pub struct Outcome {
     /// 200 with a review, or 400 for a body that is not a usable AdmissionReview.
     pub status: u16,
+    /// JSON, sent as `application/json`.
     pub body: Vec<u8>,
     /// The policy verdict (for metrics); `None` for a 400.
     pub verdict: Option<Verdict>,
     /// The audit record (validating webhook only).
     pub audit: Option<AuditRecord>,
+    /// A workload denied for real (not a Pod, not a dry run): the Event to write about it.
+    pub event: Option<WorkloadDenied>,
+}
+
+/// A denied workload, as its Event tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadDenied {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// The sentences about the denied images, joined; the Event writer cuts it to its
+    /// limit, so it is built only a little beyond [`MAX_ECHOED`].
+    pub message: String,
 }
 
 /// The admission service: policy settings plus the live binding table.
@@ -85,7 +112,7 @@ struct Judged<'a> {
 
 impl Admission {
     /// Answers one AdmissionReview body.
-    pub fn review(&self, webhook: Webhook, body: &[u8]) -> Reviewed {
+    pub fn review(&self, webhook: Webhook, body: &[u8]) -> Outcome {
         let start = Instant::now();
         let snap = self.table.load();
         let mut req = match Request::parse(body) {
@@ -110,9 +137,8 @@ impl Admission {
         old_object: Option<Box<Object<'a>>>,
         snap: &Snapshot,
     ) -> Result<Judged<'a>, BadReview> {
-        let op = req.op()?;
-        let judged = req.judged_kind()?;
-        let (Some(kind), Operation::Create | Operation::Update) = (judged, op) else {
+        let op = req.operation;
+        let (Some(kind), Operation::Create | Operation::Update) = (req.judged, op) else {
             return Ok(Judged {
                 decision: None,
                 object: None,
@@ -152,10 +178,11 @@ impl Admission {
         judged: Judged<'_>,
         snap: &Snapshot,
         start: Instant,
-    ) -> Reviewed {
+    ) -> Outcome {
         let ns = req.namespace();
         let mut parts = ResponseParts::default();
         let mut denial = None;
+        let mut event_message = None;
         let (verdict, mode, images) = match judged.decision {
             Some(d) => {
                 let verdict = d.verdict();
@@ -169,7 +196,10 @@ impl Admission {
                         .push((ANNOTATION_DENIED, denied_images(&d, denied)));
                 }
                 match verdict {
-                    Verdict::Deny => denial = Some(denial_message(&d, ns, denied)),
+                    Verdict::Deny => {
+                        denial = Some(denial_message(&d, ns, denied));
+                        event_message = Some(event_message_of(&d, ns));
+                    }
                     Verdict::Warn => parts.warnings = warnings(&d, ns, denied),
                     Verdict::Allow | Verdict::Audit => {}
                 }
@@ -188,7 +218,7 @@ impl Admission {
         let record = AuditRecord {
             time: humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
             uid: clip(&req.uid, MAX_ECHOED).into_owned(),
-            operation: req.op().map(Operation::as_str).unwrap_or_default(),
+            operation: req.operation.as_str(),
             kind: clip(&req.kind.kind, MAX_ECHOED).into_owned(),
             namespace: clip(ns, MAX_ECHOED).into_owned(),
             name: clip(name, MAX_ECHOED).into_owned(),
@@ -202,20 +232,30 @@ impl Admission {
             revision: snap.revision(),
             latency_us: start.elapsed().as_micros() as u64,
         };
-        Reviewed {
+        let dry_run = req.dry_run.unwrap_or(false);
+        let event = event_message
+            .filter(|_| judged.kind != Some(Kind::Pod) && !dry_run)
+            .map(|message| WorkloadDenied {
+                kind: record.kind.clone(),
+                namespace: record.namespace.clone(),
+                name: record.name.clone(),
+                message,
+            });
+        Outcome {
             status: 200,
             body,
             verdict: Some(verdict),
             audit: Some(record),
+            event,
         }
     }
 
     /// Never denies; patches Pod CREATE when an image needs credentials.
-    fn mutate(&self, req: &Request<'_>, judged: &Judged<'_>) -> Reviewed {
+    fn mutate(&self, req: &Request<'_>, judged: &Judged<'_>) -> Outcome {
         let mut parts = ResponseParts::default();
         let is_pod_create = judged.kind == Some(Kind::Pod)
             && req.sub_resource.is_none()
-            && req.op().ok() == Some(Operation::Create);
+            && req.operation == Operation::Create;
         if let (true, Some(d), Some(spec)) = (
             is_pod_create,
             &judged.decision,
@@ -225,11 +265,12 @@ impl Admission {
                 parts.patch = patch::pull_secret_patch(spec, &self.pull_secret_name);
             }
         }
-        Reviewed {
+        Outcome {
             status: 200,
             body: review::respond(&req.uid, None, parts),
             verdict: Some(Verdict::Allow),
             audit: None,
+            event: None,
         }
     }
 
@@ -298,6 +339,23 @@ fn denial_message(d: &Decision, namespace: &str, denied: usize) -> String {
     message
 }
 
+/// The message of a denied workload's Event: the sentences about its denied images
+/// joined with `; `, stopping once past [`MAX_ECHOED`] bytes (so a workload with
+/// thousands of denied containers costs no more than that).
+fn event_message_of(d: &Decision, namespace: &str) -> String {
+    let mut out = String::new();
+    for v in d.denied() {
+        if out.len() > MAX_ECHOED {
+            break;
+        }
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        out.push_str(&clip(&explain(v, namespace), MAX_ECHOED));
+    }
+    out
+}
+
 /// The warnings of `warn` mode: one per denied image while they fit the apiserver's
 /// limits ([`WARNING_BYTES`] each, [`WARNINGS_BYTES`] in all), then the count of the
 /// others.
@@ -328,11 +386,12 @@ fn warnings(d: &Decision, namespace: &str, denied: usize) -> Vec<String> {
     out
 }
 
-fn bad(e: &BadReview) -> Reviewed {
-    Reviewed {
+fn bad(e: &BadReview) -> Outcome {
+    Outcome {
         status: 400,
         body: review::bad_request_body(e),
         verdict: None,
         audit: None,
+        event: None,
     }
 }

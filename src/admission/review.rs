@@ -41,14 +41,17 @@ pub struct Request<'a, O = Box<Object<'a>>> {
     pub name: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "text")]
     pub namespace: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub operation: Cow<'a, str>,
+    pub operation: Operation,
     #[serde(default, borrow)]
     pub user_info: UserInfo<'a>,
     // Boxed: the request is moved several times while it is read.
     pub object: Option<O>,
     pub old_object: Option<O>,
     pub dry_run: Option<bool>,
+    /// The kind whose pods are judged, if this request is one pullgate judges (set once
+    /// the envelope is checked).
+    #[serde(skip)]
+    pub judged: Option<Kind>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,9 +70,11 @@ pub struct UserInfo<'a> {
     pub username: Option<Cow<'a, str>>,
 }
 
-/// The operations of an admission request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The operations of an admission request; any other is refused when the body is read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum Operation {
+    #[default]
     Create,
     Update,
     Delete,
@@ -111,9 +116,7 @@ impl<'a> Request<'a> {
         let req = object::from_slice::<Envelope<'a, IgnoredAny>>(body)
             .map_err(|e| BadReview(format!("body is not a valid AdmissionReview: {e}")))?
             .check()?;
-        if req.judged_kind()?.is_some()
-            && matches!(req.op()?, Operation::Create | Operation::Update)
-        {
+        if req.judged.is_some() && matches!(req.operation, Operation::Create | Operation::Update) {
             return Err(BadReview(format!(
                 "request.object or oldObject is not a valid {}: {typed}",
                 req.kind.kind
@@ -130,6 +133,7 @@ impl<'a> Request<'a> {
             object: None,
             old_object: None,
             dry_run: req.dry_run,
+            judged: req.judged,
         })
     }
 }
@@ -148,7 +152,7 @@ impl<'a, O> Envelope<'a, O> {
                 )));
             }
         }
-        let req = self
+        let mut req = self
             .request
             .ok_or_else(|| BadReview("AdmissionReview has no request".into()))?;
         if req.uid.is_empty() {
@@ -160,7 +164,7 @@ impl<'a, O> Envelope<'a, O> {
                 "request.uid is longer than {MAX_UID_BYTES} bytes"
             )));
         }
-        req.op()?;
+        req.judged = req.judged_kind()?;
         Ok(req)
     }
 }
@@ -168,7 +172,7 @@ impl<'a, O> Envelope<'a, O> {
 impl<O> Request<'_, O> {
     /// The kind whose pods are judged, if this request is one pullgate judges (a
     /// covered kind, or the `ephemeralcontainers` subresource of a Pod).
-    pub fn judged_kind(&self) -> Result<Option<Kind>, BadReview> {
+    fn judged_kind(&self) -> Result<Option<Kind>, BadReview> {
         let kind = Kind::from_group_kind(&self.kind.group, &self.kind.kind);
         Ok(match self.sub_resource.as_deref() {
             None => kind,
@@ -180,16 +184,6 @@ impl<O> Request<'_, O> {
                 )))
             }
             Some(_) => None,
-        })
-    }
-
-    pub fn op(&self) -> Result<Operation, BadReview> {
-        Ok(match &*self.operation {
-            "CREATE" => Operation::Create,
-            "UPDATE" => Operation::Update,
-            "DELETE" => Operation::Delete,
-            "CONNECT" => Operation::Connect,
-            other => return Err(BadReview(format!("unknown operation {other:?}"))),
         })
     }
 

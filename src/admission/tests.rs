@@ -21,7 +21,7 @@ fn admission() -> Admission {
     }
 }
 
-fn send(webhook: Webhook, body: &Value) -> (Reviewed, Value) {
+fn send(webhook: Webhook, body: &Value) -> (Outcome, Value) {
     let r = admission().review(webhook, body.to_string().as_bytes());
     let v: Value = serde_json::from_slice(&r.body).expect("response is JSON");
     (r, v)
@@ -611,4 +611,59 @@ fn a_denial_names_at_most_max_listed_images_and_counts_the_rest() {
         "denied ones first"
     );
     assert_eq!((audit.omitted_images, audit.omitted_denied), (8, 7));
+}
+
+#[test]
+fn the_outcome_names_the_event_of_a_denied_workload_only() {
+    let deny = |kind: &str, dry_run: bool, images: &[&str]| {
+        let mut body = review(kind, "CREATE", object(kind, pod_spec(images)), None);
+        body["request"]["dryRun"] = json!(dry_run);
+        send(Webhook::Validate, &body).0
+    };
+    let r = deny("Deployment", false, &["nginx", PRIVATE_BAD]);
+    let event = r.event.expect("a denied Deployment is reported");
+    assert_eq!(event.kind, "Deployment");
+    assert!(event.message.contains(PRIVATE_BAD), "{}", event.message);
+    assert!(!event.message.contains("nginx"), "{}", event.message);
+    assert_eq!(
+        r.audit.map(|a| (a.namespace, a.name)),
+        Some((event.namespace, event.name))
+    );
+    // Pods are reported by the apiserver's own events; dry runs create nothing.
+    assert!(deny("Pod", false, &[PRIVATE_BAD]).event.is_none());
+    assert!(deny("Deployment", true, &[PRIVATE_BAD]).event.is_none());
+    assert!(deny("Deployment", false, &[PRIVATE_OK]).event.is_none());
+    let many: Vec<String> = (0..500)
+        .map(|i| format!("harbor.example.com/team-b/app-{i}:1"))
+        .collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let event = deny("Deployment", false, &many).event.expect("reported");
+    assert!(
+        event.message.len() <= 2 * MAX_ECHOED + 2,
+        "{} bytes",
+        event.message.len()
+    );
+    let r = send(
+        Webhook::Mutate,
+        &review(
+            "Deployment",
+            "CREATE",
+            object("Deployment", pod_spec(&[PRIVATE_BAD])),
+            None,
+        ),
+    )
+    .0;
+    assert!(r.event.is_none() && r.audit.is_none());
+}
+
+#[test]
+fn an_unknown_operation_is_refused_when_the_body_is_read() {
+    let mut body = review("Pod", "CREATE", object("Pod", pod_spec(&["nginx"])), None);
+    body["request"]["operation"] = json!("PATCH");
+    let (r, v) = send(Webhook::Validate, &body);
+    assert_eq!(r.status, 400);
+    assert!(
+        v["message"].as_str().unwrap_or_default().contains("PATCH"),
+        "{v}"
+    );
 }

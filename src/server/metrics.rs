@@ -19,7 +19,7 @@ use prometheus::{
 };
 use tracing::error;
 
-use super::Endpoint;
+use super::Webhook;
 
 /// The `Content-Type` of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
@@ -43,7 +43,7 @@ pub const REGISTRY_OPERATIONS: &[&str] = &["health", "read", "project", "robot"]
 const DURATION_BUCKETS: (f64, f64, usize) = (25e-6, 2.0, 16);
 
 /// The endpoints, in the order of [`Metrics`]' per-endpoint arrays.
-const ENDPOINTS: [Endpoint; 2] = [Endpoint::Validate, Endpoint::Mutate];
+const ENDPOINTS: [Webhook; 2] = [Webhook::Validate, Webhook::Mutate];
 
 /// All pullgate metrics and the registry that encodes them.
 pub struct Metrics {
@@ -248,10 +248,10 @@ impl Metrics {
 
     /// Counts one admission request and its latency. `decision` is one of [`DECISIONS`];
     /// anything else is counted as `unknown` (and is a bug in the caller).
-    pub fn observe_request(&self, endpoint: Endpoint, decision: &str, elapsed: Duration) {
+    pub fn observe_request(&self, endpoint: Webhook, decision: &str, elapsed: Duration) {
         let e = match endpoint {
-            Endpoint::Validate => 0,
-            Endpoint::Mutate => 1,
+            Webhook::Validate => 0,
+            Webhook::Mutate => 1,
         };
         match DECISIONS.iter().position(|known| *known == decision) {
             Some(d) => self.requests_by[e][d].inc(),
@@ -454,8 +454,8 @@ mod tests {
     #[test]
     fn every_family_is_exposed() {
         let metrics = Metrics::new();
-        metrics.observe_request(Endpoint::Validate, "allow", Duration::from_micros(40));
-        metrics.observe_request(Endpoint::Mutate, "overload", Duration::from_micros(5));
+        metrics.observe_request(Webhook::Validate, "allow", Duration::from_micros(40));
+        metrics.observe_request(Webhook::Mutate, "overload", Duration::from_micros(5));
         metrics.set_binding_table(7, SystemTime::now() - Duration::from_secs(90));
         metrics.set_registries(["harbor-prod", "docker-lab"]);
         metrics.set_registry_health("harbor-prod", true);
@@ -514,8 +514,8 @@ mod tests {
     #[test]
     fn unknown_label_values_do_not_make_new_series() {
         let metrics = Metrics::new();
-        metrics.observe_request(Endpoint::Validate, "maybe", Duration::ZERO);
-        metrics.observe_request(Endpoint::Validate, "perhaps", Duration::ZERO);
+        metrics.observe_request(Webhook::Validate, "maybe", Duration::ZERO);
+        metrics.observe_request(Webhook::Validate, "perhaps", Duration::ZERO);
         metrics.inc_pull_secret_sync("sideways");
         metrics.inc_registry_api_error("r", "dance");
         let text = metrics.encode();

@@ -1,14 +1,14 @@
 //! The HTTPS admission server: TLS listener with certificate hot reload, request limits,
 //! graceful shutdown, and the plain-HTTP probe port (`/healthz`, `/readyz`, `/metrics`).
 //!
-//! It knows nothing of AdmissionReviews: the body of `POST /validate` and `POST /mutate`
-//! goes to a [`Handler`], whose [`Reply`] is sent back. Entry points: [`serve`], or
+//! It does not read AdmissionReviews: the body of `POST /validate` and `POST /mutate`
+//! goes to a [`Handler`], whose [`Outcome`] is sent back. Entry points: [`serve`], or
 //! [`Server::bind`] then [`Server::run`] when the caller needs the bound addresses first.
 //!
-//! Outcomes the server decides itself are counted in [`Metrics`]: `overload` (503),
-//! `timeout` (504, the handler answered after the deadline), and `invalid` (a body that is
-//! too large, too slow or unreadable, and every non-2xx reply of the handler). The handler
-//! counts its own decisions (`allow`, `deny`, `warn`, `audit`).
+//! Every request is counted in [`Metrics`], by the outcome's verdict (`allow`, `deny`,
+//! `warn`, `audit`) or by what the server decided itself: `overload` (503), `timeout`
+//! (504, the handler answered after the deadline), and `invalid` (a body that is too
+//! large, too slow or unreadable, and every non-2xx answer of the handler).
 
 mod conn;
 mod limits;
@@ -32,39 +32,14 @@ use tracing::{error, info, warn};
 
 pub use self::metrics::Metrics;
 pub use self::tls::TlsError;
+pub use crate::admission::{Outcome, Webhook};
 
-/// The two admission routes of the TLS port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    /// `POST /validate`
-    Validate,
-    /// `POST /mutate`
-    Mutate,
-}
-
-impl Endpoint {
-    /// The route's name as used in metric labels: `validate` or `mutate`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Endpoint::Validate => "validate",
-            Endpoint::Mutate => "mutate",
-        }
-    }
-}
-
-/// The handler's answer: an HTTP status and a JSON body (sent as `application/json`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Vec<u8>,
-}
-
-/// What turns an admission request body into a reply. Plugged in by the admission module.
+/// What turns an admission request body into an [`Outcome`]. Plugged in by `serve`.
 pub trait Handler: Send + Sync + 'static {
-    /// CPU-only, no IO, microseconds. `deadline` is when the apiserver gives up (from
-    /// `?timeout=`, default 10s). A reply produced after the deadline is not sent: the
-    /// server answers 504 instead, so a late answer is never an allow.
-    fn handle(&self, endpoint: Endpoint, body: &[u8], deadline: std::time::Instant) -> Reply;
+    /// CPU-only, no IO, microseconds, so it is not interrupted: an outcome produced after
+    /// the apiserver's deadline (from `?timeout=`, default 10s) is not sent; the server
+    /// answers 504 instead, so a late answer is never an allow.
+    fn handle(&self, webhook: Webhook, body: &[u8]) -> Outcome;
 }
 
 /// Where the serving certificate comes from.

@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use tracing::{error, warn};
 
 use super::limits::{self, BodyBudget, BodyError, Pace};
-use super::{Endpoint, Handler, Health, Metrics, Reply};
+use super::{Handler, Health, Metrics, Outcome, Webhook};
 
 pub(crate) type HttpResponse = Response<Full<Bytes>>;
 
@@ -76,8 +76,8 @@ impl Routes {
     async fn route(&self, request: Request<Incoming>) -> HttpResponse {
         let started = Instant::now();
         let endpoint = match request.uri().path() {
-            "/validate" => Endpoint::Validate,
-            "/mutate" => Endpoint::Mutate,
+            "/validate" => Webhook::Validate,
+            "/mutate" => Webhook::Mutate,
             path => {
                 let message = format!("no such path {path:?}: the admission paths are POST /validate and POST /mutate");
                 return status(StatusCode::NOT_FOUND, "NotFound", &message);
@@ -125,9 +125,7 @@ impl Routes {
         };
 
         let handler = &self.handler;
-        let reply = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            handler.handle(endpoint, &body, deadline)
-        }));
+        let reply = std::panic::catch_unwind(AssertUnwindSafe(|| handler.handle(endpoint, &body)));
         let reply = match reply {
             Ok(reply) => reply,
             Err(_) => {
@@ -157,7 +155,7 @@ impl Routes {
         self.reply(endpoint, started, reply)
     }
 
-    fn reply(&self, endpoint: Endpoint, started: Instant, reply: Reply) -> HttpResponse {
+    fn reply(&self, endpoint: Webhook, started: Instant, reply: Outcome) -> HttpResponse {
         let Ok(code) = StatusCode::from_u16(reply.status) else {
             error!(
                 status = reply.status,
@@ -171,15 +169,17 @@ impl Routes {
                 "pullgate produced an invalid answer",
             );
         };
-        if !code.is_success() {
-            self.metrics
-                .observe_request(endpoint, "invalid", started.elapsed());
-        }
+        let decision = match reply.verdict {
+            Some(verdict) if code.is_success() => verdict.as_str(),
+            _ => "invalid",
+        };
+        self.metrics
+            .observe_request(endpoint, decision, started.elapsed());
         json(code, Bytes::from(reply.body))
     }
 
     /// 503 at once, never a queue: overload is momentary, and the apiserver retries.
-    fn overloaded(&self, endpoint: Endpoint, started: Instant, message: &str) -> HttpResponse {
+    fn overloaded(&self, endpoint: Webhook, started: Instant, message: &str) -> HttpResponse {
         self.metrics
             .observe_request(endpoint, "overload", started.elapsed());
         let mut response = status(StatusCode::SERVICE_UNAVAILABLE, "TooManyRequests", message);
@@ -191,7 +191,7 @@ impl Routes {
 
     /// The answer to a body that could not be read or kept. Unless it was read to its end
     /// (`Busy`), the connection closes after it, as the rest of the body is not read.
-    fn refuse(&self, endpoint: Endpoint, started: Instant, error: BodyError) -> HttpResponse {
+    fn refuse(&self, endpoint: Webhook, started: Instant, error: BodyError) -> HttpResponse {
         let invalid = |code, reason, message: &str| {
             self.metrics
                 .observe_request(endpoint, "invalid", started.elapsed());

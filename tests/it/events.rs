@@ -5,14 +5,13 @@
 
 use crate::support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pullgate::admission::testing::{in_ns, object, pod_spec, review};
 use pullgate::admission::Admission;
 use pullgate::policy::Policy;
 use pullgate::serve::AdmissionHandler;
-use pullgate::server::{Endpoint, Handler, Metrics};
+use pullgate::server::{Handler, Webhook};
 use serde_json::{json, Value};
 use support::*;
 
@@ -34,7 +33,6 @@ impl Node {
                 pull_secret_name: PULL.into(),
                 table: replica.table.clone(),
             },
-            metrics: Arc::new(Metrics::new()),
             events: Some(replica.events.clone()),
         };
         Node {
@@ -50,10 +48,7 @@ impl Node {
         let mut obj = object(kind, pod_spec(images));
         obj["metadata"]["name"] = json!(name);
         let body = in_ns(review(kind, "CREATE", obj, None), "app-2").to_string();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let reply = self
-            .handler
-            .handle(Endpoint::Validate, body.as_bytes(), deadline);
+        let reply = self.handler.handle(Webhook::Validate, body.as_bytes());
         assert_eq!(reply.status, 200);
         let v: Value = serde_json::from_slice(&reply.body).expect("JSON answer");
         assert_eq!(v["response"]["allowed"], false, "{kind} {name} denied: {v}");

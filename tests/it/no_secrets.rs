@@ -33,7 +33,7 @@ use fake_harbor::{FakeHarbor, ADMIN};
 use pullgate::admission::Admission;
 use pullgate::policy::Policy;
 use pullgate::serve::AdmissionHandler;
-use pullgate::server::{Endpoint, Handler, Metrics};
+use pullgate::server::{Handler, Webhook};
 use serde_json::{json, Value};
 use support::server::{client_config, probe, Client};
 use support::*;
@@ -209,7 +209,6 @@ async fn cluster_scenario(out: &mut Outputs, secrets: &mut Vec<String>) {
             pull_secret_name: PULL.into(),
             table: r.table.clone(),
         },
-        metrics: Arc::new(Metrics::new()),
         events: Some(r.events.clone()),
     };
     let images = [
@@ -218,16 +217,15 @@ async fn cluster_scenario(out: &mut Outputs, secrets: &mut Vec<String>) {
         format!("{harbor_host}/team-h/app:1"),
     ];
     let images: Vec<&str> = images.iter().map(String::as_str).collect();
-    let deadline = Instant::now() + Duration::from_secs(10);
     for (endpoint, kind, ns) in [
-        (Endpoint::Validate, "Pod", "app-1"),
-        (Endpoint::Mutate, "Pod", "app-1"),
-        (Endpoint::Validate, "Pod", "app-2"),
-        (Endpoint::Validate, "Deployment", "app-2"),
-        (Endpoint::Mutate, "Pod", "app-2"),
+        (Webhook::Validate, "Pod", "app-1"),
+        (Webhook::Mutate, "Pod", "app-1"),
+        (Webhook::Validate, "Pod", "app-2"),
+        (Webhook::Validate, "Deployment", "app-2"),
+        (Webhook::Mutate, "Pod", "app-2"),
     ] {
         let body = review(kind, "CREATE", ns, &images).to_string();
-        let reply = handler.handle(endpoint, body.as_bytes(), deadline);
+        let reply = handler.handle(endpoint, body.as_bytes());
         assert_eq!(reply.status, 200);
         out.add(
             format!("{endpoint:?} {kind} in {ns}: response"),

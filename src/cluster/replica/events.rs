@@ -142,23 +142,6 @@ pub fn bounded(s: &str, limit: usize) -> std::borrow::Cow<'_, str> {
     format!("{}...", &s[..end]).into()
 }
 
-/// Joins `parts` with `sep`, stopping once the result is longer than [`MESSAGE_LIMIT`]
-/// (so a workload with thousands of denied containers costs no more than that), then
-/// cut to the limit.
-pub fn join_bounded<'a>(parts: impl IntoIterator<Item = &'a str>, sep: &str) -> String {
-    let mut out = String::new();
-    for p in parts {
-        if out.len() > MESSAGE_LIMIT {
-            break;
-        }
-        if !out.is_empty() {
-            out.push_str(sep);
-        }
-        out.push_str(&bounded(p, MESSAGE_LIMIT));
-    }
-    bounded(&out, MESSAGE_LIMIT).into_owned()
-}
-
 /// The name of the one Event about (kind, namespace, name, reason): the object's name,
 /// made a DNS label, then `.` and a hash of all four. The same on every replica and in
 /// every version, so replicas writing the same denial meet on one object; at most 253
@@ -512,10 +495,6 @@ mod tests {
             "{}",
             cut.len()
         );
-        let parts = vec!["image \"x\" is not allowed"; 10_000];
-        let joined = join_bounded(parts, "; ");
-        assert!(joined.len() <= MESSAGE_LIMIT && joined.ends_with("..."));
-        assert_eq!(join_bounded(["a", "b"], "; "), "a; b");
     }
 
     #[test]

@@ -12,8 +12,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use pullgate::policy::Verdict;
 use pullgate::server::{
-    Endpoint, Handler, Health, Metrics, Reply, Server, ServerOptions, TlsSource,
+    Handler, Health, Metrics, Outcome, Server, ServerOptions, TlsSource, Webhook,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -29,16 +30,14 @@ use tokio_rustls::TlsConnector;
 /// `sleep:<ms>` sleeps first, `gate` waits until the test opens the gate, `panic` panics,
 /// `status:<code>` answers that status.
 pub struct TestHandler {
-    pub metrics: Arc<Metrics>,
     pub entered: AtomicUsize,
     gate: Mutex<bool>,
     opened: Condvar,
 }
 
 impl TestHandler {
-    pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new() -> Arc<Self> {
         Arc::new(TestHandler {
-            metrics,
             entered: AtomicUsize::new(0),
             gate: Mutex::new(false),
             opened: Condvar::new(),
@@ -52,8 +51,7 @@ impl TestHandler {
 }
 
 impl Handler for TestHandler {
-    fn handle(&self, endpoint: Endpoint, body: &[u8], _deadline: Instant) -> Reply {
-        let started = Instant::now();
+    fn handle(&self, endpoint: Webhook, body: &[u8]) -> Outcome {
         self.entered.fetch_add(1, Ordering::SeqCst);
         let text = std::str::from_utf8(body).unwrap_or("");
         let mut status = 200;
@@ -77,18 +75,17 @@ impl Handler for TestHandler {
         } else if let Some(code) = text.strip_prefix("status:") {
             status = code.trim().parse().unwrap_or(500);
         }
-        if status == 200 {
-            self.metrics
-                .observe_request(endpoint, "allow", started.elapsed());
-        }
         let body = format!(
             r#"{{"len":{},"endpoint":"{}"}}"#,
             body.len(),
             endpoint.as_str()
         );
-        Reply {
+        Outcome {
             status,
             body: body.into_bytes(),
+            verdict: Some(Verdict::Allow),
+            audit: None,
+            event: None,
         }
     }
 }
@@ -143,7 +140,7 @@ pub async fn start_with(opts: ServerOptions, dir: tempfile::TempDir) -> TestServ
     let metrics = Arc::new(Metrics::new());
     let health = Health::new();
     health.set_synced(true);
-    let handler = TestHandler::new(metrics.clone());
+    let handler = TestHandler::new();
     let server = Server::bind(opts, handler.clone(), health.clone(), metrics.clone())
         .await
         .expect("server binds");

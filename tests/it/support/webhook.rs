@@ -56,7 +56,6 @@ impl PullgateServer {
                 pull_secret_name: "pullgate-pull".into(),
                 table,
             },
-            metrics: metrics.clone(),
             events: None,
         });
         let (addrs_tx, addrs_rx) = mpsc::channel();
