@@ -19,6 +19,7 @@ use crate::config;
 use crate::index::{Snapshot, Table};
 use crate::policy::Verdict;
 use crate::server::{self, Endpoint, Handler, Health, Metrics, Reply, ServerOptions, TlsSource};
+use crate::ui::{self, denials::RecentDenials};
 
 /// How often the binding-table metrics (revision, staleness, registries) are refreshed.
 const METRICS_TICK: Duration = Duration::from_secs(1);
@@ -29,6 +30,8 @@ pub struct AdmissionHandler {
     pub metrics: Arc<Metrics>,
     /// Cluster mode: denials of workloads become Events (written by this replica).
     pub events: Option<DenialEvents>,
+    /// With `--ui-listen`: the latest denials, for the overview page.
+    pub denials: Option<Arc<RecentDenials>>,
 }
 
 impl Handler for AdmissionHandler {
@@ -45,6 +48,9 @@ impl Handler for AdmissionHandler {
         }
         if let Some(record) = &reviewed.audit {
             record.emit();
+            if let Some(denials) = &self.denials {
+                denials.record(record);
+            }
             if let (Some(events), Some(Verdict::Deny)) = (&self.events, reviewed.verdict) {
                 if record.kind != "Pod" && !record.dry_run {
                     let denied = record
@@ -111,6 +117,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
     };
     tokio::spawn(publish_table_metrics(table.clone(), metrics.clone()));
+    let denials = match args.ui_listen {
+        Some(addr) => Some(start_ui(addr, &args, stop_tx.subscribe()).await?),
+        None => None,
+    };
     let handler = Arc::new(AdmissionHandler {
         admission: Admission {
             policy: args.policy.policy(),
@@ -119,6 +129,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         },
         metrics: metrics.clone(),
         events,
+        denials,
     });
     server::serve(
         server_options(&args),
@@ -132,6 +143,28 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         anyhow::bail!("cluster mode failed; exiting so that the replica is restarted");
     }
     Ok(())
+}
+
+/// Serves the overview page on `addr` until the stop flag turns true; returns the denial
+/// ring the admission handler fills for it.
+async fn start_ui(
+    addr: std::net::SocketAddr,
+    args: &ServeArgs,
+    stop: watch::Receiver<bool>,
+) -> Result<Arc<RecentDenials>> {
+    let source = match &args.config {
+        Some(path) => ui::Source::Config(path.clone()),
+        None => ui::Source::Cluster(kube::Client::try_default().await.context(
+            "the overview page needs in-cluster config or a kubeconfig (or --config FILE)",
+        )?),
+    };
+    let denials = Arc::new(RecentDenials::new());
+    let page = ui::Ui::new(source, args.policy.mode.into(), denials.clone());
+    let listener = ui::bind(addr).await?;
+    let bound = listener.local_addr().context("reading the overview page address")?;
+    info!(ui = %bound, "serving the overview page");
+    tokio::spawn(ui::run(listener, Arc::new(page), stopped(stop)));
+    Ok(denials)
 }
 
 /// Standalone: the table comes from the file, reloaded when it changes. There is no

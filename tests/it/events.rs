@@ -36,6 +36,7 @@ impl Node {
             },
             metrics: Arc::new(Metrics::new()),
             events: Some(replica.events.clone()),
+            denials: None,
         };
         Node {
             replica,

@@ -211,6 +211,7 @@ async fn cluster_scenario(out: &mut Outputs, secrets: &mut Vec<String>) {
         },
         metrics: Arc::new(Metrics::new()),
         events: Some(r.events.clone()),
+        denials: None,
     };
     let images = [
         format!("{reg}/team-a/app:1"),

@@ -58,6 +58,7 @@ impl PullgateServer {
             },
             metrics: metrics.clone(),
             events: None,
+            denials: None,
         });
         let (addrs_tx, addrs_rx) = mpsc::channel();
         let (stop, stopped) = oneshot::channel::<()>();
