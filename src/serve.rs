@@ -161,7 +161,9 @@ async fn start_ui(
     let denials = Arc::new(RecentDenials::new());
     let page = ui::Ui::new(source, args.policy.mode.into(), denials.clone());
     let listener = ui::bind(addr).await?;
-    let bound = listener.local_addr().context("reading the overview page address")?;
+    let bound = listener
+        .local_addr()
+        .context("reading the overview page address")?;
     info!(ui = %bound, "serving the overview page");
     tokio::spawn(ui::run(listener, Arc::new(page), stopped(stop)));
     Ok(denials)

@@ -118,7 +118,11 @@ mod tests {
             space: None,
             visibility: None,
             verdict,
-            reason: if verdict == "allow" { "public" } else { "not-bound" },
+            reason: if verdict == "allow" {
+                "public"
+            } else {
+                "not-bound"
+            },
             message: (verdict != "allow").then(|| format!("image {i} is not allowed")),
         };
         AuditRecord {

@@ -173,11 +173,8 @@ impl Ui {
             }
             kept.tried = Some(Instant::now());
         }
-        let (overview, collected_at, error) = (
-            kept.overview.clone(),
-            kept.collected_at,
-            kept.error.clone(),
-        );
+        let (overview, collected_at, error) =
+            (kept.overview.clone(), kept.collected_at, kept.error.clone());
         drop(kept);
         let denials = self.denials.latest();
         let findings = self.findings.as_ref().and_then(|f| f.findings());
@@ -249,7 +246,9 @@ fn text(code: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 /// Binds the page's port (before anything is served, so a taken port fails the start).
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| {
-        format!("binding the overview page port {addr}: is the address free and local? (--ui-listen)")
+        format!(
+            "binding the overview page port {addr}: is the address free and local? (--ui-listen)"
+        )
     })
 }
 

@@ -158,7 +158,10 @@ fn summary(out: &mut String, o: &Overview, denials: &[Denial]) {
         "ok"
     };
     let mut states = format!("<span class=\"dot ok\"></span>{healthy} healthy");
-    for (n, class, what) in [(unhealthy, "bad", "unhealthy"), (unknown, "warn", "unknown")] {
+    for (n, class, what) in [
+        (unhealthy, "bad", "unhealthy"),
+        (unknown, "warn", "unknown"),
+    ] {
         if n > 0 {
             let _ = write!(
                 states,
@@ -312,7 +315,10 @@ fn registries(out: &mut String, o: &Overview) {
         );
         out.push_str("</td></tr>");
         if !r.message.is_empty() || !r.problems.is_empty() {
-            let _ = write!(out, "<tr class=\"note {class}\"><td></td><td colspan=\"4\">");
+            let _ = write!(
+                out,
+                "<tr class=\"note {class}\"><td></td><td colspan=\"4\">"
+            );
             for m in std::iter::once(&r.message)
                 .filter(|m| !m.is_empty())
                 .chain(&r.problems)
@@ -392,8 +398,10 @@ fn spaces(out: &mut String, o: &Overview) {
         let _ = write!(
             out,
             "</td><td>{}</td></tr>",
-            s.storage_used_bytes
-                .map_or_else(|| "<span class=\"muted\">—</span>".into(), |b| esc(&human_bytes(b)))
+            s.storage_used_bytes.map_or_else(
+                || "<span class=\"muted\">—</span>".into(),
+                |b| esc(&human_bytes(b))
+            )
         );
     }
     out.push_str("</tbody></table></div></section>");

@@ -1,4 +1,4 @@
-use super::denials::{DeniedImage, Denial};
+use super::denials::{Denial, DeniedImage};
 use super::page::{esc, render, View};
 use super::*;
 use crate::api::{Health, RegistryType, Visibility};
@@ -69,7 +69,10 @@ fn escaping_covers_markup_quotes_and_invisible_characters() {
         esc(HOSTILE),
         "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;\\u{202e}x"
     );
-    assert_eq!(esc("plain-name.example:5000/a"), "plain-name.example:5000/a");
+    assert_eq!(
+        esc("plain-name.example:5000/a"),
+        "plain-name.example:5000/a"
+    );
 }
 
 /// Every value from objects and requests is escaped wherever it appears: no raw `<`

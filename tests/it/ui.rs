@@ -122,7 +122,7 @@ fn row(dom: &str, open: &str) -> String {
 }
 
 /// Rows of the table with class `table` whose text contains `needle`.
-fn rows_with<'a>(dom: &'a str, table: &str, needle: &str) -> Vec<String> {
+fn rows_with(dom: &str, table: &str, needle: &str) -> Vec<String> {
     let start = dom
         .find(&format!("<table class=\"{table}\""))
         .unwrap_or_else(|| panic!("no table {table}"));
@@ -265,10 +265,7 @@ fn chromium_renders_registries_spaces_workspaces_and_denials() {
     for repo in ["team-a/app", "team-a/api", "team-b/web", "tools/ci"] {
         live.push(repo, "1");
     }
-    let b = Binary::start(
-        &config(&live, dead_port()),
-        &["--ui-listen", "127.0.0.1:0"],
-    );
+    let b = Binary::start(&config(&live, dead_port()), &["--ui-listen", "127.0.0.1:0"]);
     let ui = b.ui.expect("the overview page address is logged");
     let url = format!("http://{ui}/");
 
@@ -278,7 +275,10 @@ fn chromium_renders_registries_spaces_workspaces_and_denials() {
     assert_eq!(r["allowed"], false, "{r}");
     // An allowed pod is not a denial.
     let allowed_image = format!("{}/team-a/app:1", live.host());
-    assert_eq!(validate(&b, "app-1", "fine-1", &allowed_image)["allowed"], true);
+    assert_eq!(
+        validate(&b, "app-1", "fine-1", &allowed_image)["allowed"],
+        true
+    );
 
     let dom = chromium(&url, &["--dump-dom"]);
     let text = text_of(&dom);
@@ -303,9 +303,15 @@ fn chromium_renders_registries_spaces_workspaces_and_denials() {
         assert!(team_a[0].contains(want), "{want:?} in {:?}", team_a[0]);
     }
     let tools = &rows_with(&dom, "spaces", "tools")[0];
-    assert!(tools.contains("Public") && tools.contains("every namespace"), "{tools}");
+    assert!(
+        tools.contains("Public") && tools.contains("every namespace"),
+        "{tools}"
+    );
     let team_c = &rows_with(&dom, "spaces", "team-c")[0];
-    assert!(team_c.contains("stopped") && team_c.contains("unknown"), "{team_c}");
+    assert!(
+        team_c.contains("stopped") && team_c.contains("unknown"),
+        "{team_c}"
+    );
 
     // The workspaces with their namespaces and bound spaces.
     let ws_a = &rows_with(&dom, "workspaces", "ws-a")[0];
@@ -335,7 +341,10 @@ fn chromium_renders_registries_spaces_workspaces_and_denials() {
     );
 
     // Never a credential.
-    assert!(!dom.contains(USER.1), "the registry password is on the page");
+    assert!(
+        !dom.contains(USER.1),
+        "the registry password is on the page"
+    );
 
     let wide = screenshot(&url, "overview.png", "1400,1000");
     let laptop = screenshot(&url, "overview-laptop.png", "1280,800");
@@ -364,15 +373,27 @@ fn the_page_is_read_only_and_escapes_what_it_shows() {
     }
     let (status, head, _) = http(ui, "GET", "/?refresh=1");
     assert_eq!(status, 200);
-    assert!(head.contains("content-type: text/html; charset=utf-8"), "{head}");
-    assert!(head.contains("content-security-policy: default-src 'none'"), "{head}");
+    assert!(
+        head.contains("content-type: text/html; charset=utf-8"),
+        "{head}"
+    );
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
 
     // Hostile values from a request: an image reference and a pod name with markup.
     let r = validate(&b, "app-9", HOSTILE, HOSTILE);
     assert_eq!(r["allowed"], false, "{r}");
     let (_, _, body) = http(ui, "GET", "/");
-    assert!(!body.contains("<img src=x"), "markup from a request reached the page");
-    assert!(!body.contains("<script>alert"), "markup from a request reached the page");
+    assert!(
+        !body.contains("<img src=x"),
+        "markup from a request reached the page"
+    );
+    assert!(
+        !body.contains("<script>alert"),
+        "markup from a request reached the page"
+    );
     assert!(
         body.contains("&lt;img src=x onerror=alert(1)&gt;&lt;script&gt;alert(2)&lt;/script&gt;"),
         "the value is shown escaped:\n{body}"
@@ -381,8 +402,14 @@ fn the_page_is_read_only_and_escapes_what_it_shows() {
     // What a browser makes of it: the name as text, no element built from it.
     if chromium_available() {
         let dom = chromium(&format!("http://{ui}/"), &["--dump-dom"]);
-        assert!(!dom.contains("<img"), "an <img> element was built from a name");
-        assert!(!dom.contains("<script"), "a <script> element was built from a name");
+        assert!(
+            !dom.contains("<img"),
+            "an <img> element was built from a name"
+        );
+        assert!(
+            !dom.contains("<script"),
+            "a <script> element was built from a name"
+        );
         let text = text_of(&dom);
         assert!(text.contains(&format!("Pod app-9/{HOSTILE}")), "{text}");
     }
