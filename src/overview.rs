@@ -509,3 +509,24 @@ fn list_or_dash(items: &[String]) -> String {
         items.join(",")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::without_userinfo;
+
+    #[test]
+    fn a_url_never_shows_its_userinfo() {
+        for (url, shown) in [
+            ("https://harbor.example", "https://harbor.example"),
+            ("http://127.0.0.1:5000/", "http://127.0.0.1:5000/"),
+            (
+                "https://admin:s3cret@harbor.example/x?a=b@c",
+                "https://<redacted>@harbor.example/x?a=b@c",
+            ),
+            ("https://a:b@c@harbor.example", "https://<redacted>@harbor.example"),
+            ("user:pw@harbor.example:443", "<redacted>@harbor.example:443"),
+        ] {
+            assert_eq!(without_userinfo(url), shown, "{url}");
+        }
+    }
+}
