@@ -523,8 +523,14 @@ mod tests {
                 "https://admin:s3cret@harbor.example/x?a=b@c",
                 "https://<redacted>@harbor.example/x?a=b@c",
             ),
-            ("https://a:b@c@harbor.example", "https://<redacted>@harbor.example"),
-            ("user:pw@harbor.example:443", "<redacted>@harbor.example:443"),
+            (
+                "https://a:b@c@harbor.example",
+                "https://<redacted>@harbor.example",
+            ),
+            (
+                "user:pw@harbor.example:443",
+                "<redacted>@harbor.example:443",
+            ),
         ] {
             assert_eq!(without_userinfo(url), shown, "{url}");
         }

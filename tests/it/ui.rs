@@ -414,3 +414,94 @@ fn the_page_is_read_only_and_escapes_what_it_shows() {
         assert!(text.contains(&format!("Pod app-9/{HOSTILE}")), "{text}");
     }
 }
+
+/// Cluster mode: the page lists the cluster's objects with the status the leader
+/// recorded (this replica does not lead, so nothing is probed), and the denials this
+/// replica served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_cluster_mode_the_page_shows_the_recorded_status() {
+    use crate::support::*;
+
+    let fake = FakeApiServer::start().await;
+    let mut live = registry("live", "http://127.0.0.1:5000", &[]);
+    live["status"] = json!({"health": "Healthy", "spaceCount": 2, "storageUsedBytes": 52428800,
+        "lastProbeTime": "2026-01-01T00:00:00Z"});
+    fake.put(live);
+    let mut stopped = registry("stopped", "http://127.0.0.1:5001", &[]);
+    stopped["status"] = json!({"health": "Unhealthy",
+        "message": "cannot reach http://127.0.0.1:5001/v2/: connection refused"});
+    fake.put(stopped);
+    fake.put(space("live.team-a", "live", "team-a", "Private", &["ws-a"]));
+    fake.put(space("live.team-b", "live", "team-b", "Private", &[]));
+    fake.put(workspace("ws-a", &["app-1", "app-2"], None));
+    for ns in ["app-1", "app-2"] {
+        fake.put(namespace(ns, json!({})));
+    }
+    // Another replica holds the Lease for an hour: this one never probes or writes.
+    let renewed = k8s_openapi::jiff::Timestamp::now().to_string();
+    fake.put(json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "pullgate-leader", "namespace": OWN_NS},
+        "spec": {"holderIdentity": "pullgate-other", "leaseDurationSeconds": 3600,
+                 "acquireTime": renewed, "renewTime": renewed}
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig(dir.path(), &fake.url());
+    let b = tokio::task::spawn_blocking(move || {
+        let kubeconfig = config.to_str().unwrap().to_string();
+        Binary::start_in(
+            dir,
+            &["--namespace", OWN_NS, "--ui-listen", "127.0.0.1:0"],
+            &[("KUBECONFIG", &kubeconfig), ("POD_NAME", "pullgate-1")],
+        )
+    })
+    .await
+    .unwrap();
+    let ui = b.ui.expect("the overview page address is logged");
+    let (b, body) = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while crate::support::binary::probe_status(b.probe, "/readyz") != 200 {
+            assert!(Instant::now() < deadline, "not ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let r = validate(&b, "app-1", "api-7", "127.0.0.1:5000/team-b/api:1");
+        assert_eq!(r["allowed"], false, "{r}");
+        let (status, _, body) = http(ui, "GET", "/");
+        assert_eq!(status, 200);
+        (b, body)
+    })
+    .await
+    .unwrap();
+    let text = text_of(&body);
+    assert!(text.contains("cluster mode"), "{text}");
+    let live_row = row(&body, "<tr class=\"registry\" id=\"registry-live\"");
+    for want in [
+        "Healthy",
+        "http://127.0.0.1:5000",
+        "2 found · 2 declared",
+        "50.0 MiB",
+    ] {
+        assert!(live_row.contains(want), "{want:?} in {live_row:?}");
+    }
+    let dead_row = row(&body, "<tr class=\"registry\" id=\"registry-stopped\"");
+    assert!(dead_row.contains("Unhealthy"), "{dead_row}");
+    assert!(
+        text.contains("cannot reach http://127.0.0.1:5001/v2/"),
+        "{text}"
+    );
+    let team_a = &rows_with(&body, "spaces", "team-a")[0];
+    assert!(
+        team_a.contains("Private") && team_a.contains("ws-a"),
+        "{team_a}"
+    );
+    let team_b = &rows_with(&body, "spaces", "team-b")[0];
+    assert!(team_b.contains("no namespace may pull"), "{team_b}");
+    let ws_a = &rows_with(&body, "workspaces", "ws-a")[0];
+    assert!(ws_a.contains("app-1") && ws_a.contains("app-2"), "{ws_a}");
+    let denial = &rows_with(&body, "denials", "api-7")[0];
+    assert!(
+        denial.contains("Pod app-1/api-7") && denial.contains("127.0.0.1:5000/team-b/api:1"),
+        "{denial}"
+    );
+    drop(b);
+}
