@@ -8,8 +8,8 @@
 //! the objects and the status the leader recorded. A request collects again when the
 //! kept one is older than [`COLLECT_EVERY`], so registries and the apiserver are asked at
 //! most that often however many browsers keep the page open, and not at all when none
-//! does. `GET /` is the page; every other method gets 405, every other path 404; nothing
-//! is ever written.
+//! does. `GET /` is the page; every other method gets 405, every other path 404, a
+//! Host other than `localhost` or an IP address 403; nothing is ever written.
 
 pub mod denials;
 pub mod page;
@@ -201,6 +201,12 @@ impl Ui {
                 .insert(ALLOW, HeaderValue::from_static("GET"));
             return response;
         }
+        if !local_host(request) {
+            return text(
+                StatusCode::FORBIDDEN,
+                "forbidden: the overview page answers only to localhost or an IP address as Host (a web page cannot rebind its own name to it); reach it with kubectl port-forward\n",
+            );
+        }
         if request.uri().path() != "/" {
             return text(StatusCode::NOT_FOUND, "not found: the overview is at /\n");
         }
@@ -211,6 +217,25 @@ impl Ui {
         );
         response
     }
+}
+
+/// Whether the request names the page by `localhost` or an IP address, as
+/// `kubectl proxy` accepts by default. A page on another site cannot read this one even
+/// by pointing its own name at 127.0.0.1 (DNS rebinding): the browser then sends that
+/// name as Host. A request without Host (HTTP/1.0) names nothing else either.
+fn local_host(request: &Request<Incoming>) -> bool {
+    let Some(host) = request.headers().get(hyper::header::HOST) else {
+        return true;
+    };
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        // [v6]:port
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// Headers of every answer: never cached, never framed, no script, no outside request.

@@ -3,7 +3,8 @@
 //! registry on a closed port, a space, a workspace, and a denial sent through the
 //! webhook first; headless Chromium renders the page (`--dump-dom`) and takes a
 //! screenshot, kept at `target/test-artefacts/overview.png` for a person to look at.
-//! Also: 405 for every non-GET, 404 elsewhere, hostile names escaped.
+//! Also: 405 for every non-GET, 404 elsewhere, 403 for a Host that is not local (DNS
+//! rebinding), hostile names escaped.
 //!
 //! Chromium is Debian's `chromium` package, which `tests/run.sh` installs; without it
 //! the browser checks print a notice and pass, unless `PULLGATE_REQUIRE_CHROMIUM` is set
@@ -211,11 +212,16 @@ fn validate(b: &Binary, ns: &str, name: &str, image: &str) -> Value {
 
 /// One plain-HTTP request to the page's port; (status, head, body).
 fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
+    http_to(addr, "localhost", method, path)
+}
+
+/// [`http`] naming the page `host`.
+fn http_to(addr: SocketAddr, host: &str, method: &str, path: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut out = String::new();
@@ -370,6 +376,23 @@ fn the_page_is_read_only_and_escapes_what_it_shows() {
     assert_eq!(http(ui, "POST", "/nowhere").0, 405, "non-GET first");
     for path in ["/nowhere", "/index.html", "/metrics", "//"] {
         assert_eq!(http(ui, "GET", path).0, 404, "GET {path}");
+    }
+    // Named by localhost or an address (as kubectl port-forward and a browser on it do),
+    // never by another name (a site that rebinds its name to 127.0.0.1).
+    for host in [
+        "localhost:8081",
+        "127.0.0.1:8081",
+        "[::1]:8081",
+        "127.0.0.1",
+    ] {
+        assert_eq!(http_to(ui, host, "GET", "/").0, 200, "Host: {host}");
+    }
+    for host in [
+        "evil.example:8081",
+        "evil.example",
+        "localhost.evil.example",
+    ] {
+        assert_eq!(http_to(ui, host, "GET", "/").0, 403, "Host: {host}");
     }
     let (status, head, _) = http(ui, "GET", "/?refresh=1");
     assert_eq!(status, 200);
