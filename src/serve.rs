@@ -118,7 +118,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     tokio::spawn(publish_table_metrics(table.clone(), metrics.clone()));
     let denials = match args.ui_listen {
-        Some(addr) => Some(start_ui(addr, &args, stop_tx.subscribe()).await?),
+        Some(addr) => {
+            let stop = stopped(stop_tx.subscribe());
+            Some(ui::start(addr, args.config.as_deref(), args.policy.mode.into(), stop).await?)
+        }
         None => None,
     };
     let handler = Arc::new(AdmissionHandler {
@@ -143,30 +146,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         anyhow::bail!("cluster mode failed; exiting so that the replica is restarted");
     }
     Ok(())
-}
-
-/// Serves the overview page on `addr` until the stop flag turns true; returns the denial
-/// ring the admission handler fills for it.
-async fn start_ui(
-    addr: std::net::SocketAddr,
-    args: &ServeArgs,
-    stop: watch::Receiver<bool>,
-) -> Result<Arc<RecentDenials>> {
-    let source = match &args.config {
-        Some(path) => ui::Source::Config(path.clone()),
-        None => ui::Source::Cluster(kube::Client::try_default().await.context(
-            "the overview page needs in-cluster config or a kubeconfig (or --config FILE)",
-        )?),
-    };
-    let denials = Arc::new(RecentDenials::new());
-    let page = ui::Ui::new(source, args.policy.mode.into(), denials.clone());
-    let listener = ui::bind(addr).await?;
-    let bound = listener
-        .local_addr()
-        .context("reading the overview page address")?;
-    info!(ui = %bound, "serving the overview page");
-    tokio::spawn(ui::run(listener, Arc::new(page), stopped(stop)));
-    Ok(denials)
 }
 
 /// Standalone: the table comes from the file, reloaded when it changes. There is no

@@ -17,7 +17,7 @@ pub mod page;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,7 +33,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinSet;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::api::Enforcement;
 use crate::config;
@@ -266,6 +266,32 @@ fn text(code: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+/// `serve --ui-listen`: serves the page on `addr` (standalone with the `config` file,
+/// else in cluster mode) until `stop` resolves; returns the ring of denials that the
+/// admission handler fills for it.
+pub async fn start(
+    addr: SocketAddr,
+    config: Option<&Path>,
+    global_mode: Enforcement,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<Arc<RecentDenials>> {
+    let source = match config {
+        Some(path) => Source::Config(path.to_path_buf()),
+        None => Source::Cluster(kube::Client::try_default().await.context(
+            "the overview page needs in-cluster config or a kubeconfig (or --config FILE)",
+        )?),
+    };
+    let denials = Arc::new(RecentDenials::new());
+    let ui = Ui::new(source, global_mode, denials.clone());
+    let listener = bind(addr).await?;
+    let bound = listener
+        .local_addr()
+        .context("reading the overview page address")?;
+    info!(ui = %bound, "serving the overview page");
+    tokio::spawn(run(listener, Arc::new(ui), stop));
+    Ok(denials)
 }
 
 /// Binds the page's port (before anything is served, so a taken port fails the start).
