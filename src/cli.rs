@@ -144,6 +144,11 @@ pub struct ServeArgs {
     /// Log format of ordinary logs (audit lines are always JSON on stdout).
     #[arg(long, env = "PULLGATE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Plain-HTTP address of the read-only overview page (registries, spaces,
+    /// workspaces, latest denials); off when not given. It has no authentication: bind
+    /// it to 127.0.0.1 and reach it with `kubectl port-forward`.
+    #[arg(long, env = "PULLGATE_UI_LISTEN")]
+    pub ui_listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -50,6 +50,8 @@
 //! - [`certs`]: development and self-signed certificates.
 //! - [`check`]: the offline `pullgate check` command.
 //! - [`overview`]: the `pullgate overview` command.
+//! - [`ui`]: the overview page of `serve --ui-listen` (plain HTTP, read-only) and the
+//!   ring of the latest denials it shows.
 //! - [`registry`]: Harbor and Docker Registry clients, probes, status and Harbor management.
 
 pub mod admission;
@@ -69,3 +71,4 @@ pub mod registry;
 pub mod sensitive;
 pub mod serve;
 pub mod server;
+pub mod ui;

@@ -1,12 +1,14 @@
 //! `pullgate overview`: the admin's view of every registry (type, URL, health, spaces,
-//! storage) and its spaces (visibility, workspaces, bound namespaces, what the registry
-//! says about them). With `--config` every registry is probed live, concurrently, each
+//! storage), its spaces (visibility, workspaces, bound namespaces, what the registry
+//! says about them) and every workspace (mode, namespaces, bound spaces). With `--config` every registry is probed live, concurrently, each
 //! within `--probe-timeout` ([`collect`]). Without it the objects are read from the
 //! cluster (kubeconfig or in-cluster) and the registry columns are the status the
 //! leader recorded at its last probe ([`from_cluster`]); nothing is probed. [`render_text`]
-//! prints either. Exit 0 when printed (whatever the registries' health), 2 on bad input
+//! prints either; the overview page (`serve --ui-listen`, [`crate::ui`]) draws the same
+//! [`Overview`]. Exit 0 when printed (whatever the registries' health), 2 on bad input
 //! or an unreachable cluster.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -17,7 +19,9 @@ use serde::Serialize;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 
-use crate::api::{Health, Registry, RegistrySpace, RegistryType, Visibility, Workspace};
+use crate::api::{
+    Enforcement, Health, Registry, RegistrySpace, RegistryType, Visibility, Workspace,
+};
 use crate::cli::{Output, OverviewArgs};
 use crate::config;
 use crate::index::{NamespaceInfo, Objects, Snapshot};
@@ -33,6 +37,20 @@ const EXIT_BAD_INPUT: i32 = 2;
 #[derive(Debug, Serialize)]
 pub struct Overview {
     pub registries: Vec<RegistryRow>,
+    pub workspaces: Vec<WorkspaceRow>,
+}
+
+/// One workspace: its resolved namespaces and the Private spaces bound to it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceRow {
+    pub name: String,
+    /// Its own mode; `None` keeps the global `--mode`.
+    pub enforcement: Option<Enforcement>,
+    /// Member namespaces (explicit and selected), sorted.
+    pub namespaces: Vec<String>,
+    /// The spaces that list it, as `registry/space`.
+    pub spaces: Vec<String>,
 }
 
 /// One registry and its spaces.
@@ -313,7 +331,7 @@ fn rows(
             RegistryRow {
                 name,
                 registry_type: registry.spec.registry_type,
-                url: registry.spec.url.clone(),
+                url: without_userinfo(&registry.spec.url),
                 health: report.health,
                 message: report.message.clone(),
                 space_count: report.space_count,
@@ -324,7 +342,45 @@ fn rows(
             }
         })
         .collect();
-    Overview { registries: rows }
+    // One pass over the spaces (thousands of them, each naming a few workspaces).
+    let mut bound: HashMap<&str, Vec<String>> = HashMap::new();
+    for r in snapshot.registries() {
+        for s in snapshot.spaces_of(&r.name) {
+            for w in &s.workspaces {
+                bound
+                    .entry(w.as_str())
+                    .or_default()
+                    .push(format!("{}/{}", s.registry, s.space));
+            }
+        }
+    }
+    let workspaces = snapshot
+        .workspaces()
+        .iter()
+        .map(|w| WorkspaceRow {
+            name: w.name.clone(),
+            enforcement: w.enforcement,
+            namespaces: w.namespaces.clone(),
+            spaces: bound.remove(w.name.as_str()).unwrap_or_default(),
+        })
+        .collect();
+    Overview {
+        registries: rows,
+        workspaces,
+    }
+}
+
+/// The URL with any `user:password@` replaced: such a Registry is refused by the
+/// binding table, but its spec is shown as written, and a credential never is.
+fn without_userinfo(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}<redacted>@{}", &url[..start], &url[start + at + 1..]),
+        None => url.to_string(),
+    }
 }
 
 /// Left-aligned columns, two spaces apart.
@@ -392,11 +448,7 @@ pub fn render_text(overview: &Overview) -> String {
                     r.name.clone(),
                     s.space.clone(),
                     format!("{:?}", s.visibility),
-                    if s.workspaces.is_empty() {
-                        "-".into()
-                    } else {
-                        s.workspaces.join(",")
-                    },
+                    list_or_dash(&s.workspaces),
                     s.bound_namespaces.to_string(),
                     match s.exists_on_registry {
                         Some(true) => "yes".into(),
@@ -427,5 +479,60 @@ pub fn render_text(overview: &Overview) -> String {
             &spaces,
         ));
     }
+    if !overview.workspaces.is_empty() {
+        let workspaces: Vec<Vec<String>> = overview
+            .workspaces
+            .iter()
+            .map(|w| {
+                vec![
+                    w.name.clone(),
+                    w.enforcement
+                        .map_or_else(|| "-".into(), |e| format!("{e:?}")),
+                    list_or_dash(&w.namespaces),
+                    list_or_dash(&w.spaces),
+                ]
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&table(
+            &["WORKSPACE", "ENFORCEMENT", "NAMESPACES", "SPACES"],
+            &workspaces,
+        ));
+    }
     out
+}
+
+fn list_or_dash(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(",")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_userinfo;
+
+    #[test]
+    fn a_url_never_shows_its_userinfo() {
+        for (url, shown) in [
+            ("https://harbor.example", "https://harbor.example"),
+            ("http://127.0.0.1:5000/", "http://127.0.0.1:5000/"),
+            (
+                "https://admin:s3cret@harbor.example/x?a=b@c",
+                "https://<redacted>@harbor.example/x?a=b@c",
+            ),
+            (
+                "https://a:b@c@harbor.example",
+                "https://<redacted>@harbor.example",
+            ),
+            (
+                "user:pw@harbor.example:443",
+                "<redacted>@harbor.example:443",
+            ),
+        ] {
+            assert_eq!(without_userinfo(url), shown, "{url}");
+        }
+    }
 }

@@ -18,6 +18,7 @@ use crate::cluster::{
 use crate::config;
 use crate::index::{Snapshot, Table};
 use crate::server::{self, Handler, Health, Metrics, ServerOptions, TlsSource};
+use crate::ui::{self, denials::RecentDenials};
 
 /// How often the binding-table metrics (revision, staleness, registries) are refreshed.
 const METRICS_TICK: Duration = Duration::from_secs(1);
@@ -28,6 +29,8 @@ pub struct AdmissionHandler {
     pub admission: Admission,
     /// Cluster mode: denials of workloads become Events (written by this replica).
     pub events: Option<DenialEvents>,
+    /// With `--ui-listen`: the latest denials, for the overview page.
+    pub denials: Option<Arc<RecentDenials>>,
 }
 
 impl Handler for AdmissionHandler {
@@ -35,6 +38,9 @@ impl Handler for AdmissionHandler {
         let outcome = self.admission.review(webhook, body);
         if let Some(record) = &outcome.audit {
             record.emit();
+            if let Some(denials) = &self.denials {
+                denials.record(record);
+            }
         }
         if let (Some(events), Some(d)) = (&self.events, &outcome.event) {
             events.report(&d.kind, &d.namespace, &d.name, &d.message);
@@ -86,6 +92,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
     };
     tokio::spawn(publish_table_metrics(table.clone(), metrics.clone()));
+    let denials = match args.ui_listen {
+        Some(addr) => {
+            let stop = stopped(stop_tx.subscribe());
+            Some(ui::start(addr, args.config.as_deref(), args.policy.mode.into(), stop).await?)
+        }
+        None => None,
+    };
     let handler = Arc::new(AdmissionHandler {
         admission: Admission {
             policy: args.policy.policy(),
@@ -93,6 +106,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             table,
         },
         events,
+        denials,
     });
     server::serve(
         server_options(&args),

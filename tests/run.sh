@@ -23,10 +23,20 @@ if ! command -v promtool >/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
+# Headless Chromium renders the overview page (tests/it/ui.rs); without recommends (no
+# desktop services), with the fonts the page is drawn in.
+if ! command -v chromium >/dev/null; then
+  echo "installing chromium (for the overview page test)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core fonts-liberation >/dev/null
+fi
 
-# The packages are installed above, so the real-registry and promtool tests must not skip.
+# The packages are installed above, so the real-registry, promtool and browser tests must
+# not skip.
 export PULLGATE_REQUIRE_REAL_REGISTRY=1
 export PULLGATE_REQUIRE_PROMTOOL=1
+export PULLGATE_REQUIRE_CHROMIUM=1
 cargo test --all-targets --locked
 
 # cargo fuzz: each target for a bounded time on the committed corpora (stable toolchain,

@@ -34,6 +34,7 @@ impl Node {
                 table: replica.table.clone(),
             },
             events: Some(replica.events.clone()),
+            denials: None,
         };
         Node {
             replica,

@@ -25,3 +25,4 @@ mod serve;
 mod serve_cluster;
 mod server;
 mod server_lifecycle;
+mod ui;

@@ -210,6 +210,7 @@ async fn cluster_scenario(out: &mut Outputs, secrets: &mut Vec<String>) {
             table: r.table.clone(),
         },
         events: Some(r.events.clone()),
+        denials: None,
     };
     let images = [
         format!("{reg}/team-a/app:1"),

@@ -17,6 +17,8 @@ pub struct Binary {
     pub child: Child,
     pub addr: SocketAddr,
     pub probe: SocketAddr,
+    /// The overview page, when started with `--ui-listen`.
+    pub ui: Option<SocketAddr>,
     pub ca_pem: String,
     pub audit: Arc<Mutex<Vec<String>>>,
     pub dir: tempfile::TempDir,
@@ -57,15 +59,19 @@ impl Binary {
         let (tx, rx) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
+            // The page's port is bound (and logged) before the admission port.
+            let mut ui = None;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("pullgate: {line}");
+                let field = |name: &str| -> SocketAddr {
+                    let rest = &line[line.find(&format!("{name}=")).unwrap() + name.len() + 1..];
+                    rest.split_whitespace().next().unwrap().parse().unwrap()
+                };
+                if line.contains("serving the overview page") {
+                    ui = Some(field("ui"));
+                }
                 if line.contains("serving admission requests") {
-                    let field = |name: &str| -> SocketAddr {
-                        let rest =
-                            &line[line.find(&format!("{name}=")).unwrap() + name.len() + 1..];
-                        rest.split_whitespace().next().unwrap().parse().unwrap()
-                    };
-                    let _ = tx.send((field("listen"), field("probe")));
+                    let _ = tx.send((field("listen"), field("probe"), ui));
                 }
             }
         });
@@ -77,7 +83,7 @@ impl Binary {
                 sink.lock().unwrap().push(line);
             }
         });
-        let (addr, probe) = rx
+        let (addr, probe, ui) = rx
             .recv_timeout(Duration::from_secs(20))
             .expect("server started");
         let ca_pem = std::fs::read_to_string(&ca).unwrap();
@@ -85,6 +91,7 @@ impl Binary {
             child,
             addr,
             probe,
+            ui,
             ca_pem,
             audit,
             dir,

@@ -57,6 +57,7 @@ impl PullgateServer {
                 table,
             },
             events: None,
+            denials: None,
         });
         let (addrs_tx, addrs_rx) = mpsc::channel();
         let (stop, stopped) = oneshot::channel::<()>();
