@@ -20,6 +20,9 @@ use crate::index::{Snapshot, Table};
 use crate::server::{self, Handler, Health, Metrics, ServerOptions, TlsSource};
 use crate::ui::{self, denials::RecentDenials};
 
+/// How long a changed config file must stay the same before it is loaded.
+const CONFIG_SETTLE: Duration = Duration::from_millis(50);
+
 /// How often the binding-table metrics (revision, staleness, registries) are refreshed.
 const METRICS_TICK: Duration = Duration::from_secs(1);
 
@@ -312,6 +315,13 @@ fn reload_config(
     };
     poll.read_error = None;
     if content != poll.last {
+        // A file being rewritten in place (truncated, then filled) can be read half-way,
+        // and a prefix of a config may well parse: a change counts once a second read,
+        // a moment later, agrees. Otherwise the next poll looks again.
+        std::thread::sleep(CONFIG_SETTLE);
+        if config::read_content(path).ok().as_ref() != Some(&content) {
+            return poll;
+        }
         match config::parse_content(&content) {
             Ok(cfg) => {
                 let revision = table.load().revision() + 1;
