@@ -33,6 +33,9 @@ pub enum Command {
     /// Show every registry (health, spaces, storage) and its spaces: probed live with
     /// --config, else read from the cluster with the status the leader last recorded.
     Overview(OverviewArgs),
+    /// The kubelet's exec credential provider: reads a CredentialProviderRequest on
+    /// stdin, asks `pullgate serve` (POST /credentials) and prints the response.
+    CredentialProvider(CredentialProviderArgs),
 }
 
 /// The global enforcement mode.
@@ -144,6 +147,69 @@ pub struct ServeArgs {
     /// Log format of ordinary logs (audit lines are always JSON on stdout).
     #[arg(long, env = "PULLGATE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub pull_credentials: PullCredentialsArgs,
+}
+
+/// How pods get pull credentials (SPEC §13).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PullCredentials {
+    /// Pull Secrets: kept in each entitled namespace and injected into pods.
+    Secrets,
+    /// The kubelet's credential provider asks POST /credentials with the pod's
+    /// service-account token; no pull Secret is injected or kept.
+    Provider,
+    /// Both, while nodes are moved to the credential provider one by one.
+    Both,
+}
+
+impl PullCredentials {
+    /// Whether pull Secrets are kept in namespaces and injected into pods.
+    pub fn secrets(self) -> bool {
+        self != PullCredentials::Provider
+    }
+
+    /// Whether `POST /credentials` is served.
+    pub fn provider(self) -> bool {
+        self != PullCredentials::Secrets
+    }
+}
+
+/// The flags of `serve` about pulls without Secrets (SPEC §13).
+#[derive(Debug, Args)]
+pub struct PullCredentialsArgs {
+    /// Pull Secrets (`secrets`), the kubelet credential provider (`provider`; cluster
+    /// mode only), or both during a node-by-node rollout.
+    #[arg(
+        long,
+        env = "PULLGATE_PULL_CREDENTIALS",
+        value_enum,
+        default_value = "secrets"
+    )]
+    pub pull_credentials: PullCredentials,
+    /// Audience the service-account tokens of POST /credentials must be made for (the
+    /// `serviceAccountTokenAudience` of the kubelet's CredentialProviderConfig).
+    #[arg(long, env = "PULLGATE_TOKEN_AUDIENCE", default_value = "pullgate")]
+    pub token_audience: String,
+    /// Longest time a kubelet may keep credentials from POST /credentials (shorter when
+    /// the credential expires sooner).
+    #[arg(long, env = "PULLGATE_CREDENTIAL_CACHE_DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub credential_cache_duration: Duration,
+}
+
+/// `pullgate credential-provider`: the kubelet runs it with its `args` and `env`.
+#[derive(Debug, Args)]
+pub struct CredentialProviderArgs {
+    /// Base URL of pullgate's TLS port, e.g. https://pullgate.pullgate-system.svc:443
+    /// (POST /credentials is asked there).
+    #[arg(long, env = "PULLGATE_SERVER")]
+    pub server: String,
+    /// PEM file of the CA that signed pullgate's serving certificate.
+    #[arg(long, env = "PULLGATE_CA_FILE")]
+    pub ca_file: PathBuf,
+    /// Longest wait for pullgate's answer; then no credentials are given.
+    #[arg(long, env = "PULLGATE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

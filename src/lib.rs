@@ -51,6 +51,8 @@
 //! - [`check`]: the offline `pullgate check` command.
 //! - [`overview`]: the `pullgate overview` command.
 //! - [`registry`]: Harbor and Docker Registry clients, probes, status and Harbor management.
+//! - [`provider`]: pulls without Secrets (SPEC §13): the `pullgate credential-provider`
+//!   command the kubelet runs, and the issuer behind `POST /credentials`.
 
 pub mod admission;
 pub mod api;
@@ -64,6 +66,7 @@ pub mod input;
 pub mod logging;
 pub mod overview;
 pub mod policy;
+pub mod provider;
 pub mod reference;
 pub mod registry;
 pub mod sensitive;

@@ -16,6 +16,7 @@ fn main() {
         Command::Check(args) => pullgate::check::run(&args),
         Command::Overview(args) => pullgate::overview::run(&args),
         Command::Certs(args) => pullgate::certs::run(&args),
+        Command::CredentialProvider(args) => pullgate::provider::run(&args),
         Command::Crds => {
             print!("{}", pullgate::api::crds_yaml());
             0

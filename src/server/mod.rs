@@ -11,6 +11,7 @@
 //! counts its own decisions (`allow`, `deny`, `warn`, `audit`).
 
 mod conn;
+pub mod credentials;
 mod limits;
 pub mod metrics;
 mod probes;
@@ -108,6 +109,9 @@ pub struct ServerOptions {
     pub drain_period: Duration,
     /// How often the certificate files are checked for new content.
     pub cert_reload_interval: Duration,
+    /// Serves `POST /credentials` with this issuer (SPEC §13); without one the path is
+    /// unknown (404).
+    pub credentials: Option<Arc<dyn credentials::Issuer>>,
 }
 
 impl ServerOptions {
@@ -140,6 +144,7 @@ impl ServerOptions {
             max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT,
             drain_period: Self::DEFAULT_DRAIN_PERIOD,
             cert_reload_interval: Self::DEFAULT_CERT_RELOAD_INTERVAL,
+            credentials: None,
         }
     }
 
@@ -318,6 +323,9 @@ impl Server {
             opts.max_body_bytes,
             opts.max_body_memory,
             opts.min_body_rate,
+            opts.credentials.clone().map(|issuer| {
+                credentials::CredentialsRoute::new(issuer, metrics.clone(), opts.max_in_flight)
+            }),
         ));
         Ok(Server {
             opts,

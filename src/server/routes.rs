@@ -20,6 +20,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::Semaphore;
 use tracing::{error, warn};
 
+use super::credentials::{self, CredentialsRoute};
 use super::limits::{self, BodyBudget, BodyError, Pace};
 use super::{Endpoint, Handler, Health, Metrics, Reply};
 
@@ -38,6 +39,8 @@ pub(crate) struct Routes {
     body_budget: BodyBudget,
     /// Bytes per second a body must keep up (0: no floor).
     min_body_rate: u64,
+    /// `POST /credentials`, when an issuer is plugged in (SPEC §13).
+    credentials: Option<CredentialsRoute>,
 }
 
 impl Routes {
@@ -49,6 +52,7 @@ impl Routes {
         max_body_bytes: usize,
         max_body_memory: usize,
         min_body_rate: u64,
+        credentials: Option<CredentialsRoute>,
     ) -> Self {
         Routes {
             handler,
@@ -58,6 +62,7 @@ impl Routes {
             max_body_bytes,
             body_budget: BodyBudget::new(max_body_memory, max_in_flight, max_body_bytes),
             min_body_rate,
+            credentials,
         }
     }
 
@@ -75,6 +80,11 @@ impl Routes {
 
     async fn route(&self, request: Request<Incoming>) -> HttpResponse {
         let started = Instant::now();
+        if let (credentials::PATH, Some(route)) = (request.uri().path(), &self.credentials) {
+            return route
+                .serve(request, &self.body_budget, self.min_body_rate)
+                .await;
+        }
         let endpoint = match request.uri().path() {
             "/validate" => Endpoint::Validate,
             "/mutate" => Endpoint::Mutate,
@@ -239,7 +249,7 @@ impl Routes {
     }
 }
 
-fn json(code: StatusCode, body: Bytes) -> HttpResponse {
+pub(super) fn json(code: StatusCode, body: Bytes) -> HttpResponse {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = code;
     response
@@ -249,7 +259,7 @@ fn json(code: StatusCode, body: Bytes) -> HttpResponse {
 }
 
 /// An error answer as a Kubernetes `Status`, which the apiserver can decode and show.
-fn status(code: StatusCode, reason: &str, message: &str) -> HttpResponse {
+pub(super) fn status(code: StatusCode, reason: &str, message: &str) -> HttpResponse {
     let body = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Status",
