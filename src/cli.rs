@@ -207,6 +207,11 @@ pub struct CredentialProviderArgs {
     /// PEM file of the CA that signed pullgate's serving certificate.
     #[arg(long, env = "PULLGATE_CA_FILE")]
     pub ca_file: PathBuf,
+    /// Name to verify pullgate's certificate for, when --server is an address the
+    /// certificate does not name (a node's own resolver usually cannot resolve
+    /// `*.svc` names, so --server is often the Service's cluster IP).
+    #[arg(long, env = "PULLGATE_TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
     /// Longest wait for pullgate's answer; then no credentials are given.
     #[arg(long, env = "PULLGATE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,

@@ -148,11 +148,18 @@ async fn ask(
     let tls = tls_config(&args.ca_file)?;
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .wrap_connector(http);
+        .https_only();
+    let builder = match &args.tls_server_name {
+        Some(name) => {
+            let name = rustls::pki_types::ServerName::try_from(name.clone())
+                .map_err(|e| format!("--tls-server-name {:?}: {e}", escape(name)))?;
+            builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
+        }
+        None => builder,
+    };
+    let https = builder.enable_http1().wrap_connector(http);
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
     let base = args.server.trim_end_matches('/');
     let url = format!("{base}{PATH}?timeout={}s", args.timeout.as_secs().max(1));
@@ -254,6 +261,7 @@ mod tests {
         CredentialProviderArgs {
             server: server.into(),
             ca_file: "/nonexistent/ca.crt".into(),
+            tls_server_name: None,
             timeout: Duration::from_secs(2),
         }
     }

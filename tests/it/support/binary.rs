@@ -19,6 +19,8 @@ pub struct Binary {
     pub probe: SocketAddr,
     pub ca_pem: String,
     pub audit: Arc<Mutex<Vec<String>>>,
+    /// Every line the process wrote on stderr (its ordinary log).
+    pub log: Arc<Mutex<Vec<String>>>,
     pub dir: tempfile::TempDir,
 }
 
@@ -56,9 +58,12 @@ impl Binary {
             .expect("start pullgate serve");
         let (tx, rx) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let kept = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("pullgate: {line}");
+                kept.lock().unwrap().push(line.clone());
                 if line.contains("serving admission requests") {
                     let field = |name: &str| -> SocketAddr {
                         let rest =
@@ -87,6 +92,7 @@ impl Binary {
             probe,
             ca_pem,
             audit,
+            log,
             dir,
         }
     }
