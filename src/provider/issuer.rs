@@ -130,22 +130,23 @@ impl TokenIssuer {
         let api: Api<TokenReview> = Api::all(self.client.clone());
         let answered =
             tokio::time::timeout(REVIEW_TIMEOUT, api.create(&PostParams::default(), &review)).await;
-        let status =
-            match answered {
-                Err(_) => return Err((
+        let status = match answered {
+            Err(_) => {
+                return Err((
                     Outcome::ReviewFailed,
                     format!(
                         "the apiserver did not answer the TokenReview within {REVIEW_TIMEOUT:?}"
                     ),
-                )),
-                Ok(Err(e)) => {
-                    return Err((
-                        Outcome::ReviewFailed,
-                        format!("the TokenReview failed: {e}"),
-                    ))
-                }
-                Ok(Ok(reviewed)) => reviewed.status.unwrap_or_default(),
-            };
+                ))
+            }
+            Ok(Err(e)) => {
+                return Err((
+                    Outcome::ReviewFailed,
+                    format!("the TokenReview failed: {e}"),
+                ))
+            }
+            Ok(Ok(reviewed)) => reviewed.status.unwrap_or_default(),
+        };
         let audience = &self.audience;
         if status.authenticated != Some(true) {
             let why = status.error.as_deref().unwrap_or("no reason given");

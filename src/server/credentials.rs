@@ -27,7 +27,7 @@ use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, RETRY_AFTER};
 use hyper::{Method, Request, StatusCode};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::limits::{self, BodyBudget, BodyError, Pace};
 use super::routes::{json, status, HttpResponse};
@@ -363,6 +363,8 @@ impl CredentialsRoute {
             Outcome::ReviewFailed | Outcome::Timeout | Outcome::Overload => {
                 warn!(outcome = outcome.as_str(), "{message}")
             }
+            // Every pull of a public image asks too: not worth a line each.
+            Outcome::NotNeeded => debug!(outcome = outcome.as_str(), "no credentials: {message}"),
             _ => info!(outcome = outcome.as_str(), "no credentials: {message}"),
         }
         status(code, reason, message)

@@ -196,7 +196,11 @@ impl FakeApiServer {
 
     /// Makes TokenReviews accept `token` as `info` says.
     pub fn add_token(&self, token: &str, info: token_review::TokenInfo) {
-        self.inner.tokens.lock().unwrap().insert(token.to_string(), info);
+        self.inner
+            .tokens
+            .lock()
+            .unwrap()
+            .insert(token.to_string(), info);
     }
 
     /// How many TokenReviews were asked.

@@ -39,12 +39,22 @@ impl TokenInfo {
 pub(crate) fn review(inner: &Inner, body: &[u8]) -> (u16, Value) {
     inner.token_reviews.fetch_add(1, Ordering::SeqCst);
     let Ok(mut review) = serde_json::from_slice::<Value>(body) else {
-        return (400, json!({"kind": "Status", "code": 400, "message": "body is not JSON"}));
+        return (
+            400,
+            json!({"kind": "Status", "code": 400, "message": "body is not JSON"}),
+        );
     };
-    let token = review["spec"]["token"].as_str().unwrap_or_default().to_string();
+    let token = review["spec"]["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let mut wanted: Vec<String> = review["spec"]["audiences"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     if wanted.is_empty() {
         wanted.push(API_AUDIENCE.to_string());
@@ -53,7 +63,11 @@ pub(crate) fn review(inner: &Inner, body: &[u8]) -> (u16, Value) {
     let status = match known {
         None => json!({"authenticated": false, "error": "invalid bearer token"}),
         Some(info) => {
-            let both: Vec<&String> = info.audiences.iter().filter(|a| wanted.contains(a)).collect();
+            let both: Vec<&String> = info
+                .audiences
+                .iter()
+                .filter(|a| wanted.contains(a))
+                .collect();
             if both.is_empty() {
                 json!({"authenticated": false, "error": format!(
                     "token audiences {:?} is invalid for the target audiences {:?}", info.audiences, wanted)})
