@@ -147,8 +147,10 @@ pub struct ServeArgs {
     /// Log format of ordinary logs (audit lines are always JSON on stdout).
     #[arg(long, env = "PULLGATE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Boxed: the flags of pulls without Secrets would otherwise make `Command` one
+    /// large variant.
     #[command(flatten)]
-    pub pull_credentials: PullCredentialsArgs,
+    pub pull_credentials: Box<PullCredentialsArgs>,
 }
 
 /// How pods get pull credentials (SPEC §13).

@@ -30,7 +30,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use super::limits::{self, BodyBudget, BodyError, Pace};
-use super::routes::{json, status, HttpResponse};
+use super::reply::{json, status, HttpResponse};
 use super::Metrics;
 
 /// The path of the route.

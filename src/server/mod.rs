@@ -15,6 +15,7 @@ pub mod credentials;
 mod limits;
 pub mod metrics;
 mod probes;
+mod reply;
 mod routes;
 mod tls;
 
@@ -315,18 +316,20 @@ impl Server {
             .local_addr()
             .context("reading the probe port address")?;
 
-        let routes = Arc::new(routes::Routes::new(
-            handler,
-            metrics.clone(),
-            health.clone(),
-            opts.max_in_flight,
-            opts.max_body_bytes,
-            opts.max_body_memory,
-            opts.min_body_rate,
-            opts.credentials.clone().map(|issuer| {
+        let routes = Arc::new(
+            routes::Routes::new(
+                handler,
+                metrics.clone(),
+                health.clone(),
+                opts.max_in_flight,
+                opts.max_body_bytes,
+                opts.max_body_memory,
+                opts.min_body_rate,
+            )
+            .with_credentials(opts.credentials.clone().map(|issuer| {
                 credentials::CredentialsRoute::new(issuer, metrics.clone(), opts.max_in_flight)
-            }),
-        ));
+            })),
+        );
         Ok(Server {
             opts,
             listener,

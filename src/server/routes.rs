@@ -13,18 +13,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, RETRY_AFTER};
+use hyper::{Method, Request, StatusCode};
 use tokio::sync::Semaphore;
 use tracing::{error, warn};
 
 use super::credentials::{self, CredentialsRoute};
 use super::limits::{self, BodyBudget, BodyError, Pace};
+pub(crate) use super::reply::HttpResponse;
+use super::reply::{json, status};
 use super::{Endpoint, Handler, Health, Metrics, Reply};
-
-pub(crate) type HttpResponse = Response<Full<Bytes>>;
 
 /// Overload is momentary: a retry a second later is likely to find a free slot.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -52,7 +51,6 @@ impl Routes {
         max_body_bytes: usize,
         max_body_memory: usize,
         min_body_rate: u64,
-        credentials: Option<CredentialsRoute>,
     ) -> Self {
         Routes {
             handler,
@@ -62,8 +60,14 @@ impl Routes {
             max_body_bytes,
             body_budget: BodyBudget::new(max_body_memory, max_in_flight, max_body_bytes),
             min_body_rate,
-            credentials,
+            credentials: None,
         }
+    }
+
+    /// Serves `POST /credentials` with `route` too.
+    pub(crate) fn with_credentials(mut self, route: Option<CredentialsRoute>) -> Self {
+        self.credentials = route;
+        self
     }
 
     pub(crate) async fn serve(&self, request: Request<Incoming>) -> HttpResponse {
@@ -247,26 +251,4 @@ impl Routes {
             .insert(CONNECTION, HeaderValue::from_static("close"));
         response
     }
-}
-
-pub(super) fn json(code: StatusCode, body: Bytes) -> HttpResponse {
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = code;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-/// An error answer as a Kubernetes `Status`, which the apiserver can decode and show.
-pub(super) fn status(code: StatusCode, reason: &str, message: &str) -> HttpResponse {
-    let body = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Status",
-        "status": "Failure",
-        "reason": reason,
-        "message": message,
-        "code": code.as_u16(),
-    });
-    json(code, Bytes::from(body.to_string()))
 }
