@@ -352,6 +352,172 @@ mod tests {
         }
     }
 
+    use crate::api::{RegistryType, SecretRef};
+    use crate::cluster::leader::robots::{robot_secret, RobotKey};
+    use crate::cluster::replica::state::Stored;
+    use crate::index::testing::{mk_ns, mk_registry, mk_space, mk_workspace};
+    use crate::index::{Objects, Snapshot};
+    use crate::registry::RobotCredentials;
+
+    const IMAGE: &str = "harbor.example.com/team-a/app:1";
+
+    fn who(ns: &str) -> Identity {
+        Identity {
+            namespace: ns.into(),
+            service_account: "default".into(),
+            node: None,
+        }
+    }
+
+    /// A Harbor with API credentials, its private space team-a bound to ws-a = [app-1],
+    /// and (when `robot_expires_at` is given) the robot Secret of (team-a, ws-a).
+    fn issuer(robot_expires_at: Option<i64>) -> TokenIssuer {
+        let mut harbor = mk_registry(
+            "harbor",
+            RegistryType::Harbor,
+            "https://harbor.example.com",
+            &[],
+        );
+        harbor.spec.credentials_secret_ref = Some(SecretRef {
+            namespace: "pullgate-system".into(),
+            name: "harbor-admin".into(),
+        });
+        let objects = Objects {
+            registries: vec![harbor.clone()],
+            spaces: vec![mk_space(
+                "harbor.team-a",
+                "harbor",
+                "team-a",
+                Visibility::Private,
+                &["ws-a"],
+            )],
+            workspaces: vec![mk_workspace("ws-a", &["app-1"], None, None)],
+            namespaces: vec![
+                mk_ns("app-1", &[]),
+                mk_ns("app-2", &[]),
+                mk_ns("pullgate-system", &[]),
+            ],
+            namespaces_complete: true,
+        };
+        let table = Arc::new(Table::new(Snapshot::build(&objects, 1)));
+        let client =
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
+                .expect("a client that is never called");
+        let issuer = TokenIssuer::new(
+            client,
+            "pullgate",
+            table,
+            &Policy::default(),
+            Duration::from_secs(300),
+        );
+        let mut watched = Watched::default();
+        watched.registries.insert(
+            "harbor".into(),
+            Stored {
+                object: Some(harbor),
+                invalid: None,
+                generation: None,
+                resource_version: None,
+                status: serde_json::Value::Null,
+            },
+        );
+        if let Some(expires_at) = robot_expires_at {
+            let key = RobotKey {
+                registry: "harbor".into(),
+                space: "team-a".into(),
+                workspace: "ws-a".into(),
+            };
+            let creds = RobotCredentials {
+                id: 7,
+                username: "robot$team-a+pullgate-ws-a".into(),
+                secret: "Robot-S3cret".into(),
+                expires_at,
+            };
+            let secret = robot_secret("pullgate-system", &key, &creds);
+            watched
+                .robot_secrets
+                .insert(secret.metadata.name.clone().unwrap_or_default(), secret);
+        }
+        if let Some(tell) = issuer.hook().0 {
+            tell(watched);
+        }
+        issuer
+    }
+
+    fn now() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }
+
+    /// The robot of the cluster for (space, workspace), keyed host/space, kept no longer
+    /// than the robot lives; nothing for an unbound or exempt namespace.
+    #[tokio::test]
+    async fn the_robot_of_the_pair_goes_only_to_bound_namespaces() {
+        let issuer = issuer(Some(now() + 120));
+        let Issued::Granted(granted) = issuer.decide(&who("app-1"), IMAGE) else {
+            panic!("app-1 is bound")
+        };
+        let keys: Vec<&String> = granted.auth.keys().collect();
+        // Every spelling of the host, as in a pull Secret.
+        assert_eq!(
+            keys,
+            ["harbor.example.com/team-a", "harbor.example.com:443/team-a"]
+        );
+        assert_eq!(
+            granted.auth["harbor.example.com/team-a"].username,
+            "robot$team-a+pullgate-ws-a"
+        );
+        assert!(
+            (100..=120).contains(&granted.cache_seconds),
+            "within the robot's life: {}",
+            granted.cache_seconds
+        );
+        for ns in ["app-2", "pullgate-system", "not-a-namespace"] {
+            let answer = issuer.decide(&who(ns), IMAGE);
+            assert!(
+                matches!(answer, Issued::Refused(Outcome::Denied, _)),
+                "{ns}: {answer:?}"
+            );
+        }
+        let answer = issuer.decide(&who("app-1"), "harbor.example.com/Team-A/app");
+        assert!(
+            matches!(answer, Issued::Refused(Outcome::Invalid, _)),
+            "{answer:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_robot_never_expiring_is_kept_for_the_cache_duration() {
+        let Issued::Granted(granted) = issuer(Some(-1)).decide(&who("app-1"), IMAGE) else {
+            panic!("app-1 is bound")
+        };
+        assert_eq!(granted.cache_seconds, 300);
+    }
+
+    #[tokio::test]
+    async fn no_robot_yet_or_nothing_read_yet_is_unavailable() {
+        let answer = issuer(None).decide(&who("app-1"), IMAGE);
+        let Issued::Refused(Outcome::Unavailable, why) = answer else {
+            panic!("{answer:?}")
+        };
+        assert!(why.contains("no working credentials"), "{why}");
+        let client =
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
+                .expect("a client that is never called");
+        let fresh = TokenIssuer::new(
+            client,
+            "pullgate",
+            Arc::new(Table::new(Snapshot::default())),
+            &Policy::default(),
+            Duration::from_secs(300),
+        );
+        assert!(matches!(
+            fresh.decide(&who("app-1"), IMAGE),
+            Issued::Refused(Outcome::Unavailable, _)
+        ));
+    }
+
     #[test]
     fn remaining_life_of_robots() {
         let now = UNIX_EPOCH + Duration::from_secs(1_000);
