@@ -376,6 +376,56 @@ mod tests {
         assert_eq!(view_rx.borrow().snapshot.revision(), 1);
     }
 
+    /// Every replica tells the credentials hook what `/credentials` reads: once synced,
+    /// then after changes of Registries or credential Secrets, and not for other changes.
+    #[tokio::test]
+    async fn the_credentials_hook_follows_registries_and_credential_secrets() {
+        let (leading, _) = channel::channel(false);
+        let (mut run, _view) = mk_run(leading);
+        let told = Arc::new(std::sync::Mutex::new(Vec::<Watched>::new()));
+        let sink = told.clone();
+        run.feed.credentials = CredentialsHook(Some(Arc::new(move |w: Watched| {
+            sink.lock().unwrap().push(w)
+        })));
+        let robot = k8s_openapi::api::core::v1::Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some("pullgate-robot-x".into()),
+                namespace: Some("pullgate-system".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        for id in WatchId::SYNC {
+            let items = match id {
+                WatchId::RobotSecrets => vec![Item::Secret(Box::new(robot.clone()))],
+                _ => Vec::new(),
+            };
+            run.handle(Change::Reset(id, items));
+        }
+        run.publish().await;
+        {
+            let told = told.lock().unwrap();
+            assert_eq!(told.len(), 1, "told once synced");
+            assert!(told[0].robot_secrets.contains_key("pullgate-robot-x"));
+        }
+        run.handle(ns_change(1));
+        run.publish().await;
+        assert_eq!(
+            told.lock().unwrap().len(),
+            1,
+            "a namespace is not its business"
+        );
+        run.handle(Change::Delete(
+            WatchId::RobotSecrets,
+            Item::Secret(Box::new(robot)),
+        ));
+        run.publish().await;
+        let told = told.lock().unwrap();
+        assert_eq!(told.len(), 2, "told the robot Secret went");
+        assert!(told[1].robot_secrets.is_empty());
+        assert!(told[1].namespaces.is_empty(), "only what it reads");
+    }
+
     fn mk_run(leading: channel::Sender<bool>) -> (Run, channel::Receiver<Arc<LeaderView>>) {
         let client = Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
             .expect("a client that is never called");
