@@ -202,8 +202,8 @@ pub struct PullCredentialsArgs {
 /// `pullgate credential-provider`: the kubelet runs it with its `args` and `env`.
 #[derive(Debug, Args)]
 pub struct CredentialProviderArgs {
-    /// Base URL of pullgate's TLS port, e.g. https://pullgate.pullgate-system.svc:443
-    /// (POST /credentials is asked there).
+    /// Base URL of pullgate's TLS port, e.g. `https://10.96.0.20:443`, the cluster IP of
+    /// Service pullgate (POST /credentials is asked there).
     #[arg(long, env = "PULLGATE_SERVER")]
     pub server: String,
     /// PEM file of the CA that signed pullgate's serving certificate.
