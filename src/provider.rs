@@ -68,6 +68,27 @@ pub fn run(args: &CredentialProviderArgs) -> i32 {
     0
 }
 
+/// What to do when the command line does not parse: the usual error and exit code,
+/// except for `credential-provider`, which answers the kubelet with no credentials and
+/// exit code 0 even then (a flag missing from its CredentialProviderConfig).
+pub fn bad_flags(error: clap::Error) -> ! {
+    let provider = std::env::args().nth(1).as_deref() == Some("credential-provider");
+    let shown = matches!(
+        error.kind(),
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+    );
+    if !provider || shown {
+        error.exit()
+    }
+    let text = error.to_string();
+    let what = text.split("\n\nUsage").next().unwrap_or_default();
+    let what = what.split_whitespace().collect::<Vec<_>>().join(" ");
+    eprintln!("pullgate credential-provider: no credentials: {what}");
+    let none = CredentialProviderResponse::none(kubelet::API_VERSION);
+    println!("{}", serde_json::to_string(&none).unwrap_or_default());
+    std::process::exit(0)
+}
+
 /// The request's API version (to answer in) and the response, or why there is none.
 fn answer(
     args: &CredentialProviderArgs,

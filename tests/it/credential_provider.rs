@@ -316,6 +316,11 @@ async fn the_kubelet_gets_credentials_only_for_entitled_namespaces() {
         tokio::task::block_in_place(|| run_provider(&down, &env, &request(&image, TOKEN_APP1)));
     ran.assert_none("cannot reach pullgate");
 
+    // A config that forgets a flag: still an answer the kubelet reads, and exit 0.
+    let ran =
+        tokio::task::block_in_place(|| run_provider(&args, &[], &request(&image, TOKEN_APP1)));
+    ran.assert_none("--ca-file");
+
     // Counted by outcome.
     for (outcome, at_least) in [
         ("issued", 1.0),
@@ -356,7 +361,7 @@ async fn the_kubelet_gets_credentials_only_for_entitled_namespaces() {
         b.audit.lock().unwrap().join("\n"),
     ];
     logs.extend(PRINTED.lock().unwrap().iter().cloned());
-    assert!(logs.len() >= 2 + 2 * 7, "every run's output is checked");
+    assert!(logs.len() >= 2 + 2 * 8, "every run's output is checked");
     for text in &logs {
         for token in TOKENS {
             assert!(!text.contains(token), "a token in the output:\n{text}");
