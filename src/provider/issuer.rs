@@ -223,7 +223,12 @@ impl TokenIssuer {
             return Issued::Refused(Outcome::Invalid, sentence);
         }
         if !verdict.allowed {
-            return Issued::Refused(Outcome::Denied, sentence);
+            // A stale table or a namespace not seen yet: a retry may succeed.
+            let outcome = match verdict.reason {
+                Reason::Stale | Reason::NamespaceUnknown => Outcome::Unavailable,
+                _ => Outcome::Denied,
+            };
+            return Issued::Refused(outcome, sentence);
         }
         if !verdict.needs_credentials {
             return Issued::Refused(
@@ -473,13 +478,18 @@ mod tests {
             "within the robot's life: {}",
             granted.cache_seconds
         );
-        for ns in ["app-2", "pullgate-system", "not-a-namespace"] {
+        for ns in ["app-2", "pullgate-system"] {
             let answer = issuer.decide(&who(ns), IMAGE);
             assert!(
                 matches!(answer, Issued::Refused(Outcome::Denied, _)),
                 "{ns}: {answer:?}"
             );
         }
+        let answer = issuer.decide(&who("created-a-moment-ago"), IMAGE);
+        assert!(
+            matches!(answer, Issued::Refused(Outcome::Unavailable, _)),
+            "{answer:?}"
+        );
         let answer = issuer.decide(&who("app-1"), "harbor.example.com/Team-A/app");
         assert!(
             matches!(answer, Issued::Refused(Outcome::Invalid, _)),
