@@ -495,6 +495,13 @@ mod tests {
             matches!(answer, Issued::Refused(Outcome::Invalid, _)),
             "{answer:?}"
         );
+        // Watches broken past --max-staleness: no grant, as in admission.
+        issuer.table.set_stale(true);
+        let answer = issuer.decide(&who("app-1"), IMAGE);
+        assert!(
+            matches!(answer, Issued::Refused(Outcome::Unavailable, _)),
+            "{answer:?}"
+        );
     }
 
     #[tokio::test]
