@@ -1264,8 +1264,9 @@ def pullgate_binary() -> Path | None:
     return max(built, key=lambda p: p.stat().st_mtime) if built else None
 
 
-def check_binary(rep: Report, base: list[dict]) -> None:
-    """With a built binary: the Deployment's flags exist, and base/crds.yaml is current."""
+def check_binary(rep: Report, base: list[dict], others: dict[str, list[dict]]) -> None:
+    """With a built binary: the Deployment's flags exist (in the base and in the
+    renderings `others`), and base/crds.yaml is current."""
     binary = pullgate_binary()
     if binary is None:
         rep.skip("binary: serve accepts the Deployment's flags",
@@ -1289,6 +1290,13 @@ def check_binary(rep: Report, base: list[dict]) -> None:
                          - set(re.findall(r"--[a-z][a-z0-9-]*", help_text)))
         rep.check("binary: `pullgate serve` accepts every flag the Deployment passes",
                   not unknown, f"unknown to {binary}: {unknown}")
+        known = set(re.findall(r"--[a-z][a-z0-9-]*", help_text))
+        for name, objs in others.items():
+            deploy = one(objs, "Deployment", "pullgate", "apps") or {}
+            args = (pullgate_container(deploy) or {}).get("args") or []
+            unknown = sorted({f"--{k}" for k in parse_flags(args)} - known)
+            rep.check(f"binary: `pullgate serve` accepts every flag {name}'s Deployment passes",
+                      not unknown, f"unknown to {binary}: {unknown}")
     proc = subprocess.run([str(binary), "crds"], capture_output=True, text=True, timeout=60)
     try:
         generated = load_yaml_docs(proc.stdout) if proc.returncode == 0 else []
@@ -1426,7 +1434,8 @@ def main() -> int:
                   f"args {args}")
     check_examples(rep, crds, opts.k8s_version)
     check_repository(rep)
-    check_binary(rep, renderings.get("base", []))
+    check_binary(rep, renderings.get("base", []),
+                 {k: v for k, v in renderings.items() if k == PROVIDER_COMPONENT})
 
     if rep.failures:
         print(f"\n{len(rep.failures)} check(s) failed:")
