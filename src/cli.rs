@@ -197,6 +197,13 @@ pub struct PullCredentialsArgs {
     /// the credential expires sooner).
     #[arg(long, env = "PULLGATE_CREDENTIAL_CACHE_DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub credential_cache_duration: Duration,
+    /// POST /credentials requests per second one node (one sender address) may make on
+    /// average; more are answered 429 before any TokenReview.
+    #[arg(long, env = "PULLGATE_NODE_CREDENTIAL_RATE", default_value = "20", value_parser = parse_rate)]
+    pub node_credential_rate: f64,
+    /// POST /credentials requests one node may make at once before the rate applies.
+    #[arg(long, env = "PULLGATE_NODE_CREDENTIAL_BURST", default_value = "200")]
+    pub node_credential_burst: u32,
 }
 
 /// `pullgate credential-provider`: the kubelet runs it with its `args` and `env`.
@@ -273,6 +280,14 @@ pub struct OverviewArgs {
     pub probe_timeout: Duration,
 }
 
+/// A rate: a finite number of at least 0 (0: only the burst, never refilled).
+fn parse_rate(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r >= 0.0)
+        .ok_or_else(|| format!("{text:?} is not a rate such as 20 or 0.5"))
+}
+
 /// A byte count as Kubernetes writes quantities of memory: `1048576`, `512Ki`, `64Mi`,
 /// `1Gi`.
 fn parse_bytes(text: &str) -> Result<usize, String> {
@@ -314,6 +329,16 @@ mod tests {
             "99999999999999999999Gi",
         ] {
             assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("20"), Ok(20.0));
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        assert_eq!(parse_rate("0"), Ok(0.0));
+        for bad in ["", "-1", "NaN", "inf", "fast"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
         }
     }
 

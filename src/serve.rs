@@ -133,6 +133,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     });
     let mut options = server_options(&args);
     options.credentials = issuer;
+    options.credential_rate_per_node = args.pull_credentials.node_credential_rate;
+    options.credential_burst_per_node = args.pull_credentials.node_credential_burst;
     server::serve(options, handler, health, metrics, stopped(stop_rx)).await?;
     if failed.load(std::sync::atomic::Ordering::Relaxed) {
         anyhow::bail!("cluster mode failed; exiting so that the replica is restarted");

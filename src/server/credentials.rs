@@ -40,13 +40,13 @@ pub const PATH: &str = "/credentials";
 /// larger is not a credential request.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// Requests a node may make per second, on average. A node starting a hundred pods of
-/// new images at once asks once per image and service account (the kubelet caches the
-/// answer per service account and image for `cacheDuration`).
+/// Requests a node may make per second, on average, by default. A node starting a hundred
+/// pods of new images at once asks once per image and service account (the kubelet caches
+/// the answer per service account and image for `cacheDuration`).
 pub const RATE_PER_NODE: f64 = 20.0;
-/// Requests a node may make at once before [`RATE_PER_NODE`] applies: ten seconds' worth,
-/// enough for a full node (110 pods) to start with a few images each.
-pub const BURST_PER_NODE: f64 = 200.0;
+/// Requests a node may make at once before the rate applies, by default: ten seconds'
+/// worth, enough for a full node (110 pods) to start with a few images each.
+pub const BURST_PER_NODE: u32 = 200;
 /// Nodes whose buckets are remembered; a bucket unused for a minute is full again anyway
 /// and is forgotten.
 const MAX_NODES: u64 = 100_000;
@@ -244,16 +244,19 @@ pub(crate) struct CredentialsRoute {
 }
 
 impl CredentialsRoute {
+    /// `rate` requests per second and `burst` at once per node.
     pub(crate) fn new(
         issuer: Arc<dyn Issuer>,
         metrics: Arc<Metrics>,
         max_in_flight: usize,
+        rate: f64,
+        burst: u32,
     ) -> Self {
         CredentialsRoute {
             issuer,
             metrics,
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
-            limiter: NodeLimiter::new(RATE_PER_NODE, BURST_PER_NODE),
+            limiter: NodeLimiter::new(rate, f64::from(burst)),
         }
     }
 
@@ -287,7 +290,10 @@ impl CredentialsRoute {
             if !self.limiter.allow(node).await {
                 let mut response = self.refuse(
                     Outcome::RateLimited,
-                    &format!("this node sent more than {RATE_PER_NODE} credential requests per second; retry"),
+                    &format!(
+                        "this node sent more credential requests than its share ({} at once, then {} a second); retry",
+                        self.limiter.burst, self.limiter.rate
+                    ),
                 );
                 response
                     .headers_mut()

@@ -113,6 +113,10 @@ pub struct ServerOptions {
     /// Serves `POST /credentials` with this issuer (SPEC §13); without one the path is
     /// unknown (404).
     pub credentials: Option<Arc<dyn credentials::Issuer>>,
+    /// `/credentials` requests per second a node may make, on average.
+    pub credential_rate_per_node: f64,
+    /// `/credentials` requests a node may make at once before the rate applies.
+    pub credential_burst_per_node: u32,
 }
 
 impl ServerOptions {
@@ -146,6 +150,8 @@ impl ServerOptions {
             drain_period: Self::DEFAULT_DRAIN_PERIOD,
             cert_reload_interval: Self::DEFAULT_CERT_RELOAD_INTERVAL,
             credentials: None,
+            credential_rate_per_node: credentials::RATE_PER_NODE,
+            credential_burst_per_node: credentials::BURST_PER_NODE,
         }
     }
 
@@ -327,7 +333,13 @@ impl Server {
                 opts.min_body_rate,
             )
             .with_credentials(opts.credentials.clone().map(|issuer| {
-                credentials::CredentialsRoute::new(issuer, metrics.clone(), opts.max_in_flight)
+                credentials::CredentialsRoute::new(
+                    issuer,
+                    metrics.clone(),
+                    opts.max_in_flight,
+                    opts.credential_rate_per_node,
+                    opts.credential_burst_per_node,
+                )
             })),
         );
         Ok(Server {

@@ -371,6 +371,60 @@ async fn the_kubelet_gets_credentials_only_for_entitled_namespaces() {
     }
 }
 
+/// A node over its budget is refused before its token costs a TokenReview; the budget is
+/// per node, and no rate refills it here (`--node-credential-rate 0`), so the count is
+/// exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_over_its_budget_is_refused_before_any_token_review() {
+    let fake = FakeApiServer::start().await;
+    fake.put(registry_object("http://127.0.0.1:5000"));
+    fake.put(namespace("app-1", json!({})));
+    let dir = tempfile::tempdir().unwrap();
+    let config = kubeconfig(dir.path(), &fake.url());
+    let b = Binary::start_in(
+        dir,
+        &[
+            "--namespace",
+            OWN_NS,
+            "--pull-credentials",
+            "both",
+            "--node-credential-rate",
+            "0",
+            "--node-credential-burst",
+            "3",
+        ],
+        &[
+            ("KUBECONFIG", config.to_str().unwrap()),
+            ("POD_NAME", "pullgate-0"),
+        ],
+    );
+    let probe = b.probe;
+    wait_until("ready after the first sync", || {
+        probe_status(probe, "/readyz") == 200
+    })
+    .await;
+    let ca_file = b.dir.path().join("ca.crt");
+    let args = vec![
+        "credential-provider".to_string(),
+        format!("--server=https://{}", b.addr),
+        format!("--ca-file={}", ca_file.display()),
+    ];
+    let image = "127.0.0.1:5000/team-a/app:1";
+    for _ in 0..3 {
+        let ran = tokio::task::block_in_place(|| {
+            run_provider(&args, &[], &request(image, TOKEN_UNKNOWN))
+        });
+        ran.assert_none("invalid bearer token");
+    }
+    assert_eq!(fake.token_reviews(), 3);
+    let ran =
+        tokio::task::block_in_place(|| run_provider(&args, &[], &request(image, TOKEN_UNKNOWN)));
+    ran.assert_none("pullgate answered 429");
+    assert_eq!(fake.token_reviews(), 3, "no review once over the budget");
+    let series = r#"pullgate_credential_requests_total{outcome="rate_limited"}"#;
+    assert_eq!(metric(probe, series), 1.0);
+}
+
 fn registry_object(url: &str) -> Value {
     json!({"apiVersion": PG, "kind": "Registry", "metadata": {"name": "reg"},
            "spec": {"type": "DockerRegistry", "url": url}})
