@@ -33,6 +33,9 @@ pub enum Command {
     /// Show every registry (health, spaces, storage) and its spaces: probed live with
     /// --config, else read from the cluster with the status the leader last recorded.
     Overview(OverviewArgs),
+    /// The kubelet's exec credential provider: reads a CredentialProviderRequest on
+    /// stdin, asks `pullgate serve` (POST /credentials) and prints the response.
+    CredentialProvider(CredentialProviderArgs),
 }
 
 /// The global enforcement mode.
@@ -149,6 +152,83 @@ pub struct ServeArgs {
     /// it to 127.0.0.1 and reach it with `kubectl port-forward`.
     #[arg(long, env = "PULLGATE_UI_LISTEN")]
     pub ui_listen: Option<SocketAddr>,
+    /// Boxed: the flags of pulls without Secrets would otherwise make `Command` one
+    /// large variant.
+    #[command(flatten)]
+    pub pull_credentials: Box<PullCredentialsArgs>,
+}
+
+/// How pods get pull credentials (SPEC §13).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PullCredentials {
+    /// Pull Secrets: kept in each entitled namespace and injected into pods.
+    Secrets,
+    /// The kubelet's credential provider asks POST /credentials with the pod's
+    /// service-account token; no pull Secret is injected or kept.
+    Provider,
+    /// Both, while nodes are moved to the credential provider one by one.
+    Both,
+}
+
+impl PullCredentials {
+    /// Whether pull Secrets are kept in namespaces and injected into pods.
+    pub fn secrets(self) -> bool {
+        self != PullCredentials::Provider
+    }
+
+    /// Whether `POST /credentials` is served.
+    pub fn provider(self) -> bool {
+        self != PullCredentials::Secrets
+    }
+}
+
+/// The flags of `serve` about pulls without Secrets (SPEC §13).
+#[derive(Debug, Args)]
+pub struct PullCredentialsArgs {
+    /// Pull Secrets (`secrets`), the kubelet credential provider (`provider`; cluster
+    /// mode only), or both during a node-by-node rollout.
+    #[arg(
+        long,
+        env = "PULLGATE_PULL_CREDENTIALS",
+        value_enum,
+        default_value = "secrets"
+    )]
+    pub pull_credentials: PullCredentials,
+    /// Audience the service-account tokens of POST /credentials must be made for (the
+    /// `serviceAccountTokenAudience` of the kubelet's CredentialProviderConfig).
+    #[arg(long, env = "PULLGATE_TOKEN_AUDIENCE", default_value = "pullgate")]
+    pub token_audience: String,
+    /// Longest time a kubelet may keep credentials from POST /credentials (shorter when
+    /// the credential expires sooner).
+    #[arg(long, env = "PULLGATE_CREDENTIAL_CACHE_DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub credential_cache_duration: Duration,
+    /// POST /credentials requests per second one node (one sender address) may make on
+    /// average; more are answered 429 before any TokenReview.
+    #[arg(long, env = "PULLGATE_NODE_CREDENTIAL_RATE", default_value = "20", value_parser = parse_rate)]
+    pub node_credential_rate: f64,
+    /// POST /credentials requests one node may make at once before the rate applies.
+    #[arg(long, env = "PULLGATE_NODE_CREDENTIAL_BURST", default_value = "200")]
+    pub node_credential_burst: u32,
+}
+
+/// `pullgate credential-provider`: the kubelet runs it with its `args` and `env`.
+#[derive(Debug, Args)]
+pub struct CredentialProviderArgs {
+    /// Base URL of pullgate's TLS port, e.g. `https://10.96.0.20:443`, the cluster IP of
+    /// Service pullgate (POST /credentials is asked there).
+    #[arg(long, env = "PULLGATE_SERVER")]
+    pub server: String,
+    /// PEM file of the CA that signed pullgate's serving certificate.
+    #[arg(long, env = "PULLGATE_CA_FILE")]
+    pub ca_file: PathBuf,
+    /// Name to verify pullgate's certificate for, when --server is an address the
+    /// certificate does not name (a node's own resolver usually cannot resolve
+    /// `*.svc` names, so --server is often the Service's cluster IP).
+    #[arg(long, env = "PULLGATE_TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
+    /// Longest wait for pullgate's answer; then no credentials are given.
+    #[arg(long, env = "PULLGATE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -205,6 +285,14 @@ pub struct OverviewArgs {
     pub probe_timeout: Duration,
 }
 
+/// A rate: a finite number of at least 0 (0: only the burst, never refilled).
+fn parse_rate(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r >= 0.0)
+        .ok_or_else(|| format!("{text:?} is not a rate such as 20 or 0.5"))
+}
+
 /// A byte count as Kubernetes writes quantities of memory: `1048576`, `512Ki`, `64Mi`,
 /// `1Gi`.
 fn parse_bytes(text: &str) -> Result<usize, String> {
@@ -246,6 +334,16 @@ mod tests {
             "99999999999999999999Gi",
         ] {
             assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("20"), Ok(20.0));
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        assert_eq!(parse_rate("0"), Ok(0.0));
+        for bad in ["", "-1", "NaN", "inf", "fast"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
         }
     }
 

@@ -53,6 +53,8 @@
 //! - [`ui`]: the overview page of `serve --ui-listen` (plain HTTP, read-only) and the
 //!   ring of the latest denials it shows.
 //! - [`registry`]: Harbor and Docker Registry clients, probes, status and Harbor management.
+//! - [`provider`]: pulls without Secrets (SPEC §13): the `pullgate credential-provider`
+//!   command the kubelet runs, and the issuer behind `POST /credentials`.
 
 pub mod admission;
 pub mod api;
@@ -66,6 +68,7 @@ pub mod input;
 pub mod logging;
 pub mod overview;
 pub mod policy;
+pub mod provider;
 pub mod reference;
 pub mod registry;
 pub mod sensitive;

@@ -1,4 +1,4 @@
-use clap::Parser;
+use clap::Parser as _;
 use pullgate::cli::{Cli, Command};
 
 /// jemalloc instead of glibc's malloc: after a burst of large reviews glibc kept tens
@@ -11,11 +11,13 @@ use pullgate::cli::{Cli, Command};
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
-    let code = match Cli::parse().command {
+    let cli = Cli::try_parse().unwrap_or_else(|e| pullgate::provider::bad_flags(e));
+    let code = match cli.command {
         Command::Serve(args) => pullgate::serve::main(args),
         Command::Check(args) => pullgate::check::run(&args),
         Command::Overview(args) => pullgate::overview::run(&args),
         Command::Certs(args) => pullgate::certs::run(&args),
+        Command::CredentialProvider(args) => pullgate::provider::run(&args),
         Command::Crds => {
             print!("{}", pullgate::api::crds_yaml());
             0

@@ -17,6 +17,8 @@ use crate::cluster::{
 };
 use crate::config;
 use crate::index::{Snapshot, Table};
+use crate::provider::issuer::TokenIssuer;
+use crate::server::credentials::Issuer;
 use crate::server::{self, Handler, Health, Metrics, ServerOptions, TlsSource};
 use crate::ui::{self, denials::RecentDenials};
 
@@ -86,12 +88,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     });
     let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
-    let (table, events) = match &args.config {
-        Some(path) => (standalone(path, &args, &health, &metrics)?, None),
+    let pull = args.pull_credentials.pull_credentials;
+    if pull.provider() && args.config.is_some() {
+        anyhow::bail!("--pull-credentials={pull:?} needs cluster mode: the tokens of POST /credentials are checked with the apiserver's TokenReview (run without --config, or with --pull-credentials=secrets)");
+    }
+    let (table, events, issuer) = match &args.config {
+        Some(path) => (standalone(path, &args, &health, &metrics)?, None, None),
         None => {
-            let (table, events) =
+            let (table, events, issuer) =
                 cluster_mode(&args, &health, &metrics, stop_tx.clone(), failed.clone()).await?;
-            (table, Some(events))
+            (table, Some(events), issuer)
         }
     };
     tokio::spawn(publish_table_metrics(table.clone(), metrics.clone()));
@@ -105,20 +111,22 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let handler = Arc::new(AdmissionHandler {
         admission: Admission {
             policy: args.policy.policy(),
-            pull_secret_name: args.pull_secret_name.clone(),
+            // `--pull-credentials provider`: the kubelet asks POST /credentials instead.
+            pull_secret_name: if pull.secrets() {
+                args.pull_secret_name.clone()
+            } else {
+                String::new()
+            },
             table,
         },
         events,
         denials,
     });
-    server::serve(
-        server_options(&args),
-        handler,
-        health,
-        metrics,
-        stopped(stop_rx),
-    )
-    .await?;
+    let mut options = server_options(&args);
+    options.credentials = issuer;
+    options.credential_rate_per_node = args.pull_credentials.node_credential_rate;
+    options.credential_burst_per_node = args.pull_credentials.node_credential_burst;
+    server::serve(options, handler, health, metrics, stopped(stop_rx)).await?;
     if failed.load(std::sync::atomic::Ordering::Relaxed) {
         anyhow::bail!("cluster mode failed; exiting so that the replica is restarted");
     }
@@ -157,7 +165,7 @@ async fn cluster_mode(
     metrics: &Arc<Metrics>,
     stop: watch::Sender<bool>,
     failed: Arc<std::sync::atomic::AtomicBool>,
-) -> Result<(Arc<Table>, DenialEvents)> {
+) -> Result<(Arc<Table>, DenialEvents, Option<Arc<dyn Issuer>>)> {
     let client = kube::Client::try_default()
         .await
         .context("cluster mode needs in-cluster config or a kubeconfig (or run standalone with --config FILE)")?;
@@ -186,6 +194,19 @@ async fn cluster_mode(
         },
     )));
     let table = Arc::new(Table::new(Snapshot::default()));
+    let pull = &args.pull_credentials;
+    opts.write_pull_secrets = pull.pull_credentials.secrets();
+    let issuer = pull.pull_credentials.provider().then(|| {
+        let issuer = TokenIssuer::new(
+            client.clone(),
+            &pull.token_audience,
+            table.clone(),
+            &args.policy.policy(),
+            pull.credential_cache_duration,
+        );
+        opts.credentials = issuer.hook();
+        Arc::new(issuer) as Arc<dyn Issuer>
+    });
     let (synced_tx, mut synced_rx) = watch::channel(false);
     let ready = health.clone();
     tokio::spawn(async move {
@@ -215,7 +236,7 @@ async fn cluster_mode(
         }
     });
     info!(identity, "cluster mode");
-    Ok((table, events))
+    Ok((table, events, issuer))
 }
 
 /// Resolves when the stop flag turns true.

@@ -99,6 +99,7 @@ pub struct WorkloadDenied {
 /// The admission service: policy settings plus the live binding table.
 pub struct Admission {
     pub policy: Policy,
+    /// The pull Secret `/mutate` injects; empty: none (`--pull-credentials provider`).
     pub pull_secret_name: String,
     pub table: Arc<Table>,
 }
@@ -261,7 +262,7 @@ impl Admission {
             &judged.decision,
             judged.object.as_ref().and_then(|o| o.spec.as_ref()),
         ) {
-            if d.needs_credentials() {
+            if d.needs_credentials() && !self.pull_secret_name.is_empty() {
                 parts.patch = patch::pull_secret_patch(spec, &self.pull_secret_name);
             }
         }

@@ -43,6 +43,7 @@ pub use leader::registry_loop::{ApiErrorHook, HealthHook, Probed};
 pub use leader::sync::SyncHook;
 use leader::{controller, election, managed, registry_loop};
 pub use replica::events::{denial_events, DenialEvents, EventQueue};
+pub use replica::feed::CredentialsHook;
 use replica::{events, feed, watch};
 
 use crate::index::Table;
@@ -84,6 +85,11 @@ pub struct ClusterOptions {
     /// Told (registry name, operation) for every failed registry API call (for the
     /// registry API error metric).
     pub registry_api_errors: ApiErrorHook,
+    /// Whether the leader keeps pull Secrets in the namespaces; when false
+    /// (`--pull-credentials provider`) it deletes the ones it wrote (SPEC §13).
+    pub write_pull_secrets: bool,
+    /// Told what `POST /credentials` reads, on every replica (SPEC §13).
+    pub credentials: CredentialsHook,
 }
 
 impl ClusterOptions {
@@ -103,6 +109,8 @@ impl ClusterOptions {
             pull_secret_syncs: SyncHook::default(),
             leadership: LeaderHook::default(),
             registry_api_errors: ApiErrorHook::default(),
+            write_pull_secrets: true,
+            credentials: CredentialsHook::default(),
         }
     }
 }
@@ -146,6 +154,7 @@ pub async fn run(
         leading: leading_tx,
         max_staleness: opts.max_staleness,
         staleness_tick: opts.staleness_tick,
+        credentials: opts.credentials.clone(),
     };
     let mut feed = AbortOnDrop(tokio::spawn(feed.run(tx, rx, leader_rx)));
 

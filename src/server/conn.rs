@@ -134,7 +134,9 @@ async fn serve_connection(
     };
     let clock = Arc::new(HeadClock::default());
     let io = TokioIo::new(CountingIo::new(stream, clock.clone()));
-    let service = service_fn(move |request| {
+    let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        // The sender's address, for the per-node limit of `/credentials`.
+        request.extensions_mut().insert(peer);
         let routes = routes.clone();
         async move { Ok::<_, Infallible>(routes.serve(request).await) }
     });

@@ -38,6 +38,23 @@ pub const SYNC_RESULTS: &[&str] = &["created", "updated", "deleted", "error"];
 /// (Harbor robot accounts). Anything else counts as `other`.
 pub const REGISTRY_OPERATIONS: &[&str] = &["health", "read", "project", "robot"];
 
+/// Outcomes counted by `pullgate_credential_requests_total` (SPEC §13), the labels of
+/// [`super::credentials::Outcome`]; anything else counts as `other`.
+pub const CREDENTIAL_OUTCOMES: &[&str] = &[
+    "issued",
+    "no_token",
+    "unauthenticated",
+    "not_service_account",
+    "invalid",
+    "denied",
+    "not_needed",
+    "unavailable",
+    "review_failed",
+    "rate_limited",
+    "overload",
+    "timeout",
+];
+
 /// Admission handling takes microseconds; the buckets run from 25µs to ~0.8s (doubling),
 /// so both the normal case and a struggling server are visible.
 const DURATION_BUCKETS: (f64, f64, usize) = (25e-6, 2.0, 16);
@@ -73,6 +90,7 @@ pub struct Metrics {
     /// Registries that have series in `registry_health` and `registry_api_errors`.
     registries: Mutex<BTreeSet<String>>,
     pull_secret_syncs: IntCounterVec,
+    credential_requests: IntCounterVec,
     /// Serialises scrapes, which set the computed gauges before encoding.
     scrape: Mutex<()>,
 }
@@ -218,6 +236,19 @@ impl Metrics {
         for result in SYNC_RESULTS {
             pull_secret_syncs.with_label_values(&[*result]);
         }
+        let credential_requests = registered(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "pullgate_credential_requests_total",
+                    "POST /credentials requests of kubelet credential providers by outcome (issued; no_token, unauthenticated, not_service_account, invalid, denied, not_needed, unavailable, review_failed, rate_limited, overload, timeout when no credentials were sent)",
+                ),
+                &["outcome"],
+            ),
+        );
+        for outcome in CREDENTIAL_OUTCOMES {
+            credential_requests.with_label_values(&[*outcome]);
+        }
         let requests_by = ENDPOINTS.map(|endpoint| {
             std::array::from_fn(|d| requests.with_label_values(&[endpoint.as_str(), DECISIONS[d]]))
         });
@@ -242,6 +273,7 @@ impl Metrics {
             registry_api_errors,
             registries: Mutex::new(BTreeSet::new()),
             pull_secret_syncs,
+            credential_requests,
             scrape: Mutex::new(()),
         }
     }
@@ -376,6 +408,17 @@ impl Metrics {
             "other"
         };
         self.pull_secret_syncs.with_label_values(&[result]).inc();
+    }
+
+    /// Counts one `POST /credentials` request by its outcome, one of
+    /// [`CREDENTIAL_OUTCOMES`] (anything else counts as `other`).
+    pub fn inc_credential_request(&self, outcome: &str) {
+        let outcome = if CREDENTIAL_OUTCOMES.contains(&outcome) {
+            outcome
+        } else {
+            "other"
+        };
+        self.credential_requests.with_label_values(&[outcome]).inc();
     }
 
     /// The metrics in the Prometheus text format 0.0.4 (see [`CONTENT_TYPE`]).
@@ -574,6 +617,10 @@ mod tests {
         }
         for result in SYNC_RESULTS {
             let line = format!(r#"pullgate_pull_secret_syncs_total{{result="{result}"}} 0"#);
+            assert!(text.contains(&line), "missing {line:?} in\n{text}");
+        }
+        for outcome in CREDENTIAL_OUTCOMES {
+            let line = format!(r#"pullgate_credential_requests_total{{outcome="{outcome}"}} 0"#);
             assert!(text.contains(&line), "missing {line:?} in\n{text}");
         }
         for line in [

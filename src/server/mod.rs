@@ -11,9 +11,11 @@
 //! large, too slow or unreadable, and every non-2xx answer of the handler).
 
 mod conn;
+pub mod credentials;
 mod limits;
 pub mod metrics;
 mod probes;
+mod reply;
 mod routes;
 mod tls;
 
@@ -83,6 +85,13 @@ pub struct ServerOptions {
     pub drain_period: Duration,
     /// How often the certificate files are checked for new content.
     pub cert_reload_interval: Duration,
+    /// Serves `POST /credentials` with this issuer (SPEC §13); without one the path is
+    /// unknown (404).
+    pub credentials: Option<Arc<dyn credentials::Issuer>>,
+    /// `/credentials` requests per second a node may make, on average.
+    pub credential_rate_per_node: f64,
+    /// `/credentials` requests a node may make at once before the rate applies.
+    pub credential_burst_per_node: u32,
 }
 
 impl ServerOptions {
@@ -115,6 +124,9 @@ impl ServerOptions {
             max_in_flight: Self::DEFAULT_MAX_IN_FLIGHT,
             drain_period: Self::DEFAULT_DRAIN_PERIOD,
             cert_reload_interval: Self::DEFAULT_CERT_RELOAD_INTERVAL,
+            credentials: None,
+            credential_rate_per_node: credentials::RATE_PER_NODE,
+            credential_burst_per_node: credentials::BURST_PER_NODE,
         }
     }
 
@@ -285,15 +297,26 @@ impl Server {
             .local_addr()
             .context("reading the probe port address")?;
 
-        let routes = Arc::new(routes::Routes::new(
-            handler,
-            metrics.clone(),
-            health.clone(),
-            opts.max_in_flight,
-            opts.max_body_bytes,
-            opts.max_body_memory,
-            opts.min_body_rate,
-        ));
+        let routes = Arc::new(
+            routes::Routes::new(
+                handler,
+                metrics.clone(),
+                health.clone(),
+                opts.max_in_flight,
+                opts.max_body_bytes,
+                opts.max_body_memory,
+                opts.min_body_rate,
+            )
+            .with_credentials(opts.credentials.clone().map(|issuer| {
+                credentials::CredentialsRoute::new(
+                    issuer,
+                    metrics.clone(),
+                    opts.max_in_flight,
+                    opts.credential_rate_per_node,
+                    opts.credential_burst_per_node,
+                )
+            })),
+        );
         Ok(Server {
             opts,
             listener,

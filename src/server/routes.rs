@@ -13,17 +13,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, RETRY_AFTER};
+use hyper::{Method, Request, StatusCode};
 use tokio::sync::Semaphore;
 use tracing::{error, warn};
 
+use super::credentials::{self, CredentialsRoute};
 use super::limits::{self, BodyBudget, BodyError, Pace};
+pub(crate) use super::reply::HttpResponse;
+use super::reply::{json, status};
 use super::{Handler, Health, Metrics, Outcome, Webhook};
-
-pub(crate) type HttpResponse = Response<Full<Bytes>>;
 
 /// Overload is momentary: a retry a second later is likely to find a free slot.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -38,6 +38,8 @@ pub(crate) struct Routes {
     body_budget: BodyBudget,
     /// Bytes per second a body must keep up (0: no floor).
     min_body_rate: u64,
+    /// `POST /credentials`, when an issuer is plugged in (SPEC §13).
+    credentials: Option<CredentialsRoute>,
 }
 
 impl Routes {
@@ -58,7 +60,14 @@ impl Routes {
             max_body_bytes,
             body_budget: BodyBudget::new(max_body_memory, max_in_flight, max_body_bytes),
             min_body_rate,
+            credentials: None,
         }
+    }
+
+    /// Serves `POST /credentials` with `route` too.
+    pub(crate) fn with_credentials(mut self, route: Option<CredentialsRoute>) -> Self {
+        self.credentials = route;
+        self
     }
 
     pub(crate) async fn serve(&self, request: Request<Incoming>) -> HttpResponse {
@@ -75,6 +84,11 @@ impl Routes {
 
     async fn route(&self, request: Request<Incoming>) -> HttpResponse {
         let started = Instant::now();
+        if let (credentials::PATH, Some(route)) = (request.uri().path(), &self.credentials) {
+            return route
+                .serve(request, &self.body_budget, self.min_body_rate)
+                .await;
+        }
         let endpoint = match request.uri().path() {
             "/validate" => Webhook::Validate,
             "/mutate" => Webhook::Mutate,
@@ -237,26 +251,4 @@ impl Routes {
             .insert(CONNECTION, HeaderValue::from_static("close"));
         response
     }
-}
-
-fn json(code: StatusCode, body: Bytes) -> HttpResponse {
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = code;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-/// An error answer as a Kubernetes `Status`, which the apiserver can decode and show.
-fn status(code: StatusCode, reason: &str, message: &str) -> HttpResponse {
-    let body = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Status",
-        "status": "Failure",
-        "reason": reason,
-        "message": message,
-        "code": code.as_u16(),
-    });
-    json(code, Bytes::from(body.to_string()))
 }

@@ -10,6 +10,7 @@ mod check_cli;
 mod cluster;
 mod cluster_faults;
 mod cluster_resilience;
+mod credential_provider;
 mod docker_registry;
 mod events;
 mod harbor_client;

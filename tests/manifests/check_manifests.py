@@ -56,6 +56,9 @@ DEFAULT_K8S_VERSION = "1.33"
 NAMESPACE = "pullgate-system"
 # The optional component that restricts the metrics/probe port (manifests/README.md).
 NETPOL_COMPONENT = "metrics-networkpolicy"
+# The optional component of pulls without Secrets (SPEC §13), and the kubelet's config in it.
+PROVIDER_COMPONENT = "credential-provider"
+PROVIDER_CONFIG = OVERLAYS / PROVIDER_COMPONENT / "credential-provider-config.yaml"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 EXCLUDED_NAMESPACES = {"kube-system", NAMESPACE}
 TLS_SECRET = "pullgate-tls"
@@ -999,6 +1002,58 @@ def check_metrics_networkpolicy(rep: Report, objs: list[dict]) -> None:
       f"names {names}")
 
 
+def check_credential_provider(rep: Report, objs: list[dict], cert_names: list[str]) -> None:
+    """Pulls without Secrets: the server reviews tokens for one audience, the nodes may
+    request tokens for that audience (nothing more), and the kubelet's example config asks
+    for that audience and verifies the serving certificate by a name it holds."""
+    where = PROVIDER_COMPONENT
+    c = lambda name, ok, detail="": rep.check(f"{where}: {name}", ok, detail)  # noqa: E731
+    deploy = one(objs, "Deployment", "pullgate", "apps") or {}
+    deploy_ns = dig(deploy, "metadata", "namespace")
+    flags = parse_flags(list((pullgate_container(deploy) or {}).get("args") or []))
+    audience = flags.get("token-audience", "pullgate")
+    c("serves POST /credentials and keeps pull Secrets during the rollout "
+      "(--pull-credentials=both)", flags.get("pull-credentials") == "both", f"{flags}")
+
+    def bound_to(binding_name, subjects):
+        crb = one(objs, "ClusterRoleBinding", binding_name) or {}
+        role = one(objs, "ClusterRole", dig(crb, "roleRef", "name")) if crb else None
+        subs = [{k: v for k, v in s.items() if k in ("kind", "name", "namespace")}
+                for s in crb.get("subjects") or []]
+        return (grants(role)[0] if role else None), grants(role or {})[1], subs == subjects
+
+    have, odd, ok = bound_to("pullgate-token-review",
+                             [{"kind": "ServiceAccount", "name": "pullgate",
+                               "namespace": deploy_ns}])
+    c("pullgate's ServiceAccount (only) may create TokenReviews, and nothing else",
+      ok and have == {("authentication.k8s.io", "tokenreviews"): {"create"}} and not odd,
+      f"{have} {odd}")
+    have, odd, ok = bound_to("pullgate-node-token-audience",
+                             [{"kind": "Group", "name": "system:nodes"}])
+    c(f"the nodes (only) may request tokens for the audience {audience!r}, and nothing else",
+      ok and have == {("", audience): {"request-serviceaccounts-token-audience"}}
+      and not odd, f"{have} {odd}")
+    try:
+        config = yaml.safe_load(PROVIDER_CONFIG.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        c("the kubelet's CredentialProviderConfig parses", False, str(err))
+        return
+    providers = config.get("providers") or []
+    provider = providers[0] if len(providers) == 1 else {}
+    c("the kubelet's CredentialProviderConfig has one provider, kubelet.config.k8s.io/v1",
+      config.get("apiVersion") == "kubelet.config.k8s.io/v1"
+      and config.get("kind") == "CredentialProviderConfig" and bool(provider),
+      f"{config.get('apiVersion')} {config.get('kind')}")
+    c(f"the kubelet asks for tokens of the audience {audience!r}",
+      dig(provider, "tokenAttributes", "serviceAccountTokenAudience") == audience,
+      f"{provider.get('tokenAttributes')}")
+    pflags = parse_flags(list(provider.get("args") or []))
+    c("the provider verifies the serving certificate by a name the certificate holds",
+      pflags.get("tls-server-name") in cert_names, f"{pflags} vs {cert_names}")
+    c("manifests/README.md documents the component",
+      f"overlays/{PROVIDER_COMPONENT}" in (MANIFESTS / "README.md").read_text())
+
+
 def check_cert_manager(rep: Report, objs: list[dict]) -> None:
     where = "cert-manager"
     deploy = one(objs, "Deployment", "pullgate", "apps") or {}
@@ -1209,8 +1264,9 @@ def pullgate_binary() -> Path | None:
     return max(built, key=lambda p: p.stat().st_mtime) if built else None
 
 
-def check_binary(rep: Report, base: list[dict]) -> None:
-    """With a built binary: the Deployment's flags exist, and base/crds.yaml is current."""
+def check_binary(rep: Report, base: list[dict], others: dict[str, list[dict]]) -> None:
+    """With a built binary: the Deployment's flags exist (in the base and in the
+    renderings `others`), and base/crds.yaml is current."""
     binary = pullgate_binary()
     if binary is None:
         rep.skip("binary: serve accepts the Deployment's flags",
@@ -1234,6 +1290,13 @@ def check_binary(rep: Report, base: list[dict]) -> None:
                          - set(re.findall(r"--[a-z][a-z0-9-]*", help_text)))
         rep.check("binary: `pullgate serve` accepts every flag the Deployment passes",
                   not unknown, f"unknown to {binary}: {unknown}")
+        known = set(re.findall(r"--[a-z][a-z0-9-]*", help_text))
+        for name, objs in others.items():
+            deploy = one(objs, "Deployment", "pullgate", "apps") or {}
+            args = (pullgate_container(deploy) or {}).get("args") or []
+            unknown = sorted({f"--{k}" for k in parse_flags(args)} - known)
+            rep.check(f"binary: `pullgate serve` accepts every flag {name}'s Deployment passes",
+                      not unknown, f"unknown to {binary}: {unknown}")
     proc = subprocess.run([str(binary), "crds"], capture_output=True, text=True, timeout=60)
     try:
         generated = load_yaml_docs(proc.stdout) if proc.returncode == 0 else []
@@ -1323,8 +1386,15 @@ def main() -> int:
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
             f"resources:\n  - ../cert-manager\ncomponents:\n  - ../{NETPOL_COMPONENT}\n")
 
+        provider_dir = copy_root / "manifests" / "overlays" / f"{PROVIDER_COMPONENT}-check"
+        provider_dir.mkdir()
+        (provider_dir / "kustomization.yaml").write_text(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            f"resources:\n  - ../cert-manager\ncomponents:\n  - ../{PROVIDER_COMPONENT}\n")
+
         targets = [("base", BASE), ("cert-manager", OVERLAYS / "cert-manager"),
-                   ("pullgate-certs", certs_dir), (NETPOL_COMPONENT, netpol_dir)]
+                   ("pullgate-certs", certs_dir), (NETPOL_COMPONENT, netpol_dir),
+                   (PROVIDER_COMPONENT, provider_dir)]
         if warn is not None:
             targets.append(("warn-mode", warn_dir))
         for name, directory in targets:
@@ -1349,6 +1419,10 @@ def main() -> int:
         check_pullgate_certs(rep, renderings["pullgate-certs"])
     if NETPOL_COMPONENT in renderings:
         check_metrics_networkpolicy(rep, renderings[NETPOL_COMPONENT])
+    if PROVIDER_COMPONENT in renderings:
+        cert_names = [n for cert in find(renderings.get("cert-manager", []), "Certificate")
+                      for n in dig(cert, "spec", "dnsNames", default=[]) or []]
+        check_credential_provider(rep, renderings[PROVIDER_COMPONENT], cert_names)
     if "warn-mode" in renderings:
         objs = renderings["warn-mode"]
         deploy = one(objs, "Deployment", "pullgate", "apps") or {}
@@ -1360,7 +1434,8 @@ def main() -> int:
                   f"args {args}")
     check_examples(rep, crds, opts.k8s_version)
     check_repository(rep)
-    check_binary(rep, renderings.get("base", []))
+    check_binary(rep, renderings.get("base", []),
+                 {k: v for k, v in renderings.items() if k == PROVIDER_COMPONENT})
 
     if rep.failures:
         print(f"\n{len(rep.failures)} check(s) failed:")

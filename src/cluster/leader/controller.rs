@@ -85,7 +85,7 @@ impl Controller {
 
     /// One pass; false when a write failed.
     async fn reconcile(&mut self, view: &LeaderView, probed: &Probed) -> bool {
-        let desired = {
+        let mut desired = {
             let refs = RefCredentials {
                 secrets: &view.watched.ref_secrets,
             };
@@ -97,6 +97,11 @@ impl Controller {
             };
             pull_secrets::desired(&view.snapshot, &Chain(vec![&refs, &robots]))
         };
+        if !self.opts.write_pull_secrets {
+            // `--pull-credentials provider`: no namespace keeps a pull Secret; the plan
+            // deletes those pullgate wrote (the problems still go to the statuses).
+            desired.secrets.clear();
+        }
         let plan = sync::plan(&desired, &view.watched.pull_secrets);
         let mut space_problems: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (space, msg) in &desired.problems {

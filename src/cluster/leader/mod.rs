@@ -9,7 +9,9 @@
 //! [`LeaderView`](super::replica::state::LeaderView)) and never the other way round
 //! (`tests/it/import_cycles.rs` checks it): a replica that is not leader runs none of this.
 //! The three loops (controller, registry loop, managed Harbor) wait the same way
-//! ([`inputs`]).
+//! ([`inputs`]). The pure readers of credentials ([`credentials`]' sources,
+//! [`robots::RobotSource`], [`pull_secrets::auth_keys`]) also answer `POST /credentials`
+//! on every replica (`crate::provider::issuer`); they write nothing.
 
 pub mod controller;
 pub mod credentials;

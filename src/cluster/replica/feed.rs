@@ -26,6 +26,21 @@ use crate::index::{Snapshot, Table};
 /// absorb a relist or a `kubectl apply -f dir/`, far below the 100 ms visibility target.
 pub const COALESCE: Duration = Duration::from_millis(10);
 
+/// Told, on every replica, what `POST /credentials` reads
+/// ([`Watched::credential_part`]) after every change of it once synced (SPEC §13).
+#[derive(Clone, Default)]
+pub struct CredentialsHook(pub Option<Arc<dyn Fn(Watched) + Send + Sync>>);
+
+impl std::fmt::Debug for CredentialsHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "CredentialsHook(set)"
+        } else {
+            "CredentialsHook(none)"
+        })
+    }
+}
+
 pub struct Feed {
     pub client: Client,
     pub table: Arc<Table>,
@@ -36,6 +51,7 @@ pub struct Feed {
     pub max_staleness: Duration,
     /// How often the staleness bound is checked.
     pub staleness_tick: Duration,
+    pub credentials: CredentialsHook,
 }
 
 struct Run {
@@ -48,6 +64,8 @@ struct Run {
     revision: u64,
     table_dirty: bool,
     view_dirty: bool,
+    /// Whether what the credentials hook is told changed since it was last told.
+    credentials_dirty: bool,
     /// Whether the election says this replica leads.
     leading: bool,
 }
@@ -110,6 +128,7 @@ impl Run {
             revision,
             table_dirty: true,
             view_dirty: true,
+            credentials_dirty: true,
             leading: false,
         }
     }
@@ -130,6 +149,12 @@ impl Run {
                 self.broken_since.remove(id);
                 self.view_dirty = true;
             }
+        }
+        if let Change::Reset(id, _) | Change::Apply(id, _) | Change::Delete(id, _) = &change {
+            self.credentials_dirty |= matches!(
+                id,
+                WatchId::Registries | WatchId::Ref(..) | WatchId::RobotSecrets
+            );
         }
         // Changes of a Secret watch that was just stopped are stale; drop them.
         if let Change::Apply(WatchId::Ref(ns, name), _) | Change::Reset(WatchId::Ref(ns, name), _) =
@@ -164,6 +189,10 @@ impl Run {
             self.table_dirty = false;
             self.view_dirty = true;
             self.update_ref_watches();
+        }
+        if let (Some(tell), true) = (&self.feed.credentials.0, self.credentials_dirty) {
+            self.credentials_dirty = false;
+            tell(self.watched.credential_part());
         }
         // The view first: a leader loop woken by `synced` finds it current.
         self.publish_view();
@@ -303,6 +332,7 @@ mod tests {
             leading,
             max_staleness: Duration::from_secs(60),
             staleness_tick: Duration::from_secs(60),
+            credentials: CredentialsHook::default(),
         };
         let mut run = Run::new(feed, tx);
         run.set_leading(true);
@@ -346,6 +376,56 @@ mod tests {
         assert_eq!(view_rx.borrow().snapshot.revision(), 1);
     }
 
+    /// Every replica tells the credentials hook what `/credentials` reads: once synced,
+    /// then after changes of Registries or credential Secrets, and not for other changes.
+    #[tokio::test]
+    async fn the_credentials_hook_follows_registries_and_credential_secrets() {
+        let (leading, _) = channel::channel(false);
+        let (mut run, _view) = mk_run(leading);
+        let told = Arc::new(std::sync::Mutex::new(Vec::<Watched>::new()));
+        let sink = told.clone();
+        run.feed.credentials = CredentialsHook(Some(Arc::new(move |w: Watched| {
+            sink.lock().unwrap().push(w)
+        })));
+        let robot = k8s_openapi::api::core::v1::Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some("pullgate-robot-x".into()),
+                namespace: Some("pullgate-system".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        for id in WatchId::SYNC {
+            let items = match id {
+                WatchId::RobotSecrets => vec![Item::Secret(Box::new(robot.clone()))],
+                _ => Vec::new(),
+            };
+            run.handle(Change::Reset(id, items));
+        }
+        run.publish().await;
+        {
+            let told = told.lock().unwrap();
+            assert_eq!(told.len(), 1, "told once synced");
+            assert!(told[0].robot_secrets.contains_key("pullgate-robot-x"));
+        }
+        run.handle(ns_change(1));
+        run.publish().await;
+        assert_eq!(
+            told.lock().unwrap().len(),
+            1,
+            "a namespace is not its business"
+        );
+        run.handle(Change::Delete(
+            WatchId::RobotSecrets,
+            Item::Secret(Box::new(robot)),
+        ));
+        run.publish().await;
+        let told = told.lock().unwrap();
+        assert_eq!(told.len(), 2, "told the robot Secret went");
+        assert!(told[1].robot_secrets.is_empty());
+        assert!(told[1].namespaces.is_empty(), "only what it reads");
+    }
+
     fn mk_run(leading: channel::Sender<bool>) -> (Run, channel::Receiver<Arc<LeaderView>>) {
         let client = Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
             .expect("a client that is never called");
@@ -361,6 +441,7 @@ mod tests {
             leading,
             max_staleness: Duration::from_secs(60),
             staleness_tick: Duration::from_secs(60),
+            credentials: CredentialsHook::default(),
         };
         (Run::new(feed, tx), view_rx)
     }

@@ -218,6 +218,17 @@ impl Watched {
         }
     }
 
+    /// What `POST /credentials` reads on every replica (SPEC §13): the Registries and the
+    /// Secrets pull credentials come from (referenced and robot Secrets), nothing else.
+    pub fn credential_part(&self) -> Watched {
+        Watched {
+            registries: self.registries.clone(),
+            ref_secrets: self.ref_secrets.clone(),
+            robot_secrets: self.robot_secrets.clone(),
+            ..Watched::default()
+        }
+    }
+
     /// The `pullSecretRef`s of all valid spaces and the `credentialsSecretRef`s of all
     /// valid registries.
     pub fn referenced_secrets(&self) -> Vec<SecretRef> {

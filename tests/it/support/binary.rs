@@ -21,6 +21,8 @@ pub struct Binary {
     pub ui: Option<SocketAddr>,
     pub ca_pem: String,
     pub audit: Arc<Mutex<Vec<String>>>,
+    /// Every line the process wrote on stderr (its ordinary log).
+    pub log: Arc<Mutex<Vec<String>>>,
     pub dir: tempfile::TempDir,
 }
 
@@ -58,6 +60,8 @@ impl Binary {
             .expect("start pullgate serve");
         let (tx, rx) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let kept = log.clone();
         std::thread::spawn(move || {
             // The page's port is bound (and logged) before the admission port.
             let mut ui = None;
@@ -70,6 +74,7 @@ impl Binary {
                 if line.contains("serving the overview page") {
                     ui = Some(field("ui"));
                 }
+                kept.lock().unwrap().push(line.clone());
                 if line.contains("serving admission requests") {
                     let _ = tx.send((field("listen"), field("probe"), ui));
                 }
@@ -94,6 +99,7 @@ impl Binary {
             ui,
             ca_pem,
             audit,
+            log,
             dir,
         }
     }

@@ -258,6 +258,25 @@ impl RealRegistry {
         }
     }
 
+    /// `skopeo copy` (a pull) of an image into an OCI layout, with a dockerconfigjson auth
+    /// file; Ok or skopeo's error.
+    pub fn pull_with_authfile(&self, image: &str, authfile: &Path) -> Result<(), String> {
+        let into = self.dir.path().join("pulled");
+        let _ = std::fs::remove_dir_all(&into);
+        let out = skopeo(self.dir.path())
+            .args(["copy", "--src-tls-verify=false", "--src-authfile"])
+            .arg(authfile)
+            .arg(format!("docker://{}/{image}", self.host()))
+            .arg(format!("oci:{}:pulled", into.display()))
+            .output()
+            .expect("run skopeo");
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
     pub fn dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }

@@ -206,6 +206,10 @@ pub(crate) async fn handle(inner: &Arc<Inner>, req: Request<Incoming>) -> Respon
         Ok(b) => b.to_bytes().to_vec(),
         Err(_) => return error(400, "BadRequest", "unreadable body"),
     };
+    if method == Method::POST && path == super::token_review::PATH {
+        let (code, answer) = super::token_review::review(inner, &body);
+        return reply(code, &answer);
+    }
     let Some(target) = parse_path(&path) else {
         return error(404, "NotFound", "no such path");
     };

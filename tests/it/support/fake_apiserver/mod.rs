@@ -5,9 +5,11 @@
 //! apply), DELETE (with preconditions) and the `/status` subresource; core/v1 Events are
 //! validated as the apiserver does (name, size limits). Test controls break
 //! every watch, make every request fail with 500, compact history, and list every write
-//! in order with the header `x-client` that says which client made it.
+//! in order with the header `x-client` that says which client made it. TokenReviews are
+//! answered from tokens the test registers (`token_review`).
 
 mod http;
+pub mod token_review;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -69,6 +71,9 @@ pub(crate) struct Inner {
     pub(crate) failing: AtomicBool,
     pub(crate) requests: AtomicU64,
     pub(crate) gone: AtomicU64,
+    /// Tokens TokenReviews know, and how many reviews were asked.
+    pub(crate) tokens: Mutex<BTreeMap<String, token_review::TokenInfo>>,
+    pub(crate) token_reviews: AtomicU64,
 }
 
 /// The running fake; dropped with the test.
@@ -101,6 +106,8 @@ impl FakeApiServer {
             failing: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             gone: AtomicU64::new(0),
+            tokens: Mutex::new(BTreeMap::new()),
+            token_reviews: AtomicU64::new(0),
         });
         let server = inner.clone();
         let task = tokio::spawn(async move {
@@ -185,6 +192,20 @@ impl FakeApiServer {
 
     pub fn requests(&self) -> u64 {
         self.inner.requests.load(Ordering::SeqCst)
+    }
+
+    /// Makes TokenReviews accept `token` as `info` says.
+    pub fn add_token(&self, token: &str, info: token_review::TokenInfo) {
+        self.inner
+            .tokens
+            .lock()
+            .unwrap()
+            .insert(token.to_string(), info);
+    }
+
+    /// How many TokenReviews were asked.
+    pub fn token_reviews(&self) -> u64 {
+        self.inner.token_reviews.load(Ordering::SeqCst)
     }
 
     /// How many watches were answered `410 Gone`.
