@@ -72,7 +72,10 @@ fn crds_are_in_the_pullgate_category_with_ready_and_conflict_columns() {
         );
     }
     let ready = r#".status.conditions[?(@.type=="Ready")].status"#;
-    assert_eq!(column(&RegistrySpace::crd(), "Ready").as_deref(), Some(ready));
+    assert_eq!(
+        column(&RegistrySpace::crd(), "Ready").as_deref(),
+        Some(ready)
+    );
     assert_eq!(column(&Workspace::crd(), "Ready").as_deref(), Some(ready));
     assert_eq!(
         column(&Registry::crd(), "Conflict").as_deref(),
@@ -95,8 +98,14 @@ fn schema_of(kind: &str) -> Value {
         "Workspace" => Workspace::crd(),
         other => panic!("no CRD for kind {other}"),
     };
-    serde_json::to_value(&crd.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema)
-        .unwrap()
+    serde_json::to_value(
+        &crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema,
+    )
+    .unwrap()
 }
 
 /// Every error the apiserver would answer, as `path: message`.
@@ -115,7 +124,11 @@ fn apply(object: &Value, old: Option<&Value>) -> Vec<String> {
         errors.push(format!("{p}: unknown field"));
     }
     let compiled = cel::compile_schema(&schema);
-    assert!(!compiled.has_errors(), "{:?}", compiled.compilation_errors());
+    assert!(
+        !compiled.has_errors(),
+        "{:?}",
+        compiled.compilation_errors()
+    );
     if let Err(e) = cel::Validator::new().validate_compiled(&compiled, object, old) {
         for err in e {
             assert_eq!(
@@ -166,7 +179,10 @@ fn structural(schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
     if let Some(s) = v.as_str() {
         if let Some(max) = schema["maxLength"].as_u64() {
             if s.chars().count() as u64 > max {
-                err(errors, format!("Too long: may not be more than {max} characters"));
+                err(
+                    errors,
+                    format!("Too long: may not be more than {max} characters"),
+                );
             }
         }
         if let Some(p) = schema["pattern"].as_str() {
@@ -188,7 +204,10 @@ fn structural(schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
     if let Some(map) = v.as_object() {
         if let Some(max) = schema["maxProperties"].as_u64() {
             if map.len() as u64 > max {
-                err(errors, format!("Too many: must have at most {max} properties"));
+                err(
+                    errors,
+                    format!("Too many: must have at most {max} properties"),
+                );
             }
         }
         for r in schema["required"].as_array().into_iter().flatten() {
@@ -315,8 +334,8 @@ fn table_problems(object: &Value) -> Vec<String> {
 /// for the listed `stricter` spellings).
 #[test]
 fn apply_time_rules_over_good_and_bad_values() {
-    let fields: Vec<Field> = serde_yaml::from_str(include_str!("../../tests/data/api-values.yaml"))
-        .unwrap();
+    let fields: Vec<Field> =
+        serde_yaml::from_str(include_str!("../../tests/data/api-values.yaml")).unwrap();
     let mut failures = Vec::new();
     for f in &fields {
         for v in &f.good {
@@ -333,7 +352,10 @@ fn apply_time_rules_over_good_and_bad_values() {
         {
             let object = with_value(&f.template, v);
             let errors = apply(&object, None);
-            if !errors.iter().any(|e| e.starts_with(&format!("{}: ", f.field))) {
+            if !errors
+                .iter()
+                .any(|e| e.starts_with(&format!("{}: ", f.field)))
+            {
                 failures.push(format!(
                     "{} = {v:?} not refused at that field: {errors:?}",
                     f.field
@@ -344,7 +366,11 @@ fn apply_time_rules_over_good_and_bad_values() {
                 failures.push(format!(
                     "{} = {v:?}: pullgate's table reports {problems:?}, but the list says {}",
                     f.field,
-                    if stricter { "it reads the value" } else { "it refuses it" }
+                    if stricter {
+                        "it reads the value"
+                    } else {
+                        "it refuses it"
+                    }
                 ));
             }
         }
@@ -383,7 +409,10 @@ fn rules_fit_the_apiservers_cost_budget_and_regex_dialects() {
         for (path, node) in &all {
             if let Some(p) = node["pattern"].as_str() {
                 assert!(
-                    !p.contains('\\') && !p.contains("(?") && p.starts_with('^') && p.ends_with('$'),
+                    !p.contains('\\')
+                        && !p.contains("(?")
+                        && p.starts_with('^')
+                        && p.ends_with('$'),
                     "{kind} {path}: pattern {p} uses more than the common regex subset"
                 );
                 regex::Regex::new(p).unwrap();
@@ -426,8 +455,7 @@ fn rules_fit_the_apiservers_cost_budget_and_regex_dialects() {
                     cost * cardinality as f64 <= 1_000_000.0,
                     "{kind} {path}: {text} costs about {cost} x {cardinality}"
                 );
-                let warnings =
-                    cel::analyze_rule(text, &compiled, cel::ScopeContext::CrdValidation);
+                let warnings = cel::analyze_rule(text, &compiled, cel::ScopeContext::CrdValidation);
                 assert!(
                     warnings
                         .iter()
@@ -435,7 +463,10 @@ fn rules_fit_the_apiservers_cost_budget_and_regex_dialects() {
                             && w.kind != cel::WarningKind::WrongScope),
                     "{kind} {path}: {warnings:?}"
                 );
-                assert!(r["message"].is_string(), "{kind} {path}: {text} has no message");
+                assert!(
+                    r["message"].is_string(),
+                    "{kind} {path}: {text} has no message"
+                );
             }
         }
     }
@@ -455,7 +486,11 @@ fn unknown_fields_are_named_with_their_path() {
         .collect();
     assert_eq!(
         got,
-        ["metadata.lables", "spec.pullSecretRef.key", "spec.visiblity"]
+        [
+            "metadata.lables",
+            "spec.pullSecretRef.key",
+            "spec.visiblity"
+        ]
     );
     let ws = json!({"apiVersion": API_VERSION, "kind": "Workspace", "metadata": {"name": "w",
         "labels": {"a/b": "c"}, "annotations": {"x": "y"}},

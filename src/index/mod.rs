@@ -165,6 +165,23 @@ impl Snapshot {
         &self.registries
     }
 
+    /// The host keys of Registry `name` that other Registries claim too, each with all
+    /// of its claimants (images from them are denied).
+    pub fn host_conflicts<'s>(&'s self, name: &str) -> Vec<(&'s str, &'s [String])> {
+        let keys = self
+            .registries
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.host_keys.as_slice())
+            .unwrap_or_default();
+        keys.iter()
+            .filter_map(|k| match self.hosts.get(k) {
+                Some(HostOwner::Many(names)) => Some((k.as_str(), names.as_slice())),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn workspaces(&self) -> &[WorkspaceEntry] {
         &self.workspaces
     }

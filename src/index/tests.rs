@@ -130,7 +130,7 @@ fn bad_objects_are_skipped_and_reported() {
     for expected in [
         "Registry bad-url: url \"harbor.example.com\" must start with https:// or http://; registry skipped",
         "Registry harbor: alias \"bad alias\" is not a valid host[:port]; alias ignored",
-        "Registry harbor: host \"harbor.example.com\" is claimed by registries harbor, twin",
+        "Registry harbor: Conflict: host \"harbor.example.com\" is claimed by registries harbor, twin",
         "RegistrySpace orphan: registry \"nope\" does not exist",
         "RegistrySpace upper: space \"Team\" is not \"*\" or a path of lower-case components; space skipped",
         "RegistrySpace nested: space \"a/b\" of a Harbor registry must be one project name; space skipped",
