@@ -1,8 +1,9 @@
 //! The standalone configuration: the same objects the cluster holds (Registry,
 //! RegistrySpace, Workspace, and optionally Namespace and Secret), read from a file, a
 //! directory or stdin by the shared [`input`](crate::input) loader and turned by [`load`]
-//! into index [`Objects`]. Secrets are read through [`Sensitive`], so no error about one
-//! shows a value (SPEC §9).
+//! into index [`Objects`]. A field the schema of its kind does not have is an error naming
+//! the field and its line, as `kubectl apply` refuses it. Secrets are read through
+//! [`Sensitive`], so no error about one shows a value.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -11,6 +12,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 
+use crate::api;
 use crate::index::{NamespaceInfo, Objects};
 use crate::input::{self, InputError};
 use crate::sensitive::Sensitive;
@@ -58,14 +60,51 @@ pub fn read_content(path: &Path) -> Result<Content, ConfigError> {
 pub fn parse_content(content: &Content) -> Result<Config, ConfigError> {
     let mut objects = Vec::new();
     for file in &content.0 {
-        objects.extend(input::parse(file)?);
+        let parsed = input::parse(file)?;
+        check_fields(file, &parsed)?;
+        objects.extend(parsed);
     }
     from_objects(objects)
 }
 
 /// Parses configuration text (every object must be of a kind listed above).
 pub fn parse(text: &str) -> Result<Config, ConfigError> {
-    from_objects(input::parse_text("config", text)?)
+    let file = input::File {
+        name: "config".to_string(),
+        bytes: text.as_bytes().to_vec(),
+    };
+    let objects = input::parse(&file)?;
+    check_fields(&file, &objects)?;
+    from_objects(objects)
+}
+
+/// Refuses a field that the schema of its object's kind does not have, as the apiserver
+/// does: `visiblity: Public` is an error, not a Private space. Each unknown field is named
+/// with the line it is written on.
+fn check_fields(file: &input::File, objects: &[input::Object]) -> Result<(), ConfigError> {
+    for o in objects {
+        let unknown = api::unknown_fields(o.api_version(), o.kind(), &o.value).unwrap_or_default();
+        if unknown.is_empty() {
+            continue;
+        }
+        let fields: Vec<String> = unknown
+            .iter()
+            .map(|path| match input::line_of(file, &o.origin, path) {
+                Some(line) => format!("{:?} at line {line}", path.to_string()),
+                None => format!("{:?}", path.to_string()),
+            })
+            .collect();
+        return Err(o
+            .error(format!(
+                "{} {:?}: unknown field{} {}",
+                o.kind(),
+                o.name(),
+                if fields.len() == 1 { "" } else { "s" },
+                fields.join(", ")
+            ))
+            .into());
+    }
+    Ok(())
 }
 
 fn from_objects(objects: Vec<input::Object>) -> Result<Config, ConfigError> {

@@ -113,7 +113,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tokio::spawn(publish_table_metrics(table.clone(), metrics.clone()));
     let handler = Arc::new(AdmissionHandler {
         admission: Admission {
-            policy: args.policy.policy(),
+            policy: args.policy.policy(&args.pullgate_namespace),
             pull_secret_name: args.pull_secret_name.clone(),
             table,
         },
@@ -174,7 +174,7 @@ async fn cluster_mode(
         .ok()
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| format!("pullgate-{}", std::process::id()));
-    let mut opts = ClusterOptions::new(&args.policy.namespace, &identity);
+    let mut opts = ClusterOptions::new(&args.pullgate_namespace, &identity);
     opts.pull_secret_name = args.pull_secret_name.clone();
     opts.max_staleness = args.max_staleness;
     opts.probe_interval = args.probe_interval;
