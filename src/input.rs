@@ -1,4 +1,4 @@
-//! Input files read as kubectl reads them (SPEC §8): the one entry point for `check -f`,
+//! Input files read as kubectl reads them (README, "`pullgate check`"): the one entry point for `check -f`,
 //! `--config` and `audit -f`. [`read`] takes a file, a directory (its `.yaml`, `.yml`
 //! and `.json` files, sorted by name, not recursive) or `-` for stdin; [`parse`] splits
 //! each file into documents (a JSON stream when it starts with `{`, as kubectl decides,
@@ -612,7 +612,7 @@ mod find {
 /// What pullgate makes of a kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
-    /// A kind whose pods are judged (SPEC §3).
+    /// A kind whose pods are judged (README, "Decision rules").
     Judged(Kind),
     /// A built-in Kubernetes kind that holds no pod: nothing for the webhook to judge.
     BuiltIn,

@@ -191,7 +191,7 @@ impl Snapshot {
         self.spaces.iter().filter(move |s| s.registry == registry)
     }
 
-    /// Resolves a parsed image reference to its registry and space (SPEC §2).
+    /// Resolves a parsed image reference to its registry and space (README, "Decision rules").
     pub fn resolve(&self, image: &ImageRef) -> Resolution<'_> {
         let registry = match self.hosts.get(image.host_key()) {
             None => return Resolution::Unmanaged,
@@ -235,7 +235,7 @@ impl Snapshot {
         ids.iter().map(|id| &self.workspaces[*id as usize])
     }
 
-    /// The effective mode of namespace `ns` (SPEC §3.5): each of its workspaces
+    /// The effective mode of namespace `ns`: each of its workspaces
     /// contributes its `enforcement`, or `global` (the `--mode` flag) when it sets none,
     /// and the strictest wins; a namespace in no workspace gets `global`. A workspace
     /// without `enforcement` therefore keeps the global mode in force, so adding the

@@ -260,7 +260,7 @@ fn selector_memberships_need_every_label_pair() {
     assert_eq!(selector(&[], None), ["n1", "n2", "n3"]);
 }
 
-/// A registry spelling that no valid image reference can have (SPEC §2: an IPv4 address
+/// A registry spelling that no valid image reference can have (an IPv4 address
 /// other than its dotted quad, an IPv6 address not in its shortest form) would never
 /// match: it is refused as a problem instead of silently matching nothing.
 #[test]

@@ -1,4 +1,4 @@
-//! The admission decision of SPEC §3 as one pure function, [`decide`]: which images a
+//! The admission decision (README, "Decision rules") as one pure function, [`decide`]: which images a
 //! namespace may pull, in which mode, and the message a developer reads.
 
 use std::fmt;
@@ -228,7 +228,7 @@ impl Decision {
     }
 }
 
-/// Decides a request against a binding table (SPEC §3).
+/// Decides a request against a binding table (README, "Decision rules").
 pub fn decide(req: &Request<'_>, snap: &Snapshot, policy: &Policy) -> Decision {
     let exempt =
         req.mirror_pod_by_node || policy.exempt_namespaces.iter().any(|n| n == req.namespace);
