@@ -64,7 +64,7 @@ pub fn parse_content(content: &Content) -> Result<Config, ConfigError> {
         check_fields(file, &parsed)?;
         objects.extend(parsed);
     }
-    from_objects(objects)
+    from_objects(objects, &content.0)
 }
 
 /// Parses configuration text (every object must be of a kind listed above).
@@ -75,7 +75,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
     };
     let objects = input::parse(&file)?;
     check_fields(&file, &objects)?;
-    from_objects(objects)
+    from_objects(objects, std::slice::from_ref(&file))
 }
 
 /// Refuses a field that the schema of its object's kind does not have, as the apiserver
@@ -107,15 +107,15 @@ fn check_fields(file: &input::File, objects: &[input::Object]) -> Result<(), Con
     Ok(())
 }
 
-fn from_objects(objects: Vec<input::Object>) -> Result<Config, ConfigError> {
+fn from_objects(objects: Vec<input::Object>, files: &[input::File]) -> Result<Config, ConfigError> {
     let mut cfg = Config::default();
     let mut seen = HashSet::new();
     for o in objects {
         let (api_version, kind) = (o.api_version().to_string(), o.kind().to_string());
         let name = match (api_version.as_str(), kind.as_str()) {
-            ("pullgate.io/v1alpha1", "Registry") => push(&mut cfg.objects.registries, &o),
-            ("pullgate.io/v1alpha1", "RegistrySpace") => push(&mut cfg.objects.spaces, &o),
-            ("pullgate.io/v1alpha1", "Workspace") => push(&mut cfg.objects.workspaces, &o),
+            (api::API_VERSION, "Registry") => push(&mut cfg.objects.registries, &o, files),
+            (api::API_VERSION, "RegistrySpace") => push(&mut cfg.objects.spaces, &o, files),
+            (api::API_VERSION, "Workspace") => push(&mut cfg.objects.workspaces, &o, files),
             ("v1", "Secret") => {
                 let secret: Secret = Sensitive::of_value(&o.value)
                     .from_value(&o.value)
@@ -125,7 +125,7 @@ fn from_objects(objects: Vec<input::Object>) -> Result<Config, ConfigError> {
                 Ok(name)
             }
             ("v1", "Namespace") => {
-                let ns: Namespace = typed(&o)?;
+                let ns: Namespace = typed(&o, files)?;
                 let name = ns.name_any();
                 cfg.objects.namespaces.push(NamespaceInfo {
                     name: name.clone(),
@@ -150,15 +150,42 @@ fn from_objects(objects: Vec<input::Object>) -> Result<Config, ConfigError> {
     Ok(cfg)
 }
 
-fn typed<T: DeserializeOwned>(o: &input::Object) -> Result<T, InputError> {
-    serde_json::from_value(o.value.clone()).map_err(|e| o.error(format!("invalid object: {e}")))
+/// The typed object; an error names the field that does not fit, and its line.
+fn typed<T: DeserializeOwned>(o: &input::Object, files: &[input::File]) -> Result<T, InputError> {
+    serde_path_to_error::deserialize(o.value.clone()).map_err(|e| {
+        let path = api::FieldPath(
+            e.path()
+                .iter()
+                .filter_map(|s| match s {
+                    serde_path_to_error::Segment::Seq { index } => {
+                        Some(api::Segment::Index(*index))
+                    }
+                    serde_path_to_error::Segment::Map { key } => {
+                        Some(api::Segment::Key(key.clone()))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        );
+        let line = files
+            .iter()
+            .find(|f| f.name == o.origin.file)
+            .and_then(|f| input::line_of(f, &o.origin, &path));
+        let at = match (path.0.is_empty(), line) {
+            (true, _) => String::new(),
+            (false, Some(line)) => format!("{:?} at line {line}: ", path.to_string()),
+            (false, None) => format!("{:?}: ", path.to_string()),
+        };
+        o.error(format!("invalid object: {at}{}", e.inner()))
+    })
 }
 
 fn push<T: DeserializeOwned + ResourceExt>(
     list: &mut Vec<T>,
     o: &input::Object,
+    files: &[input::File],
 ) -> Result<String, InputError> {
-    let obj: T = typed(o)?;
+    let obj: T = typed(o, files)?;
     let name = obj.name_any();
     list.push(obj);
     Ok(name)

@@ -173,6 +173,34 @@ fn config_refuses_unknown_fields_with_their_line() {
     );
 }
 
+/// A value of the wrong kind is named the same way, by field and line.
+#[test]
+fn config_names_the_field_and_line_of_a_bad_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        "apiVersion: pullgate.io/v1alpha1\nkind: RegistrySpace\nmetadata: {name: s}\n\
+         spec:\n  registry: r\n  space: a\n  visibility: public\n",
+    )
+    .unwrap();
+    let o = pullgate(&[
+        "check",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--image",
+        "x",
+        "-n",
+        "a",
+    ]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains(r#"invalid object: "spec.visibility" at line 7: unknown variant `public`"#),
+        "{out}"
+    );
+}
+
 /// `serve --ca-out` writes into a directory that does not exist yet, as the README's
 /// first command does on a fresh clone.
 #[test]
