@@ -3,10 +3,11 @@
 //! schemars transforms below (`#[schemars(transform = ...)]` in [`super::types`]). A typo
 //! is then a refused apply rather than a status condition found later.
 //!
-//! The rules only refuse what pullgate itself would refuse: the binding table still
-//! checks everything (IPv4 spellings, the shortest IPv6 form, Harbor's one-component
-//! project names) and reports what is left as a problem, since objects written before
-//! these rules existed, and the standalone `--config`, never pass through them.
+//! The rules check form, and refuse nothing pullgate could use but a port written with a
+//! leading zero (`src/api/tests.rs` compares them with the binding table value by value).
+//! The binding table still checks everything (IPv4 spellings, the shortest IPv6 form,
+//! Harbor's one-component project names) and reports the rest as problems: objects
+//! stored before these rules existed, and the standalone `--config`, never pass them.
 //!
 //! Two limits of the apiserver shape them. `pattern`s are ECMA-262 regexes for clients
 //! and Go (RE2) regexes for the apiserver, so they use only what both read alike: classes,
