@@ -115,7 +115,8 @@ pub struct RegistryStatus {
     /// When the registry was last probed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_probe_time: Option<String>,
-    /// Standard conditions (type Ready).
+    /// Standard conditions: Ready (the last probe), Valid (the spec), Conflict (hosts
+    /// another Registry claims too).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
