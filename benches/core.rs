@@ -1,4 +1,4 @@
-//! Micro-benchmarks of the decision core at SPEC §10 scale (10,000 namespaces, 1,000
+//! Micro-benchmarks of the decision core at the scale of BENCHMARKS.md's targets (10,000 namespaces, 1,000
 //! spaces, 500 workspaces): image parsing, resolution, the decision per image and per
 //! pod review, decoding a review's JSON (and skipping it whole with serde_json), the
 //! audit line, the UPDATE diff of old and new images, snapshot rebuild after one change
@@ -217,7 +217,7 @@ fn benches(c: &mut Criterion) {
     diff(c);
 }
 
-/// The UPDATE diff of old and new images (SPEC §3.2) at growing container counts: half
+/// The UPDATE diff of old and new images (only new or changed images are judged) at growing container counts: half
 /// the images changed, containers and init containers alternating.
 fn diff(c: &mut Criterion) {
     let mut group = c.benchmark_group("diff");

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SPEC §10 load benchmark: pullgate against the minimal hyper+rustls server
+# Load benchmark (BENCHMARKS.md): pullgate against the minimal hyper+rustls server
 # (examples/baseline.rs), side by side and interleaved in one run, over TLS with
 # HTTP/1.1 keep-alive on loopback. Prints Markdown tables; see BENCHMARKS.md.
 #

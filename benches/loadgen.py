@@ -2,7 +2,7 @@
 """Helper of benches/load.sh: generates the scaled config and the pod reviews, reads
 h2load output, and prints the result table.
 
-  loadgen.py config OUT.yaml            the SPEC §10 world (10,000 namespaces, 1,000
+  loadgen.py config OUT.yaml            the BENCHMARKS.md world (10,000 namespaces, 1,000
                                         spaces, 500 workspaces), as index::testing::mk_scaled
   loadgen.py review KIB OUT.json        a pod AdmissionReview of about KIB KiB
   loadgen.py peak H2LOAD_OUTPUT         prints requests/s (and fails on failed requests)
@@ -267,7 +267,7 @@ def table(path):
         unit = "req/s" if metric.startswith("rps") else "µs" if metric.startswith("cpu") else "ms"
         print(f"| {metric} ({unit}) | {b:,.3f} | {p:,.3f} | {ratio:.3f} | {rb}; {rp} |")
     print()
-    # Per-round ratios of the throughput, the figure SPEC §10 names (at 10 KiB).
+    # Per-round ratios of the throughput, the figure BENCHMARKS.md's targets name (at 10 KiB).
     for metric in sorted(m for m in data if m.startswith("rps")):
         ratios = per_round(metric, "pullgate", lambda x, y: y / x)
         if ratios:

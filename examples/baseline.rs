@@ -1,4 +1,4 @@
-//! The minimal server of SPEC §10, the yardstick of `benches/load.sh`: hyper 1 + rustls
+//! The minimal server of BENCHMARKS.md's throughput target, the yardstick of `benches/load.sh`: hyper 1 + rustls
 //! with the same certificate type (ECDSA P-256 from `pullgate::certs::generate`), the same
 //! TLS settings (TLS 1.2 and 1.3, ALPN `http/1.1`, the ring provider), the same runtime
 //! (tokio multi-thread, default worker count) and TCP_NODELAY, answering every request
@@ -8,7 +8,7 @@
 //!
 //! `--work-us N` makes it spend about N µs of CPU per request (a loop calibrated at
 //! start) after reading the body: the load benchmark's yardstick of how much work per
-//! request each target of SPEC §10 leaves room for.
+//! request each target of BENCHMARKS.md leaves room for.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

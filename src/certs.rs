@@ -1,6 +1,6 @@
 //! Certificates pullgate makes itself: a private CA and an ECDSA P-256 serving certificate
 //! signed by it. Used by `pullgate certs` (development and the "own certificates"
-//! overlay) and by `pullgate serve` when no certificate is given (SPEC §7).
+//! overlay) and by `pullgate serve` when no certificate is given (standalone mode).
 //!
 //! Entry points: [`generate`] and [`write_to_dir`].
 

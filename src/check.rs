@@ -96,7 +96,7 @@ fn run_inner(args: &CheckArgs) -> Result<(String, i32), Vec<String>> {
         eprintln!("warning: {} {:?}: {}", p.kind, p.name, escape(&p.message));
     }
     let admission = Admission {
-        policy: args.policy.policy(),
+        policy: args.policy.policy(&args.pullgate_namespace),
         pull_secret_name: DEFAULT_PULL_SECRET_NAME.to_string(),
         table: Arc::new(Table::new(snapshot)),
     };
@@ -266,10 +266,11 @@ fn text_report(report: &Report) -> String {
         .iter()
         .filter(|r| r.decision == "deny")
         .count();
+    let checked = report.results.len();
     let _ = write!(
         s,
-        "{} objects checked, {denied} denied",
-        report.results.len()
+        "{checked} object{} checked, {denied} denied",
+        if checked == 1 { "" } else { "s" }
     );
     if !report.not_judged.is_empty() {
         let _ = write!(s, ", {} not judged", report.not_judged.len());
@@ -290,10 +291,12 @@ pub fn explain_image(
     output: Output,
 ) -> (String, i32) {
     let snap = admission.table.load();
+    // One image on its own: no container. The decision needs a location; the sentences
+    // printed below leave the container out.
     let uses = [ImageUse {
         image,
         location: Location::Container,
-        name: "check",
+        name: "",
     }];
     let req = policy::Request {
         namespace: ns,
@@ -309,10 +312,19 @@ pub fn explain_image(
         EXIT_ALLOWED
     };
     if output == Output::Json {
+        let sentences: Vec<String> = d
+            .images
+            .iter()
+            .map(|v| format!("image {:?} {}", v.image, policy::decide::why(v, ns)))
+            .collect();
+        let mut images = audit::images_of(d.images, ns, true);
+        for (img, sentence) in images.iter_mut().zip(sentences) {
+            img.message = img.message.is_some().then_some(sentence);
+        }
         let v = serde_json::json!({
             "image": image, "namespace": ns, "decision": verdict.as_str(),
             "mode": audit::mode_str(d.mode), "exempt": d.exempt,
-            "images": audit::images_of(d.images, ns, true),
+            "images": images,
         });
         return (json_line(&v), code);
     }
@@ -392,7 +404,11 @@ pub fn explain_image(
     }
     step("mode:", audit::mode_str(d.mode).into());
     for v in &d.images {
-        step("verdict:", policy::decide::explain(v, ns));
+        // One image judged alone: no container to name.
+        step(
+            "verdict:",
+            format!("image {:?} {}", v.image, policy::decide::why(v, ns)),
+        );
     }
     step("decision:", verdict.as_str().into());
     (s, code)

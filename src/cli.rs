@@ -60,8 +60,15 @@ impl From<Mode> for Enforcement {
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
     /// Global mode, also what a workspace without `enforcement` contributes; the strictest
-    /// contribution of a namespace's workspaces wins.
-    #[arg(long, env = "PULLGATE_MODE", value_enum, default_value = "enforce")]
+    /// contribution of a namespace's workspaces wins. Written in any case: `warn` or the
+    /// Workspace's spelling `Warn`.
+    #[arg(
+        long,
+        env = "PULLGATE_MODE",
+        value_enum,
+        ignore_case = true,
+        default_value = "enforce"
+    )]
     pub mode: Mode,
     /// What to do with images of registries that are not integrated.
     #[arg(long, env = "PULLGATE_UNMANAGED", value_enum, default_value = "deny")]
@@ -75,14 +82,12 @@ pub struct PolicyArgs {
         default_value = "kube-system"
     )]
     pub exempt_namespaces: Vec<String>,
-    /// pullgate's own namespace.
-    #[arg(long, env = "PULLGATE_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
-    pub namespace: String,
 }
 
 impl PolicyArgs {
-    pub fn policy(&self) -> Policy {
-        let mut exempt = vec![self.namespace.clone()];
+    /// The policy, with pullgate's own namespace (`--pullgate-namespace`) exempt.
+    pub fn policy(&self, own_namespace: &str) -> Policy {
+        let mut exempt = vec![own_namespace.to_string()];
         exempt.extend(self.exempt_namespaces.iter().cloned());
         exempt.sort();
         exempt.dedup();
@@ -122,6 +127,16 @@ pub struct ServeArgs {
     pub ca_out: Option<PathBuf>,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// pullgate's own namespace: always exempt, and in cluster mode where its Lease and
+    /// the Secrets it keeps for itself live (the Deployment passes its pod's namespace).
+    /// `--namespace` is its old name, still accepted.
+    #[arg(
+        long,
+        env = "PULLGATE_NAMESPACE",
+        default_value = DEFAULT_NAMESPACE,
+        alias = "namespace"
+    )]
+    pub pullgate_namespace: String,
     /// Name of the pull Secret injected into pods and kept in namespaces.
     #[arg(long, env = "PULLGATE_PULL_SECRET_NAME", default_value = DEFAULT_PULL_SECRET_NAME)]
     pub pull_secret_name: String,
@@ -250,13 +265,24 @@ pub struct CheckArgs {
     /// Explain the decision for one image, step by step.
     #[arg(long, conflicts_with = "files", requires = "target_namespace")]
     pub image: Option<String>,
-    /// Namespace to judge in (default: each object's own, else "default").
-    #[arg(short = 'n', long = "target-namespace", visible_alias = "ns")]
+    /// The namespace the objects are judged in, as if created there (default: each
+    /// object's own metadata.namespace, else "default"); required with --image. Not
+    /// pullgate's own namespace, which is --pullgate-namespace.
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        alias = "target-namespace",
+        value_name = "NAMESPACE"
+    )]
     pub target_namespace: Option<String>,
+    /// Output format: text (for people) or json (one document, for scripts).
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Output,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// pullgate's own namespace, always exempt as in `serve`.
+    #[arg(long, env = "PULLGATE_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
+    pub pullgate_namespace: String,
 }
 
 #[derive(Debug, Args)]
@@ -277,6 +303,7 @@ pub struct OverviewArgs {
     /// last probe (`--probe-interval` of `serve`); nothing is probed.
     #[arg(long, env = "PULLGATE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Output format: text (for people) or json (one document, for scripts).
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     pub output: Output,
     /// With --config: longest wait for one registry's probe; a registry slower than this
@@ -352,6 +379,18 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// Deployments written for earlier releases pass `serve --namespace`.
+    #[test]
+    fn serve_still_reads_its_old_namespace_flag() {
+        for flag in ["--namespace", "--pullgate-namespace"] {
+            let cli = Cli::parse_from(["pullgate", "serve", flag, "pg"]);
+            let Command::Serve(args) = cli.command else {
+                panic!("not serve")
+            };
+            assert_eq!(args.pullgate_namespace, "pg");
+        }
+    }
+
     #[test]
     fn own_namespace_is_always_exempt() {
         let cli = Cli::parse_from([
@@ -363,7 +402,7 @@ mod tests {
             "x",
             "-n",
             "a",
-            "--namespace",
+            "--pullgate-namespace",
             "pg",
             "--exempt-namespace",
             "infra",
@@ -371,6 +410,12 @@ mod tests {
         let Command::Check(args) = cli.command else {
             panic!("not check")
         };
-        assert_eq!(args.policy.policy().exempt_namespaces, ["infra", "pg"]);
+        assert_eq!(
+            args.policy
+                .policy(&args.pullgate_namespace)
+                .exempt_namespaces,
+            ["infra", "pg"]
+        );
+        assert_eq!(args.target_namespace.as_deref(), Some("a"));
     }
 }

@@ -1,8 +1,9 @@
 //! The standalone configuration: the same objects the cluster holds (Registry,
 //! RegistrySpace, Workspace, and optionally Namespace and Secret), read from a file, a
 //! directory or stdin by the shared [`input`](crate::input) loader and turned by [`load`]
-//! into index [`Objects`]. Secrets are read through [`Sensitive`], so no error about one
-//! shows a value (SPEC §9).
+//! into index [`Objects`]. A field the schema of its kind does not have is an error naming
+//! the field and its line, as `kubectl apply` refuses it. Secrets are read through
+//! [`Sensitive`], so no error about one shows a value.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -11,6 +12,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 
+use crate::api;
 use crate::index::{NamespaceInfo, Objects};
 use crate::input::{self, InputError};
 use crate::sensitive::Sensitive;
@@ -58,25 +60,62 @@ pub fn read_content(path: &Path) -> Result<Content, ConfigError> {
 pub fn parse_content(content: &Content) -> Result<Config, ConfigError> {
     let mut objects = Vec::new();
     for file in &content.0 {
-        objects.extend(input::parse(file)?);
+        let parsed = input::parse(file)?;
+        check_fields(file, &parsed)?;
+        objects.extend(parsed);
     }
-    from_objects(objects)
+    from_objects(objects, &content.0)
 }
 
 /// Parses configuration text (every object must be of a kind listed above).
 pub fn parse(text: &str) -> Result<Config, ConfigError> {
-    from_objects(input::parse_text("config", text)?)
+    let file = input::File {
+        name: "config".to_string(),
+        bytes: text.as_bytes().to_vec(),
+    };
+    let objects = input::parse(&file)?;
+    check_fields(&file, &objects)?;
+    from_objects(objects, std::slice::from_ref(&file))
 }
 
-fn from_objects(objects: Vec<input::Object>) -> Result<Config, ConfigError> {
+/// Refuses a field that the schema of its object's kind does not have, as the apiserver
+/// does: `visiblity: Public` is an error, not a Private space. Each unknown field is named
+/// with the line it is written on.
+fn check_fields(file: &input::File, objects: &[input::Object]) -> Result<(), ConfigError> {
+    for o in objects {
+        let unknown = api::unknown_fields(o.api_version(), o.kind(), &o.value).unwrap_or_default();
+        if unknown.is_empty() {
+            continue;
+        }
+        let fields: Vec<String> = unknown
+            .iter()
+            .map(|path| match input::line_of(file, &o.origin, path) {
+                Some(line) => format!("{:?} at line {line}", path.to_string()),
+                None => format!("{:?}", path.to_string()),
+            })
+            .collect();
+        return Err(o
+            .error(format!(
+                "{} {:?}: unknown field{} {}",
+                o.kind(),
+                o.name(),
+                if fields.len() == 1 { "" } else { "s" },
+                fields.join(", ")
+            ))
+            .into());
+    }
+    Ok(())
+}
+
+fn from_objects(objects: Vec<input::Object>, files: &[input::File]) -> Result<Config, ConfigError> {
     let mut cfg = Config::default();
     let mut seen = HashSet::new();
     for o in objects {
         let (api_version, kind) = (o.api_version().to_string(), o.kind().to_string());
         let name = match (api_version.as_str(), kind.as_str()) {
-            ("pullgate.io/v1alpha1", "Registry") => push(&mut cfg.objects.registries, &o),
-            ("pullgate.io/v1alpha1", "RegistrySpace") => push(&mut cfg.objects.spaces, &o),
-            ("pullgate.io/v1alpha1", "Workspace") => push(&mut cfg.objects.workspaces, &o),
+            (api::API_VERSION, "Registry") => push(&mut cfg.objects.registries, &o, files),
+            (api::API_VERSION, "RegistrySpace") => push(&mut cfg.objects.spaces, &o, files),
+            (api::API_VERSION, "Workspace") => push(&mut cfg.objects.workspaces, &o, files),
             ("v1", "Secret") => {
                 let secret: Secret = Sensitive::of_value(&o.value)
                     .from_value(&o.value)
@@ -86,7 +125,7 @@ fn from_objects(objects: Vec<input::Object>) -> Result<Config, ConfigError> {
                 Ok(name)
             }
             ("v1", "Namespace") => {
-                let ns: Namespace = typed(&o)?;
+                let ns: Namespace = typed(&o, files)?;
                 let name = ns.name_any();
                 cfg.objects.namespaces.push(NamespaceInfo {
                     name: name.clone(),
@@ -111,15 +150,42 @@ fn from_objects(objects: Vec<input::Object>) -> Result<Config, ConfigError> {
     Ok(cfg)
 }
 
-fn typed<T: DeserializeOwned>(o: &input::Object) -> Result<T, InputError> {
-    serde_json::from_value(o.value.clone()).map_err(|e| o.error(format!("invalid object: {e}")))
+/// The typed object; an error names the field that does not fit, and its line.
+fn typed<T: DeserializeOwned>(o: &input::Object, files: &[input::File]) -> Result<T, InputError> {
+    serde_path_to_error::deserialize(o.value.clone()).map_err(|e| {
+        let path = api::FieldPath(
+            e.path()
+                .iter()
+                .filter_map(|s| match s {
+                    serde_path_to_error::Segment::Seq { index } => {
+                        Some(api::Segment::Index(*index))
+                    }
+                    serde_path_to_error::Segment::Map { key } => {
+                        Some(api::Segment::Key(key.clone()))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        );
+        let line = files
+            .iter()
+            .find(|f| f.name == o.origin.file)
+            .and_then(|f| input::line_of(f, &o.origin, &path));
+        let at = match (path.0.is_empty(), line) {
+            (true, _) => String::new(),
+            (false, Some(line)) => format!("{:?} at line {line}: ", path.to_string()),
+            (false, None) => format!("{:?}: ", path.to_string()),
+        };
+        o.error(format!("invalid object: {at}{}", e.inner()))
+    })
 }
 
 fn push<T: DeserializeOwned + ResourceExt>(
     list: &mut Vec<T>,
     o: &input::Object,
+    files: &[input::File],
 ) -> Result<String, InputError> {
-    let obj: T = typed(o)?;
+    let obj: T = typed(o, files)?;
     let name = obj.name_any();
     list.push(obj);
     Ok(name)

@@ -1,4 +1,4 @@
-//! Input files read as kubectl reads them (SPEC §8): the one entry point for `check -f`,
+//! Input files read as kubectl reads them (README, "`pullgate check`"): the one entry point for `check -f`,
 //! `--config` and `audit -f`. [`read`] takes a file, a directory (its `.yaml`, `.yml`
 //! and `.json` files, sorted by name, not recursive) or `-` for stdin; [`parse`] splits
 //! each file into documents (a JSON stream when it starts with `{`, as kubectl decides,
@@ -16,11 +16,13 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use serde::de::DeserializeSeed as _;
 use serde::Deserialize;
 use serde_json::Value;
 use serde_yaml::Value as Yaml;
 
 use crate::admission::object::Kind;
+use crate::api::{FieldPath, Segment};
 
 /// How deep lists may nest. kubectl sets no bound; real manifests nest one or two
 /// levels, and the bound keeps the expansion's recursion shallow on any input.
@@ -421,10 +423,196 @@ fn yaml_key_segment(k: &Yaml) -> String {
     }
 }
 
+/// The line (counted from 1) where the field at `path` of the object from `origin` is
+/// written in `file`: the line of its key. `None` when it cannot be found (a path that
+/// ends at a list item, or one the file does not have). Positions come
+/// from the parsers themselves: a search that stops with an error at the field, whose
+/// position the error carries.
+pub fn line_of(file: &File, origin: &Origin, path: &FieldPath) -> Option<usize> {
+    let text = std::str::from_utf8(&file.bytes).ok()?;
+    let mut full: Vec<Segment> = Vec::new();
+    for part in origin.item.split('.').filter(|p| !p.is_empty()) {
+        let (key, index) = part.strip_suffix(']')?.split_once('[')?;
+        full.push(Segment::Key(key.to_string()));
+        full.push(Segment::Index(index.parse().ok()?));
+    }
+    full.extend(path.0.iter().cloned());
+    let n = origin.document.checked_sub(1)?;
+    if text.trim_start().starts_with('{') {
+        let mut de = serde_json::Deserializer::from_str(text);
+        for _ in 0..n {
+            serde::de::IgnoredAny::deserialize(&mut de).ok()?;
+        }
+        if let Err(e) = find::Find::new(&full).deserialize(&mut de) {
+            if e.to_string().contains(find::FOUND) {
+                return Some(e.line());
+            }
+        }
+    }
+    let doc = serde_yaml::Deserializer::from_str(text).nth(n)?;
+    match find::Find::new(&full).deserialize(doc) {
+        Err(e) if e.to_string().contains(find::FOUND) => e.location().map(|l| l.line()),
+        _ => None,
+    }
+}
+
+/// A search along a path through any serde input, ending in an error at the field.
+mod find {
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    use crate::api::Segment;
+
+    /// The message of the error that marks the field.
+    pub const FOUND: &str = "field found";
+
+    pub struct Find<'a> {
+        path: &'a [Segment],
+        /// Inside a YAML merge (`<<`): a list is several mappings to search, not items.
+        merge: bool,
+    }
+
+    impl<'a> Find<'a> {
+        pub fn new(path: &'a [Segment]) -> Self {
+            Find { path, merge: false }
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Find<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    /// Reads a key; errors with [`FOUND`] when it is the last one looked for.
+    struct Key<'a> {
+        want: Option<&'a str>,
+        last: bool,
+    }
+
+    /// Whether the key read is the one wanted, or the merge key.
+    enum Read {
+        Wanted,
+        Merge,
+        Other,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Key<'_> {
+        type Value = Read;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Read, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Key<'_> {
+        type Value = Read;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a mapping key")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Read, E> {
+            if Some(s) == self.want {
+                if self.last {
+                    return Err(E::custom(FOUND));
+                }
+                return Ok(Read::Wanted);
+            }
+            Ok(if s == "<<" { Read::Merge } else { Read::Other })
+        }
+        fn visit_bool<E: de::Error>(self, b: bool) -> Result<Read, E> {
+            self.visit_str(&b.to_string())
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Read, E> {
+            self.visit_str(&n.to_string())
+        }
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Read, E> {
+            self.visit_str(&n.to_string())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Read, E> {
+            Ok(Read::Other)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Read, E> {
+            Ok(Read::Other)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Find<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let (want, rest) = match self.path.split_first() {
+                Some((Segment::Key(k), rest)) => (Some(k.as_str()), rest),
+                _ => (None, &[][..]),
+            };
+            let last = rest.is_empty();
+            while let Some(read) = map.next_key_seed(Key { want, last })? {
+                match read {
+                    Read::Wanted => map.next_value_seed(Find::new(rest))?,
+                    Read::Merge if want.is_some() => map.next_value_seed(Find {
+                        path: self.path,
+                        merge: true,
+                    })?,
+                    _ => map.next_value::<IgnoredAny>().map(drop)?,
+                }
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            if self.merge {
+                while seq
+                    .next_element_seed(Find {
+                        path: self.path,
+                        merge: false,
+                    })?
+                    .is_some()
+                {}
+                return Ok(());
+            }
+            let (want, rest) = match self.path.split_first() {
+                Some((Segment::Index(i), rest)) => (Some(*i), rest),
+                _ => (None, &[][..]),
+            };
+            let mut i = 0;
+            loop {
+                let more = if Some(i) == want {
+                    seq.next_element_seed(Find::new(rest))?.is_some()
+                } else {
+                    seq.next_element::<IgnoredAny>()?.is_some()
+                };
+                if !more {
+                    return Ok(());
+                }
+                i += 1;
+            }
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+}
+
 /// What pullgate makes of a kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
-    /// A kind whose pods are judged (SPEC §3).
+    /// A kind whose pods are judged (README, "Decision rules").
     Judged(Kind),
     /// A built-in Kubernetes kind that holds no pod: nothing for the webhook to judge.
     BuiltIn,

@@ -1,5 +1,5 @@
 //! Container image references, parsed and normalised the way the container runtime does
-//! (Docker's `distribution/reference` grammar and normalisation, SPEC §2).
+//! (Docker's `distribution/reference` grammar and normalisation; README, "Decision rules").
 //!
 //! Keeps [`ImageRef`] (domain, repository path, optional tag and digest) and
 //! [`InvalidReference`] (why a string is not a reference). The one entry point is
@@ -44,12 +44,13 @@
 //!   `[fd00:0::5]` as `[fd00::5]`, spellings no registry would match. Likewise a host
 //!   name whose every dot-separated part is a number as C's `inet_aton` reads them
 //!   (decimal, octal after `0`, hex after `0x`) must be the dotted quad of 0 to 255 each:
-//!   `167772165`, `0xa.0.0.5`, `10.0.0.05` and `127.1` are invalid (SPEC §2), as is such a
+//!   `167772165`, `0xa.0.0.5`, `10.0.0.05` and `127.1` are invalid (two spellings of one
+//!   address must never be one integrated and one unmanaged host), as is such a
 //!   host that is no address (`10.0.0.256`, `1.2.3.4.5`); see `read_numeric_host`. A
 //!   first component taken as a domain that breaks this grammar makes the reference
 //!   invalid, even where it would pass as a path component (`harbor_x.example.com/app`):
 //!   Go's `ParseNormalizedNamed` accepts that as a name with an empty domain, which
-//!   SPEC §2 ("hosts follow the grammar") rules out.
+//!   the rule that hosts follow the grammar rules out.
 //! - Path components are `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, separated by single `/`.
 //! - The whole normalised name (`domain/path`, including any inserted `library/`, as
 //!   printed by `Display`) is at most 255 characters. Measuring the normalised form keeps
@@ -404,7 +405,7 @@ impl fmt::Display for Quoted<'_> {
 }
 
 /// Checks a registry host `host[:port]` as the first component of a reference may spell
-/// it (SPEC §2). The binding table refuses registry URLs and aliases that fail it: no
+/// it. The binding table refuses registry URLs and aliases that fail it: no
 /// valid reference could ever match them.
 pub fn check_host(domain: &str) -> Result<(), InvalidReference> {
     check_domain(domain)

@@ -1,4 +1,4 @@
-//! Reading objects that may hold credentials (SPEC §9). Every deserialisation and every
+//! Reading objects that may hold credentials: no error message may echo a Secret's value. Every deserialisation and every
 //! decode of such an object — a v1 Secret in an input file, the `.dockerconfigjson` or
 //! basic-auth keys pullgate reads out of a Secret — goes through [`Sensitive`], whose
 //! [`Redacted`] errors name the object and the field path (`stringData.password`,

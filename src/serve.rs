@@ -110,7 +110,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     let handler = Arc::new(AdmissionHandler {
         admission: Admission {
-            policy: args.policy.policy(),
+            policy: args.policy.policy(&args.pullgate_namespace),
             // `--pull-credentials provider`: the kubelet asks POST /credentials instead.
             pull_secret_name: if pull.secrets() {
                 args.pull_secret_name.clone()
@@ -173,7 +173,7 @@ async fn cluster_mode(
         .ok()
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| format!("pullgate-{}", std::process::id()));
-    let mut opts = ClusterOptions::new(&args.policy.namespace, &identity);
+    let mut opts = ClusterOptions::new(&args.pullgate_namespace, &identity);
     opts.pull_secret_name = args.pull_secret_name.clone();
     opts.max_staleness = args.max_staleness;
     opts.probe_interval = args.probe_interval;
@@ -201,7 +201,7 @@ async fn cluster_mode(
             client.clone(),
             &pull.token_audience,
             table.clone(),
-            &args.policy.policy(),
+            &args.policy.policy(&args.pullgate_namespace),
             pull.credential_cache_duration,
         );
         opts.credentials = issuer.hook();

@@ -2,14 +2,19 @@
 //! writes (Registry, RegistrySpace, Workspace) and the constants shared by every part of
 //! pullgate. `crds()` renders their CustomResourceDefinitions.
 
+mod fields;
+mod rules;
 mod types;
 
+pub use fields::{unknown_fields, FieldPath, Segment};
 pub use types::*;
 
 use kube::core::CustomResourceExt;
 
 /// API group of every pullgate resource.
 pub const GROUP: &str = "pullgate.io";
+/// `apiVersion` of every pullgate resource.
+pub const API_VERSION: &str = "pullgate.io/v1alpha1";
 /// Label on objects pullgate creates and owns (pull Secrets).
 pub const MANAGED_BY_LABEL: &str = "pullgate.io/managed-by";
 /// Label on Registries created for managed Harbor instances.
@@ -36,53 +41,4 @@ pub fn crds_yaml() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The committed manifests/base/crds.yaml must be exactly what `pullgate crds` prints.
-    #[test]
-    fn committed_crds_match_generated() {
-        let committed = include_str!("../../manifests/base/crds.yaml");
-        assert!(
-            committed == crds_yaml(),
-            "manifests/base/crds.yaml is stale: run `cargo run -- crds > manifests/base/crds.yaml`"
-        );
-    }
-
-    #[test]
-    fn crds_are_cluster_scoped_with_short_names_and_descriptions() {
-        for (crd, short) in [
-            (Registry::crd(), "preg"),
-            (RegistrySpace::crd(), "rspace"),
-            (Workspace::crd(), "ws"),
-        ] {
-            assert_eq!(crd.spec.scope, "Cluster");
-            assert_eq!(crd.spec.group, GROUP);
-            assert_eq!(crd.spec.names.short_names, Some(vec![short.to_string()]));
-            let v = &crd.spec.versions[0];
-            assert_eq!(v.name, "v1alpha1");
-            assert!(v
-                .subresources
-                .as_ref()
-                .and_then(|s| s.status.as_ref())
-                .is_some());
-            let schema = serde_json::to_value(&v.schema).unwrap();
-            assert_described(&schema["openAPIV3Schema"]["properties"]["spec"], "spec");
-        }
-    }
-
-    /// Every property of a spec has a description, so `kubectl explain` is useful.
-    fn assert_described(schema: &serde_json::Value, path: &str) {
-        if let Some(props) = schema["properties"].as_object() {
-            for (name, prop) in props {
-                let here = format!("{path}.{name}");
-                assert!(
-                    prop.get("description").is_some(),
-                    "{here} has no description"
-                );
-                assert_described(prop, &here);
-                assert_described(&prop["items"], &here);
-            }
-        }
-    }
-}
+mod tests;

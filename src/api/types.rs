@@ -5,6 +5,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::rules;
+
 /// Kind of registry API behind a Registry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum RegistryType {
@@ -19,8 +21,10 @@ pub enum RegistryType {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SecretRef {
     /// Namespace of the Secret.
+    #[schemars(transform = rules::namespace_name)]
     pub namespace: String,
     /// Name of the Secret.
+    #[schemars(transform = rules::object_name)]
     pub name: String,
 }
 
@@ -32,6 +36,7 @@ pub struct SecretRef {
     kind = "Registry",
     doc = "An integrated container registry (Harbor or Docker Registry).",
     shortname = "preg",
+    category = "pullgate",
     status = "RegistryStatus",
     derive = "PartialEq",
     derive = "Default",
@@ -40,6 +45,7 @@ pub struct SecretRef {
     printcolumn = r#"{"name":"Health","type":"string","jsonPath":".status.health"}"#,
     printcolumn = r#"{"name":"Spaces","type":"integer","jsonPath":".status.spaceCount"}"#,
     printcolumn = r#"{"name":"Storage","type":"string","jsonPath":".status.storageUsed"}"#,
+    printcolumn = r#"{"name":"Conflict","type":"string","description":"Hosts this Registry shares with another Registry; images from them are denied until an admin fixes the URLs or aliases.","jsonPath":".status.conditions[?(@.type==\"Conflict\")].message"}"#,
     printcolumn = r#"{"name":"Managed","type":"string","jsonPath":".metadata.labels.pullgate\\.io/managed"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -50,10 +56,13 @@ pub struct RegistrySpec {
     pub registry_type: RegistryType,
     /// Base URL: scheme http or https, host, optional port, no path
     /// (e.g. https://harbor.example.com). Docker Hub is https://docker.io.
+    #[schemars(transform = rules::url)]
     pub url: String,
-    /// Other host[:port] spellings that reach this registry (DNS aliases, IPs).
-    /// Image references naming any of them are judged as this registry's.
+    /// Other host[:port] spellings that reach this registry (DNS aliases, IPs; an IPv6
+    /// address in brackets). Image references naming any of them are judged as this
+    /// registry's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = rules::aliases)]
     pub aliases: Vec<String>,
     /// API credentials: a Secret with keys `username` and `password`. A Harbor registry
     /// needs admin-level credentials for statistics, project creation and robot accounts.
@@ -106,7 +115,8 @@ pub struct RegistryStatus {
     /// When the registry was last probed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_probe_time: Option<String>,
-    /// Standard conditions (type Ready).
+    /// Standard conditions: Ready (the last probe), Valid (the spec), Conflict (hosts
+    /// another Registry claims too).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -139,6 +149,7 @@ impl Visibility {
     kind = "RegistrySpace",
     doc = "A space of an integrated registry, Public or Private, bound to workspaces.",
     shortname = "rspace",
+    category = "pullgate",
     status = "RegistrySpaceStatus",
     derive = "PartialEq",
     derive = "Default",
@@ -147,21 +158,25 @@ impl Visibility {
     printcolumn = r#"{"name":"Visibility","type":"string","jsonPath":".spec.visibility"}"#,
     printcolumn = r#"{"name":"Workspaces","type":"string","jsonPath":".spec.workspaces"}"#,
     printcolumn = r#"{"name":"Namespaces","type":"integer","jsonPath":".status.boundNamespaces"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RegistrySpaceSpec {
     /// Name of the Registry this space belongs to.
+    #[schemars(transform = rules::object_name)]
     pub registry: String,
     /// The Harbor project, or a Docker Registry path prefix of one or more whole path
     /// components ("teams/a"). "*" matches every repository of the registry that no
     /// other space matches.
+    #[schemars(transform = rules::space)]
     pub space: String,
     /// Public (every namespace may pull) or Private (only bound workspaces). Default Private.
     #[serde(default)]
     pub visibility: Visibility,
     /// Workspaces whose namespaces may pull from this space when it is Private.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = rules::object_names)]
     pub workspaces: Vec<String>,
     /// Pull credentials for this space: a Secret of type kubernetes.io/dockerconfigjson
     /// (the entry for the registry's host is used) or kubernetes.io/basic-auth.
@@ -211,21 +226,25 @@ pub enum Enforcement {
     kind = "Workspace",
     doc = "A named group of namespaces to which private registry spaces are bound.",
     shortname = "ws",
+    category = "pullgate",
     status = "WorkspaceStatus",
     derive = "PartialEq",
     derive = "Default",
     printcolumn = r#"{"name":"Namespaces","type":"string","jsonPath":".status.namespaces"}"#,
     printcolumn = r#"{"name":"Enforcement","type":"string","jsonPath":".spec.enforcement"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceSpec {
     /// Explicit member namespaces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = rules::namespace_names)]
     pub namespaces: Vec<String>,
     /// Additional members: namespaces whose labels match. Only as safe as whoever may
     /// label namespaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = rules::label_selector)]
     pub namespace_selector: Option<LabelSelector>,
     /// Overrides the global mode for this workspace's namespaces: Enforce, Warn or Audit.
     /// With several workspaces, the strictest applies.

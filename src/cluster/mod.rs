@@ -1,4 +1,4 @@
-//! Cluster mode (SPEC §6), cut along its one seam:
+//! Cluster mode (README, "`pullgate serve`"), cut along its one seam:
 //!
 //! - [`replica`]: what every replica runs, leader or not. Watches feed
 //!   [`Watched`](replica::state::Watched), from which the feed rebuilds the binding

@@ -347,7 +347,7 @@ fn status_patches_only_when_something_changed() {
     assert_eq!(
         ws.patch,
         json!({"status": {"namespaces": ["app-1"], "conditions": [{
-            "type": "Ready", "status": "True", "reason": "Resolved", "message": "1 namespaces",
+            "type": "Ready", "status": "True", "reason": "Resolved", "message": "1 namespace",
             "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 2}]}})
     );
     // Once the status is what was written, nothing more is written, whatever the time.
@@ -369,6 +369,63 @@ fn status_patches_only_when_something_changed() {
     assert_eq!(
         writes.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(),
         ["bad"]
+    );
+}
+
+/// A Registry whose hosts another one claims gets `Conflict` (the CONFLICT column of
+/// `kubectl get registries`) saying which hosts and with whom; its spec stays `Valid`.
+#[test]
+fn registries_sharing_a_host_get_a_conflict_condition() {
+    let registry = |name: &str, url: &str, aliases: &[&str]| {
+        custom(
+            json!({"apiVersion": "pullgate.io/v1alpha1", "kind": "Registry",
+            "metadata": {"name": name},
+            "spec": {"type": "Harbor", "url": url, "aliases": aliases}}),
+        )
+    };
+    let mut state = Watched::default();
+    state.apply(Change::Reset(
+        WatchId::Registries,
+        vec![
+            registry("harbor", "https://harbor.example.com", &["harbor.internal"]),
+            registry("twin", "https://harbor.internal", &[]),
+            registry("alone", "https://other.example.com", &[]),
+        ],
+    ));
+    let writes = status::writes(
+        &view_from(state),
+        &BTreeMap::new(),
+        &Default::default(),
+        "2026-01-01T00:00:00Z",
+    );
+    let condition = |name: &str, type_: &str| {
+        let w = writes.iter().find(|w| w.name == name).unwrap();
+        w.patch["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == type_)
+            .cloned()
+            .unwrap()
+    };
+    let c = condition("harbor", "Conflict");
+    assert_eq!(
+        (&c["status"], &c["reason"]),
+        (&json!("True"), &json!("HostConflict"))
+    );
+    assert_eq!(
+        c["message"],
+        "harbor.internal, harbor.internal:443 also claimed by twin; images from them are denied"
+    );
+    assert_eq!(
+        condition("twin", "Conflict")["message"].as_str().unwrap(),
+        "harbor.internal, harbor.internal:443 also claimed by harbor; images from them are denied"
+    );
+    assert_eq!(condition("harbor", "Valid")["status"], "True");
+    let alone = condition("alone", "Conflict");
+    assert_eq!(
+        (&alone["status"], &alone["message"]),
+        (&json!("False"), &json!(""))
     );
 }
 

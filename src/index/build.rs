@@ -203,7 +203,7 @@ fn build_registries(
                     "Registry",
                     n,
                     format!(
-                        "host {key:?} is claimed by registries {}; images from it are denied",
+                        "Conflict: host {key:?} is claimed by registries {}; images from it are denied",
                         names.join(", ")
                     ),
                 ));

@@ -165,6 +165,23 @@ impl Snapshot {
         &self.registries
     }
 
+    /// The host keys of Registry `name` that other Registries claim too, each with all
+    /// of its claimants (images from them are denied).
+    pub fn host_conflicts<'s>(&'s self, name: &str) -> Vec<(&'s str, &'s [String])> {
+        let keys = self
+            .registries
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.host_keys.as_slice())
+            .unwrap_or_default();
+        keys.iter()
+            .filter_map(|k| match self.hosts.get(k) {
+                Some(HostOwner::Many(names)) => Some((k.as_str(), names.as_slice())),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn workspaces(&self) -> &[WorkspaceEntry] {
         &self.workspaces
     }
@@ -174,7 +191,7 @@ impl Snapshot {
         self.spaces.iter().filter(move |s| s.registry == registry)
     }
 
-    /// Resolves a parsed image reference to its registry and space (SPEC §2).
+    /// Resolves a parsed image reference to its registry and space (README, "Decision rules").
     pub fn resolve(&self, image: &ImageRef) -> Resolution<'_> {
         let registry = match self.hosts.get(image.host_key()) {
             None => return Resolution::Unmanaged,
@@ -218,7 +235,7 @@ impl Snapshot {
         ids.iter().map(|id| &self.workspaces[*id as usize])
     }
 
-    /// The effective mode of namespace `ns` (SPEC §3.5): each of its workspaces
+    /// The effective mode of namespace `ns`: each of its workspaces
     /// contributes its `enforcement`, or `global` (the `--mode` flag) when it sets none,
     /// and the strictest wins; a namespace in no workspace gets `global`. A workspace
     /// without `enforcement` therefore keeps the global mode in force, so adding the

@@ -130,7 +130,7 @@ fn bad_objects_are_skipped_and_reported() {
     for expected in [
         "Registry bad-url: url \"harbor.example.com\" must start with https:// or http://; registry skipped",
         "Registry harbor: alias \"bad alias\" is not a valid host[:port]; alias ignored",
-        "Registry harbor: host \"harbor.example.com\" is claimed by registries harbor, twin",
+        "Registry harbor: Conflict: host \"harbor.example.com\" is claimed by registries harbor, twin",
         "RegistrySpace orphan: registry \"nope\" does not exist",
         "RegistrySpace upper: space \"Team\" is not \"*\" or a path of lower-case components; space skipped",
         "RegistrySpace nested: space \"a/b\" of a Harbor registry must be one project name; space skipped",
@@ -260,7 +260,7 @@ fn selector_memberships_need_every_label_pair() {
     assert_eq!(selector(&[], None), ["n1", "n2", "n3"]);
 }
 
-/// A registry spelling that no valid image reference can have (SPEC §2: an IPv4 address
+/// A registry spelling that no valid image reference can have (an IPv4 address
 /// other than its dotted quad, an IPv6 address not in its shortest form) would never
 /// match: it is refused as a problem instead of silently matching nothing.
 #[test]

@@ -158,3 +158,44 @@ fn a_directory_is_read_sorted_without_subdirectories() {
         .collect();
     assert_eq!(names, ["a", "b"]);
 }
+
+/// `line_of` finds the line a field is written on: in a later document, inside a list,
+/// through a YAML merge and an alias, and in a JSON stream.
+#[test]
+fn line_of_finds_the_key_of_a_field() {
+    use crate::api::{FieldPath, Segment};
+    let path =
+        |keys: &[&str]| FieldPath(keys.iter().map(|k| Segment::Key(k.to_string())).collect());
+    let yaml = "apiVersion: v1\nkind: A\n---\n# a comment\napiVersion: v1\nkind: List\nitems:\n\
+                - {apiVersion: v1, kind: X}\n\
+                - apiVersion: v1\n  kind: Y\n  spec:\n    base: &b {a: 1,\n      typo: 2}\n\
+                \x20   <<: *b\n    visiblity: Public\n";
+    let file = File {
+        name: "m.yaml".into(),
+        bytes: yaml.as_bytes().to_vec(),
+    };
+    let objs = parse(&file).unwrap();
+    let y = &objs[2];
+    assert_eq!(y.origin.item, "items[1]");
+    assert_eq!(
+        line_of(&file, &y.origin, &path(&["spec", "visiblity"])),
+        Some(15)
+    );
+    // Merged in from the anchor: the line where the anchor's key is written.
+    assert_eq!(
+        line_of(&file, &y.origin, &path(&["spec", "typo"])),
+        Some(13)
+    );
+    assert_eq!(line_of(&file, &y.origin, &path(&["spec", "nothing"])), None);
+    assert_eq!(line_of(&file, &objs[0].origin, &path(&["kind"])), Some(2));
+    let json = "{\"kind\": \"A\", \"apiVersion\": \"v1\"}\n{\"kind\": \"B\", \"apiVersion\": \"v1\",\n \"spec\": {\n  \"visiblity\": 1}}\n";
+    let file = File {
+        name: "m.json".into(),
+        bytes: json.as_bytes().to_vec(),
+    };
+    let objs = parse(&file).unwrap();
+    assert_eq!(
+        line_of(&file, &objs[1].origin, &path(&["spec", "visiblity"])),
+        Some(4)
+    );
+}

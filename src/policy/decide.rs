@@ -1,4 +1,4 @@
-//! The admission decision of SPEC §3 as one pure function, [`decide`]: which images a
+//! The admission decision (README, "Decision rules") as one pure function, [`decide`]: which images a
 //! namespace may pull, in which mode, and the message a developer reads.
 
 use std::fmt;
@@ -228,7 +228,7 @@ impl Decision {
     }
 }
 
-/// Decides a request against a binding table (SPEC §3).
+/// Decides a request against a binding table (README, "Decision rules").
 pub fn decide(req: &Request<'_>, snap: &Snapshot, policy: &Policy) -> Decision {
     let exempt =
         req.mirror_pod_by_node || policy.exempt_namespaces.iter().any(|n| n == req.namespace);
@@ -316,7 +316,18 @@ fn judge(u: &ImageUse<'_>, req: &Request<'_>, snap: &Snapshot, policy: &Policy) 
 /// The developer-facing sentence for one verdict. It names the image, its container,
 /// registry and space, and the requesting namespace — never other tenants.
 pub fn explain(v: &ImageVerdict, namespace: &str) -> String {
-    let head = format!("image {:?} ({} {:?})", v.image, v.location, v.container);
+    format!(
+        "image {:?} ({} {:?}) {}",
+        v.image,
+        v.location,
+        v.container,
+        why(v, namespace)
+    )
+}
+
+/// [`explain`] without the image and its container: what is said of it (`is in public
+/// registry space ...`), for an image judged on its own (`check --image`).
+pub fn why(v: &ImageVerdict, namespace: &str) -> String {
     let registry = v.registry.as_deref().unwrap_or_default();
     let space = v.space.as_deref().unwrap_or_default();
     let vis = match v.visibility {
@@ -324,30 +335,30 @@ pub fn explain(v: &ImageVerdict, namespace: &str) -> String {
         _ => "private",
     };
     match &v.reason {
-        Reason::Invalid { error } => format!("{head} is not a valid image reference: {error}"),
+        Reason::Invalid { error } => format!("is not a valid image reference: {error}"),
         Reason::Unmanaged { host } if v.allowed => {
-            format!("{head} is from {host:?}, which is not an integrated registry (allowed by the unmanaged policy)")
+            format!("is from {host:?}, which is not an integrated registry (allowed by the unmanaged policy)")
         }
         Reason::Unmanaged { host } => {
-            format!("{head} is from {host:?}, which is not an integrated registry")
+            format!("is from {host:?}, which is not an integrated registry")
         }
         Reason::HostConflict { host } => format!(
-            "{head} is from {host:?}, which several registries claim; ask a cluster admin to fix the registry aliases"
+            "is from {host:?}, which several registries claim; ask a cluster admin to fix the registry aliases"
         ),
         Reason::UnusableRegistry => format!(
-            "{head} is from registry {registry:?}, whose spec is invalid (see its status); ask a cluster admin to fix it"
+            "is from registry {registry:?}, whose spec is invalid (see its status); ask a cluster admin to fix it"
         ),
-        Reason::NoSpace => format!("{head} is not in any registry space of registry {registry:?}"),
-        Reason::Public => format!("{head} is in public registry space {space:?} of registry {registry:?}"),
-        Reason::Bound => format!("{head} is in private registry space {space:?} of registry {registry:?}, bound to a workspace of namespace {namespace:?}"),
+        Reason::NoSpace => format!("is not in any registry space of registry {registry:?}"),
+        Reason::Public => format!("is in public registry space {space:?} of registry {registry:?}"),
+        Reason::Bound => format!("is in private registry space {space:?} of registry {registry:?}, bound to a workspace of namespace {namespace:?}"),
         Reason::NotBound => format!(
-            "{head} is in {vis} registry space {space:?} of registry {registry:?}, which is not bound to a workspace of namespace {namespace:?}"
+            "is in {vis} registry space {space:?} of registry {registry:?}, which is not bound to a workspace of namespace {namespace:?}"
         ),
         Reason::NamespaceUnknown => format!(
-            "{head} is in private registry space {space:?} of registry {registry:?}, and namespace {namespace:?} is not known to pullgate yet; retry in a few seconds"
+            "is in private registry space {space:?} of registry {registry:?}, and namespace {namespace:?} is not known to pullgate yet; retry in a few seconds"
         ),
         Reason::Stale => format!(
-            "{head} is in private registry space {space:?} of registry {registry:?}, and pullgate's binding table is out of date; retry later"
+            "is in private registry space {space:?} of registry {registry:?}, and pullgate's binding table is out of date; retry later"
         ),
     }
 }

@@ -1,4 +1,4 @@
-//! Decision tests (SPEC §3) against one small world of registries, spaces and workspaces.
+//! Decision tests (README, "Decision rules") against one small world of registries, spaces and workspaces.
 
 use proptest::prelude::*;
 
@@ -401,7 +401,7 @@ fn modes_global_and_per_workspace() {
     );
 }
 
-/// SPEC §3.5: each workspace of the namespace contributes its `enforcement`, or the global
+/// The mode rule: each workspace of the namespace contributes its `enforcement`, or the global
 /// mode when it sets none; the strictest wins; no workspace means the global mode. Each
 /// row: global mode, the `enforcement` of each workspace the namespace is in, and the
 /// effective mode (the verdict on an unbound private image follows from it).

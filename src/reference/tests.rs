@@ -59,7 +59,7 @@ macro_rules! table {
     };
 }
 
-/// Every rule of SPEC §2, one or more rows each.
+/// Every rule of image-reference parsing (README, "Decision rules"), one or more rows each.
 fn rows() -> Vec<(String, Want)> {
     let upper_hex = format!("sha256:{}", &SHA256["sha256:".len()..].to_uppercase());
     let tag128 = format!("v{}", "1".repeat(127));
@@ -125,7 +125,7 @@ fn rows() -> Vec<(String, Want)> {
         "harbor.example.com:5x/app" => bad("is not a number"),
         "harbor.example.com:5000:6000/app" => bad("brackets"),
         // IPv4: the dotted quad is the one spelling; what a C resolver (inet_aton) also
-        // reads as an address is invalid (SPEC §2), and so is a host of numbers only
+        // reads as an address is invalid, and so is a host of numbers only
         // that is no address at all
         "10.0.0.5/x" => ok("10.0.0.5", "x"),
         "10.0.0.5:443/x" => ok("10.0.0.5:443", "x"),
@@ -532,14 +532,14 @@ fn go_vectors_mapping() {
 // - IPv6 hosts in brackets are in Go's grammar and ours; oci-spec's regex lacks them.
 // - A bare 64-hex string is an image ID for Go and for us; oci-spec takes it as a name.
 // - A first component that must be a host (it has a '.') but breaks the host grammar, while
-//   being a valid path component ("harbor_x.example.com/app"), is invalid for SPEC §2 and
+//   being a valid path component ("harbor_x.example.com/app"), is invalid for pullgate's host grammar and
 //   for us. oci-spec takes it as the registry anyway; Go's `ParseNormalizedNamed` accepts
 //   it too, as a name with an empty domain (its regex falls back to "no domain").
 // - Ports above 65535 are our extra check; Go and oci-spec accept any digits.
 // - A host whose every part is a number as C's `inet_aton` reads it must be the dotted
-//   quad (SPEC §2): `127.1`, `0xa.0.0.5`, `167772165:5000`, `10.0.0.256` are invalid for
+//   quad: `127.1`, `0xa.0.0.5`, `167772165:5000`, `10.0.0.256` are invalid for
 //   us; Go and oci-spec take them as host names (`0X7F000001` is a Docker Hub path there).
-// - oci-spec accepts upper-case digest hex and sha384; SPEC §2 allows lower-case sha256
+// - oci-spec accepts upper-case digest hex and sha384; pullgate allows lower-case sha256
 //   and sha512 only.
 // - oci-spec, like Go's current code, limits the path to 255 characters; we limit the
 //   normalised `domain/path` (see the module doc).
@@ -564,7 +564,7 @@ const OCI_SPEC_DIFFERENCES: &[&str] = &[
     "[fc00::1]:5000/docker/docker",
     // bare image ID
     HEX64,
-    // host grammar (SPEC §2) where the component is also a valid path component
+    // host grammar where the component is also a valid path component
     "a-b_c.d__e/f",
     "harbor_x.example.com/app",
     // port range

@@ -1,4 +1,4 @@
-//! Harbor projects as the leader keeps them (SPEC §6.4): [`ensure_project`] creates the
+//! Harbor projects as the leader keeps them: [`ensure_project`] creates the
 //! project of a RegistrySpace and keeps its `public` flag equal to the space's
 //! visibility. Robot accounts are decided in `cluster::leader::robots`, which calls the
 //! client's robot endpoints.

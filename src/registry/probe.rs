@@ -1,5 +1,5 @@
 //! The registry probe and the status it turns into. [`probe`] asks a registry what the
-//! Registry and RegistrySpace statuses need (SPEC §6.5) and always returns a
+//! Registry and RegistrySpace statuses need and always returns a
 //! [`RegistryReport`]: a registry that fails is reported Unhealthy, never an error.
 //! [`probe_counting`] also lists which of its calls failed (for the API error metric).
 //! [`registry_status`] and [`space_status`] are pure.
@@ -274,7 +274,7 @@ pub(crate) fn first_components(repositories: &[String]) -> BTreeMap<&str, u64> {
 }
 
 /// The declared space a repository belongs to: the longest one on whole path
-/// components, else `*` if declared (the same rule as image resolution, SPEC §2).
+/// components, else `*` if declared (the same rule as image resolution).
 pub(crate) fn owner_of<'a>(repository: &str, spaces: &[&'a str]) -> Option<&'a str> {
     spaces
         .iter()

@@ -53,7 +53,7 @@ impl ProbeState {
         match path {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             // Stale is still ready: the degraded table keeps answering public, unmanaged
-            // and exempt decisions (SPEC §6.2), and with `failurePolicy: Fail` a webhook
+            // and exempt decisions (the staleness bound, `--max-staleness`), and with `failurePolicy: Fail` a webhook
             // with no ready replica would block every pod. The body says so instead, and
             // `pullgate_binding_table_stale` is what to alert on.
             "/readyz" if self.health.is_ready() && self.metrics.is_stale() => text(

@@ -127,6 +127,11 @@ pub(crate) fn prepare(
             let names = ["localhost".to_owned(), "127.0.0.1".to_owned()];
             let generated = crate::certs::generate(&names)?;
             if let Some(path) = ca_out {
+                // `--ca-out target/dev/ca.crt` on a fresh clone: make the directory.
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {} for --ca-out", dir.display()))?;
+                }
                 std::fs::write(path, &generated.ca_cert_pem).with_context(|| {
                     format!(
                         "writing the generated CA certificate to {} (--ca-out)",

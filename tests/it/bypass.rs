@@ -89,7 +89,7 @@ struct Trick {
     public: bool,
 }
 
-/// Every trick of SPEC §2 aimed at the private spaces `team-a` (Harbor) and `acme`
+/// Every image-reference trick aimed at the private spaces `team-a` (Harbor) and `acme`
 /// (Docker Hub), plus public controls that must keep working: the rows of
 /// `tests/data/bypass-tricks.json`.
 fn tricks() -> Vec<Trick> {
@@ -1026,7 +1026,7 @@ fn unmanaged_allow_opens_no_spelling_of_an_integrated_registry() {
 /// Host spellings a C resolver (`inet_aton`, `getaddrinfo`) reads as IPv4 address
 /// 10.0.0.5 — an alias of `harbor-prod` — without being its dotted quad. Under
 /// `--unmanaged allow` each was an "unmanaged" host (allowed) while the runtime dials the
-/// private registry; SPEC §2 makes them invalid references. Numeric-looking hosts that are
+/// private registry; the reference rules make them invalid. Numeric-looking hosts that are
 /// no address at all are invalid too.
 #[test]
 fn unmanaged_allow_opens_no_numeric_spelling_of_an_ipv4_alias() {
@@ -1106,7 +1106,7 @@ fn unmanaged_allow_opens_no_numeric_spelling_of_an_ipv4_alias() {
     assert!(verdict("10.0.0.6/team-a/app:1").0);
 }
 
-/// SPEC §3.5: a namespace in a `Warn` workspace and in a workspace that sets no
+/// The mode rule: a namespace in a `Warn` workspace and in a workspace that sets no
 /// `enforcement` gets the global mode from the second, so under the default `enforce`
 /// another team's private image is denied. Regression: the strictest *set* enforcement
 /// (`Warn`) won, and the image was allowed with a warning.

@@ -1,4 +1,4 @@
-//! Events about denied workloads with two replicas (SPEC §6.7): every replica writes the
+//! Events about denied workloads with two replicas: every replica writes the
 //! Events of the denials it served, leader or not; one Event object per (workload,
 //! reason) whichever replicas wrote it, updated (count + 1) at most once per interval
 //! across replicas; the fields the apiserver checks stay within its limits.

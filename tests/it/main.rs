@@ -5,6 +5,7 @@
 
 mod support;
 
+mod admin_cli;
 mod bypass;
 mod check_cli;
 mod cluster;

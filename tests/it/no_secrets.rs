@@ -1,4 +1,4 @@
-//! No secret material in any output (SPEC §5, SECURITY.md guarantee 8).
+//! No secret material in any output (the audit log, SECURITY.md guarantee 8).
 //!
 //! One test runs every scenario that handles credentials and captures everything
 //! pullgate says, then looks in all of it for every credential it used — each password

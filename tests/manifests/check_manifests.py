@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Offline checks of pullgate's deployment manifests (SPEC §3 and §9).
+"""Offline checks of pullgate's deployment manifests (README: "Decision rules" and "Deploying to a cluster").
 
 Renders manifests/base, both overlays, and the metrics-networkpolicy component on top of
 the cert-manager overlay with kustomize, validates every rendered object
@@ -70,7 +70,7 @@ CRDS = {  # plural -> (kind, short name)
     "workspaces": ("Workspace", "ws"),
 }
 
-# What the validating webhook must intercept (SPEC §3): (group, version, resource).
+# What the validating webhook must intercept (README, "Decision rules"): (group, version, resource).
 VALIDATED = [
     ("", "v1", "pods"),
     ("", "v1", "pods/ephemeralcontainers"),
@@ -138,7 +138,7 @@ EXPECTED_OBJECTS = [
     ("admissionregistration.k8s.io", "MutatingWebhookConfiguration", "pullgate"),
 ] + [("apiextensions.k8s.io", "CustomResourceDefinition", f"{p}.pullgate.io") for p in CRDS]
 
-# SPEC §1: the spec fields of each kind, and the enumerations.
+# The API (README, "The API"): the spec fields of each kind, and the enumerations.
 SPEC_FIELDS = {
     "Registry": {"type", "url", "aliases", "credentialsSecretRef", "caBundle",
                  "insecureSkipTLSVerify"},
@@ -667,11 +667,11 @@ def check_rendering(rep: Report, where: str, objs: list[dict], base_kustomizatio
     c("--probe-listen has a port", probe_port is not None,
       f"--probe-listen={flags.get('probe-listen')}")
     env = {e.get("name"): e for e in ctr.get("env") or []}
-    c("--namespace comes from the downward API (POD_NAMESPACE)",
-      flags.get("namespace") == "$(POD_NAMESPACE)"
+    c("--pullgate-namespace comes from the downward API (POD_NAMESPACE)",
+      flags.get("pullgate-namespace") == "$(POD_NAMESPACE)"
       and dig(env.get("POD_NAMESPACE"), "valueFrom", "fieldRef", "fieldPath")
       == "metadata.namespace",
-      f"--namespace={flags.get('namespace')}, env {env.get('POD_NAMESPACE')}")
+      f"--pullgate-namespace={flags.get('pullgate-namespace')}, env {env.get('POD_NAMESPACE')}")
     c("POD_NAME comes from the downward API (leader-election identity)",
       dig(env.get("POD_NAME"), "valueFrom", "fieldRef", "fieldPath") == "metadata.name",
       f"env {env.get('POD_NAME')}")
@@ -1169,7 +1169,7 @@ def check_examples(rep: Report, crds: list[dict], k8s: str) -> None:
         problems = []
         unknown = sorted(set(spec) - SPEC_FIELDS.get(kind, set()))
         if unknown:
-            problems.append(f"fields not in SPEC §1: {unknown}")
+            problems.append(f"fields not in the API: {unknown}")
         if kind == "Registry":
             if spec.get("type") not in ("Harbor", "DockerRegistry"):
                 problems.append(f"type {spec.get('type')}")
@@ -1205,7 +1205,7 @@ def check_examples(rep: Report, crds: list[dict], k8s: str) -> None:
                 problems.append(f"namespaceSelector {sel}")
             if not spec.get("namespaces") and not sel:
                 problems.append("no members")
-        rep.check(f"examples: {kind}/{dig(o, 'metadata', 'name')} follows SPEC §1",
+        rep.check(f"examples: {kind}/{dig(o, 'metadata', 'name')} follows the API",
                   not problems, "; ".join(problems))
     want = {("Registry", "harbor-prod"), ("Registry", "registry-local"),
             ("Registry", "dockerhub"), ("RegistrySpace", "dockerhub.library"),

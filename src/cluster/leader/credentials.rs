@@ -1,6 +1,6 @@
 //! Pull credentials and where they come from. [`CredentialSource`] is the lookup the
 //! pull-Secret sync asks, keyed by (registry, space, workspace); [`RefCredentials`]
-//! answers from the Secrets named by `spec.pullSecretRef` (SPEC §6.4). Other sources
+//! answers from the Secrets named by `spec.pullSecretRef`. Other sources
 //! (Harbor robot accounts) implement the same trait and are chained with [`Chain`].
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! Managed Harbor (SPEC §6.6): when the CRD `harborclusters.goharbor.io` exists (looked
+//! Managed Harbor: when the CRD `harborclusters.goharbor.io` exists (looked
 //! for every `--probe-interval`), the leader watches HarborClusters and keeps one
 //! Registry per HarborCluster: type Harbor, `url` from `spec.externalURL`, API
 //! credentials from the admin password Secret `spec.harborAdminPasswordRef` (user

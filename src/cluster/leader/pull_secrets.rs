@@ -1,4 +1,4 @@
-//! What the pull Secrets should hold (SPEC §6.3), as one pure function of the binding
+//! What the pull Secrets should hold, as one pure function of the binding
 //! table and the credential sources: [`desired`]. Writing them is `sync`'s business.
 //!
 //! A namespace gets a Secret when it may use at least one space that needs credentials

@@ -1,4 +1,4 @@
-//! The leader's registry loop (SPEC §6.4–6.5): every `--probe-interval`, and whenever a
+//! The leader's registry loop: every `--probe-interval`, and whenever a
 //! Registry, a space or an API credential Secret changes, each registry is probed
 //! (concurrently, each within [`PROBE_TIMEOUT`]) and, for a Harbor with admin
 //! credentials, its projects and robots are brought in line with the RegistrySpaces:

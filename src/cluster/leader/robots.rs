@@ -1,4 +1,4 @@
-//! The Harbor robot lifecycle (SPEC §6.4), all of it: which bindings get a robot
+//! The Harbor robot lifecycle, all of it: which bindings get a robot
 //! ([`robot_managed`]: a Private space of a Harbor registry that has API credentials and
 //! no `pullSecretRef`, one pull-only robot per (space, workspace), named
 //! `pullgate-<workspace>`), creating it, giving it a new secret when the stored one is

@@ -1,8 +1,9 @@
 //! Status of the custom resources, as far as cluster mode knows it: a Workspace's
 //! resolved namespaces and `Ready`; a RegistrySpace's `boundNamespaces`, `Conflict` and
 //! `Ready`, and what the last probe found (`existsOnRegistry`, `repoCount`,
-//! `storageUsedBytes`); a Registry's `Valid`, and from the last probe its health, counts
-//! and `Ready`. [`writes`] computes the merge patches purely, only for objects whose
+//! `storageUsedBytes`); a Registry's `Valid` and `Conflict` (hosts another Registry
+//! claims too, shown by `kubectl get`), and from the last probe its health, counts and
+//! `Ready`. [`writes`] computes the merge patches purely, only for objects whose
 //! status differs; conditions of other types are kept as they are. Every status field
 //! has this one writer; the registry loop only hands it [`Probed`] data.
 
@@ -64,7 +65,7 @@ pub fn writes(
                 .map(|p| p.message.as_str())
                 .collect();
             let (fields, conds) = match kind {
-                CrKind::Registry => registry(obj, &problems, probed),
+                CrKind::Registry => registry(snap, obj, &problems, probed),
                 CrKind::Workspace => workspace(snap, obj, &problems),
                 CrKind::RegistrySpace => {
                     let mut extra = space_problems.get(obj.name).cloned().unwrap_or_default();
@@ -98,16 +99,26 @@ pub fn writes(
 }
 
 fn registry(
+    snap: &Snapshot,
     obj: StoredView<'_>,
     problems: &[&str],
     probed: &Probed,
 ) -> (Vec<(&'static str, Value)>, Vec<Want>) {
-    let valid = match (obj.invalid, problems) {
+    // Host conflicts have their own condition; the rest make the spec invalid.
+    let others: Vec<&str> = problems
+        .iter()
+        .copied()
+        .filter(|p| !p.starts_with("Conflict:"))
+        .collect();
+    let valid = match (obj.invalid, others.as_slice()) {
         (Some(why), _) => want("Valid", false, "Invalid", why.to_string()),
         (None, []) => want("Valid", true, "Valid", String::new()),
         (None, p) => want("Valid", false, "InvalidSpec", p.join("; ")),
     };
     let mut conds = vec![valid];
+    if obj.invalid.is_none() {
+        conds.push(host_conflict(snap, obj.name));
+    }
     let mut fields = Vec::new();
     if let Some(p) = probed.registries.get(obj.name) {
         let s = &p.status;
@@ -137,6 +148,39 @@ fn registry(
     (fields, conds)
 }
 
+/// "1 namespace", "2 namespaces".
+fn namespaces(n: usize) -> String {
+    format!("{n} namespace{}", if n == 1 { "" } else { "s" })
+}
+
+/// `Conflict`: the hosts of this Registry that others claim too, and who; its message is
+/// the CONFLICT column of `kubectl get registries`, so it stays short.
+fn host_conflict(snap: &Snapshot, name: &str) -> Want {
+    let conflicts = snap.host_conflicts(name);
+    if conflicts.is_empty() {
+        return want("Conflict", false, "NoConflict", String::new());
+    }
+    let hosts: Vec<&str> = conflicts.iter().map(|(host, _)| *host).collect();
+    let mut with: Vec<&str> = conflicts
+        .iter()
+        .flat_map(|(_, names)| names.iter().map(String::as_str))
+        .filter(|n| *n != name)
+        .collect();
+    with.sort_unstable();
+    with.dedup();
+    want(
+        "Conflict",
+        true,
+        "HostConflict",
+        format!(
+            "{} also claimed by {}; images from {} are denied",
+            hosts.join(", "),
+            with.join(", "),
+            if hosts.len() == 1 { "it" } else { "them" }
+        ),
+    )
+}
+
 fn workspace(
     snap: &Snapshot,
     obj: StoredView<'_>,
@@ -150,12 +194,7 @@ fn workspace(
         .unwrap_or_default();
     let ready = match (obj.invalid, problems) {
         (Some(why), _) => want("Ready", false, "Invalid", why.to_string()),
-        (None, []) => want(
-            "Ready",
-            true,
-            "Resolved",
-            format!("{} namespaces", members.len()),
-        ),
+        (None, []) => want("Ready", true, "Resolved", namespaces(members.len())),
         (None, p) => want("Ready", false, "InvalidSpec", p.join("; ")),
     };
     (vec![("namespaces", json!(members))], vec![ready])
@@ -189,7 +228,7 @@ fn space(
             "Ready",
             true,
             "Bound",
-            format!("{bound} namespaces may pull"),
+            format!("{} may pull", namespaces(bound)),
         ),
     };
     let mut conds = vec![ready];

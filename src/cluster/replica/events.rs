@@ -1,4 +1,4 @@
-//! Kubernetes Events about denied workloads (SPEC §6.7). Admission calls
+//! Kubernetes Events about denied workloads. Admission calls
 //! [`DenialEvents::report`], which never blocks and never fails: when the queue is full
 //! the report is dropped. Every replica, leader or not, drains its own queue in a
 //! background task ([`run`]) through a [`Recorder`], so the replica that served a denial

@@ -1,6 +1,6 @@
 //! The feed: the one task that owns [`Watched`] (what the watches have seen). It applies
 //! the watches' changes, publishes a new binding-table snapshot per burst of changes,
-//! keeps the staleness flag (SPEC §6.2), starts and stops the watches of referenced
+//! keeps the staleness flag (`--max-staleness`), starts and stops the watches of referenced
 //! Secrets, and hands the leader a consistent [`LeaderView`].
 //!
 //! Only a leader pays for the [`LeaderView`] (a copy of the whole [`Watched`]): the feed
