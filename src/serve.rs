@@ -471,7 +471,8 @@ mod tests {
 
     /// The reload reads the file off the runtime: a config path that is a FIFO with no
     /// writer blocks that read until the test writes, and the runtime (one thread here)
-    /// must keep running tasks meanwhile; then the written config is published.
+    /// must keep running tasks meanwhile; then the written config (read twice, as a change
+    /// is) is published.
     #[test]
     fn a_reload_in_progress_does_not_hold_the_runtime() {
         let dir = tempfile::tempdir().unwrap();
@@ -490,6 +491,12 @@ mod tests {
             let _ = ask.send(());
             let alive = answered.recv_timeout(Duration::from_secs(30)).is_ok();
             file.write_all(REGISTRY).unwrap();
+            // A change is loaded once a second read agrees: that read finds the same
+            // config in a plain file, put in the FIFO's place before the FIFO ends.
+            let plain = fifo.with_extension("plain");
+            std::fs::write(&plain, REGISTRY).unwrap();
+            std::fs::rename(&plain, &fifo).unwrap();
+            drop(file);
             alive
         });
 
@@ -513,7 +520,6 @@ mod tests {
                 tokio::time::sleep(poll).await;
             }
         });
-        // The next poll waits on the FIFO for good: leave it behind.
         runtime.shutdown_background();
         assert!(
             writer.join().unwrap(),
