@@ -73,6 +73,8 @@ pub struct Metrics {
     /// Registries that have series in `registry_health` and `registry_api_errors`.
     registries: Mutex<BTreeSet<String>>,
     pull_secret_syncs: IntCounterVec,
+    robot_rotations: IntCounter,
+    robot_earliest_expiry: IntGauge,
     /// Serialises scrapes, which set the computed gauges before encoding.
     scrape: Mutex<()>,
 }
@@ -218,6 +220,20 @@ impl Metrics {
         for result in SYNC_RESULTS {
             pull_secret_syncs.with_label_values(&[*result]);
         }
+        let robot_rotations = registered(
+            &r,
+            IntCounter::new(
+                "pullgate_robot_rotations_total",
+                "Harbor robot rotations finished by this replica as leader (new robot in every pull Secret, old robot deleted)",
+            ),
+        );
+        let robot_earliest_expiry = registered(
+            &r,
+            IntGauge::new(
+                "pullgate_robot_earliest_expiry_timestamp_seconds",
+                "When the first of this cluster's Harbor robots expires, in seconds since the Unix epoch (0: none, or not the leader)",
+            ),
+        );
         let requests_by = ENDPOINTS.map(|endpoint| {
             std::array::from_fn(|d| requests.with_label_values(&[endpoint.as_str(), DECISIONS[d]]))
         });
@@ -242,6 +258,8 @@ impl Metrics {
             registry_api_errors,
             registries: Mutex::new(BTreeSet::new()),
             pull_secret_syncs,
+            robot_rotations,
+            robot_earliest_expiry,
             scrape: Mutex::new(()),
         }
     }
@@ -300,6 +318,7 @@ impl Metrics {
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
         if !leading {
+            self.robot_earliest_expiry.set(0);
             for name in self.lock_registries().iter() {
                 self.registry_health.with_label_values(&[name]).set(0);
             }
@@ -379,6 +398,16 @@ impl Metrics {
     }
 
     /// The metrics in the Prometheus text format 0.0.4 (see [`CONTENT_TYPE`]).
+    /// Counts one finished robot rotation.
+    pub fn inc_robot_rotation(&self) {
+        self.robot_rotations.inc();
+    }
+
+    /// The earliest expiry of this cluster's robots (`None`: none expires).
+    pub fn set_robot_earliest_expiry(&self, at: Option<i64>) {
+        self.robot_earliest_expiry.set(at.unwrap_or(0));
+    }
+
     pub fn encode(&self) -> String {
         let _scrape = self
             .scrape

@@ -121,6 +121,7 @@ fn registry(
             ("storageUsedBytes", json!(s.storage_used_bytes)),
             ("storageUsed", json!(s.storage_used)),
             ("lastProbeTime", json!(s.last_probe_time)),
+            ("credentialKind", json!(s.credential_kind)),
         ];
         if let Some(ready) = s.conditions.iter().find(|c| c.type_ == READY_CONDITION) {
             conds.insert(
