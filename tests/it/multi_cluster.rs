@@ -1,0 +1,369 @@
+//! Several clusters, one Harbor (SPEC §12): two clusters (two fake apiservers, two
+//! leaders) share a fake Harbor that checks credentials; each touches only its own
+//! robots, whatever the workspaces are called. Robots are rotated make-before-break: no
+//! pull Secret ever carries a credential that does not work, the old one stops working
+//! after the switch, and a new leader finishes a rotation the last one started. A
+//! HarborCluster on a host a hand-integrated Registry already claims changes nothing for
+//! admission and says so in a `Conflict` condition.
+
+use crate::support;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pullgate::cluster::{ClusterOptions, HealthHook, RobotHooks};
+use serde_json::{json, Value};
+use support::fake_harbor::{FakeHarbor, ADMIN};
+use support::*;
+
+/// Polls `cond` every 10 ms for up to `secs` seconds (for waits that span a robot
+/// lifetime, longer than [`wait_until`]'s).
+async fn wait_long(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs}s waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+type Probes = Arc<AtomicUsize>;
+
+fn probing(identity: &str, cluster: &str) -> (ClusterOptions, Probes) {
+    let mut o = options(identity);
+    o.cluster_name = cluster.into();
+    o.probe_interval = Duration::from_millis(200);
+    let probes: Probes = Arc::default();
+    let seen = probes.clone();
+    o.registry_health = HealthHook(Some(Arc::new(move |_: &str, _: bool| {
+        seen.fetch_add(1, Ordering::SeqCst);
+    })));
+    (o, probes)
+}
+
+fn harbor_registry(name: &str, url: &str, secret: &str) -> Value {
+    json!({"apiVersion": PG, "kind": "Registry", "metadata": {"name": name},
+           "spec": {"type": "Harbor", "url": url,
+                    "credentialsSecretRef": {"namespace": OWN_NS, "name": secret}}})
+}
+
+/// (user, password) of the first entry of `ns`'s pull Secret.
+fn pull_creds(fake: &FakeApiServer, ns: &str) -> Option<(String, String)> {
+    let secret = fake.get("v1", "Secret", ns, PULL)?;
+    let config: Value = serde_json::from_str(&docker_config(&secret)).ok()?;
+    let entry = config["auths"].as_object()?.values().next()?.clone();
+    Some((
+        entry["username"].as_str()?.to_string(),
+        entry["password"].as_str()?.to_string(),
+    ))
+}
+
+fn robot_secrets(fake: &FakeApiServer) -> Vec<Value> {
+    fake.list("v1", "Secret")
+        .into_iter()
+        .filter(|s| {
+            s["metadata"]["namespace"] == OWN_NS
+                && s["metadata"]["labels"]["pullgate.io/robot"] == "true"
+        })
+        .collect()
+}
+
+/// Cluster `fake`: Registry h on `harbor` with credentials (user, password), space
+/// team-a bound to `workspaces`, each with one namespace `app-<workspace>`.
+fn seed(fake: &FakeApiServer, harbor: &FakeHarbor, creds: (&str, &str), workspaces: &[&str]) {
+    fake.put(harbor_registry("h", &harbor.url(), "h-api"));
+    fake.put(basic_auth_secret(OWN_NS, "h-api", creds.0, creds.1));
+    fake.put(space("h.team-a", "h", "team-a", "Private", workspaces));
+    for ws in workspaces {
+        let ns = format!("app-{ws}");
+        fake.put(workspace(ws, &[&ns], None));
+        fake.put(namespace(&ns, json!({})));
+    }
+}
+
+/// Both clusters bind team-a to a workspace of the same name (ws-a) and to one of
+/// their own (ws-x, ws-y). Over many probe rounds neither deletes or re-secrets the
+/// other's robots and every pull Secret's credential keeps working; an unbind in one
+/// cluster revokes only its robot. Cluster A is named by its kube-system UID (the
+/// default), cluster B by `--cluster-name`, with a system robot as API credential.
+#[tokio::test]
+async fn two_clusters_share_a_harbor_without_touching_each_others_robots() {
+    let harbor = FakeHarbor::start().await;
+    harbor.add_project("team-a", false, 0, 0);
+    let robot_login = harbor.add_system_robot(
+        "pullgate-b",
+        "SysB12345",
+        &[
+            ("project", "list"),
+            ("project", "read"),
+            ("project", "create"),
+            ("project", "update"),
+            ("robot", "list"),
+            ("robot", "create"),
+            ("robot", "delete"),
+        ],
+    );
+    let (a, b) = (FakeApiServer::start().await, FakeApiServer::start().await);
+    a.put(namespace("kube-system", json!({})));
+    let a_uid = a.get("v1", "Namespace", "", "kube-system").unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    seed(&a, &harbor, ADMIN, &["ws-a", "ws-x"]);
+    seed(&b, &harbor, (&robot_login, "SysB12345"), &["ws-a", "ws-y"]);
+    let (opts_a, probes_a) = probing("pod-a", "");
+    let (opts_b, probes_b) = probing("pod-b", "cluster-b");
+    let mut ra = Replica::start(&a, opts_a);
+    let mut rb = Replica::start(&b, opts_b);
+    ra.synced().await;
+    rb.synced().await;
+
+    let pulls = [
+        (&a, "app-ws-a"),
+        (&a, "app-ws-x"),
+        (&b, "app-ws-a"),
+        (&b, "app-ws-y"),
+    ];
+    let working = |fake: &FakeApiServer, ns: &str| {
+        pull_creds(fake, ns).is_some_and(|(u, p)| harbor.robot_login_ok(&u, &p))
+    };
+    wait_until("every pull Secret holds a working credential", || {
+        pulls.iter().all(|(f, ns)| working(f, ns))
+    })
+    .await;
+    let users: Vec<String> = pulls
+        .iter()
+        .map(|(f, ns)| pull_creds(f, ns).unwrap().0)
+        .collect();
+    assert_eq!(
+        users.iter().collect::<BTreeSet<_>>().len(),
+        4,
+        "one robot per cluster and binding: {users:?}"
+    );
+    let a_prefix: String = a_uid.chars().take(16).collect();
+    assert!(
+        users[0].starts_with(&format!(
+            "robot$team-a+pullgate-{}-ws-a-",
+            a_prefix.trim_end_matches('-')
+        )),
+        "cluster A's name is its kube-system UID: {}",
+        users[0]
+    );
+    assert!(users[2].starts_with("robot$team-a+pullgate-cluster-b-ws-a-"));
+    let descriptions: Vec<String> = harbor.robots().into_iter().map(|r| r.description).collect();
+    assert!(descriptions
+        .iter()
+        .any(|d| d.contains(&format!("cluster={a_uid};"))));
+    assert!(descriptions
+        .iter()
+        .any(|d| d.contains("cluster=cluster-b;")));
+
+    // Several probe rounds of both leaders: every credential keeps working throughout,
+    // nothing is re-secreted, and nothing is deleted.
+    let rounds = |p: &Probes| p.load(Ordering::SeqCst);
+    let (start_a, start_b) = (rounds(&probes_a), rounds(&probes_b));
+    wait_long("5 probe rounds of each cluster", 30, || {
+        for (f, ns) in &pulls {
+            let (u, p) = pull_creds(f, ns).expect("pull Secret stays");
+            assert!(harbor.robot_login_ok(&u, &p), "{ns}: {u} stopped working");
+        }
+        rounds(&probes_a) >= start_a + 5 && rounds(&probes_b) >= start_b + 5
+    })
+    .await;
+    assert!(harbor.calls("PATCH", "/robots").is_empty(), "no re-secret");
+    assert_eq!(harbor.deleted().len(), 0, "nothing deleted");
+    assert_eq!(harbor.robots().len(), 4);
+
+    // Cluster A unbinds ws-a: A's robot for it goes, B's ws-a robot keeps working.
+    let (a_ws_a, _) = pull_creds(&a, "app-ws-a").unwrap();
+    a.put(space("h.team-a", "h", "team-a", "Private", &["ws-x"]));
+    wait_until("A's ws-a robot deleted", || {
+        !harbor.robots().iter().any(|r| r.name == a_ws_a)
+    })
+    .await;
+    wait_until("A's app-ws-a pull Secret removed", || {
+        pull_creds(&a, "app-ws-a").is_none()
+    })
+    .await;
+    for _ in 0..3 {
+        let start = rounds(&probes_b);
+        wait_until("a probe round of B", || rounds(&probes_b) > start).await;
+        for (f, ns) in [(&a, "app-ws-x"), (&b, "app-ws-a"), (&b, "app-ws-y")] {
+            assert!(working(f, ns), "{ns} keeps a working credential");
+        }
+    }
+    let deleted = harbor.deleted();
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(deleted[0].1.name, a_ws_a);
+    assert_eq!(deleted[0].0, ADMIN.0, "deleted by cluster A's credentials");
+    assert_eq!(deleted[0].1.creator, ADMIN.0, "a robot cluster A made");
+    ra.stop().await;
+    rb.stop().await;
+}
+
+/// The robot of app-1 and app-2 (one binding) is rotated: at no moment does a pull
+/// Secret carry a credential that does not work; the first credential stops working
+/// once both pull Secrets carry its successor; the rotation is an Event and a metric.
+#[tokio::test]
+async fn rotation_switches_every_pull_secret_before_the_old_robot_goes() {
+    let harbor = Arc::new(FakeHarbor::start().await);
+    let fake = Arc::new(FakeApiServer::start().await);
+    fake.put(harbor_registry("h", &harbor.url(), "h-api"));
+    fake.put(basic_auth_secret(OWN_NS, "h-api", ADMIN.0, ADMIN.1));
+    fake.put(space("h.team-a", "h", "team-a", "Private", &["ws-a"]));
+    fake.put(workspace("ws-a", &["app-1", "app-2"], None));
+    for ns in ["app-1", "app-2"] {
+        fake.put(namespace(ns, json!({})));
+    }
+    let (mut opts, _) = probing("pod-a", "c1");
+    opts.robot_lifetime = Duration::from_secs(3);
+    opts.robot_rotation_grace = Duration::from_secs(1);
+    let rotated = Arc::new(AtomicUsize::new(0));
+    let counted = rotated.clone();
+    opts.robot_hooks = RobotHooks {
+        rotated: Some(Arc::new(move |_: &str| {
+            counted.fetch_add(1, Ordering::SeqCst);
+        })),
+        earliest_expiry: None,
+    };
+    let mut r = Replica::start(&fake, opts);
+    r.synced().await;
+    wait_until("both pull Secrets hold the first robot", || {
+        let (a, b) = (pull_creds(&fake, "app-1"), pull_creds(&fake, "app-2"));
+        a.is_some() && a == b
+    })
+    .await;
+    let first = pull_creds(&fake, "app-1").unwrap();
+
+    // Watch every pull Secret all along: what it carries always works.
+    let broken: Arc<Mutex<Vec<String>>> = Arc::default();
+    let watcher = {
+        let (fake, harbor, broken) = (fake.clone(), harbor.clone(), broken.clone());
+        tokio::spawn(async move {
+            loop {
+                for ns in ["app-1", "app-2"] {
+                    if let Some((u, p)) = pull_creds(&fake, ns) {
+                        if !harbor.robot_login_ok(&u, &p) {
+                            broken.lock().unwrap().push(format!("{ns}: {u}"));
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    wait_long("the first credential stops working", 30, || {
+        !harbor.robot_login_ok(&first.0, &first.1)
+    })
+    .await;
+    let (a, b) = (
+        pull_creds(&fake, "app-1").unwrap(),
+        pull_creds(&fake, "app-2").unwrap(),
+    );
+    assert_ne!(a.0, first.0, "app-1 carries the successor");
+    assert_ne!(b.0, first.0, "app-2 carries the successor");
+    wait_until("the rotation counted", || {
+        rotated.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let events = fake.list("v1", "Event");
+    for reason in ["RobotRotationStarted", "RobotRotated"] {
+        assert!(
+            events.iter().any(|e| e["reason"] == reason
+                && e["involvedObject"]["kind"] == "RegistrySpace"
+                && e["involvedObject"]["name"] == "h.team-a"),
+            "an Event {reason} on the RegistrySpace: {events:#?}"
+        );
+    }
+    watcher.abort();
+    assert_eq!(
+        *broken.lock().unwrap(),
+        Vec::<String>::new(),
+        "a pull Secret carried a dead credential"
+    );
+    assert!(
+        harbor.calls("PATCH", "/robots").is_empty(),
+        "never refreshed in place"
+    );
+    r.stop().await;
+}
+
+/// The leader crashes in the middle of a rotation; the next leader finishes it from what
+/// the robot Secret says: the old robot is deleted after the switch, the new robot the
+/// first leader made stays in use (no rotation started over).
+#[tokio::test]
+async fn a_new_leader_finishes_a_rotation_from_the_robot_secret() {
+    let harbor = FakeHarbor::start().await;
+    let fake = FakeApiServer::start().await;
+    fake.put(harbor_registry("h", &harbor.url(), "h-api"));
+    fake.put(basic_auth_secret(OWN_NS, "h-api", ADMIN.0, ADMIN.1));
+    fake.put(space("h.team-a", "h", "team-a", "Private", &["ws-a"]));
+    fake.put(workspace("ws-a", &["app-1"], None));
+    fake.put(namespace("app-1", json!({})));
+    let (mut opts, _) = probing("pod-a", "c1");
+    // Rotation at 10s; the grace outlasts the crash so the new leader deletes.
+    opts.robot_lifetime = Duration::from_secs(15);
+    opts.robot_rotation_grace = Duration::from_secs(3);
+    let ra = Replica::start(&fake, opts.clone());
+    wait_until("first robot in use", || {
+        pull_creds(&fake, "app-1").is_some()
+    })
+    .await;
+    let first = pull_creds(&fake, "app-1").unwrap();
+    let annotation = |k: &str| -> Option<String> {
+        robot_secrets(&fake)
+            .first()
+            .and_then(|s| s["metadata"]["annotations"][k].as_str().map(str::to_string))
+    };
+    wait_long("a rotation under way", 30, || {
+        annotation("pullgate.io/rotation-old-robot").is_some()
+    })
+    .await;
+    assert_eq!(
+        annotation("pullgate.io/rotation-old-robot").as_deref(),
+        Some(first.0.as_str())
+    );
+    let successor = robot_secrets(&fake)[0]["data"]["username"]
+        .as_str()
+        .map(|u| String::from_utf8(base64_decode(u)).unwrap())
+        .unwrap();
+    ra.kill();
+    assert!(harbor.robot_login_ok(&first.0, &first.1), "old still there");
+
+    let (mut opts_b, _) = probing("pod-b", "c1");
+    opts_b.robot_lifetime = opts.robot_lifetime;
+    opts_b.robot_rotation_grace = opts.robot_rotation_grace;
+    let mut rb = Replica::start(&fake, opts_b);
+    rb.synced().await;
+    wait_long("the new leader finishes the rotation", 30, || {
+        annotation("pullgate.io/rotation-old-robot").is_none()
+            && !harbor.robot_login_ok(&first.0, &first.1)
+    })
+    .await;
+    let now = pull_creds(&fake, "app-1").unwrap();
+    assert_eq!(
+        now.0, successor,
+        "the first leader's new robot stays in use"
+    );
+    assert!(harbor.robot_login_ok(&now.0, &now.1));
+    assert_eq!(
+        harbor
+            .robots()
+            .iter()
+            .filter(|r| r.name.starts_with("robot$team-a+pullgate-c1-ws-a-"))
+            .count(),
+        1,
+        "no robot made again: {:?}",
+        harbor.robots().iter().map(|r| &r.name).collect::<Vec<_>>()
+    );
+    rb.stop().await;
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
