@@ -350,6 +350,12 @@ async fn a_new_leader_finishes_a_rotation_from_the_robot_secret() {
         "the first leader's new robot stays in use"
     );
     assert!(harbor.robot_login_ok(&now.0, &now.1));
+    let finished_by_b = fake.writes().iter().any(|w| {
+        w.client == "pod-b"
+            && w.path.ends_with("/events")
+            && w.body_json()["reason"] == "RobotRotated"
+    });
+    assert!(finished_by_b, "the new leader finished the rotation it found");
     assert_eq!(
         harbor
             .robots()
@@ -366,4 +372,136 @@ async fn a_new_leader_finishes_a_rotation_from_the_robot_secret() {
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+fn harbor_crd() -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "harborclusters.goharbor.io"},
+           "spec": {"group": "goharbor.io", "scope": "Namespaced",
+                    "names": {"plural": "harborclusters", "kind": "HarborCluster"}}})
+}
+
+/// A hand-integrated Registry for the fake Harbor's host, a private space bound to
+/// app-1, and a HarborCluster whose external URL is that same host.
+fn seed_collision(fake: &FakeApiServer, harbor: &FakeHarbor) {
+    fake.put(harbor_registry("by-hand", &harbor.url(), "h-api"));
+    fake.put(basic_auth_secret(OWN_NS, "h-api", ADMIN.0, ADMIN.1));
+    fake.put(space(
+        "by-hand.team-a",
+        "by-hand",
+        "team-a",
+        "Private",
+        &["ws-a"],
+    ));
+    fake.put(workspace("ws-a", &["app-1"], None));
+    for ns in ["app-1", "app-2"] {
+        fake.put(namespace(ns, json!({})));
+    }
+    fake.put(harbor_crd());
+    fake.put(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "admin-core-secret", "namespace": "harbor"},
+        "type": "goharbor.io/single-secret", "data": {"secret": b64(ADMIN.1)}}));
+}
+
+fn condition(fake: &FakeApiServer, registry: &str, type_: &str) -> Value {
+    fake.get(PG, "Registry", "", registry)
+        .and_then(|r| {
+            r["status"]["conditions"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == type_).cloned())
+        })
+        .unwrap_or(Value::Null)
+}
+
+/// A HarborCluster on the host a hand-integrated Registry claims: its managed Registry
+/// gets a `Conflict` condition and admission keeps deciding by the existing Registry,
+/// exactly as before. When the HarborCluster moves to another host, the condition clears.
+#[tokio::test]
+async fn a_managed_harbor_on_a_claimed_host_changes_nothing_for_admission() {
+    let harbor = FakeHarbor::start().await;
+    let fake = FakeApiServer::start().await;
+    seed_collision(&fake, &harbor);
+    let (opts, _) = probing("pod-a", "c1");
+    let mut r = Replica::start(&fake, opts);
+    r.synced().await;
+    let host = harbor.url().trim_start_matches("http://").to_string();
+    let image = format!("{host}/team-a/app:1");
+    wait_until("admission decides by the hand-integrated Registry", || {
+        decide(&r.table, "app-1", &image).0
+    })
+    .await;
+    let before = [
+        decide(&r.table, "app-1", &image),
+        decide(&r.table, "app-2", &image),
+    ];
+    assert!(
+        before[1].1.contains("registry \"by-hand\""),
+        "{}",
+        before[1].1
+    );
+
+    fake.put(
+        json!({"apiVersion": "goharbor.io/v1beta1", "kind": "HarborCluster",
+        "metadata": {"name": "prod", "namespace": "harbor"},
+        "spec": {"externalURL": harbor.url(), "harborAdminPasswordRef": "admin-core-secret"}}),
+    );
+    wait_until("managed Registry with a Conflict condition", || {
+        let c = condition(&fake, "prod.harbor", "Conflict");
+        c["status"] == "True"
+            && c["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("\"by-hand\""))
+    })
+    .await;
+    let rev = r.revision();
+    r.wait_table("the table has the managed Registry", |r| {
+        r.revision() > rev || r.table.load().registries().len() == 2
+    })
+    .await;
+    assert_eq!(r.table.load().registries().len(), 2);
+    let after = [
+        decide(&r.table, "app-1", &image),
+        decide(&r.table, "app-2", &image),
+    ];
+    assert_eq!(after, before, "admission unchanged");
+    assert_eq!(condition(&fake, "prod.harbor", "Valid")["status"], "True");
+    assert_eq!(
+        condition(&fake, "by-hand", "Conflict"),
+        Value::Null,
+        "the existing Registry has no conflict"
+    );
+
+    // The HarborCluster moves to a host of its own: the condition clears.
+    fake.put(json!({"apiVersion": "goharbor.io/v1beta1", "kind": "HarborCluster",
+        "metadata": {"name": "prod", "namespace": "harbor"},
+        "spec": {"externalURL": "https://harbor.other.example", "harborAdminPasswordRef": "admin-core-secret"}}));
+    wait_until("Conflict cleared", || {
+        condition(&fake, "prod.harbor", "Conflict")["status"] == "False"
+    })
+    .await;
+    r.stop().await;
+}
+
+/// `--managed-harbor=off`: no Registry is made for a HarborCluster.
+#[tokio::test]
+async fn managed_harbor_off_makes_no_registry() {
+    let harbor = FakeHarbor::start().await;
+    let fake = FakeApiServer::start().await;
+    seed_collision(&fake, &harbor);
+    fake.put(
+        json!({"apiVersion": "goharbor.io/v1beta1", "kind": "HarborCluster",
+        "metadata": {"name": "prod", "namespace": "harbor"},
+        "spec": {"externalURL": harbor.url(), "harborAdminPasswordRef": "admin-core-secret"}}),
+    );
+    let (mut opts, probes) = probing("pod-a", "c1");
+    opts.managed_harbor = false;
+    let mut r = Replica::start(&fake, opts);
+    r.synced().await;
+    let start = probes.load(Ordering::SeqCst);
+    wait_until("3 probe rounds", || {
+        probes.load(Ordering::SeqCst) >= start + 3
+    })
+    .await;
+    assert!(fake.get(PG, "Registry", "", "prod.harbor").is_none());
+    r.stop().await;
 }

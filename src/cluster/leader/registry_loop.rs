@@ -479,8 +479,14 @@ impl RegistryLoop {
             // Robots are kept for a Harbor that names credentials; they are managed once
             // the credentials can be read (a Secret not seen yet stops nothing).
             let configured = registry.spec.credentials_secret_ref.is_some();
-            let manage =
-                credentials.is_some() && client.as_ref().is_ok_and(|c| c.as_harbor().is_some());
+            // A managed Registry whose host another Registry keeps (Conflict) is probed
+            // but manages nothing: admission never uses it.
+            let in_conflict = snap.problems().iter().any(|p| {
+                p.kind == "Registry" && p.name == *name && p.message.starts_with("Conflict:")
+            });
+            let manage = credentials.is_some()
+                && !in_conflict
+                && client.as_ref().is_ok_and(|c| c.as_harbor().is_some());
             let mut spaces = Vec::new();
             let (mut wanted, unbound) = robots::wanted(name, registry, snap, &kept);
             for entry in snap.spaces_of(name) {

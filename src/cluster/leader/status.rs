@@ -102,12 +102,24 @@ fn registry(
     problems: &[&str],
     probed: &Probed,
 ) -> (Vec<(&'static str, Value)>, Vec<Want>) {
-    let valid = match (obj.invalid, problems) {
+    // A managed Registry on a host another Registry keeps (SPEC §12) is a Conflict, not
+    // an invalid spec.
+    let (conflicts, problems): (Vec<&str>, Vec<&str>) =
+        problems.iter().partition(|p| p.starts_with("Conflict:"));
+    let valid = match (obj.invalid, &problems[..]) {
         (Some(why), _) => want("Valid", false, "Invalid", why.to_string()),
         (None, []) => want("Valid", true, "Valid", String::new()),
         (None, p) => want("Valid", false, "InvalidSpec", p.join("; ")),
     };
     let mut conds = vec![valid];
+    let had_conflict = obj.status["conditions"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c["type"] == "Conflict"));
+    if !conflicts.is_empty() {
+        conds.push(want("Conflict", true, "HostClaimed", conflicts.join("; ")));
+    } else if had_conflict {
+        conds.push(want("Conflict", false, "NoConflict", String::new()));
+    }
     let mut fields = Vec::new();
     if let Some(p) = probed.registries.get(obj.name) {
         let s = &p.status;
