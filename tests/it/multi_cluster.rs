@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pullgate::cluster::leader::robots;
 use pullgate::cluster::{ClusterOptions, HealthHook, RobotHooks};
 use serde_json::{json, Value};
 use support::fake_harbor::{FakeHarbor, ADMIN};
@@ -355,7 +356,10 @@ async fn a_new_leader_finishes_a_rotation_from_the_robot_secret() {
             && w.path.ends_with("/events")
             && w.body_json()["reason"] == "RobotRotated"
     });
-    assert!(finished_by_b, "the new leader finished the rotation it found");
+    assert!(
+        finished_by_b,
+        "the new leader finished the rotation it found"
+    );
     assert_eq!(
         harbor
             .robots()
@@ -503,5 +507,77 @@ async fn managed_harbor_off_makes_no_registry() {
     })
     .await;
     assert!(fake.get(PG, "Registry", "", "prod.harbor").is_none());
+    r.stop().await;
+}
+
+/// A robot from before cluster names (`robot$team-a+pullgate-ws-a`, kept in a robot
+/// Secret of the old format) is adopted and replaced make-before-break by a robot of
+/// this cluster; a robot of the old name that no Secret of this cluster names (another
+/// cluster's, not yet upgraded) is left alone.
+#[tokio::test]
+async fn robots_from_before_cluster_names_are_adopted_then_replaced() {
+    let harbor = FakeHarbor::start().await;
+    harbor.add_project("team-a", false, 0, 0);
+    let project_id = harbor.project("team-a").unwrap().id;
+    let legacy = |id: i64, ws: &str, secret: &str| support::fake_harbor::FakeRobot {
+        id,
+        project_id,
+        name: format!("robot$team-a+pullgate-{ws}"),
+        secret: secret.into(),
+        disable: false,
+        expires_at: -1,
+        permissions: json!([]),
+        description: "pull-only robot managed by pullgate".into(),
+        creator: String::new(),
+    };
+    {
+        let mut s = harbor.state.lock().unwrap();
+        s.robots.push(legacy(500, "ws-a", "Legacy123a"));
+        s.robots.push(legacy(501, "ws-other", "Legacy123b"));
+    }
+    let fake = FakeApiServer::start().await;
+    fake.put(harbor_registry("h", &harbor.url(), "h-api"));
+    fake.put(basic_auth_secret(OWN_NS, "h-api", ADMIN.0, ADMIN.1));
+    fake.put(space("h.team-a", "h", "team-a", "Private", &["ws-a"]));
+    fake.put(workspace("ws-a", &["app-1"], None));
+    fake.put(namespace("app-1", json!({})));
+    // The robot Secret as the previous version wrote it (the same name).
+    let name = robots::secret_name(&robots::RobotKey {
+        registry: "h".into(),
+        space: "team-a".into(),
+        workspace: "ws-a".into(),
+    });
+    fake.put(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": OWN_NS,
+            "labels": {"pullgate.io/managed-by": "pullgate", "pullgate.io/robot": "true"},
+            "annotations": {"pullgate.io/registry": "h", "pullgate.io/space": "team-a",
+                            "pullgate.io/workspace": "ws-a"}},
+        "type": "kubernetes.io/basic-auth",
+        "data": {"username": b64("robot$team-a+pullgate-ws-a"), "password": b64("Legacy123a"),
+                 "robot-id": b64("500"), "expires-at": b64("-1")}}));
+    let (mut opts, _) = probing("pod-a", "c1");
+    opts.robot_rotation_grace = Duration::from_secs(1);
+    let mut r = Replica::start(&fake, opts);
+    r.synced().await;
+    wait_long("the adopted robot replaced", 30, || {
+        pull_creds(&fake, "app-1").is_some_and(|(u, p)| {
+            u.starts_with("robot$team-a+pullgate-c1-ws-a-") && harbor.robot_login_ok(&u, &p)
+        }) && !harbor.robot_login_ok("robot$team-a+pullgate-ws-a", "Legacy123a")
+    })
+    .await;
+    assert!(
+        harbor.robot_login_ok("robot$team-a+pullgate-ws-other", "Legacy123b"),
+        "another cluster's robot of the old name is left alone"
+    );
+    let deleted: Vec<i64> = harbor.deleted().iter().map(|(_, r)| r.id).collect();
+    assert_eq!(deleted, vec![500]);
+    assert_eq!(
+        robot_secrets(&fake).len(),
+        1,
+        "the Secret was rewritten in place"
+    );
+    let ann = &robot_secrets(&fake)[0]["metadata"]["annotations"];
+    assert_eq!(ann["pullgate.io/cluster"], "c1");
+    assert!(ann["pullgate.io/robot-created-at"].is_string(), "{ann}");
     r.stop().await;
 }
