@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the admission webhook (standalone with --config, else in the cluster).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Evaluate manifests or one image offline, with the same code as admission.
     Check(CheckArgs),
     /// Print the CustomResourceDefinitions.

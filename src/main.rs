@@ -12,7 +12,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
     let code = match Cli::parse().command {
-        Command::Serve(args) => pullgate::serve::main(args),
+        Command::Serve(args) => pullgate::serve::main(*args),
         Command::Check(args) => pullgate::check::run(&args),
         Command::Overview(args) => pullgate::overview::run(&args),
         Command::Certs(args) => pullgate::certs::run(&args),

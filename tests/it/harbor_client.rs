@@ -364,11 +364,7 @@ async fn only_this_clusters_unused_robots_are_pruned() {
     assert!(fake.robot_login_ok(&theirs.current.username, &theirs.current.secret));
     for (by, robot) in fake.deleted() {
         assert_eq!(by, "admin");
-        assert_eq!(
-            a.owned_workspace(&robot.description).is_some(),
-            true,
-            "{robot:?}"
-        );
+        assert!(a.owned_workspace(&robot.description).is_some(), "{robot:?}");
     }
 }
 

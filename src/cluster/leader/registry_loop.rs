@@ -264,9 +264,6 @@ impl RegistryLoop {
     async fn pass(&mut self, view: &LeaderView) -> Probed {
         let stored = robots::stored(view.watched.robot_secrets.values());
         let identity = self.identity().await;
-        if let Err(e) = &identity {
-            tracing::warn!(error = %e, "robot accounts are left alone until this cluster's name is known");
-        }
         let carried = Arc::new(robots::carried(view.watched.pull_secrets.values()));
         let jobs = self.jobs(view, &stored, identity.as_ref().ok(), &carried);
         let listed: BTreeSet<String> = jobs.iter().map(|j| j.name.clone()).collect();
@@ -316,7 +313,8 @@ impl RegistryLoop {
                 self.robot_secrets.delete(key).await;
             }
             if let Err(e) = &identity {
-                if self.robot_secrets_wanted(&spaces) {
+                if spaces.iter().any(|s| !s.robots.is_empty()) {
+                    tracing::warn!(registry = %name, error = %e, "robot accounts are left alone until this cluster's name is known");
                     outcome.report.problems.push(format!("robot accounts: {e}"));
                 }
             }
@@ -367,10 +365,6 @@ impl RegistryLoop {
             hook(kept.values().filter_map(|s| id.expires_at(s)).min());
         }
         probed
-    }
-
-    fn robot_secrets_wanted(&self, spaces: &[SpaceJob]) -> bool {
-        spaces.iter().any(|s| !s.robots.is_empty())
     }
 
     /// An Event on the RegistrySpace objects of a rotation step's space, and the
