@@ -202,8 +202,58 @@ async fn two_clusters_share_a_harbor_without_touching_each_others_robots() {
     assert_eq!(deleted[0].1.name, a_ws_a);
     assert_eq!(deleted[0].0, ADMIN.0, "deleted by cluster A's credentials");
     assert_eq!(deleted[0].1.creator, ADMIN.0, "a robot cluster A made");
+    // Registry status says which kind of API credential each cluster uses.
+    let kind = |f: &FakeApiServer| {
+        f.get(PG, "Registry", "", "h").unwrap()["status"]["credentialKind"].clone()
+    };
+    wait_until("credential kinds in status", || {
+        kind(&a) == "AdminUser" && kind(&b) == "SystemRobot"
+    })
+    .await;
     ra.stop().await;
     rb.stop().await;
+}
+
+/// `pullgate overview` (from the cluster) says which kind of API credential a Harbor
+/// registry is managed with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overview_names_the_kind_of_credential() {
+    let fake = FakeApiServer::start().await;
+    let mut h = harbor_registry("h", "https://harbor.example.com", "h-api");
+    h["status"] = json!({"health": "Healthy", "credentialKind": "SystemRobot",
+        "lastProbeTime": "2026-01-01T00:00:00Z"});
+    fake.put(h);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = kubeconfig(dir.path(), &fake.url());
+    let out = tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_pullgate"))
+                .args(args)
+                .env("KUBECONFIG", &config)
+                .output()
+                .expect("run pullgate overview")
+        };
+        (run(&["overview", "-o", "json"]), run(&["overview"]))
+    })
+    .await
+    .unwrap();
+    let (json_out, text_out) = out;
+    let text = String::from_utf8_lossy(&json_out.stdout);
+    assert!(
+        json_out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&json_out.stderr)
+    );
+    let json: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(
+        json["registries"][0]["credentialKind"], "SystemRobot",
+        "{json}"
+    );
+    let text = String::from_utf8_lossy(&text_out.stdout);
+    assert!(
+        text.contains("h: API credential: system robot with project and robot permissions"),
+        "{text}"
+    );
 }
 
 /// The robot of app-1 and app-2 (one binding) is rotated: at no moment does a pull
