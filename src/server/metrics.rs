@@ -481,6 +481,34 @@ mod tests {
     }
 
     #[test]
+    fn robot_rotations_and_earliest_expiry() {
+        let metrics = Metrics::new();
+        let text = metrics.encode();
+        assert_eq!(value(&text, "pullgate_robot_rotations_total"), 0.0);
+        assert_eq!(
+            value(&text, "pullgate_robot_earliest_expiry_timestamp_seconds"),
+            0.0
+        );
+        metrics.inc_robot_rotation();
+        metrics.set_robot_earliest_expiry(Some(1_900_000_000));
+        let text = metrics.encode();
+        assert_eq!(value(&text, "pullgate_robot_rotations_total"), 1.0);
+        assert_eq!(
+            value(&text, "pullgate_robot_earliest_expiry_timestamp_seconds"),
+            1_900_000_000.0
+        );
+        // Only the leader knows its robots.
+        metrics.set_leader(false);
+        assert_eq!(
+            value(
+                &metrics.encode(),
+                "pullgate_robot_earliest_expiry_timestamp_seconds"
+            ),
+            0.0
+        );
+    }
+
+    #[test]
     fn every_family_is_exposed() {
         let metrics = Metrics::new();
         metrics.observe_request(Endpoint::Validate, "allow", Duration::from_micros(40));

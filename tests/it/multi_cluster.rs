@@ -2,9 +2,12 @@
 //! leaders) share a fake Harbor that checks credentials; each touches only its own
 //! robots, whatever the workspaces are called. Robots are rotated make-before-break: no
 //! pull Secret ever carries a credential that does not work, the old one stops working
-//! after the switch, and a new leader finishes a rotation the last one started. A
-//! HarborCluster on a host a hand-integrated Registry already claims changes nothing for
-//! admission and says so in a `Conflict` condition.
+//! after the switch, and a new leader finishes a rotation the last one started. Robots
+//! from before cluster names are adopted from their Secret and replaced; others of the
+//! old name are left alone. A HarborCluster on a host a hand-integrated Registry already
+//! claims changes nothing for admission and says so in a `Conflict` condition;
+//! `--managed-harbor=off` makes no Registry. Status and `overview` name the kind of API
+//! credential (admin user or system robot).
 
 use crate::support;
 
