@@ -324,14 +324,15 @@ async fn rotation_switches_every_pull_secret_before_the_old_robot_goes() {
         rotated.load(Ordering::SeqCst) >= 1
     })
     .await;
-    let events = fake.list("v1", "Event");
     for reason in ["RobotRotationStarted", "RobotRotated"] {
-        assert!(
-            events.iter().any(|e| e["reason"] == reason
-                && e["involvedObject"]["kind"] == "RegistrySpace"
-                && e["involvedObject"]["name"] == "h.team-a"),
-            "an Event {reason} on the RegistrySpace: {events:#?}"
-        );
+        wait_until(&format!("an Event {reason} on the RegistrySpace"), || {
+            fake.list("v1", "Event").iter().any(|e| {
+                e["reason"] == reason
+                    && e["involvedObject"]["kind"] == "RegistrySpace"
+                    && e["involvedObject"]["name"] == "h.team-a"
+            })
+        })
+        .await;
     }
     watcher.abort();
     assert_eq!(
@@ -404,15 +405,14 @@ async fn a_new_leader_finishes_a_rotation_from_the_robot_secret() {
         "the first leader's new robot stays in use"
     );
     assert!(harbor.robot_login_ok(&now.0, &now.1));
-    let finished_by_b = fake.writes().iter().any(|w| {
-        w.client == "pod-b"
-            && w.path.ends_with("/events")
-            && w.body_json()["reason"] == "RobotRotated"
-    });
-    assert!(
-        finished_by_b,
-        "the new leader finished the rotation it found"
-    );
+    wait_until("the new leader reports the rotation it finished", || {
+        fake.writes().iter().any(|w| {
+            w.client == "pod-b"
+                && w.path.ends_with("/events")
+                && w.body_json()["reason"] == "RobotRotated"
+        })
+    })
+    .await;
     assert_eq!(
         harbor
             .robots()
