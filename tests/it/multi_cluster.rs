@@ -634,3 +634,76 @@ async fn robots_from_before_cluster_names_are_adopted_then_replaced() {
     assert!(ann["pullgate.io/robot-created-at"].is_string(), "{ann}");
     r.stop().await;
 }
+
+/// A Harbor that answers 409 on create (a robot of that name appeared meanwhile) and
+/// loses robots just before pullgate deletes them (404), through binding and two
+/// rotations: every pull Secret's credential works at every moment, and the robots
+/// someone else made are never deleted or re-secreted.
+#[tokio::test]
+async fn harbor_faults_never_cost_a_working_credential_or_a_foreign_robot() {
+    let harbor = Arc::new(FakeHarbor::start().await);
+    let fake = Arc::new(FakeApiServer::start().await);
+    fake.put(harbor_registry("h", &harbor.url(), "h-api"));
+    fake.put(basic_auth_secret(OWN_NS, "h-api", ADMIN.0, ADMIN.1));
+    fake.put(space("h.team-a", "h", "team-a", "Private", &["ws-a"]));
+    fake.put(workspace("ws-a", &["app-1"], None));
+    fake.put(namespace("app-1", json!({})));
+    {
+        let mut s = harbor.state.lock().unwrap();
+        s.conflicts_on_create = 3;
+        s.vanish_on_delete = 2;
+    }
+    let (mut opts, _) = probing("pod-a", "c1");
+    opts.robot_lifetime = Duration::from_secs(3);
+    opts.robot_rotation_grace = Duration::from_millis(500);
+    let mut r = Replica::start(&fake, opts);
+    r.synced().await;
+    wait_until("a working credential", || {
+        pull_creds(&fake, "app-1").is_some_and(|(u, p)| harbor.robot_login_ok(&u, &p))
+    })
+    .await;
+    let broken: Arc<Mutex<Vec<String>>> = Arc::default();
+    let watcher = {
+        let (fake, harbor, broken) = (fake.clone(), harbor.clone(), broken.clone());
+        tokio::spawn(async move {
+            loop {
+                match pull_creds(&fake, "app-1") {
+                    Some((u, p)) if harbor.robot_login_ok(&u, &p) => {}
+                    other => broken.lock().unwrap().push(format!("{other:?}")),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    // Two rotations: three credentials seen, the first two dead.
+    let mut seen: Vec<(String, String)> = Vec::new();
+    wait_long("two rotations", 30, || {
+        if let Some(c) = pull_creds(&fake, "app-1") {
+            if !seen.contains(&c) {
+                seen.push(c);
+            }
+        }
+        seen.len() >= 3 && seen[..2].iter().all(|(u, p)| !harbor.robot_login_ok(u, p))
+    })
+    .await;
+    watcher.abort();
+    assert_eq!(*broken.lock().unwrap(), Vec::<String>::new());
+    let foreign: Vec<_> = harbor
+        .robots()
+        .into_iter()
+        .filter(|r| r.creator == "someone-else")
+        .collect();
+    assert_eq!(
+        foreign.len(),
+        3,
+        "the robots someone else made are all there"
+    );
+    for f in &foreign {
+        assert!(harbor.robot_login_ok(&f.name, &f.secret), "not re-secreted");
+    }
+    assert!(harbor.calls("PATCH", "/robots").is_empty());
+    for (_, robot) in harbor.deleted() {
+        assert_eq!(robot.creator, ADMIN.0, "only its own: {robot:?}");
+    }
+    r.stop().await;
+}
