@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the admission webhook (standalone with --config, else in the cluster).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Evaluate manifests or one image offline, with the same code as admission.
     Check(CheckArgs),
     /// Print the CustomResourceDefinitions.
@@ -171,6 +171,53 @@ pub struct ServeArgs {
     /// large variant.
     #[command(flatten)]
     pub pull_credentials: Box<PullCredentialsArgs>,
+    /// Cluster mode: this cluster's name toward registries shared with other clusters
+    /// (in Harbor robot names and descriptions); default: the UID of kube-system.
+    #[arg(long, env = "PULLGATE_CLUSTER_NAME", value_parser = parse_cluster_name)]
+    pub cluster_name: Option<String>,
+    /// Cluster mode: lifetime of the Harbor robot accounts pullgate makes; each is
+    /// replaced (make-before-break) two thirds into it.
+    #[arg(long, env = "PULLGATE_ROBOT_LIFETIME", default_value = "90d", value_parser = humantime::parse_duration)]
+    pub robot_lifetime: Duration,
+    /// Cluster mode: how long a replaced robot keeps working after every pull Secret
+    /// carries its successor (time for pulls under way and kubelets to move on).
+    #[arg(long, env = "PULLGATE_ROBOT_ROTATION_GRACE", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub robot_rotation_grace: Duration,
+    /// Cluster mode: keep a Registry for each HarborCluster (`auto`: when the CRD
+    /// exists) or not (`off`).
+    #[arg(
+        long,
+        env = "PULLGATE_MANAGED_HARBOR",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub managed_harbor: ManagedHarbor,
+}
+
+/// `--managed-harbor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ManagedHarbor {
+    Auto,
+    Off,
+}
+
+/// A cluster name: 1–63 lower-case letters, digits, `-` and `.`, starting and ending
+/// with a letter or digit (a DNS label or subdomain, as a UID is), so that it fits a
+/// Harbor robot name and description.
+fn parse_cluster_name(text: &str) -> Result<String, String> {
+    let ok = (1..=63).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "{text:?} is not a cluster name: 1-63 lower-case letters, digits, '-' or '.', starting and ending with a letter or digit"
+        ))
+    }
 }
 
 /// How pods get pull credentials (SPEC §13).
@@ -371,6 +418,21 @@ mod tests {
         assert_eq!(parse_rate("0"), Ok(0.0));
         for bad in ["", "-1", "NaN", "inf", "fast"] {
             assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cluster_names() {
+        for good in [
+            "prod-eu",
+            "7d3c9a52-0f1e-4b8a-9c1d-2e3f4a5b6c7d",
+            "a",
+            "a.b",
+        ] {
+            assert!(parse_cluster_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Prod", "-a", "a-", "a;b", "a=b", &"a".repeat(64)] {
+            assert!(parse_cluster_name(bad).is_err(), "{bad}");
         }
     }
 

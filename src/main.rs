@@ -13,7 +13,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() {
     let cli = Cli::try_parse().unwrap_or_else(|e| pullgate::provider::bad_flags(e));
     let code = match cli.command {
-        Command::Serve(args) => pullgate::serve::main(args),
+        Command::Serve(args) => pullgate::serve::main(*args),
         Command::Check(args) => pullgate::check::run(&args),
         Command::Overview(args) => pullgate::overview::run(&args),
         Command::Certs(args) => pullgate::certs::run(&args),

@@ -67,6 +67,9 @@ pub struct RegistryRow {
     pub space_count: Option<u64>,
     pub storage_used_bytes: Option<u64>,
     pub storage_used: Option<String>,
+    /// Harbor: which kind of API credential is in use (AdminUser, SystemRobot, User).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_kind: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
     pub spaces: Vec<SpaceRow>,
@@ -289,6 +292,10 @@ fn recorded(registry: &Registry, spaces: &[RegistrySpace]) -> RegistryReport {
             })
             .collect(),
         problems,
+        credential_kind: status
+            .credential_kind
+            .as_deref()
+            .and_then(|k| serde_json::from_value(serde_json::json!(k)).ok()),
     }
 }
 
@@ -337,6 +344,7 @@ fn rows(
                 space_count: report.space_count,
                 storage_used_bytes: report.storage_used_bytes,
                 storage_used: report.storage_used_bytes.map(human_bytes),
+                credential_kind: report.credential_kind.map(|k| k.as_str().to_string()),
                 problems,
                 spaces,
             }
@@ -380,6 +388,16 @@ fn without_userinfo(url: &str) -> String {
     match url[start..end].rfind('@') {
         Some(at) => format!("{}<redacted>@{}", &url[..start], &url[start + at + 1..]),
         None => url.to_string(),
+    }
+}
+
+/// How `overview` names a kind of Harbor API credential.
+fn credential_words(kind: &str) -> String {
+    match kind {
+        "AdminUser" => "admin user (AdminUser)".into(),
+        "SystemRobot" => "system robot with project and robot permissions (SystemRobot)".into(),
+        "User" => "user without admin rights: probes only (User)".into(),
+        other => other.to_string(),
     }
 }
 
@@ -434,6 +452,14 @@ pub fn render_text(overview: &Overview) -> String {
     for r in &overview.registries {
         if !r.message.is_empty() {
             let _ = writeln!(out, "  {}: {}", r.name, r.message);
+        }
+        if let Some(kind) = &r.credential_kind {
+            let _ = writeln!(
+                out,
+                "  {}: API credential: {}",
+                r.name,
+                credential_words(kind)
+            );
         }
         for p in &r.problems {
             let _ = writeln!(out, "  {}: {p}", r.name);

@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 use crate::admission::{Admission, Outcome, Webhook};
 use crate::cli::ServeArgs;
 use crate::cluster::{
-    self, ApiErrorHook, ClusterOptions, DenialEvents, HealthHook, LeaderHook, SyncHook,
+    self, ApiErrorHook, ClusterOptions, DenialEvents, HealthHook, LeaderHook, RobotHooks, SyncHook,
 };
 use crate::config;
 use crate::index::{Snapshot, Table};
@@ -177,6 +177,19 @@ async fn cluster_mode(
     opts.pull_secret_name = args.pull_secret_name.clone();
     opts.max_staleness = args.max_staleness;
     opts.probe_interval = args.probe_interval;
+    opts.cluster_name = args.cluster_name.clone().unwrap_or_default();
+    opts.robot_lifetime = args.robot_lifetime;
+    opts.robot_rotation_grace = args.robot_rotation_grace;
+    opts.managed_harbor = args.managed_harbor == crate::cli::ManagedHarbor::Auto;
+    let (rotated, expiry) = (metrics.clone(), metrics.clone());
+    opts.robot_hooks = RobotHooks {
+        rotated: Some(Arc::new(move |_registry: &str| {
+            rotated.inc_robot_rotation()
+        })),
+        earliest_expiry: Some(Arc::new(move |at: Option<i64>| {
+            expiry.set_robot_earliest_expiry(at)
+        })),
+    };
     let m = metrics.clone();
     opts.registry_health = HealthHook(Some(Arc::new(move |name: &str, healthy: bool| {
         m.set_registry_health(name, healthy)

@@ -115,6 +115,11 @@ pub struct RegistryStatus {
     /// When the registry was last probed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_probe_time: Option<String>,
+    /// Which kind of API credential a Harbor registry is probed and managed with:
+    /// AdminUser, SystemRobot (project and robot permissions only) or User (probes
+    /// only); absent without credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_kind: Option<String>,
     /// Standard conditions: Ready (the last probe), Valid (the spec), Conflict (hosts
     /// another Registry claims too).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

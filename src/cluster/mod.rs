@@ -39,7 +39,7 @@ use kube::Client;
 use tokio::sync::{mpsc, watch as watch_channel};
 
 pub use leader::election::LeaderHook;
-pub use leader::registry_loop::{ApiErrorHook, HealthHook, Probed};
+pub use leader::registry_loop::{ApiErrorHook, HealthHook, Probed, RobotHooks};
 pub use leader::sync::SyncHook;
 use leader::{controller, election, managed, registry_loop};
 pub use replica::events::{denial_events, DenialEvents, EventQueue};
@@ -90,6 +90,19 @@ pub struct ClusterOptions {
     pub write_pull_secrets: bool,
     /// Told what `POST /credentials` reads, on every replica (SPEC §13).
     pub credentials: CredentialsHook,
+    /// This cluster's identity toward shared registries (`--cluster-name`); empty: the
+    /// UID of the `kube-system` namespace, read once when the leader starts.
+    pub cluster_name: String,
+    /// How long a Harbor robot lives (`--robot-lifetime`); it is replaced after two
+    /// thirds of it.
+    pub robot_lifetime: Duration,
+    /// How long an old robot stays after every pull Secret carries its successor
+    /// (`--robot-rotation-grace`).
+    pub robot_rotation_grace: Duration,
+    /// Whether HarborClusters get a Registry (`--managed-harbor`).
+    pub managed_harbor: bool,
+    /// Told of every finished rotation and of the earliest robot expiry (for metrics).
+    pub robot_hooks: RobotHooks,
 }
 
 impl ClusterOptions {
@@ -111,6 +124,11 @@ impl ClusterOptions {
             registry_api_errors: ApiErrorHook::default(),
             write_pull_secrets: true,
             credentials: CredentialsHook::default(),
+            cluster_name: String::new(),
+            robot_lifetime: leader::robots::DEFAULT_LIFETIME,
+            robot_rotation_grace: leader::robots::DEFAULT_GRACE,
+            managed_harbor: true,
+            robot_hooks: RobotHooks::default(),
         }
     }
 }
@@ -182,9 +200,17 @@ pub async fn run(
         registry_loop::RegistryLoop::new(client.clone(), opts.clone())
             .run(inputs.clone(), probed_tx),
     ));
-    let mut managed = AbortOnDrop(tokio::spawn(
-        managed::Managed::new(client.clone(), opts.clone()).run(inputs.clone()),
-    ));
+    // `--managed-harbor=off`: no HarborCluster watch; Registries made before stay.
+    let mut managed = AbortOnDrop(tokio::spawn({
+        let run = opts
+            .managed_harbor
+            .then(|| managed::Managed::new(client.clone(), opts.clone()).run(inputs.clone()));
+        async move {
+            if let Some(run) = run {
+                run.await
+            }
+        }
+    }));
     let mut writer = AbortOnDrop(tokio::spawn(events::run(
         events::Recorder::new(client.clone(), &opts.identity),
         events,

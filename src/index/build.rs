@@ -142,6 +142,8 @@ fn build_registries(
     let mut sorted: Vec<_> = objects.registries.iter().collect();
     sorted.sort_by_key(|r| r.name_any());
     let mut entries = Vec::new();
+    // Whether each entry is a managed Harbor's (SPEC §12: it never takes a host over).
+    let mut managed: Vec<bool> = Vec::new();
     let mut owners: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     // Hosts of Registries skipped as invalid: denied rather than unmanaged, so that a typo
     // in a URL never opens its aliases under `--unmanaged allow`.
@@ -177,6 +179,12 @@ fn build_registries(
         for key in &host_keys {
             owners.entry(key.clone()).or_default().push(entries.len());
         }
+        managed.push(
+            reg.labels()
+                .get(crate::api::MANAGED_LABEL)
+                .map(String::as_str)
+                == Some("true"),
+        );
         entries.push(RegistryEntry {
             name,
             registry_type: reg.spec.registry_type,
@@ -194,8 +202,23 @@ fn build_registries(
         }
     }
     for (key, ids) in owners {
+        let by_hand: Vec<usize> = ids.iter().copied().filter(|i| !managed[*i]).collect();
         let owner = if let [id] = ids[..] {
             HostOwner::One(id as u32)
+        } else if let [keeper] = by_hand[..] {
+            // A managed Harbor's Registry on a host a Registry integrated by hand claims:
+            // the existing one keeps it, the managed one says so.
+            for i in ids.iter().filter(|i| managed[**i]) {
+                problems.push(problem(
+                    "Registry",
+                    &entries[*i].name,
+                    format!(
+                        "Conflict: host {key:?} is already claimed by Registry {:?}, which keeps it; this managed Registry is not used for it",
+                        entries[keeper].name
+                    ),
+                ));
+            }
+            HostOwner::One(keeper as u32)
         } else {
             let names: Vec<String> = ids.iter().map(|i| entries[*i].name.clone()).collect();
             for n in &names {

@@ -280,7 +280,9 @@ impl TokenIssuer {
         };
         let remaining = robots
             .values()
+            .map(|r| &r.current)
             .find(|r| r.username == credential.username && r.secret == credential.password)
+            // Harbor's expiry: robots are made with a duration of their whole lifetime.
             .and_then(|r| remaining_life(r.expires_at, SystemTime::now()));
         let auth = auth_keys(registry, space)
             .into_iter()
@@ -358,7 +360,7 @@ mod tests {
     }
 
     use crate::api::{RegistryType, SecretRef};
-    use crate::cluster::leader::robots::{robot_secret, RobotKey};
+    use crate::cluster::leader::robots::{robot_secret, RobotKey, RobotState};
     use crate::cluster::replica::state::Stored;
     use crate::index::testing::{mk_ns, mk_registry, mk_space, mk_workspace};
     use crate::index::{Objects, Snapshot};
@@ -438,7 +440,12 @@ mod tests {
                 secret: "Robot-S3cret".into(),
                 expires_at,
             };
-            let secret = robot_secret("pullgate-system", &key, &creds);
+            let state = RobotState {
+                current: creds,
+                created_at: None,
+                rotation: None,
+            };
+            let secret = robot_secret("pullgate-system", "test-cluster", &key, &state);
             watched
                 .robot_secrets
                 .insert(secret.metadata.name.clone().unwrap_or_default(), secret);

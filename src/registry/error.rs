@@ -21,8 +21,8 @@ pub enum RegistryError {
     /// HTTP 403, or a Harbor user that is not a system admin where one is needed.
     #[error("{url}: permission denied (HTTP 403{}): the credentials in credentialsSecretRef need Harbor system admin rights for this", detail(.message))]
     Forbidden { url: String, message: String },
-    /// The credentials work but are not a Harbor system admin's.
-    #[error("user {username:?} is not a Harbor system admin: statistics, project creation and robot accounts need an admin user in credentialsSecretRef")]
+    /// The credentials work but are neither a Harbor system admin's nor a system robot's.
+    #[error("user {username:?} is not a Harbor system admin: statistics, project creation and robot accounts need an admin user, or a system robot with project and robot permissions, in credentialsSecretRef")]
     NotAdmin { username: String },
     /// HTTP 404.
     #[error("{url}: not found{}", detail(.message))]

@@ -1,8 +1,9 @@
 //! Harbor API v2.0 client (`/api/v2.0`, HTTP Basic auth): health, statistics, projects
 //! (list with pagination, get, create, public flag, summary), project robot accounts
-//! (list, create, refresh secret, delete) and the admin check. Project lookups, robot
-//! lists and the current user are cached for the client's TTL; writes drop what they
-//! make stale.
+//! (list, create, refresh secret, delete) and which kind of credential is in use (an
+//! admin user, or a system robot with project and robot permissions: [`CredentialKind`]).
+//! Project lookups, robot lists and the current user are cached for the client's TTL;
+//! writes drop what they make stale.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,7 +32,7 @@ const MAX_PAGES: usize = 10_000;
 pub struct RobotCredentials {
     /// Harbor's robot id.
     pub id: i64,
-    /// Login user, `robot$<project>+pullgate-<workspace>`.
+    /// Login user, `robot$<project>+<name>`.
     pub username: String,
     pub secret: String,
     /// Unix seconds; -1 never.
@@ -180,6 +181,9 @@ pub struct Robot {
     /// Unix seconds; -1 never.
     #[serde(default = "never")]
     pub expires_at: i64,
+    /// Free text; pullgate writes its ownership marker here.
+    #[serde(default)]
+    pub description: String,
 }
 
 fn never() -> i64 {
@@ -209,6 +213,38 @@ pub struct CurrentUser {
     #[serde(default)]
     pub sysadmin_flag: bool,
 }
+
+/// Which kind of credential a Harbor registry's `credentialsSecretRef` holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CredentialKind {
+    /// A Harbor user with `sysadmin_flag`.
+    AdminUser,
+    /// A Harbor system robot (`robot$<name>`, Harbor ≥ 2.14.1) that holds the project and
+    /// robot permissions pullgate needs and nothing else.
+    SystemRobot,
+    /// A user that is not a system admin: probes only.
+    User,
+}
+
+impl CredentialKind {
+    /// The name in status and `overview`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::AdminUser => "AdminUser",
+            CredentialKind::SystemRobot => "SystemRobot",
+            CredentialKind::User => "User",
+        }
+    }
+
+    /// Whether these credentials may manage projects and robots.
+    pub fn manages(self) -> bool {
+        self != CredentialKind::User
+    }
+}
+
+/// Harbor's prefix of robot login names (`robot$<name>` for a system robot; Harbor's
+/// default `robot_name_prefix`).
+pub const ROBOT_LOGIN_PREFIX: &str = "robot$";
 
 /// Client of one Harbor instance.
 #[derive(Clone)]
@@ -282,22 +318,49 @@ impl HarborClient {
         Ok(user)
     }
 
-    /// The current user, if a system admin; else a [`RegistryError::NotAdmin`] that says
-    /// what to fix.
-    pub async fn require_admin(&self) -> Result<CurrentUser, RegistryError> {
-        if self.credentials.is_none() {
+    /// Which kind of credential this client logs in with. A robot login (`robot$…`) is
+    /// taken for a system robot without asking Harbor (robots have no user profile); what
+    /// it may do shows in the answers to the calls themselves (403 names the call).
+    pub async fn credential_kind(&self) -> Result<CredentialKind, RegistryError> {
+        let Some(credentials) = &self.credentials else {
             return Err(RegistryError::Settings(
-                "Harbor management needs admin credentials: set credentialsSecretRef on the Registry".into(),
+                "Harbor management needs credentials: set credentialsSecretRef on the Registry (an admin user, or a system robot with project and robot permissions)".into(),
             ));
+        };
+        if credentials.username.starts_with(ROBOT_LOGIN_PREFIX) {
+            return Ok(CredentialKind::SystemRobot);
         }
         let user = self.current_user().await?;
-        if user.sysadmin_flag {
-            Ok(user)
+        Ok(if user.sysadmin_flag {
+            CredentialKind::AdminUser
         } else {
-            Err(RegistryError::NotAdmin {
-                username: user.username,
-            })
+            CredentialKind::User
+        })
+    }
+
+    /// The kind of credential, if it may manage projects and robots (an admin user or a
+    /// system robot); else a [`RegistryError::NotAdmin`] that says what to fix.
+    pub async fn require_manager(&self) -> Result<CredentialKind, RegistryError> {
+        match self.credential_kind().await? {
+            CredentialKind::User => Err(RegistryError::NotAdmin {
+                username: self
+                    .credentials
+                    .as_ref()
+                    .map(|c| c.username.clone())
+                    .unwrap_or_default(),
+            }),
+            kind => Ok(kind),
         }
+    }
+
+    /// The login name of the API credentials, if any.
+    pub fn username(&self) -> Option<&str> {
+        self.credentials.as_ref().map(|c| c.username.as_str())
+    }
+
+    /// Drops the cached robot lists, so the next listing asks Harbor.
+    pub fn forget_robots(&self) {
+        self.robots.invalidate_all();
     }
 
     /// Every project the credentials can see, across all pages.
@@ -389,18 +452,21 @@ impl HarborClient {
         Ok(robots)
     }
 
-    /// `POST /robots`: a never-expiring project robot that may only pull from `project`.
-    /// The answer carries the secret, which Harbor never shows again.
+    /// `POST /robots`: a project robot that may only pull from `project`, living
+    /// `duration_days` days (-1: never expires). The answer carries the secret, which
+    /// Harbor never shows again.
     pub async fn create_robot(
         &self,
         project: &str,
         name: &str,
+        description: &str,
+        duration_days: i64,
     ) -> Result<RobotCredentials, RegistryError> {
         check_project_name(project)?;
         let body = json!({
             "name": name,
-            "description": "pull-only robot managed by pullgate",
-            "duration": -1,
+            "description": description,
+            "duration": duration_days,
             "level": "project",
             "disable": false,
             "permissions": [{

@@ -1,6 +1,6 @@
 //! Harbor projects as the leader keeps them: [`ensure_project`] creates the
 //! project of a RegistrySpace and keeps its `public` flag equal to the space's
-//! visibility. Robot accounts are decided in `cluster::leader::robots`, which calls the
+//! visibility, with an admin user's or a system robot's credentials. Robot accounts are decided in `cluster::leader::robots`, which calls the
 //! client's robot endpoints.
 
 use super::harbor::HarborClient;
@@ -23,7 +23,7 @@ pub async fn ensure_project(
     space: &str,
     visibility: Visibility,
 ) -> Result<ProjectChange, RegistryError> {
-    client.require_admin().await?;
+    client.require_manager().await?;
     let public = visibility == Visibility::Public;
     let existing = match client.project(space).await? {
         Some(project) => project,

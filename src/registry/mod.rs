@@ -32,8 +32,8 @@ const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
 pub use docker::DockerClient;
 pub use error::RegistryError;
 pub use harbor::{
-    valid_project_name, ComponentHealth, CurrentUser, HarborClient, HarborHealth, HarborStatistics,
-    Project, ProjectSummary, Robot, RobotCredentials,
+    valid_project_name, ComponentHealth, CredentialKind, CurrentUser, HarborClient, HarborHealth,
+    HarborStatistics, Project, ProjectSummary, Robot, RobotCredentials, ROBOT_LOGIN_PREFIX,
 };
 pub use http::next_link;
 pub use manage::{ensure_project, ProjectChange};

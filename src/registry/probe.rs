@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
-use super::harbor::{valid_project_name, HarborClient};
+use super::harbor::{valid_project_name, CredentialKind, HarborClient};
 use super::{DockerClient, RegistryClient, RegistryError};
 use crate::api::{Health, RegistrySpaceStatus, RegistryStatus};
 
@@ -67,6 +67,9 @@ pub struct RegistryReport {
     /// Parts of the probe that failed on a healthy registry (e.g. credentials that are
     /// not an admin's), each saying what to fix.
     pub problems: Vec<String>,
+    /// Which kind of API credential a Harbor registry was probed with (`None`: none, or
+    /// not a Harbor).
+    pub credential_kind: Option<CredentialKind>,
 }
 
 /// What one probe found about one space. `None` fields are unknown.
@@ -182,23 +185,30 @@ async fn probe_harbor(
         spaces: spaces.iter().map(|s| unknown(s)).collect(),
         ..RegistryReport::default()
     };
-    // Totals of the statistics are an admin's view; other users see only their part.
-    let admin = match client.require_admin().await {
-        Ok(_) => true,
+    // Totals of the statistics are an admin's view; other users (a system robot too) see
+    // only their part. A system robot with project permissions lists every project.
+    let kind = match client.credential_kind().await {
+        Ok(kind) => Some(kind),
         Err(e) => {
-            // No credentials, or credentials that are not an admin's, are a setting to fix
-            // (the probe reports it), not a failed call.
-            if !matches!(
-                e,
-                RegistryError::NotAdmin { .. } | RegistryError::Settings(_)
-            ) {
+            // No credentials are a setting to fix (the probe reports it), not a failed call.
+            if !matches!(e, RegistryError::Settings(_)) {
                 failed.push(ApiOperation::Read);
             }
             report.problems.push(e.to_string());
-            false
+            None
         }
     };
-    if admin {
+    report.credential_kind = kind;
+    if kind == Some(CredentialKind::User) {
+        report.problems.push(
+            RegistryError::NotAdmin {
+                username: client.username().unwrap_or_default().to_string(),
+            }
+            .to_string(),
+        );
+    }
+    let admin = kind.is_some_and(CredentialKind::manages);
+    if kind == Some(CredentialKind::AdminUser) {
         match client.statistics().await {
             Ok(stats) => {
                 report.space_count = Some(stats.total_project_count);
@@ -384,6 +394,7 @@ pub fn registry_status(
         storage_used_bytes: report.storage_used_bytes,
         storage_used: report.storage_used_bytes.map(human_bytes),
         last_probe_time: Some(timestamp(now).to_string()),
+        credential_kind: report.credential_kind.map(|k| k.as_str().to_string()),
         conditions: merge(prev, ready),
     }
 }

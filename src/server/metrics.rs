@@ -91,6 +91,8 @@ pub struct Metrics {
     registries: Mutex<BTreeSet<String>>,
     pull_secret_syncs: IntCounterVec,
     credential_requests: IntCounterVec,
+    robot_rotations: IntCounter,
+    robot_earliest_expiry: IntGauge,
     /// Serialises scrapes, which set the computed gauges before encoding.
     scrape: Mutex<()>,
 }
@@ -249,6 +251,20 @@ impl Metrics {
         for outcome in CREDENTIAL_OUTCOMES {
             credential_requests.with_label_values(&[*outcome]);
         }
+        let robot_rotations = registered(
+            &r,
+            IntCounter::new(
+                "pullgate_robot_rotations_total",
+                "Harbor robot rotations finished by this replica as leader (new robot in every pull Secret, old robot deleted)",
+            ),
+        );
+        let robot_earliest_expiry = registered(
+            &r,
+            IntGauge::new(
+                "pullgate_robot_earliest_expiry_timestamp_seconds",
+                "When the first of this cluster's Harbor robots expires, in seconds since the Unix epoch (0: none, or not the leader)",
+            ),
+        );
         let requests_by = ENDPOINTS.map(|endpoint| {
             std::array::from_fn(|d| requests.with_label_values(&[endpoint.as_str(), DECISIONS[d]]))
         });
@@ -274,6 +290,8 @@ impl Metrics {
             registries: Mutex::new(BTreeSet::new()),
             pull_secret_syncs,
             credential_requests,
+            robot_rotations,
+            robot_earliest_expiry,
             scrape: Mutex::new(()),
         }
     }
@@ -332,6 +350,7 @@ impl Metrics {
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
         if !leading {
+            self.robot_earliest_expiry.set(0);
             for name in self.lock_registries().iter() {
                 self.registry_health.with_label_values(&[name]).set(0);
             }
@@ -422,6 +441,16 @@ impl Metrics {
     }
 
     /// The metrics in the Prometheus text format 0.0.4 (see [`CONTENT_TYPE`]).
+    /// Counts one finished robot rotation.
+    pub fn inc_robot_rotation(&self) {
+        self.robot_rotations.inc();
+    }
+
+    /// The earliest expiry of this cluster's robots (`None`: none expires).
+    pub fn set_robot_earliest_expiry(&self, at: Option<i64>) {
+        self.robot_earliest_expiry.set(at.unwrap_or(0));
+    }
+
     pub fn encode(&self) -> String {
         let _scrape = self
             .scrape
@@ -492,6 +521,34 @@ mod tests {
             .unwrap_or_else(|| panic!("no {series} in\n{text}"))
             .parse()
             .expect("a number")
+    }
+
+    #[test]
+    fn robot_rotations_and_earliest_expiry() {
+        let metrics = Metrics::new();
+        let text = metrics.encode();
+        assert_eq!(value(&text, "pullgate_robot_rotations_total"), 0.0);
+        assert_eq!(
+            value(&text, "pullgate_robot_earliest_expiry_timestamp_seconds"),
+            0.0
+        );
+        metrics.inc_robot_rotation();
+        metrics.set_robot_earliest_expiry(Some(1_900_000_000));
+        let text = metrics.encode();
+        assert_eq!(value(&text, "pullgate_robot_rotations_total"), 1.0);
+        assert_eq!(
+            value(&text, "pullgate_robot_earliest_expiry_timestamp_seconds"),
+            1_900_000_000.0
+        );
+        // Only the leader knows its robots.
+        metrics.set_leader(false);
+        assert_eq!(
+            value(
+                &metrics.encode(),
+                "pullgate_robot_earliest_expiry_timestamp_seconds"
+            ),
+            0.0
+        );
     }
 
     #[test]

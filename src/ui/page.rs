@@ -283,11 +283,15 @@ fn registries(out: &mut String, o: &Overview) {
         let _ = write!(
             out,
             "<tr class=\"registry\" id=\"registry-{}\"><td><span class=\"pill {class}\"><span class=\"dot {class}\"></span>{health}</span></td>\
-             <td><div class=\"name\">{}</div><div class=\"url\">{}</div></td><td>{}</td><td>",
+             <td><div class=\"name\">{}</div><div class=\"url\">{}</div></td><td>{}{}</td><td>",
             esc(&r.name),
             esc(&r.name),
             esc(&r.url),
-            type_name(r.registry_type)
+            type_name(r.registry_type),
+            r.credential_kind
+                .as_deref()
+                .map(|k| format!("<div class=\"url\">API credential: {}</div>", esc(k)))
+                .unwrap_or_default()
         );
         let declared = r.spaces.len();
         let spaces_label = r

@@ -16,6 +16,7 @@ fn mk_registry(name: &str, health: Health) -> RegistryRow {
         space_count: Some(4),
         storage_used_bytes: Some(3 << 30),
         storage_used: Some("3.0 GiB".into()),
+        credential_kind: Some("SystemRobot".into()),
         problems: vec![],
         spaces: vec![SpaceRow {
             objects: vec![format!("{name}.team-a")],

@@ -7,10 +7,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fake_harbor::{FakeHarbor, FakeRobot, ADMIN, DEVELOPER};
 use pullgate::api::{Health, RegistryType, Visibility};
-use pullgate::cluster::leader::robots;
+use std::collections::BTreeSet;
+
+use pullgate::cluster::leader::robots::{RobotIdentity, RobotKey, RobotState};
+use pullgate::cluster::leader::rotation;
 use pullgate::index::testing::mk_registry;
 use pullgate::registry::{
-    self, ClientOptions, Credentials, HarborClient, ProjectChange, RegistryClient, RegistryError,
+    self, ClientOptions, CredentialKind, Credentials, HarborClient, ProjectChange, RegistryClient,
+    RegistryError,
 };
 
 const MIB: i64 = 1024 * 1024;
@@ -211,149 +215,392 @@ async fn public_flag_follows_visibility_both_ways() {
     );
 }
 
+fn identity(cluster: &str) -> RobotIdentity {
+    RobotIdentity {
+        cluster: cluster.into(),
+        lifetime: Duration::from_secs(90 * 24 * 3600),
+        grace: Duration::from_secs(3600),
+    }
+}
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// One pass of `keep_space` for `wanted` workspaces with what is stored for them.
+async fn pass(
+    h: &HarborClient,
+    id: &RobotIdentity,
+    carried: &BTreeSet<String>,
+    now: i64,
+    space: &str,
+    wanted: &[(&str, Option<RobotState>)],
+) -> rotation::Kept {
+    let wanted: Vec<(String, Option<RobotState>)> = wanted
+        .iter()
+        .map(|(w, s)| (w.to_string(), s.clone()))
+        .collect();
+    let ctx = rotation::Ctx {
+        harbor: h,
+        registry: "h",
+        identity: id,
+        carried,
+        now,
+    };
+    rotation::keep_space(ctx, space, &wanted).await
+}
+
+fn state_of(kept: &rotation::Kept, ws: &str) -> RobotState {
+    kept.robots
+        .iter()
+        .find(|(k, _)| k.workspace == ws)
+        .map(|(_, s)| s.clone())
+        .unwrap_or_else(|| panic!("no state for {ws}: {:?}", kept.problems))
+}
+
 #[tokio::test]
-async fn one_pull_only_robot_per_space_and_workspace() {
+async fn one_pull_only_robot_per_binding_named_and_marked_for_the_cluster() {
     let fake = FakeHarbor::start().await;
     fake.add_project("team-a", false, 0, 0);
-    fake.add_project("team-b", false, 0, 0);
     let client = admin(&fake);
     let h = harbor(&client);
-    let a1 = robots::ensure_robot(h, "team-a", "ws-a", None, now())
-        .await
+    let id = identity("prod-eu");
+    let none = BTreeSet::new();
+    let kept = pass(
+        h,
+        &id,
+        &none,
+        unix(now()),
+        "team-a",
+        &[("ws-a", None), ("ws-b", None)],
+    )
+    .await;
+    assert!(kept.problems.is_empty(), "{:?}", kept.problems);
+    let a = state_of(&kept, "ws-a");
+    assert!(
+        a.current
+            .username
+            .starts_with("robot$team-a+pullgate-prod-eu-ws-a-"),
+        "{}",
+        a.current.username
+    );
+    assert!(a.current.username.ends_with("-1"));
+    assert!(fake.robot_login_ok(&a.current.username, &a.current.secret));
+    let robot = fake
+        .robots()
+        .into_iter()
+        .find(|r| r.name == a.current.username)
         .unwrap();
-    let a2 = robots::ensure_robot(h, "team-a", "ws-b", None, now())
-        .await
-        .unwrap();
-    let b1 = robots::ensure_robot(h, "team-b", "ws-a", None, now())
-        .await
-        .unwrap();
-    assert_eq!(a1.username, "robot$team-a+pullgate-ws-a");
-    assert_eq!(a2.username, "robot$team-a+pullgate-ws-b");
-    assert_eq!(b1.username, "robot$team-b+pullgate-ws-a");
-    assert_eq!(a1.expires_at, -1);
-    for r in [&a1, &a2, &b1] {
-        assert!(fake.robot_login_ok(&r.username, &r.secret), "{r:?} logs in");
-    }
-    let robots = fake.robots();
-    assert_eq!(robots.len(), 3);
-    let perms = &robots[0].permissions;
-    assert_eq!(perms[0]["kind"], "project");
-    assert_eq!(perms[0]["namespace"], "team-a");
+    assert_eq!(robot.description, id.description("ws-a"));
     assert_eq!(
-        perms[0]["access"],
+        robot.permissions[0]["access"],
         serde_json::json!([{"resource": "repository", "action": "pull"}]),
         "pull only"
     );
     let post: serde_json::Value =
         serde_json::from_str(&fake.calls("POST", "/robots")[0].body).unwrap();
-    assert_eq!(post["name"], "pullgate-ws-a");
-    assert_eq!(post["duration"], -1);
+    assert_eq!(post["duration"], 90, "the lifetime in days");
     assert_eq!(post["level"], "project");
 
-    // What the namespace's pull Secret would carry is exactly these credentials.
-    let entry = a1.docker_auth_entry();
-    assert_eq!(entry["username"], "robot$team-a+pullgate-ws-a");
-    assert_eq!(entry["password"], a1.secret.as_str());
-
-    // With the stored credentials nothing is written again.
+    // With the stored state nothing is written again, and no secret is ever refreshed.
     fake.clear_requests();
-    let again = robots::ensure_robot(h, "team-a", "ws-a", Some(&a1), now())
-        .await
-        .unwrap();
-    assert_eq!(again, a1);
+    let again = pass(
+        h,
+        &id,
+        &none,
+        unix(now()),
+        "team-a",
+        &[
+            ("ws-a", Some(a.clone())),
+            ("ws-b", Some(state_of(&kept, "ws-b"))),
+        ],
+    )
+    .await;
+    assert_eq!(state_of(&again, "ws-a"), a);
     assert!(fake.calls("POST", "/robots").is_empty());
     assert!(fake.calls("PATCH", "/robots").is_empty());
+    assert!(fake.calls("DELETE", "/robots").is_empty());
 }
 
+/// Another cluster's robots, robots of unknown origin and robots from before cluster
+/// names are never touched; this cluster's robots that nothing uses are.
 #[tokio::test]
-async fn robot_is_deleted_when_the_binding_goes() {
+async fn only_this_clusters_unused_robots_are_pruned() {
     let fake = FakeHarbor::start().await;
     fake.add_project("team-a", false, 0, 0);
     let client = admin(&fake);
     let h = harbor(&client);
-    let a = robots::ensure_robot(h, "team-a", "ws-a", None, now())
-        .await
-        .unwrap();
-    let b = robots::ensure_robot(h, "team-a", "ws-b", None, now())
-        .await
-        .unwrap();
-    let c = robots::ensure_robot(h, "team-a", "ws-c", None, now())
-        .await
-        .unwrap();
-    assert!(robots::delete_robot(h, "team-a", "ws-b").await.unwrap());
-    assert!(
-        !fake.robot_login_ok(&b.username, &b.secret),
-        "copied credentials stop working"
+    let (a, b) = (identity("cluster-a"), identity("cluster-b"));
+    let none = BTreeSet::new();
+    let t = unix(now());
+    let theirs = state_of(
+        &pass(h, &b, &none, t, "team-a", &[("ws-a", None)]).await,
+        "ws-a",
     );
-    assert!(!robots::delete_robot(h, "team-a", "ws-b").await.unwrap());
-    assert!(!robots::delete_robot(h, "no-such-project", "ws-b")
-        .await
-        .unwrap());
-
-    // Bindings dropped while pullgate was away are pruned.
-    let pruned = robots::prune_robots(h, "team-a", &["ws-a"]).await.unwrap();
-    assert_eq!(pruned, vec![c.username.clone()]);
-    assert!(fake.robot_login_ok(&a.username, &a.secret));
-    assert_eq!(fake.robots().len(), 1);
-}
-
-#[tokio::test]
-async fn lost_secret_is_refreshed() {
-    let fake = FakeHarbor::start().await;
-    fake.add_project("team-a", false, 0, 0);
-    let client = admin(&fake);
-    let h = harbor(&client);
-    let first = robots::ensure_robot(h, "team-a", "ws-a", None, now())
-        .await
-        .unwrap();
-    fake.clear_requests();
-    // The stored Secret was deleted: Harbor will not show the secret again, so a new
-    // one is set on the same robot.
-    let second = robots::ensure_robot(h, "team-a", "ws-a", None, now())
-        .await
-        .unwrap();
-    assert_eq!(second.id, first.id);
-    assert_eq!(second.username, first.username);
-    assert_ne!(second.secret, first.secret);
-    assert_eq!(
-        fake.calls("PATCH", &format!("/robots/{}", first.id)).len(),
-        1
-    );
-    assert!(fake.calls("POST", "/robots").is_empty());
-    assert!(!fake.robot_login_ok(&first.username, &first.secret));
-    assert!(fake.robot_login_ok(&second.username, &second.secret));
-    assert_eq!(fake.robots().len(), 1);
-}
-
-#[tokio::test]
-async fn robot_near_expiry_is_replaced() {
-    let fake = FakeHarbor::start().await;
-    fake.add_project("team-a", false, 0, 0);
     let project_id = fake.project("team-a").unwrap().id;
-    fake.state.lock().unwrap().robots.push(FakeRobot {
-        id: 99,
+    let legacy = FakeRobot {
+        id: 900,
         project_id,
         name: "robot$team-a+pullgate-ws-a".into(),
-        secret: "OldSecret1".into(),
+        secret: "Legacy123".into(),
         disable: false,
-        expires_at: 2_000_000,
+        expires_at: -1,
         permissions: serde_json::json!([]),
-    });
-    let client = admin(&fake);
-    let stored = pullgate::registry::RobotCredentials {
-        id: 99,
-        username: "robot$team-a+pullgate-ws-a".into(),
-        secret: "OldSecret1".into(),
-        expires_at: 2_000_000,
+        description: "pull-only robot managed by pullgate".into(),
+        creator: String::new(),
     };
-    let soon = UNIX_EPOCH + Duration::from_secs(2_000_000 - 3600);
-    let fresh = robots::ensure_robot(harbor(&client), "team-a", "ws-a", Some(&stored), soon)
-        .await
-        .unwrap();
-    assert_ne!(fresh.id, 99);
-    assert_eq!(fresh.expires_at, -1);
-    assert_eq!(fake.calls("DELETE", "/robots/99").len(), 1);
-    assert!(fake.robot_login_ok(&fresh.username, &fresh.secret));
+    fake.state.lock().unwrap().robots.push(legacy.clone());
+    let ours = state_of(
+        &pass(h, &a, &none, t, "team-a", &[("ws-a", None), ("ws-x", None)]).await,
+        "ws-x",
+    );
+    // ws-x unbound while pullgate was away: its robot goes, nothing else does.
+    let kept = pass(h, &a, &none, t, "team-a", &[]).await;
+    assert!(kept.problems.is_empty(), "{:?}", kept.problems);
+    let left: Vec<String> = fake.robots().into_iter().map(|r| r.name).collect();
+    assert!(!left.contains(&ours.current.username), "{left:?}");
+    assert!(left.contains(&theirs.current.username), "{left:?}");
+    assert!(left.contains(&legacy.name), "{left:?}");
+    assert!(fake.robot_login_ok(&theirs.current.username, &theirs.current.secret));
+    for (by, robot) in fake.deleted() {
+        assert_eq!(by, "admin");
+        assert!(a.owned_workspace(&robot.description).is_some(), "{robot:?}");
+    }
+}
+
+/// A robot whose login a pull Secret still carries is not pruned, even when no state
+/// names it.
+#[tokio::test]
+async fn a_robot_in_a_pull_secret_is_never_pruned() {
+    let fake = FakeHarbor::start().await;
+    fake.add_project("team-a", false, 0, 0);
+    let client = admin(&fake);
+    let h = harbor(&client);
+    let a = identity("cluster-a");
+    let t = unix(now());
+    let made = state_of(
+        &pass(h, &a, &BTreeSet::new(), t, "team-a", &[("ws-a", None)]).await,
+        "ws-a",
+    );
+    let carried: BTreeSet<String> = [made.current.username.clone()].into();
+    pass(h, &a, &carried, t, "team-a", &[]).await;
+    assert!(fake.robot_login_ok(&made.current.username, &made.current.secret));
+    pass(h, &a, &BTreeSet::new(), t, "team-a", &[]).await;
+    assert!(!fake.robot_login_ok(&made.current.username, &made.current.secret));
+}
+
+/// A 409 on create (a robot of that name appeared meanwhile) is not taken over: the next
+/// name is used. A 404 on delete (the robot vanished between list and delete) is gone.
+#[tokio::test]
+async fn conflicts_and_vanished_robots_are_handled_without_touching_others() {
+    let fake = FakeHarbor::start().await;
+    fake.add_project("team-a", false, 0, 0);
+    let client = admin(&fake);
+    let h = harbor(&client);
+    let a = identity("cluster-a");
+    let none = BTreeSet::new();
+    let t = unix(now());
+    fake.state.lock().unwrap().conflicts_on_create = 1;
+    let kept = pass(h, &a, &none, t, "team-a", &[("ws-a", None)]).await;
+    let st = state_of(&kept, "ws-a");
+    assert!(
+        st.current.username.ends_with("-2"),
+        "{}",
+        st.current.username
+    );
+    assert!(fake.robot_login_ok(&st.current.username, &st.current.secret));
+    let foreign = fake
+        .robots()
+        .into_iter()
+        .find(|r| r.creator == "someone-else")
+        .expect("the other robot");
+    assert!(fake.calls("PATCH", "/robots").is_empty(), "never refreshed");
+
+    // Unbound, and the robot vanishes just before the delete: fine, and nothing else goes.
+    fake.state.lock().unwrap().vanish_on_delete = 1;
+    rotation::delete_unbound(
+        h,
+        &RobotKey {
+            registry: "h".into(),
+            space: "team-a".into(),
+            workspace: "ws-a".into(),
+        },
+        &st,
+    )
+    .await
+    .expect("a 404 is gone");
+    assert!(!fake.robot_login_ok(&st.current.username, &st.current.secret));
+    assert!(
+        fake.robots().iter().any(|r| r.id == foreign.id),
+        "left alone"
+    );
+    pass(h, &a, &none, t, "team-a", &[]).await;
+    assert!(
+        fake.robots().iter().any(|r| r.id == foreign.id),
+        "left alone"
+    );
+}
+
+/// Rotation, step by step: the new robot first, the old one only once no pull Secret
+/// carries it and the grace period has passed.
+#[tokio::test]
+async fn rotation_is_make_before_break() {
+    let fake = FakeHarbor::start().await;
+    fake.add_project("team-a", false, 0, 0);
+    let client = admin(&fake);
+    let h = harbor(&client);
+    let mut a = identity("cluster-a");
+    a.lifetime = Duration::from_secs(300);
+    a.grace = Duration::from_secs(60);
+    let t0 = unix(now());
+    let first = state_of(
+        &pass(h, &a, &BTreeSet::new(), t0, "team-a", &[("ws-a", None)]).await,
+        "ws-a",
+    );
+    let old = first.current.clone();
+    let mut carried: BTreeSet<String> = [old.username.clone()].into();
+    // Not due yet.
+    let kept = pass(
+        h,
+        &a,
+        &carried,
+        t0 + 100,
+        "team-a",
+        &[("ws-a", Some(first.clone()))],
+    )
+    .await;
+    assert_eq!(state_of(&kept, "ws-a"), first);
+    // Due (two thirds of 300s): a new robot, the old one kept.
+    let kept = pass(
+        h,
+        &a,
+        &carried,
+        t0 + 200,
+        "team-a",
+        &[("ws-a", Some(first.clone()))],
+    )
+    .await;
+    let rotating = state_of(&kept, "ws-a");
+    assert_eq!(kept.steps.len(), 1);
+    assert_eq!(kept.steps[0].phase, rotation::Phase::Started);
+    let rot = rotating.rotation.clone().expect("rotating");
+    assert_eq!((rot.old_id, rot.retire_after), (old.id, None));
+    assert!(fake.robot_login_ok(&rotating.current.username, &rotating.current.secret));
+    assert!(fake.robot_login_ok(&old.username, &old.secret));
+    // A pull Secret still carries the old login: it stays.
+    let kept = pass(
+        h,
+        &a,
+        &carried,
+        t0 + 300,
+        "team-a",
+        &[("ws-a", Some(rotating.clone()))],
+    )
+    .await;
+    assert_eq!(state_of(&kept, "ws-a"), rotating);
+    assert!(fake.robot_login_ok(&old.username, &old.secret));
+    // None does: the grace period starts.
+    carried = [rotating.current.username.clone()].into();
+    let kept = pass(
+        h,
+        &a,
+        &carried,
+        t0 + 300,
+        "team-a",
+        &[("ws-a", Some(rotating.clone()))],
+    )
+    .await;
+    let draining = state_of(&kept, "ws-a");
+    assert_eq!(
+        draining.rotation.as_ref().unwrap().retire_after,
+        Some(t0 + 360)
+    );
+    let kept = pass(
+        h,
+        &a,
+        &carried,
+        t0 + 359,
+        "team-a",
+        &[("ws-a", Some(draining.clone()))],
+    )
+    .await;
+    assert_eq!(state_of(&kept, "ws-a"), draining);
+    assert!(fake.robot_login_ok(&old.username, &old.secret));
+    // Grace over: the old robot goes.
+    let kept = pass(
+        h,
+        &a,
+        &carried,
+        t0 + 360,
+        "team-a",
+        &[("ws-a", Some(draining.clone()))],
+    )
+    .await;
+    let done = state_of(&kept, "ws-a");
+    assert_eq!(done.rotation, None);
+    assert_eq!(kept.steps[0].phase, rotation::Phase::Completed);
+    assert!(!fake.robot_login_ok(&old.username, &old.secret));
+    assert!(fake.robot_login_ok(&done.current.username, &done.current.secret));
+    assert!(
+        fake.calls("PATCH", "/robots").is_empty(),
+        "never refreshed in place"
+    );
+}
+
+/// A system robot with project and robot permissions manages projects and robots; the
+/// probe says which kind of credential is in use.
+#[tokio::test]
+async fn a_system_robot_manages_projects_and_robots() {
+    let fake = FakeHarbor::start().await;
+    let login = fake.add_system_robot(
+        "pullgate",
+        "Sys12345x",
+        &[
+            ("project", "list"),
+            ("project", "read"),
+            ("project", "create"),
+            ("project", "update"),
+            ("robot", "list"),
+            ("robot", "create"),
+            ("robot", "delete"),
+        ],
+    );
+    let client = client_with(&fake, Some((&login, "Sys12345x")), 100);
+    let h = harbor(&client);
+    assert_eq!(
+        registry::ensure_project(h, "team-a", Visibility::Private)
+            .await
+            .unwrap(),
+        ProjectChange::Created
+    );
+    let st = state_of(
+        &pass(
+            h,
+            &identity("c"),
+            &BTreeSet::new(),
+            unix(now()),
+            "team-a",
+            &[("ws-a", None)],
+        )
+        .await,
+        "ws-a",
+    );
+    assert!(fake.robot_login_ok(&st.current.username, &st.current.secret));
+    assert!(
+        fake.calls("GET", "/users/current").is_empty(),
+        "a robot has no user profile"
+    );
+    let report = registry::probe(&client, &["team-a"]).await;
+    assert_eq!(report.credential_kind, Some(CredentialKind::SystemRobot));
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.space("team-a").unwrap().exists, Some(true));
+    let status = registry::registry_status(&report, None, now());
+    assert_eq!(status.credential_kind.as_deref(), Some("SystemRobot"));
+    let admin_report = registry::probe(&admin(&fake), &["team-a"]).await;
+    assert_eq!(
+        admin_report.credential_kind,
+        Some(CredentialKind::AdminUser)
+    );
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ mod harbor_client;
 mod import_cycles;
 mod large_objects;
 mod metrics;
+mod multi_cluster;
 mod no_secrets;
 mod overview_cli;
 mod overview_cluster;

@@ -267,20 +267,25 @@ async fn harbor_projects_robots_and_pull_secrets() {
     let host = harbor.url().trim_start_matches("http://").to_string();
     let key = format!("{host}/team-a");
     for (ws, ns) in [("ws-a", "app-1"), ("ws-b", "app-2")] {
-        let user = format!("robot$team-a+pullgate-{ws}");
-        wait_until(&format!("pull Secret of {ns} holds {user}"), || {
-            let Some(robot) = harbor.robots().into_iter().find(|r| r.name == user) else {
+        let prefix = format!("robot$team-a+pullgate-test-cluster-{ws}-");
+        wait_until(&format!("pull Secret of {ns} holds {prefix}…"), || {
+            let Some(robot) = harbor
+                .robots()
+                .into_iter()
+                .find(|r| r.name.starts_with(&prefix))
+            else {
                 return false;
             };
+            let user = robot.name.clone();
             pull_secret(&fake, ns) == Some(expected_config(&[&key], &user, &robot.secret))
         })
         .await;
         let robot = harbor
             .robots()
             .into_iter()
-            .find(|r| r.name == user)
+            .find(|r| r.name.starts_with(&prefix))
             .unwrap();
-        assert!(harbor.robot_login_ok(&user, &robot.secret));
+        assert!(harbor.robot_login_ok(&robot.name, &robot.secret));
         assert_eq!(
             robot.permissions[0]["access"][0],
             json!({"resource": "repository", "action": "pull"})
@@ -309,10 +314,10 @@ async fn harbor_projects_robots_and_pull_secrets() {
     // Unbind ws-b: its robot goes from Harbor, its stored Secret and app-2's pull Secret too.
     fake.put(space("h.team-a", "h", "team-a", "Private", &["ws-a"]));
     wait_until("robot of ws-b deleted", || {
-        !harbor
-            .robots()
-            .iter()
-            .any(|r| r.name == "robot$team-a+pullgate-ws-b")
+        !harbor.robots().iter().any(|r| {
+            r.name
+                .starts_with("robot$team-a+pullgate-test-cluster-ws-b-")
+        })
     })
     .await;
     wait_until("stored robot Secret of ws-b removed", || {

@@ -3,7 +3,8 @@
 //! replica: the pull Secrets ([`pull_secrets`] says what they hold, [`sync`] writes
 //! them, from the sources in [`credentials`]), the custom resources' status ([`status`],
 //! written by [`controller`]), registry probes and Harbor projects and robots
-//! ([`registry_loop`], [`robots`]), and a Registry per managed Harbor ([`managed`]).
+//! ([`registry_loop`], [`robots`] says what is kept of them, [`rotation`] what is done on
+//! Harbor), and a Registry per managed Harbor ([`managed`]).
 //!
 //! Everything here reads the replica half's state (a
 //! [`LeaderView`](super::replica::state::LeaderView)) and never the other way round
@@ -21,5 +22,6 @@ pub mod managed;
 pub mod pull_secrets;
 pub mod registry_loop;
 pub mod robots;
+pub mod rotation;
 pub mod status;
 pub mod sync;

@@ -3,8 +3,11 @@
 //! (concurrently, each within [`PROBE_TIMEOUT`]) and, for a Harbor with admin
 //! credentials, its projects and robots are brought in line with the RegistrySpaces:
 //! missing projects created, `public` kept equal to `visibility`, one pull-only robot per
-//! (Private space without `pullSecretRef`, bound workspace), robots of bindings that went
-//! deleted. Robot credentials are kept in Secrets in pullgate's namespace (`robots`).
+//! (Private space without `pullSecretRef`, bound workspace) rotated make-before-break
+//! (`rotation`), robots of bindings that went deleted; only this cluster's robots are
+//! touched (its identity: `--cluster-name`, or the UID of `kube-system`, read once when
+//! the loop first leads). Robot state is kept in Secrets in pullgate's namespace
+//! (`robots`); each rotation step is an Event on the RegistrySpace.
 //!
 //! What the probes found is published as [`Probed`] for the status writer (the one writer
 //! of every status field). A registry that fails is data (Unhealthy), never an error, and
@@ -14,19 +17,22 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use k8s_openapi::api::core::v1::{Event, Namespace, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ObjectMeta, PostParams};
 use kube::Client;
 use tokio::sync::watch;
 
 use super::inputs::{Inputs, Wake};
-use super::robots::{self, RobotKey};
+use super::robots::{self, RobotIdentity, RobotKey, RobotState};
+use super::rotation::{self, Phase, RotationStep};
 use crate::api::{Health, RegistrySpec, RegistryStatus, RegistryType, Visibility};
 use crate::cluster::replica::state::LeaderView;
 use crate::cluster::ClusterOptions;
 use crate::registry::{
     credentials_from_secret, ensure_project, probe_counting, registry_status, valid_project_name,
     ApiOperation, ClientOptions, Credentials, ProjectChange, RegistryClient, RegistryReport,
-    RobotCredentials,
 };
 
 /// Longest wait for one registry's pass (probe and management); a registry slower than
@@ -95,6 +101,32 @@ impl std::fmt::Debug for ApiErrorHook {
     }
 }
 
+/// A callback told that a robot rotation finished (registry name).
+pub type RotatedFn = dyn Fn(&str) + Send + Sync;
+/// A callback told the earliest expiry of this cluster's robots (Unix seconds; `None`:
+/// no robot, or none that expires).
+pub type ExpiryFn = dyn Fn(Option<i64>) + Send + Sync;
+
+/// Told of robot rotations and expiry (e.g. for metrics).
+#[derive(Clone, Default)]
+pub struct RobotHooks {
+    pub rotated: Option<Arc<RotatedFn>>,
+    pub earliest_expiry: Option<Arc<ExpiryFn>>,
+}
+
+impl std::fmt::Debug for RobotHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RobotHooks")
+            .field("rotated", &self.rotated.is_some())
+            .field("earliest_expiry", &self.earliest_expiry.is_some())
+            .finish()
+    }
+}
+
+/// Reasons of the Events on a RegistrySpace about its robots.
+pub const ROTATION_STARTED_REASON: &str = "RobotRotationStarted";
+pub const ROTATED_REASON: &str = "RobotRotated";
+
 /// One space of a registry as a pass needs it.
 #[derive(Clone, Debug)]
 struct SpaceJob {
@@ -102,7 +134,7 @@ struct SpaceJob {
     visibility: Visibility,
     objects: Vec<String>,
     /// Workspaces that get a robot, with what is stored for them.
-    robots: Vec<(String, Option<RobotCredentials>)>,
+    robots: Vec<(String, Option<RobotState>)>,
     /// Whether pullgate manages this space's Harbor project.
     project: bool,
 }
@@ -119,14 +151,19 @@ struct Job {
     forget: bool,
     spaces: Vec<SpaceJob>,
     /// Robots to delete: bindings that went.
-    unbound: Vec<RobotKey>,
+    unbound: Vec<(RobotKey, RobotState)>,
+    /// This cluster's identity; `None` while unknown (no robot is touched then).
+    identity: Option<Arc<RobotIdentity>>,
+    /// The login names pullgate's pull Secrets carry.
+    carried: Arc<BTreeSet<String>>,
 }
 
 /// What one registry's pass produced.
 #[derive(Default)]
 struct Outcome {
     report: RegistryReport,
-    robots: Vec<(RobotKey, RobotCredentials)>,
+    robots: Vec<(RobotKey, RobotState)>,
+    steps: Vec<RotationStep>,
     /// Robots deleted on Harbor (their Secrets can go).
     deleted: Vec<RobotKey>,
     space_problems: BTreeMap<String, Vec<String>>,
@@ -136,6 +173,9 @@ struct Outcome {
 
 pub struct RegistryLoop {
     opts: ClusterOptions,
+    client: Client,
+    /// This cluster's identity, once known.
+    identity: Option<Arc<RobotIdentity>>,
     /// Registry clients kept between passes (their caches save calls), by name.
     clients: HashMap<String, (RegistrySpec, Option<Credentials>, RegistryClient)>,
     /// The robot Secrets, with what this leader wrote to them.
@@ -145,7 +185,9 @@ pub struct RegistryLoop {
 impl RegistryLoop {
     pub fn new(client: Client, opts: ClusterOptions) -> RegistryLoop {
         RegistryLoop {
-            robot_secrets: robots::Store::new(client, &opts.namespace),
+            robot_secrets: robots::Store::new(client.clone(), &opts.namespace),
+            client,
+            identity: None,
             opts,
             clients: HashMap::new(),
         }
@@ -187,10 +229,43 @@ impl RegistryLoop {
         }
     }
 
+    /// This cluster's name: `--cluster-name`, else the UID of `kube-system`, read once.
+    async fn identity(&mut self) -> Result<Arc<RobotIdentity>, String> {
+        if let Some(id) = &self.identity {
+            return Ok(id.clone());
+        }
+        let cluster = if self.opts.cluster_name.is_empty() {
+            let api: Api<Namespace> = Api::all(self.client.clone());
+            match api.get("kube-system").await {
+                Ok(ns) => ns.metadata.uid.filter(|u| !u.is_empty()).ok_or_else(|| {
+                    "namespace kube-system has no UID; set --cluster-name".to_string()
+                })?,
+                Err(e) => {
+                    return Err(format!(
+                        "cannot read the UID of namespace kube-system for this cluster's name ({e}); set --cluster-name"
+                    ))
+                }
+            }
+        } else {
+            self.opts.cluster_name.clone()
+        };
+        tracing::info!(%cluster, "cluster name toward shared registries");
+        self.robot_secrets.set_cluster(&cluster);
+        let id = Arc::new(RobotIdentity {
+            cluster,
+            lifetime: self.opts.robot_lifetime,
+            grace: self.opts.robot_rotation_grace,
+        });
+        self.identity = Some(id.clone());
+        Ok(id)
+    }
+
     /// One pass over every registry; returns what the status writer needs.
     async fn pass(&mut self, view: &LeaderView) -> Probed {
         let stored = robots::stored(view.watched.robot_secrets.values());
-        let jobs = self.jobs(view, &stored);
+        let identity = self.identity().await;
+        let carried = Arc::new(robots::carried(view.watched.pull_secrets.values()));
+        let jobs = self.jobs(view, &stored, identity.as_ref().ok(), &carried);
         let listed: BTreeSet<String> = jobs.iter().map(|j| j.name.clone()).collect();
         let mut tasks = tokio::task::JoinSet::new();
         for (i, job) in jobs.into_iter().enumerate() {
@@ -224,12 +299,24 @@ impl RegistryLoop {
 
         let now = SystemTime::now();
         let mut probed = Probed::default();
-        for (_, name, spaces, outcome) in results {
-            for (key, creds) in &outcome.robots {
-                self.robot_secrets.keep(&stored, key, creds).await;
+        for (_, name, spaces, mut outcome) in results {
+            for (key, state) in &outcome.robots {
+                let stored_ok = self.robot_secrets.keep(&stored, key, state).await;
+                // A step whose state could not be stored is done again next pass.
+                if stored_ok {
+                    for step in outcome.steps.iter().filter(|s| &s.key == key) {
+                        self.announce(view, step).await;
+                    }
+                }
             }
             for key in &outcome.deleted {
                 self.robot_secrets.delete(key).await;
+            }
+            if let Err(e) = &identity {
+                if spaces.iter().any(|s| !s.robots.is_empty()) {
+                    tracing::warn!(registry = %name, error = %e, "robot accounts are left alone until this cluster's name is known");
+                    outcome.report.problems.push(format!("robot accounts: {e}"));
+                }
             }
             if let Some(hook) = &self.opts.registry_health.0 {
                 hook(&name, outcome.report.health == Health::Healthy);
@@ -271,14 +358,67 @@ impl RegistryLoop {
                 probed.space_problems.entry(o).or_default().extend(p);
             }
         }
+        if let (Some(hook), Ok(id)) = (&self.opts.robot_hooks.earliest_expiry, &identity) {
+            let kept = self
+                .robot_secrets
+                .kept(&robots::stored(view.watched.robot_secrets.values()));
+            hook(kept.values().filter_map(|s| id.expires_at(s)).min());
+        }
         probed
+    }
+
+    /// An Event on the RegistrySpace objects of a rotation step's space, and the
+    /// rotation metric when it finished.
+    async fn announce(&self, view: &LeaderView, step: &RotationStep) {
+        let (reason, message) = match step.phase {
+            Phase::Started => (
+                ROTATION_STARTED_REASON,
+                format!(
+                    "Harbor robot of workspace {:?} is being replaced because {}: new robot {:?} made; the old {:?} is deleted once every pull Secret carries the new one and {} have passed",
+                    step.key.workspace,
+                    step.why,
+                    step.new,
+                    step.old,
+                    humantime::format_duration(self.opts.robot_rotation_grace)
+                ),
+            ),
+            Phase::Completed => {
+                if let Some(hook) = &self.opts.robot_hooks.rotated {
+                    hook(&step.key.registry);
+                }
+                (
+                    ROTATED_REASON,
+                    format!(
+                        "Harbor robot of workspace {:?} replaced: every pull Secret carries {:?}; the old robot {:?} is deleted",
+                        step.key.workspace, step.new, step.old
+                    ),
+                )
+            }
+        };
+        tracing::info!(registry = %step.key.registry, space = %step.key.space,
+            workspace = %step.key.workspace, old = %step.old, new = %step.new, reason, "robot rotation");
+        let objects = view
+            .snapshot
+            .spaces_of(&step.key.registry)
+            .find(|s| s.space == step.key.space)
+            .map(|s| s.objects.clone())
+            .unwrap_or_default();
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &self.opts.namespace);
+        for object in objects {
+            let event = rotation_event(&self.opts, &object, reason, &message);
+            if let Err(e) = api.create(&PostParams::default(), &event).await {
+                tracing::warn!(space = %object, error = %e, "could not write the rotation Event");
+            }
+        }
     }
 
     /// What to do for each valid registry.
     fn jobs(
         &mut self,
         view: &LeaderView,
-        stored: &BTreeMap<RobotKey, RobotCredentials>,
+        stored: &BTreeMap<RobotKey, RobotState>,
+        identity: Option<&Arc<RobotIdentity>>,
+        carried: &Arc<BTreeSet<String>>,
     ) -> Vec<Job> {
         let snap = &view.snapshot;
         let options = ClientOptions {
@@ -333,8 +473,14 @@ impl RegistryLoop {
             // Robots are kept for a Harbor that names credentials; they are managed once
             // the credentials can be read (a Secret not seen yet stops nothing).
             let configured = registry.spec.credentials_secret_ref.is_some();
-            let manage =
-                credentials.is_some() && client.as_ref().is_ok_and(|c| c.as_harbor().is_some());
+            // A managed Registry whose host another Registry keeps (Conflict) is probed
+            // but manages nothing: admission never uses it.
+            let in_conflict = snap.problems().iter().any(|p| {
+                p.kind == "Registry" && p.name == *name && p.message.starts_with("Conflict:")
+            });
+            let manage = credentials.is_some()
+                && !in_conflict
+                && client.as_ref().is_ok_and(|c| c.as_harbor().is_some());
             let mut spaces = Vec::new();
             let (mut wanted, unbound) = robots::wanted(name, registry, snap, &kept);
             for entry in snap.spaces_of(name) {
@@ -358,6 +504,8 @@ impl RegistryLoop {
                 forget: !configured || registry.spec.registry_type != RegistryType::Harbor,
                 spaces,
                 unbound,
+                identity: identity.cloned(),
+                carried: carried.clone(),
             });
         }
         jobs
@@ -389,8 +537,9 @@ async fn work(job: &Job) -> Outcome {
     out.failed_calls = failed;
     let harbor = client.as_harbor().filter(|_| job.manage);
     if let (Some(h), Health::Healthy) = (harbor, out.report.health) {
-        // Without admin rights the probe has already said so; nothing to manage.
-        if h.require_admin().await.is_ok() {
+        // Without admin rights (or a system robot's) the probe has already said so;
+        // nothing to manage.
+        if h.require_manager().await.is_ok() {
             let mut changed = false;
             for s in job.spaces.iter().filter(|s| s.project) {
                 let mut problem = |msg: String| {
@@ -413,29 +562,92 @@ async fn work(job: &Job) -> Outcome {
                         continue;
                     }
                 }
-                let kept = robots::keep_space(h, &job.name, &s.space, &s.robots).await;
+                let Some(identity) = &job.identity else {
+                    continue;
+                };
+                let ctx = rotation::Ctx {
+                    harbor: h,
+                    registry: &job.name,
+                    identity,
+                    carried: &job.carried,
+                    now: unix_now(),
+                };
+                let kept = rotation::keep_space(ctx, &s.space, &s.robots).await;
                 out.robots.extend(kept.robots);
+                out.steps.extend(kept.steps);
                 for msg in kept.problems {
                     problem(msg);
                 }
                 out.failed_calls
                     .extend(std::iter::repeat_n(ApiOperation::Robot, kept.failed_calls));
             }
-            let (deleted, failed) = robots::delete_unbound(h, &job.name, &job.unbound).await;
-            out.deleted.extend(deleted);
-            out.failed_calls
-                .extend(std::iter::repeat_n(ApiOperation::Robot, failed));
+            if job.identity.is_some() {
+                for (key, state) in &job.unbound {
+                    match rotation::delete_unbound(h, key, state).await {
+                        Ok(()) => out.deleted.push(key.clone()),
+                        Err(e) => {
+                            out.failed_calls.push(ApiOperation::Robot);
+                            tracing::warn!(registry = %job.name, space = %key.space,
+                                workspace = %key.workspace, error = %e, "robot of a removed binding could not be deleted; retrying next pass");
+                        }
+                    }
+                }
+            }
             if changed {
                 out.report = probe_counting(client, &names, &mut out.failed_calls).await;
             }
         }
     } else if job.forget {
-        out.deleted.extend(job.unbound.iter().cloned());
+        out.deleted
+            .extend(job.unbound.iter().map(|(k, _)| k.clone()));
     }
     if let Some(p) = &job.credentials_problem {
         out.report.problems.insert(0, p.clone());
     }
     out
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A Normal Event about RegistrySpace `object` (cluster-scoped, so the Event lives in
+/// pullgate's namespace), named like kubectl's: the object's name and a unique suffix.
+fn rotation_event(opts: &ClusterOptions, object: &str, reason: &str, message: &str) -> Event {
+    let now = Timestamp::now();
+    let prefix: String = object.chars().take(200).collect();
+    let name = format!(
+        "{}.{:x}",
+        prefix.trim_end_matches(['.', '-']),
+        now.as_nanosecond()
+    );
+    Event {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(opts.namespace.clone()),
+            ..ObjectMeta::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some("pullgate.io/v1alpha1".into()),
+            kind: Some("RegistrySpace".into()),
+            name: Some(object.to_string()),
+            ..ObjectReference::default()
+        },
+        reason: Some(reason.to_string()),
+        message: Some(message.to_string()),
+        type_: Some("Normal".into()),
+        count: Some(1),
+        first_timestamp: Some(Time(now)),
+        last_timestamp: Some(Time(now)),
+        event_time: Some(MicroTime(now)),
+        action: Some("RotateRobot".into()),
+        reporting_component: Some(crate::cluster::replica::events::COMPONENT.into()),
+        reporting_instance: Some(opts.identity.chars().take(128).collect()),
+        ..Event::default()
+    }
 }
 
 /// Keeps the stored `lastProbeTime` while nothing else changed and it is recent, so an

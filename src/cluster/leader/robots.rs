@@ -1,36 +1,50 @@
-//! The Harbor robot lifecycle, all of it: which bindings get a robot
-//! ([`robot_managed`]: a Private space of a Harbor registry that has API credentials and
-//! no `pullSecretRef`, one pull-only robot per (space, workspace), named
-//! `pullgate-<workspace>`), creating it, giving it a new secret when the stored one is
-//! lost, replacing it when disabled or near expiry ([`ensure_robot`]), deleting it when
-//! its binding goes ([`delete_robot`], [`prune_robots`]), and keeping its secret. Harbor
-//! shows a robot's secret only once, so it is kept in a Secret in pullgate's own
-//! namespace ([`Store`] writes it as [`robot_secret`], read back by [`parse`]);
-//! [`wanted`] says which robots the bindings need; [`RobotSource`] answers the
-//! pull-Secret sync from those Secrets. The HTTP calls themselves are the registry
-//! client's ([`HarborClient`]); the registry loop decides when to run a pass.
+//! The Harbor robots of this cluster as pullgate keeps them (README, "Several clusters, one Harbor"): which
+//! bindings get a robot ([`robot_managed`]: a Private space of a Harbor registry that has
+//! API credentials and no `pullSecretRef`, one pull-only robot per (space, workspace)),
+//! what each robot is called and how it is marked as this cluster's ([`RobotIdentity`]:
+//! the cluster name is in the robot's name and in its description), and what is kept
+//! of it ([`RobotState`]: the credentials in use, when the robot was made, and a
+//! rotation in progress). Harbor shows a robot's secret only once, so the state is kept
+//! in a Secret in pullgate's own namespace ([`Store`] writes it as [`robot_secret`],
+//! read back by [`parse`]); the rotation's progress is in that Secret's annotations, so a
+//! new leader finishes what the last one started. [`wanted`] says which robots the
+//! bindings need; [`RobotSource`] answers the pull-Secret sync from those Secrets. What
+//! is done on Harbor (create, rotate, prune, delete) is `rotation`'s business.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams};
 use kube::Client;
 
-use super::credentials::{Credential, CredentialKey, CredentialSource, Lookup, BASIC_AUTH_TYPE};
-use super::sync::{FIELD_MANAGER, MANAGED_BY_VALUE};
+use super::credentials::{
+    Credential, CredentialKey, CredentialSource, Lookup, BASIC_AUTH_TYPE, DOCKER_CONFIG_JSON_KEY,
+};
+use super::sync::{is_managed, FIELD_MANAGER, MANAGED_BY_VALUE};
 use crate::api::{Registry, RegistryType, Visibility, MANAGED_BY_LABEL};
 use crate::cluster::replica::state::Watched;
 pub use crate::cluster::replica::watch::ROBOT_LABEL;
 use crate::index::{Snapshot, SpaceEntry};
-use crate::registry::{valid_project_name, HarborClient, RegistryError, Robot, RobotCredentials};
+use crate::registry::{valid_project_name, RobotCredentials};
 
 /// Annotations naming what a robot Secret is for.
 pub const REGISTRY_ANNOTATION: &str = "pullgate.io/registry";
 pub const SPACE_ANNOTATION: &str = "pullgate.io/space";
 pub const WORKSPACE_ANNOTATION: &str = "pullgate.io/workspace";
+/// The cluster name the robot was made for (for people; ownership is the description).
+pub const CLUSTER_ANNOTATION: &str = "pullgate.io/cluster";
+/// When the robot in use was made (Unix seconds). Absent on Secrets written before
+/// robots had a lifetime: such a robot is replaced at once.
+pub const CREATED_ANNOTATION: &str = "pullgate.io/robot-created-at";
+/// A rotation in progress: the robot being replaced (its Harbor id and login name).
+pub const OLD_ID_ANNOTATION: &str = "pullgate.io/rotation-old-robot-id";
+pub const OLD_NAME_ANNOTATION: &str = "pullgate.io/rotation-old-robot";
+/// A rotation in progress whose new credential every pull Secret carries: the old robot
+/// is deleted from this time on (Unix seconds).
+pub const RETIRE_ANNOTATION: &str = "pullgate.io/rotation-retire-after";
 /// Data keys besides `username` and `password` (the robot's secret).
 const ID_KEY: &str = "robot-id";
 const EXPIRES_KEY: &str = "expires-at";
@@ -38,11 +52,29 @@ const EXPIRES_KEY: &str = "expires-at";
 /// within 63, like a label value, though a Secret name may be longer).
 const NAME_PART: usize = 36;
 
-/// Name prefix of the robots pullgate manages (the rest is the workspace).
+/// Name prefix of the robots pullgate makes; also the whole prefix of the robots made
+/// before robots carried a cluster name (`pullgate-<workspace>`).
 pub const ROBOT_PREFIX: &str = "pullgate-";
+/// Start of the description that marks a robot as pullgate's.
+pub const MARKER: &str = "managed by pullgate";
 
-/// A robot whose expiry is closer than this is replaced, so pulls never start failing.
-pub const EXPIRY_MARGIN: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Longest robot name pullgate gives up to generation 9,999,999 (Harbor keeps
+/// `robot$<project>+<name>` in a column of 255 characters; 63 leaves room for long
+/// project names and reads well in Harbor's UI).
+#[cfg(test)]
+const MAX_ROBOT_NAME: usize = 63;
+/// Characters of the cluster name and of the workspace name in a robot name; a hash of
+/// both keeps names distinct when these are cut or spelt alike.
+const CLUSTER_PART: usize = 16;
+const WORKSPACE_PART: usize = 20;
+
+/// Default robot lifetime (`--robot-lifetime`).
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Default wait between every pull Secret carrying a new credential and the old robot's
+/// deletion (`--robot-rotation-grace`): a kubelet reads a pull Secret at each pull, but
+/// an image pull that started with the old credential, or a node's cached copy, must
+/// finish first.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
 
 /// Which robot: a (registry, space, workspace) binding.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -50,6 +82,154 @@ pub struct RobotKey {
     pub registry: String,
     pub space: String,
     pub workspace: String,
+}
+
+/// A robot being replaced: it stays until every pull Secret carries the new one and
+/// the grace period has passed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    pub old_id: i64,
+    pub old_username: String,
+    /// Set once no pull Secret carries the old credential: when it may be deleted.
+    pub retire_after: Option<i64>,
+}
+
+/// What is kept of one binding's robot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RobotState {
+    /// The robot whose credential the pull Secrets carry.
+    pub current: RobotCredentials,
+    /// When it was made (Unix seconds); `None` for a robot from before lifetimes.
+    pub created_at: Option<i64>,
+    pub rotation: Option<Rotation>,
+}
+
+/// Who this cluster is toward a shared Harbor, and how long its robots live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RobotIdentity {
+    /// `--cluster-name` (default: the UID of `kube-system`).
+    pub cluster: String,
+    pub lifetime: Duration,
+    pub grace: Duration,
+}
+
+impl RobotIdentity {
+    /// The description that marks a robot of `workspace` as this cluster's.
+    pub fn description(&self, workspace: &str) -> String {
+        format!(
+            "{MARKER}; cluster={}; workspace={workspace}; pull-only",
+            self.cluster
+        )
+    }
+
+    /// The workspace of a robot whose description carries this cluster's marker.
+    pub fn owned_workspace<'d>(&self, description: &'d str) -> Option<&'d str> {
+        let (cluster, workspace) = parse_marker(description)?;
+        (cluster == self.cluster).then_some(workspace)
+    }
+
+    /// The common start of the names of `workspace`'s robots:
+    /// `pullgate-<cluster>-<workspace>-<hash>-` (cut and sanitised parts, and a hash of
+    /// the whole names so that cut spellings stay distinct).
+    pub fn name_stem(&self, workspace: &str) -> String {
+        let digest = ring::digest::digest(
+            &ring::digest::SHA256,
+            format!("{}\0{workspace}", self.cluster).as_bytes(),
+        );
+        let mut hash = String::new();
+        for b in &digest.as_ref()[..4] {
+            let _ = write!(hash, "{b:02x}");
+        }
+        format!(
+            "{ROBOT_PREFIX}{}-{}-{hash}-",
+            sanitise(&self.cluster, CLUSTER_PART),
+            sanitise(workspace, WORKSPACE_PART)
+        )
+    }
+
+    /// The name of generation `generation` of `workspace`'s robot (a rotation makes the
+    /// next generation, so old and new exist side by side).
+    pub fn robot_name(&self, workspace: &str, generation: u64) -> String {
+        format!("{}{generation}", self.name_stem(workspace))
+    }
+
+    /// The generation a robot's login name carries, if it is one of `workspace`'s.
+    pub fn generation(&self, project: &str, workspace: &str, username: &str) -> Option<u64> {
+        let stem = format!("robot${project}+{}", self.name_stem(workspace));
+        username.strip_prefix(&stem)?.parse().ok()
+    }
+
+    /// Harbor's `duration` (whole days, at least one) for the lifetime. Harbor's own
+    /// expiry is the backstop; pullgate replaces robots well before it.
+    pub fn duration_days(&self) -> i64 {
+        let day = 24 * 3600;
+        i64::try_from(self.lifetime.as_secs().div_ceil(day))
+            .unwrap_or(i64::MAX)
+            .max(1)
+    }
+
+    /// When a robot made at `created_at` is replaced: after two thirds of its lifetime,
+    /// which leaves a third (30 days of the default 90) for the rotation to finish.
+    pub fn rotate_at(&self, created_at: i64) -> i64 {
+        created_at.saturating_add(secs(self.lifetime) * 2 / 3)
+    }
+
+    /// When a robot stops working: the earlier of Harbor's expiry and its lifetime.
+    pub fn expires_at(&self, state: &RobotState) -> Option<i64> {
+        let own = state
+            .created_at
+            .map(|c| c.saturating_add(secs(self.lifetime)));
+        let harbor = (state.current.expires_at >= 0).then_some(state.current.expires_at);
+        match (own, harbor) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// (cluster, workspace) of a description carrying pullgate's marker.
+pub fn parse_marker(description: &str) -> Option<(&str, &str)> {
+    let rest = description.strip_prefix(MARKER)?;
+    let (mut cluster, mut workspace) = (None, None);
+    for field in rest.split(';').map(str::trim) {
+        if let Some(c) = field.strip_prefix("cluster=") {
+            cluster = Some(c);
+        } else if let Some(w) = field.strip_prefix("workspace=") {
+            workspace = Some(w);
+        }
+    }
+    Some((cluster?, workspace?))
+}
+
+/// Lower-case letters and digits of `s`, other runs turned into one `-`, cut to `max`,
+/// never empty: a part of a name Harbor accepts (`[a-z0-9]+(?:[._-][a-z0-9]+)*`).
+fn sanitise(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let cut: String = out.chars().take(max).collect();
+    let cut = cut.trim_matches('-').to_string();
+    if cut.is_empty() {
+        "x".into()
+    } else {
+        cut
+    }
+}
+
+/// The name a robot had before robots carried a cluster name: `pullgate-<workspace>`,
+/// login `robot$<project>+pullgate-<workspace>`.
+pub fn legacy_username(project: &str, workspace: &str) -> String {
+    format!("robot${project}+{ROBOT_PREFIX}{workspace}")
 }
 
 /// Whether pullgate keeps robots for `space` of a registry of type `registry_type`
@@ -71,7 +251,8 @@ pub fn robot_managed(
 pub struct Store {
     client: Client,
     namespace: String,
-    written: BTreeMap<RobotKey, RobotCredentials>,
+    cluster: String,
+    written: BTreeMap<RobotKey, RobotState>,
 }
 
 impl Store {
@@ -79,8 +260,14 @@ impl Store {
         Store {
             client,
             namespace: namespace.to_string(),
+            cluster: String::new(),
             written: BTreeMap::new(),
         }
+    }
+
+    /// The cluster name written into new Secrets.
+    pub fn set_cluster(&mut self, cluster: &str) {
+        self.cluster = cluster.to_string();
     }
 
     /// Forgets what this leader wrote (it stopped leading; a new term starts from what
@@ -91,10 +278,7 @@ impl Store {
 
     /// What is kept of each robot: `stored` (as the watch saw it), overlaid with what
     /// this leader wrote since.
-    pub fn kept(
-        &self,
-        stored: &BTreeMap<RobotKey, RobotCredentials>,
-    ) -> BTreeMap<RobotKey, RobotCredentials> {
+    pub fn kept(&self, stored: &BTreeMap<RobotKey, RobotState>) -> BTreeMap<RobotKey, RobotState> {
         let mut kept = stored.clone();
         kept.extend(self.written.iter().map(|(k, c)| (k.clone(), c.clone())));
         kept
@@ -104,48 +288,48 @@ impl Store {
     /// deleted): nothing can be asked of their Harbor any more, so only the Secret goes.
     pub async fn drop_unlisted(
         &mut self,
-        stored: &BTreeMap<RobotKey, RobotCredentials>,
+        stored: &BTreeMap<RobotKey, RobotState>,
         listed: &BTreeSet<String>,
     ) {
-        for key in stored.keys().chain(self.written.keys()) {
-            if !listed.contains(&key.registry) {
-                tracing::warn!(registry = %key.registry, space = %key.space, workspace = %key.workspace,
-                    "Registry gone: forgetting its robot credentials (the robot itself is left on Harbor)");
-            }
-        }
-        let orphans: Vec<RobotKey> = stored
+        let orphans: BTreeSet<RobotKey> = stored
             .keys()
             .chain(self.written.keys())
             .filter(|k| !listed.contains(&k.registry))
             .cloned()
             .collect();
         for key in orphans {
+            tracing::warn!(registry = %key.registry, space = %key.space, workspace = %key.workspace,
+                "Registry gone: forgetting its robot credentials (the robot itself is left on Harbor)");
             self.delete(&key).await;
         }
     }
 
-    /// Stores a robot's credentials unless the Secret already holds them.
+    /// Stores a robot's state unless the Secret already holds it; false when the write
+    /// failed.
     pub async fn keep(
         &mut self,
-        stored: &BTreeMap<RobotKey, RobotCredentials>,
+        stored: &BTreeMap<RobotKey, RobotState>,
         key: &RobotKey,
-        creds: &RobotCredentials,
-    ) {
-        if stored.get(key) == Some(creds) || self.written.get(key) == Some(creds) {
-            return;
+        state: &RobotState,
+    ) -> bool {
+        let known = self.written.get(key).or_else(|| stored.get(key));
+        if known == Some(state) {
+            return true;
         }
-        let secret = robot_secret(&self.namespace, key, creds);
+        let secret = robot_secret(&self.namespace, &self.cluster, key, state);
         let name = secret_name(key);
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         match api.patch(&name, &pp, &Patch::Apply(&secret)).await {
             Ok(_) => {
                 tracing::info!(registry = %key.registry, space = %key.space, workspace = %key.workspace,
-                    robot = %creds.username, "robot credentials stored");
-                self.written.insert(key.clone(), creds.clone());
+                    robot = %state.current.username, rotating = state.rotation.is_some(), "robot credentials stored");
+                self.written.insert(key.clone(), state.clone());
+                true
             }
             Err(e) => {
-                tracing::warn!(secret = %name, error = %e, "robot credentials could not be stored")
+                tracing::warn!(secret = %name, error = %e, "robot credentials could not be stored");
+                false
             }
         }
     }
@@ -171,14 +355,14 @@ impl Store {
 }
 
 /// The robots the spaces of Registry `name` should have, by space: each bound workspace
-/// with the credentials `kept` for it; and the robots `kept` for this registry whose
-/// binding went (to delete).
+/// with the state `kept` for it; and the robots `kept` for this registry whose binding
+/// went (to delete).
 pub fn wanted(
     name: &str,
     registry: &Registry,
     snap: &Snapshot,
-    kept: &BTreeMap<RobotKey, RobotCredentials>,
-) -> (Wanted, Vec<RobotKey>) {
+    kept: &BTreeMap<RobotKey, RobotState>,
+) -> (Wanted, Vec<(RobotKey, RobotState)>) {
     let configured = registry.spec.credentials_secret_ref.is_some();
     let mut wanted = Wanted::new();
     let mut bound: BTreeSet<RobotKey> = BTreeSet::new();
@@ -198,15 +382,15 @@ pub fn wanted(
         }
     }
     let unbound = kept
-        .keys()
-        .filter(|k| k.registry == name && !bound.contains(*k))
-        .cloned()
+        .iter()
+        .filter(|(k, _)| k.registry == name && !bound.contains(*k))
+        .map(|(k, s)| (k.clone(), s.clone()))
         .collect();
     (wanted, unbound)
 }
 
 /// Space → each workspace that gets a robot there, with what is kept for it.
-pub type Wanted = BTreeMap<String, Vec<(String, Option<RobotCredentials>)>>;
+pub type Wanted = BTreeMap<String, Vec<(String, Option<RobotState>)>>;
 
 /// The name of a robot's Secret: readable, a valid object name, and unique per key
 /// (a hash of the key makes sanitised spellings that collide distinct).
@@ -233,8 +417,9 @@ pub fn secret_name(key: &RobotKey) -> String {
     format!("pullgate-robot-{}-{hash}", readable.trim_end_matches('-'))
 }
 
-/// The Secret that keeps a robot's credentials in `namespace`.
-pub fn robot_secret(namespace: &str, key: &RobotKey, creds: &RobotCredentials) -> Secret {
+/// The Secret that keeps a robot's state in `namespace`.
+pub fn robot_secret(namespace: &str, cluster: &str, key: &RobotKey, state: &RobotState) -> Secret {
+    let creds = &state.current;
     let data = [
         ("username", creds.username.clone()),
         ("password", creds.secret.clone()),
@@ -244,6 +429,27 @@ pub fn robot_secret(namespace: &str, key: &RobotKey, creds: &RobotCredentials) -
     .into_iter()
     .map(|(k, v)| (k.to_string(), ByteString(v.into_bytes())))
     .collect();
+    let mut annotations: BTreeMap<String, String> = [
+        (REGISTRY_ANNOTATION, key.registry.clone()),
+        (SPACE_ANNOTATION, key.space.clone()),
+        (WORKSPACE_ANNOTATION, key.workspace.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if !cluster.is_empty() {
+        annotations.insert(CLUSTER_ANNOTATION.into(), cluster.to_string());
+    }
+    if let Some(c) = state.created_at {
+        annotations.insert(CREATED_ANNOTATION.into(), c.to_string());
+    }
+    if let Some(r) = &state.rotation {
+        annotations.insert(OLD_ID_ANNOTATION.into(), r.old_id.to_string());
+        annotations.insert(OLD_NAME_ANNOTATION.into(), r.old_username.clone());
+        if let Some(t) = r.retire_after {
+            annotations.insert(RETIRE_ANNOTATION.into(), t.to_string());
+        }
+    }
     Secret {
         metadata: ObjectMeta {
             name: Some(secret_name(key)),
@@ -255,14 +461,7 @@ pub fn robot_secret(namespace: &str, key: &RobotKey, creds: &RobotCredentials) -
                 ]
                 .into(),
             ),
-            annotations: Some(
-                [
-                    (REGISTRY_ANNOTATION.to_string(), key.registry.clone()),
-                    (SPACE_ANNOTATION.to_string(), key.space.clone()),
-                    (WORKSPACE_ANNOTATION.to_string(), key.workspace.clone()),
-                ]
-                .into(),
-            ),
+            annotations: Some(annotations),
             ..ObjectMeta::default()
         },
         type_: Some(BASIC_AUTH_TYPE.to_string()),
@@ -271,8 +470,8 @@ pub fn robot_secret(namespace: &str, key: &RobotKey, creds: &RobotCredentials) -
     }
 }
 
-/// The key and credentials a robot Secret holds; `None` for a Secret that is not one.
-pub fn parse(secret: &Secret) -> Option<(RobotKey, RobotCredentials)> {
+/// The key and state a robot Secret holds; `None` for a Secret that is not one.
+pub fn parse(secret: &Secret) -> Option<(RobotKey, RobotState)> {
     let ann = secret.metadata.annotations.as_ref()?;
     let key = RobotKey {
         registry: ann.get(REGISTRY_ANNOTATION)?.clone(),
@@ -284,13 +483,29 @@ pub fn parse(secret: &Secret) -> Option<(RobotKey, RobotCredentials)> {
         data.get(k)
             .and_then(|b| String::from_utf8(b.0.clone()).ok())
     };
-    let creds = RobotCredentials {
+    let current = RobotCredentials {
         id: text(ID_KEY)?.parse().ok()?,
         username: text("username")?,
         secret: text("password")?,
         expires_at: text(EXPIRES_KEY)?.parse().ok()?,
     };
-    Some((key, creds))
+    let number = |k: &str| ann.get(k).and_then(|v| v.parse::<i64>().ok());
+    let rotation = match (number(OLD_ID_ANNOTATION), ann.get(OLD_NAME_ANNOTATION)) {
+        (Some(old_id), Some(old_username)) => Some(Rotation {
+            old_id,
+            old_username: old_username.clone(),
+            retire_after: number(RETIRE_ANNOTATION),
+        }),
+        _ => None,
+    };
+    Some((
+        key,
+        RobotState {
+            current,
+            created_at: number(CREATED_ANNOTATION),
+            rotation,
+        },
+    ))
 }
 
 /// Valid Harbor registries that name API credentials: those whose robots pullgate
@@ -310,16 +525,59 @@ pub fn registries(state: &Watched) -> BTreeSet<String> {
 }
 
 /// Every robot Secret of a set, by key (a Secret that cannot be read is skipped).
-pub fn stored<'a>(
-    secrets: impl Iterator<Item = &'a Secret>,
-) -> BTreeMap<RobotKey, RobotCredentials> {
+pub fn stored<'a>(secrets: impl Iterator<Item = &'a Secret>) -> BTreeMap<RobotKey, RobotState> {
     secrets.filter_map(parse).collect()
+}
+
+/// The login names that pullgate's pull Secrets carry now: a robot whose name is here
+/// may be in use on a node, so it is never deleted (a rotation waits for it to go).
+pub fn carried<'a>(pull_secrets: impl Iterator<Item = &'a Secret>) -> BTreeSet<String> {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        #[serde(default)]
+        auths: BTreeMap<String, Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        username: Option<String>,
+        #[serde(default)]
+        auth: Option<String>,
+    }
+    let mut names = BTreeSet::new();
+    for s in pull_secrets.filter(|s| is_managed(s)) {
+        let Some(raw) = s.data.as_ref().and_then(|d| d.get(DOCKER_CONFIG_JSON_KEY)) else {
+            continue;
+        };
+        let Ok(config) = serde_json::from_slice::<Config>(&raw.0) else {
+            continue;
+        };
+        for entry in config.auths.values() {
+            if let Some(u) = &entry.username {
+                names.insert(u.clone());
+            }
+            // Some clients read only `auth`: the user it names counts too.
+            let decoded = entry.auth.as_deref().and_then(|a| {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.decode(a).ok()
+            });
+            if let Some(user) = decoded
+                .as_deref()
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|t| t.split_once(':'))
+                .map(|(u, _)| u.to_string())
+            {
+                names.insert(user);
+            }
+        }
+    }
+    names
 }
 
 /// Pull credentials from the stored robot Secrets.
 pub struct RobotSource<'a> {
-    /// Robot credentials by key.
-    pub robots: &'a BTreeMap<RobotKey, RobotCredentials>,
+    /// Robot state by key.
+    pub robots: &'a BTreeMap<RobotKey, RobotState>,
     /// Harbor registries that name API credentials (whose robots pullgate keeps).
     pub registries: &'a BTreeSet<String>,
 }
@@ -340,9 +598,9 @@ impl CredentialSource for RobotSource<'_> {
             workspace: workspace.to_string(),
         };
         match self.robots.get(&robot_key) {
-            Some(c) => Lookup::Found(Credential {
-                username: c.username.clone(),
-                password: c.secret.clone(),
+            Some(s) => Lookup::Found(Credential {
+                username: s.current.username.clone(),
+                password: s.current.secret.clone(),
             }),
             None => Lookup::Broken(format!(
                 "the Harbor robot account of workspace {workspace:?} does not exist yet (the Registry {:?}'s Ready condition says why, if it stays so)",
@@ -350,217 +608,6 @@ impl CredentialSource for RobotSource<'_> {
             )),
         }
     }
-}
-
-/// The robot name pullgate gives a workspace's robot: `pullgate-<workspace>`.
-pub fn robot_name(workspace: &str) -> String {
-    format!("{ROBOT_PREFIX}{workspace}")
-}
-
-/// The login name Harbor gives that robot: `robot$<project>+pullgate-<workspace>`.
-pub fn robot_username(project: &str, workspace: &str) -> String {
-    format!("robot${project}+{}", robot_name(workspace))
-}
-
-/// What [`keep_space`] did to the robots of one space.
-#[derive(Debug, Default)]
-pub struct Kept {
-    /// Working credentials of every wanted robot that could be made to work.
-    pub robots: Vec<(RobotKey, RobotCredentials)>,
-    /// What could not be done, for the space's status.
-    pub problems: Vec<String>,
-    /// How many Harbor calls about robots failed.
-    pub failed_calls: usize,
-}
-
-/// Brings the robots of `space`'s project on `registry` in line with its bindings: one
-/// working robot per workspace in `wanted` (with what is stored for it), and no other
-/// pullgate robot in the project (bindings removed while pullgate was not running).
-pub async fn keep_space(
-    h: &HarborClient,
-    registry: &str,
-    space: &str,
-    wanted: &[(String, Option<RobotCredentials>)],
-) -> Kept {
-    let mut out = Kept::default();
-    for (ws, known) in wanted {
-        match ensure_robot(h, space, ws, known.as_ref(), SystemTime::now()).await {
-            Ok(creds) => out.robots.push((
-                RobotKey {
-                    registry: registry.to_string(),
-                    space: space.to_string(),
-                    workspace: ws.clone(),
-                },
-                creds,
-            )),
-            Err(e) => {
-                out.failed_calls += 1;
-                out.problems
-                    .push(format!("robot account of workspace {ws:?}: {e}"));
-            }
-        }
-    }
-    let keep: Vec<&str> = wanted.iter().map(|(w, _)| w.as_str()).collect();
-    match prune_robots(h, space, &keep).await {
-        Ok(gone) if !gone.is_empty() => {
-            tracing::info!(%registry, robots = ?gone, "unbound robots deleted")
-        }
-        Ok(_) => {}
-        Err(e) => {
-            out.failed_calls += 1;
-            out.problems
-                .push(format!("robot accounts of project {space:?}: {e}"));
-        }
-    }
-    out
-}
-
-/// Deletes the robots of bindings that went; returns those deleted (their Secrets can
-/// go) and how many deletions failed (retried on the next pass).
-pub async fn delete_unbound(
-    h: &HarborClient,
-    registry: &str,
-    unbound: &[RobotKey],
-) -> (Vec<RobotKey>, usize) {
-    let (mut deleted, mut failed) = (Vec::new(), 0);
-    for key in unbound {
-        match delete_robot(h, &key.space, &key.workspace).await {
-            Ok(_) => deleted.push(key.clone()),
-            Err(e) => {
-                failed += 1;
-                tracing::warn!(%registry, space = %key.space,
-                    workspace = %key.workspace, error = %e, "robot of a removed binding could not be deleted; retrying next pass");
-            }
-        }
-    }
-    (deleted, failed)
-}
-
-/// Makes sure the robot of (`project`, `workspace`) exists and returns working
-/// credentials for it. `stored` is what the caller kept from a previous call: it is
-/// returned as it is while the robot it names still exists and is not near expiry. A
-/// robot that exists without a stored secret gets a new secret (Harbor never shows the
-/// old one again); one that is disabled or near expiry is replaced.
-pub async fn ensure_robot(
-    client: &HarborClient,
-    project: &str,
-    workspace: &str,
-    stored: Option<&RobotCredentials>,
-    now: SystemTime,
-) -> Result<RobotCredentials, RegistryError> {
-    client.require_admin().await?;
-    let project_id = project_id(client, project).await?;
-    let username = robot_username(project, workspace);
-    let mut found = find_robot(client, project_id, &username).await?;
-    if let Some(robot) = &found {
-        if robot.disable || expires_within(robot.expires_at, now, EXPIRY_MARGIN) {
-            client.delete_robot(robot.id).await?;
-            found = None;
-        }
-    }
-    let Some(robot) = found else {
-        return match client.create_robot(project, &robot_name(workspace)).await {
-            Err(RegistryError::Conflict { .. }) => {
-                // Made concurrently (or the list was stale): take it over with a new secret.
-                match find_robot(client, project_id, &username).await? {
-                    Some(robot) => client.refresh_robot_secret(&robot).await,
-                    None => Err(RegistryError::InvalidResponse {
-                        url: "/robots".into(),
-                        reason: format!("robot {username:?} reported as existing but not listed"),
-                    }),
-                }
-            }
-            other => other,
-        };
-    };
-    match stored {
-        Some(s) if s.id == robot.id && s.username == robot.name && !s.secret.is_empty() => {
-            Ok(RobotCredentials {
-                expires_at: robot.expires_at,
-                ..s.clone()
-            })
-        }
-        _ => client.refresh_robot_secret(&robot).await,
-    }
-}
-
-/// Deletes the robot of (`project`, `workspace`) when its binding goes, so credentials
-/// copied out of a namespace stop working. `Ok(false)` when there was none.
-pub async fn delete_robot(
-    client: &HarborClient,
-    project: &str,
-    workspace: &str,
-) -> Result<bool, RegistryError> {
-    client.require_admin().await?;
-    let Some(project_row) = client.project(project).await? else {
-        return Ok(false);
-    };
-    let username = robot_username(project, workspace);
-    match find_robot(client, project_row.project_id, &username).await? {
-        Some(robot) => client.delete_robot(robot.id).await,
-        None => Ok(false),
-    }
-}
-
-/// Deletes every pullgate robot of `project` whose workspace is not in `keep` (bindings
-/// removed while pullgate was not running). Returns the deleted login names.
-pub async fn prune_robots(
-    client: &HarborClient,
-    project: &str,
-    keep: &[&str],
-) -> Result<Vec<String>, RegistryError> {
-    client.require_admin().await?;
-    let Some(project_row) = client.project(project).await? else {
-        return Ok(Vec::new());
-    };
-    let prefix = format!("robot${project}+{ROBOT_PREFIX}");
-    let mut deleted = Vec::new();
-    for robot in client.robots(project_row.project_id).await? {
-        let Some(workspace) = robot.name.strip_prefix(&prefix) else {
-            continue;
-        };
-        if !keep.contains(&workspace) && client.delete_robot(robot.id).await? {
-            deleted.push(robot.name.clone());
-        }
-    }
-    Ok(deleted)
-}
-
-async fn project_id(client: &HarborClient, project: &str) -> Result<i64, RegistryError> {
-    client
-        .project(project)
-        .await?
-        .map(|p| p.project_id)
-        .ok_or_else(|| RegistryError::NotFound {
-            url: format!("/projects/{project}"),
-            message: format!(
-                "Harbor project {project:?} does not exist; it is created for a RegistrySpace that names it"
-            ),
-        })
-}
-
-async fn find_robot(
-    client: &HarborClient,
-    project_id: i64,
-    username: &str,
-) -> Result<Option<Robot>, RegistryError> {
-    Ok(client
-        .robots(project_id)
-        .await?
-        .into_iter()
-        .find(|r| r.name == username))
-}
-
-/// Whether an `expires_at` (Unix seconds, -1 never) falls within `margin` of `now`.
-pub(crate) fn expires_within(expires_at: i64, now: SystemTime, margin: Duration) -> bool {
-    if expires_at < 0 {
-        return false;
-    }
-    let now = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    u64::try_from(expires_at).unwrap_or(0) <= now.saturating_add(margin.as_secs())
 }
 
 #[cfg(test)]
@@ -572,6 +619,14 @@ mod tests {
             registry: r.into(),
             space: s.into(),
             workspace: w.into(),
+        }
+    }
+
+    fn identity(cluster: &str) -> RobotIdentity {
+        RobotIdentity {
+            cluster: cluster.into(),
+            lifetime: DEFAULT_LIFETIME,
+            grace: DEFAULT_GRACE,
         }
     }
 
@@ -592,52 +647,127 @@ mod tests {
     }
 
     #[test]
-    fn robot_secrets_read_back() {
+    fn robot_secrets_read_back_with_their_rotation() {
         let k = key("h", "team-a", "ws-a");
-        let creds = RobotCredentials {
-            id: 7,
-            username: "robot$team-a+pullgate-ws-a".into(),
-            secret: "S3cretXyz".into(),
-            expires_at: -1,
+        let state = RobotState {
+            current: RobotCredentials {
+                id: 7,
+                username: "robot$team-a+pullgate-c-ws-a-0a0b0c0d-2".into(),
+                secret: "S3cretXyz".into(),
+                expires_at: -1,
+            },
+            created_at: Some(1_000),
+            rotation: Some(Rotation {
+                old_id: 3,
+                old_username: "robot$team-a+pullgate-c-ws-a-0a0b0c0d-1".into(),
+                retire_after: Some(2_000),
+            }),
         };
-        let s = robot_secret("pullgate-system", &k, &creds);
-        assert_eq!(parse(&s), Some((k, creds)));
+        let s = robot_secret("pullgate-system", "c", &k, &state);
+        assert_eq!(parse(&s), Some((k.clone(), state.clone())));
+        let stable = RobotState {
+            rotation: None,
+            ..state
+        };
+        let s = robot_secret("pullgate-system", "c", &k, &stable);
+        assert_eq!(parse(&s), Some((k, stable)));
         assert_eq!(parse(&Secret::default()), None);
     }
 
-    fn at(secs: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(secs)
-    }
-
+    /// A Secret written before robots had a lifetime reads back with no creation time:
+    /// its robot is replaced at once.
     #[test]
-    fn robot_names_and_docker_auth_entry() {
-        assert_eq!(robot_name("ws-a"), "pullgate-ws-a");
-        assert_eq!(
-            robot_username("team-a", "ws-a"),
-            "robot$team-a+pullgate-ws-a"
+    fn secrets_from_before_lifetimes_read_back() {
+        let k = key("h", "team-a", "ws-a");
+        let mut s = robot_secret(
+            "ns",
+            "",
+            &k,
+            &RobotState {
+                current: RobotCredentials {
+                    id: 7,
+                    username: legacy_username("team-a", "ws-a"),
+                    secret: "S3cretXyz".into(),
+                    expires_at: -1,
+                },
+                created_at: None,
+                rotation: None,
+            },
         );
-        let r = RobotCredentials {
-            id: 7,
-            username: robot_username("team-a", "ws-a"),
-            secret: "Abc12345".into(),
-            expires_at: -1,
-        };
-        let entry = r.docker_auth_entry();
-        assert_eq!(entry["username"], "robot$team-a+pullgate-ws-a");
-        assert_eq!(entry["password"], "Abc12345");
-        use base64::Engine as _;
-        let auth = base64::engine::general_purpose::STANDARD
-            .decode(entry["auth"].as_str().unwrap())
-            .unwrap();
-        assert_eq!(auth, b"robot$team-a+pullgate-ws-a:Abc12345");
+        let ann = s.metadata.annotations.as_mut().unwrap();
+        assert_eq!(ann.len(), 3, "only what the old format had: {ann:?}");
+        let (_, state) = parse(&s).unwrap();
+        assert_eq!(state.created_at, None);
+        assert_eq!(state.current.username, "robot$team-a+pullgate-ws-a");
     }
 
     #[test]
-    fn expiry_margin() {
-        let margin = Duration::from_secs(100);
-        assert!(!expires_within(-1, at(1_000), margin));
-        assert!(expires_within(1_050, at(1_000), margin));
-        assert!(expires_within(900, at(1_000), margin));
-        assert!(!expires_within(1_200, at(1_000), margin));
+    fn robot_names_carry_the_cluster_and_stay_valid() {
+        let a = identity("7d3c9a52-0f1e-4b8a-9c1d-2e3f4a5b6c7d");
+        let name = a.robot_name("ws-a", 1);
+        assert!(
+            name.starts_with("pullgate-7d3c9a52-0f1e-4b-ws-a-"),
+            "{name}"
+        );
+        assert!(name.ends_with("-1"), "{name}");
+        assert!(valid_project_name(&name), "Harbor's name rule: {name}");
+        assert!(name.len() <= MAX_ROBOT_NAME, "{name}");
+        // Same workspace, other cluster: another name.
+        let b = identity("prod-eu");
+        assert_ne!(b.robot_name("ws-a", 1), name);
+        // Names Harbor would refuse as they are, or too long, still make valid names.
+        for ws in ["ws--a", "a.b-c", &"w".repeat(253), "x"] {
+            let n = b.robot_name(ws, 12345);
+            assert!(valid_project_name(&n), "{n}");
+            assert!(n.len() <= MAX_ROBOT_NAME, "{n}");
+        }
+        // Cut spellings stay distinct.
+        let long = "w".repeat(40);
+        assert_ne!(b.robot_name(&long, 1), b.robot_name(&format!("{long}x"), 1));
+        let user = format!("robot$team-a+{}", b.robot_name("ws-a", 7));
+        assert_eq!(b.generation("team-a", "ws-a", &user), Some(7));
+        assert_eq!(b.generation("team-a", "ws-b", &user), None);
+        assert_eq!(a.generation("team-a", "ws-a", &user), None);
+    }
+
+    #[test]
+    fn ownership_is_the_cluster_in_the_description() {
+        let a = identity("prod-eu");
+        let d = a.description("ws-a");
+        assert_eq!(a.owned_workspace(&d), Some("ws-a"));
+        assert_eq!(identity("prod-us").owned_workspace(&d), None);
+        assert_eq!(
+            identity("prod").owned_workspace(&d),
+            None,
+            "no prefix match"
+        );
+        assert_eq!(
+            a.owned_workspace("pull-only robot managed by pullgate"),
+            None
+        );
+        assert_eq!(a.owned_workspace(""), None);
+    }
+
+    #[test]
+    fn lifetime_days_rotation_and_expiry() {
+        let mut a = identity("c");
+        assert_eq!(a.duration_days(), 90);
+        a.lifetime = Duration::from_secs(20);
+        assert_eq!(a.duration_days(), 1, "Harbor counts whole days");
+        a.lifetime = Duration::from_secs(30);
+        assert_eq!(a.rotate_at(1_000), 1_020);
+        let state = RobotState {
+            current: RobotCredentials {
+                id: 1,
+                username: "u".into(),
+                secret: "s".into(),
+                expires_at: 1_025,
+            },
+            created_at: Some(1_000),
+            rotation: None,
+        };
+        assert_eq!(a.expires_at(&state), Some(1_025));
+        a.lifetime = Duration::from_secs(10);
+        assert_eq!(a.expires_at(&state), Some(1_010));
     }
 }

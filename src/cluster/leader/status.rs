@@ -104,12 +104,10 @@ fn registry(
     problems: &[&str],
     probed: &Probed,
 ) -> (Vec<(&'static str, Value)>, Vec<Want>) {
-    // Host conflicts have their own condition; the rest make the spec invalid.
-    let others: Vec<&str> = problems
-        .iter()
-        .copied()
-        .filter(|p| !p.starts_with("Conflict:"))
-        .collect();
+    // Host conflicts, and a managed Registry on a host another Registry keeps, have
+    // their own condition; the rest make the spec invalid.
+    let (conflicts, others): (Vec<&str>, Vec<&str>) =
+        problems.iter().partition(|p| p.starts_with("Conflict:"));
     let valid = match (obj.invalid, others.as_slice()) {
         (Some(why), _) => want("Valid", false, "Invalid", why.to_string()),
         (None, []) => want("Valid", true, "Valid", String::new()),
@@ -117,7 +115,12 @@ fn registry(
     };
     let mut conds = vec![valid];
     if obj.invalid.is_none() {
-        conds.push(host_conflict(snap, obj.name));
+        let shared = host_conflict(snap, obj.name);
+        conds.push(if shared.status == "False" && !conflicts.is_empty() {
+            want("Conflict", true, "HostClaimed", conflicts.join("; "))
+        } else {
+            shared
+        });
     }
     let mut fields = Vec::new();
     if let Some(p) = probed.registries.get(obj.name) {
@@ -132,6 +135,7 @@ fn registry(
             ("storageUsedBytes", json!(s.storage_used_bytes)),
             ("storageUsed", json!(s.storage_used)),
             ("lastProbeTime", json!(s.last_probe_time)),
+            ("credentialKind", json!(s.credential_kind)),
         ];
         if let Some(ready) = s.conditions.iter().find(|c| c.type_ == READY_CONDITION) {
             conds.insert(

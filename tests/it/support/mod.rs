@@ -131,6 +131,7 @@ pub fn options(identity: &str) -> ClusterOptions {
     o.staleness_tick = Duration::from_millis(50);
     o.lease_duration = Duration::from_secs(2);
     o.resync = Duration::from_secs(2);
+    o.cluster_name = "test-cluster".into();
     o
 }
 

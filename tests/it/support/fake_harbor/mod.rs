@@ -4,7 +4,10 @@
 //! with 409 on duplicates, update, summary), robots (create with the secret returned once
 //! and the name `robot$<project>+<name>`, list by `q=Level=project,ProjectID=<id>`,
 //! refresh secret, delete) and `users/current`. HTTP Basic auth: 401 without or with bad
-//! credentials, 403 for a non-admin on admin operations. Metadata values are strings, as
+//! credentials, 403 for a non-admin on admin operations; a system robot
+//! (`robot$<name>`, [`FakeHarbor::add_system_robot`]) may do what its permissions say
+//! (projects and robots). Faults on demand: a create answered 409 because a robot of
+//! that name appeared meanwhile, a robot that vanishes just before its delete (404). Metadata values are strings, as
 //! in Harbor (`"public": "true"`); a boolean is a 400. Every request is recorded.
 #![allow(dead_code)]
 
@@ -61,6 +64,18 @@ pub struct FakeRobot {
     pub disable: bool,
     pub expires_at: i64,
     pub permissions: Value,
+    pub description: String,
+    /// Who created it (login name), or "" for one the test put there.
+    pub creator: String,
+}
+
+/// A system robot: `robot$<name>` with the listed system permissions.
+#[derive(Clone, Debug)]
+pub struct SystemRobot {
+    pub name: String,
+    pub secret: String,
+    /// (resource, action) pairs, e.g. ("robot", "create").
+    pub access: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -69,6 +84,14 @@ pub struct State {
     pub robots: Vec<FakeRobot>,
     pub unhealthy: Option<String>,
     pub requests: Vec<Recorded>,
+    pub system_robots: Vec<SystemRobot>,
+    /// The next this many robot creates find a robot of that name made a moment before
+    /// (by someone else) and answer 409.
+    pub conflicts_on_create: u32,
+    /// The next this many robot deletes find the robot gone already (404).
+    pub vanish_on_delete: u32,
+    /// Every robot deleted: (who asked, the robot).
+    pub deleted: Vec<(String, FakeRobot)>,
     next_project_id: i64,
     next_robot_id: i64,
     secrets_made: u64,
@@ -155,6 +178,25 @@ impl FakeHarbor {
         self.state.lock().unwrap().robots.clone()
     }
 
+    /// Adds a system robot `robot$<name>` holding `access` ((resource, action) pairs);
+    /// returns its login name.
+    pub fn add_system_robot(&self, name: &str, secret: &str, access: &[(&str, &str)]) -> String {
+        self.state.lock().unwrap().system_robots.push(SystemRobot {
+            name: format!("robot${name}"),
+            secret: secret.to_string(),
+            access: access
+                .iter()
+                .map(|(r, a)| (r.to_string(), a.to_string()))
+                .collect(),
+        });
+        format!("robot${name}")
+    }
+
+    /// Every robot deleted so far: (who asked, the robot).
+    pub fn deleted(&self) -> Vec<(String, FakeRobot)> {
+        self.state.lock().unwrap().deleted.clone()
+    }
+
     /// Whether `user`/`secret` would log in as a robot (what a pull would present).
     pub fn robot_login_ok(&self, user: &str, secret: &str) -> bool {
         self.state
@@ -185,8 +227,38 @@ impl FakeHarbor {
 
 enum Who {
     Anonymous,
-    User { name: String, admin: bool },
-    Robot { name: String, project_id: i64 },
+    User {
+        name: String,
+        admin: bool,
+    },
+    Robot {
+        name: String,
+        project_id: i64,
+    },
+    System {
+        name: String,
+        access: Vec<(String, String)>,
+    },
+}
+
+impl Who {
+    /// Whether this caller may do `action` on `resource` system-wide.
+    fn may(&self, resource: &str, action: &str) -> bool {
+        match self {
+            Who::User { admin, .. } => *admin,
+            Who::System { access, .. } => access.iter().any(|(r, a)| r == resource && a == action),
+            _ => false,
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Who::User { name, .. } | Who::Robot { name, .. } | Who::System { name, .. } => {
+                name.clone()
+            }
+            Who::Anonymous => String::new(),
+        }
+    }
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -233,6 +305,16 @@ fn authenticate(state: &State, req: &Request<Incoming>) -> Option<Who> {
                 admin,
             });
         }
+    }
+    if let Some(r) = state
+        .system_robots
+        .iter()
+        .find(|r| r.name == user && r.secret == password)
+    {
+        return Some(Who::System {
+            name: r.name.clone(),
+            access: r.access.clone(),
+        });
     }
     if let Some(r) = state
         .robots
@@ -336,6 +418,7 @@ fn robot_json(r: &FakeRobot) -> Value {
         "editable": true,
         "expires_at": r.expires_at,
         "permissions": r.permissions,
+        "description": r.description,
     })
 }
 

@@ -28,10 +28,7 @@ pub(super) async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) ->
         path: path.clone(),
         query: query.clone(),
         is_resource_name: is_resource_name.clone(),
-        user: match &who {
-            Some(Who::User { name, .. }) | Some(Who::Robot { name, .. }) => Some(name.clone()),
-            _ => None,
-        },
+        user: who.as_ref().map(Who::name).filter(|n| !n.is_empty()),
         body: body_text.clone(),
     });
     let Some(who) = who else {
@@ -50,6 +47,7 @@ pub(super) async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) ->
     };
     let q = query_map(&query);
     let admin = matches!(who, Who::User { admin: true, .. });
+    let system = matches!(who, Who::System { .. });
     let signed_in = !matches!(who, Who::Anonymous);
     let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
     match (method.as_str(), segments.as_slice()) {
@@ -103,7 +101,7 @@ pub(super) async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) ->
         }
         ("GET", ["users", "current"]) => match &who {
             Who::Anonymous => unauthorized(),
-            Who::Robot { .. } => error(
+            Who::Robot { .. } | Who::System { .. } => error(
                 StatusCode::PRECONDITION_FAILED,
                 "PRECONDITION",
                 "robot accounts have no user profile",
@@ -119,6 +117,7 @@ pub(super) async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) ->
                 .values()
                 .filter(|p| {
                     admin
+                        || who.may("project", "list")
                         || p.public == "true"
                         || matches!(&who, Who::Robot { project_id, .. } if *project_id == p.id)
                 })
@@ -130,8 +129,8 @@ pub(super) async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) ->
             if !signed_in {
                 return unauthorized();
             }
-            if !admin {
-                // This Harbor restricts project creation to admins.
+            if !who.may("project", "create") {
+                // This Harbor restricts project creation to admins (and robots allowed to).
                 return forbidden();
             }
             let name = body["project_name"].as_str().unwrap_or("").to_string();
@@ -191,6 +190,7 @@ pub(super) async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) ->
                 );
             };
             let may_read = admin
+                || who.may("project", "read")
                 || p.public == "true"
                 || matches!(&who, Who::Robot { project_id, .. } if *project_id == p.id);
             match (m, tail) {
@@ -200,7 +200,7 @@ pub(super) async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) ->
                     json!({"repo_count": p.repo_count, "project_admin_count": 1,
                            "quota": {"hard": {"storage": -1}, "used": {"storage": p.storage}}}),
                 ),
-                ("PUT", []) if admin => {
+                ("PUT", []) if who.may("project", "update") => {
                     let public = match public_of(&body) {
                         Ok(p) => p,
                         Err(r) => return *r,
@@ -222,7 +222,11 @@ pub(super) async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) ->
             }
         }
         (_, ["robots", ..]) if !signed_in => unauthorized(),
-        (_, ["robots", ..]) if !admin => forbidden(),
+        (_, ["robots", ..]) if !admin && !system => forbidden(),
+        ("GET", ["robots"]) if !who.may("robot", "list") => forbidden(),
+        ("POST", ["robots"]) if !who.may("robot", "create") => forbidden(),
+        ("DELETE", ["robots", _]) if !who.may("robot", "delete") => forbidden(),
+        ("PATCH", ["robots", _]) if !who.may("robot", "update") => forbidden(),
         ("GET", ["robots"]) => {
             // q=Level=project,ProjectID=<id>
             let filters: BTreeMap<&str, &str> = q
@@ -263,6 +267,24 @@ pub(super) async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) ->
                 );
             };
             let full = format!("robot${}+{name}", p.name);
+            if s.conflicts_on_create > 0 && !s.robots.iter().any(|r| r.name == full) {
+                // Someone else made a robot of that name a moment ago.
+                s.conflicts_on_create -= 1;
+                let id = s.next_robot_id;
+                s.next_robot_id += 1;
+                let secret = new_secret(&mut s);
+                s.robots.push(FakeRobot {
+                    id,
+                    project_id: p.id,
+                    name: full.clone(),
+                    secret,
+                    disable: false,
+                    expires_at: -1,
+                    permissions: body["permissions"].clone(),
+                    description: "made by someone else".into(),
+                    creator: "someone-else".into(),
+                });
+            }
             if s.robots.iter().any(|r| r.name == full) {
                 return error(
                     StatusCode::CONFLICT,
@@ -271,10 +293,21 @@ pub(super) async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) ->
                 );
             }
             let duration = body["duration"].as_i64().unwrap_or(-1);
+            if duration == 0 || duration < -1 {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST",
+                    "duration must be either -1(Never) or a positive integer",
+                );
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
             let expires_at = if duration < 0 {
                 -1
             } else {
-                1_900_000_000 + duration * 86_400
+                now + duration * 86_400
             };
             let secret = match body["secret"].as_str() {
                 Some(given) if !given.is_empty() => given.to_string(),
@@ -290,6 +323,8 @@ pub(super) async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) ->
                 disable: body["disable"].as_bool().unwrap_or(false),
                 expires_at,
                 permissions: body["permissions"].clone(),
+                description: body["description"].as_str().unwrap_or("").to_string(),
+                creator: who.name(),
             });
             let mut r = reply(
                 StatusCode::CREATED,
@@ -316,7 +351,17 @@ pub(super) async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) ->
             match m {
                 "GET" => reply(StatusCode::OK, robot_json(&s.robots[i])),
                 "DELETE" => {
-                    s.robots.remove(i);
+                    let robot = s.robots.remove(i);
+                    if s.vanish_on_delete > 0 {
+                        // It went (expired, or deleted by someone else) just before.
+                        s.vanish_on_delete -= 1;
+                        return error(
+                            StatusCode::NOT_FOUND,
+                            "NOT_FOUND",
+                            &format!("robot {id} not found"),
+                        );
+                    }
+                    s.deleted.push((who.name(), robot));
                     reply(StatusCode::OK, Value::Null)
                 }
                 "PATCH" => {
