@@ -36,6 +36,8 @@
 //!   the leaf both `index` and `policy` use).
 //! - [`policy`]: the decision (pure).
 //! - [`index`]: the binding table built from objects (pure).
+//! - [`findings`]: running workloads judged with the admission decision, folded under
+//!   their controllers, and the diff between two tables (pure).
 //! - [`admission`]: images of pods and workloads, AdmissionReview in and out, the patch.
 //! - [`input`]: input files read as kubectl reads them (files, directories, stdin, lists,
 //!   merge keys), the kinds pullgate knows, and escaping for printing.
@@ -59,6 +61,7 @@ pub mod check;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod findings;
 pub mod index;
 pub mod input;
 pub mod logging;
