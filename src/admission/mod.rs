@@ -14,6 +14,7 @@ pub mod review;
 pub mod testing;
 #[cfg(test)]
 mod tests;
+pub mod workload;
 
 use std::borrow::Cow;
 use std::sync::Arc;
