@@ -128,6 +128,12 @@ pub struct ServeArgs {
     /// Cluster mode: how often the leader probes registries.
     #[arg(long, env = "PULLGATE_PROBE_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub probe_interval: Duration,
+    /// Cluster mode: how the leader writes the findings of the background audit:
+    /// `openreports` (openreports.io/v1alpha1 Report per namespace), `wgpolicy`
+    /// (wgpolicyk8s.io/v1alpha2 PolicyReport) or `none` (metrics and logs only).
+    /// Default: the first whose API the cluster serves, looked for every --probe-interval.
+    #[arg(long, env = "PULLGATE_REPORTS", value_enum)]
+    pub reports: Option<crate::cluster::ReportFormat>,
     /// How often the configuration file and certificate files are checked for changes.
     #[arg(long, env = "PULLGATE_RELOAD_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub reload_interval: Duration,

@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 use crate::admission::{Admission, Webhook};
 use crate::cli::ServeArgs;
 use crate::cluster::{
-    self, ApiErrorHook, ClusterOptions, DenialEvents, HealthHook, LeaderHook, SyncHook,
+    self, ApiErrorHook, AuditHook, ClusterOptions, DenialEvents, HealthHook, LeaderHook, SyncHook,
 };
 use crate::config;
 use crate::index::{Snapshot, Table};
@@ -194,6 +194,12 @@ async fn cluster_mode(
             m.inc_registry_api_error(name, operation.as_str())
         },
     )));
+    opts.policy = args.policy.policy();
+    opts.reports = args.reports;
+    let m = metrics.clone();
+    opts.audit_findings = AuditHook(Some(Arc::new(move |s: &cluster::AuditSummary| {
+        m.set_audit_findings(&s.by_workspace, s.stale.is_some())
+    })));
     let table = Arc::new(Table::new(Snapshot::default()));
     let (synced_tx, mut synced_rx) = watch::channel(false);
     let ready = health.clone();
@@ -258,6 +264,7 @@ async fn publish_table_metrics(table: Arc<Table>, metrics: Arc<Metrics>) {
         metrics.set_binding_table(snapshot.revision(), table.built_at());
         metrics.set_staleness(table.is_stale(), table.behind_since());
         metrics.set_registries(snapshot.registries().iter().map(|r| r.name.as_str()));
+        metrics.set_workspaces(snapshot.workspaces().iter().map(|w| w.name.as_str()));
         tokio::time::sleep(METRICS_TICK).await;
     }
 }

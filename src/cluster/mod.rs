@@ -38,14 +38,18 @@ use kube::api::Api;
 use kube::Client;
 use tokio::sync::{mpsc, watch as watch_channel};
 
+pub use leader::audit::{AuditHook, AuditSummary};
 pub use leader::election::LeaderHook;
 pub use leader::registry_loop::{ApiErrorHook, HealthHook, Probed};
+pub use leader::reports::ReportFormat;
 pub use leader::sync::SyncHook;
-use leader::{controller, election, managed, registry_loop};
+use leader::{audit, controller, election, managed, registry_loop};
 pub use replica::events::{denial_events, DenialEvents, EventQueue};
-use replica::{events, feed, watch};
+pub use replica::workloads::{Running, RunningWorkloads};
+use replica::{events, feed, watch, workloads};
 
 use crate::index::Table;
+use crate::policy::Policy;
 
 /// Default name of the Lease the replicas compete for.
 pub const DEFAULT_LEASE_NAME: &str = "pullgate-leader";
@@ -84,6 +88,17 @@ pub struct ClusterOptions {
     /// Told (registry name, operation) for every failed registry API call (for the
     /// registry API error metric).
     pub registry_api_errors: ApiErrorHook,
+    /// The policy flags (`--mode`, `--unmanaged`, `--exempt-namespace`): the background
+    /// audit judges running workloads as admission would.
+    pub policy: Policy,
+    /// `--reports`: the kind of report the audit writes; `None` picks the first whose
+    /// API the cluster serves.
+    pub reports: Option<ReportFormat>,
+    /// Told the audit's summary whenever it changes (for the findings metrics).
+    pub audit_findings: AuditHook,
+    /// Filled with the running workloads the watches see (read by admission for the
+    /// warnings on an admin's change).
+    pub running: RunningWorkloads,
 }
 
 impl ClusterOptions {
@@ -103,6 +118,10 @@ impl ClusterOptions {
             pull_secret_syncs: SyncHook::default(),
             leadership: LeaderHook::default(),
             registry_api_errors: ApiErrorHook::default(),
+            policy: Policy::default(),
+            reports: None,
+            audit_findings: AuditHook::default(),
+            running: RunningWorkloads::default(),
         }
     }
 }
@@ -176,13 +195,23 @@ pub async fn run(
     let mut managed = AbortOnDrop(tokio::spawn(
         managed::Managed::new(client.clone(), opts.clone()).run(inputs.clone()),
     ));
+    let mut running = AbortOnDrop(tokio::spawn(workloads::run(
+        client.clone(),
+        opts.running.clone(),
+        stop_rx.clone(),
+    )));
+    let (summary_tx, summary_rx) = watch_channel::channel(Arc::default());
+    let mut audit = AbortOnDrop(tokio::spawn(
+        audit::Audit::new(client.clone(), opts.clone(), summary_tx)
+            .run(inputs.clone(), opts.running.subscribe()),
+    ));
     let mut writer = AbortOnDrop(tokio::spawn(events::run(
         events::Recorder::new(client.clone(), &opts.identity),
         events,
         stop_rx.clone(),
     )));
     let mut controller = AbortOnDrop(tokio::spawn(
-        controller::Controller::new(client, opts).run(inputs, probed_rx),
+        controller::Controller::new(client, opts).run(inputs, probed_rx, summary_rx),
     ));
 
     let result = tokio::select! {
@@ -198,6 +227,8 @@ pub async fn run(
     let _ = (&mut controller.0).await;
     let _ = (&mut registries.0).await;
     let _ = (&mut managed.0).await;
+    let _ = (&mut audit.0).await;
+    let _ = (&mut running.0).await;
     let _ = (&mut elector.0).await;
     // The writer stops on its own after DRAIN_TIME; an API call hanging past that is cut.
     let _ = tokio::time::timeout(2 * events::DRAIN_TIME, &mut writer.0).await;

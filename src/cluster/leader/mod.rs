@@ -11,6 +11,7 @@
 //! The three loops (controller, registry loop, managed Harbor) wait the same way
 //! ([`inputs`]).
 
+pub mod audit;
 pub mod controller;
 pub mod credentials;
 pub mod election;
@@ -18,6 +19,7 @@ pub mod inputs;
 pub mod managed;
 pub mod pull_secrets;
 pub mod registry_loop;
+pub mod reports;
 pub mod robots;
 pub mod status;
 pub mod sync;

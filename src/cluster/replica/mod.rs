@@ -11,3 +11,4 @@ pub mod events;
 pub mod feed;
 pub mod state;
 pub mod watch;
+pub mod workloads;

@@ -1,0 +1,371 @@
+//! The running workloads (SPEC §11): one watch per kind of SPEC §3 (Pods that have not
+//! finished, and the eight workload kinds), each object turned at once into the compact
+//! [`Workload`] judging needs (kind, name, uid, controller, images per location), so
+//! what is kept is small whatever the objects hold. [`RunningWorkloads`] is the shared
+//! handle: the store task publishes a new [`Running`] per burst of changes, with one
+//! `Arc` per namespace, so a reader tells the namespaces that changed by pointer.
+//!
+//! Every replica runs these watches: `/validate` answers an admin's change with the
+//! workloads it would newly deny on whichever replica the apiserver calls, and only the
+//! leader judges them into Reports. A broken watch marks the set stale (with the kind)
+//! until that kind is listed again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Pod, PodTemplate, ReplicationController};
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::watcher::{self, watcher, Event};
+use kube::Client;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::findings::{Workload, WorkloadKind};
+
+/// How long a burst of watch events is gathered into one publication: a relist of
+/// 100,000 pods arrives as one change, single edits are seen within this.
+const COALESCE: Duration = Duration::from_millis(50);
+/// First wait after a failed watch; doubled per failure up to [`MAX_BACKOFF`] (as the
+/// binding-table watches do).
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Queue of converted changes waiting for the store.
+const QUEUE: usize = 1024;
+/// Pods that have finished run nothing: the apiserver leaves them out of the watch (a
+/// pod that finishes leaves the selection and is reported deleted).
+const RUNNING_PODS: &str = "status.phase!=Succeeded,status.phase!=Failed";
+
+/// The workloads of one namespace, sorted by kind and name.
+pub type NamespaceWorkloads = Arc<[Workload]>;
+
+/// What the watches have seen, as published.
+#[derive(Clone, Debug, Default)]
+pub struct Running {
+    /// Namespaces with at least one workload; an unchanged namespace keeps its `Arc`
+    /// from one publication to the next.
+    pub namespaces: BTreeMap<Arc<str>, NamespaceWorkloads>,
+    /// Every kind has been listed once.
+    pub synced: bool,
+    /// Kinds whose watch is broken now: what is held of them may be out of date.
+    pub broken: BTreeSet<WorkloadKind>,
+}
+
+impl Running {
+    /// Every workload, namespace by namespace.
+    pub fn all(&self) -> Vec<Workload> {
+        self.namespaces
+            .values()
+            .flat_map(|ws| ws.iter().cloned())
+            .collect()
+    }
+
+    /// Whether what is held is current (listed and no watch broken).
+    pub fn current(&self) -> bool {
+        self.synced && self.broken.is_empty()
+    }
+
+    /// How many workloads are held.
+    pub fn len(&self) -> usize {
+        self.namespaces.values().map(|ws| ws.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.namespaces.is_empty()
+    }
+}
+
+/// The shared handle on the running workloads: the store publishes, admission (the
+/// warnings on an admin's change) and the leader's audit read. Empty and not synced
+/// until cluster mode runs (standalone mode never fills it).
+#[derive(Clone, Debug)]
+pub struct RunningWorkloads(Arc<watch::Sender<Arc<Running>>>);
+
+impl Default for RunningWorkloads {
+    fn default() -> Self {
+        RunningWorkloads(Arc::new(watch::channel(Arc::default()).0))
+    }
+}
+
+impl RunningWorkloads {
+    /// What is held now.
+    pub fn load(&self) -> Arc<Running> {
+        self.0.borrow().clone()
+    }
+
+    /// A receiver that wakes on every publication.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Running>> {
+        self.0.subscribe()
+    }
+
+    pub(crate) fn publish(&self, running: Running) {
+        self.0.send_replace(Arc::new(running));
+    }
+}
+
+/// What one watch reports, already converted.
+#[derive(Debug)]
+pub(crate) enum WorkloadChange {
+    Reset(WorkloadKind, Vec<Workload>),
+    Apply(WorkloadKind, Workload),
+    /// (namespace, name) of an object gone.
+    Delete(WorkloadKind, Arc<str>, Box<str>),
+    Broken(WorkloadKind),
+}
+
+/// The `ApiResource` of a kind (its stable version).
+fn resource(kind: WorkloadKind) -> ApiResource {
+    match kind {
+        WorkloadKind::Pod => ApiResource::erase::<Pod>(&()),
+        WorkloadKind::Deployment => ApiResource::erase::<Deployment>(&()),
+        WorkloadKind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
+        WorkloadKind::DaemonSet => ApiResource::erase::<DaemonSet>(&()),
+        WorkloadKind::ReplicaSet => ApiResource::erase::<ReplicaSet>(&()),
+        WorkloadKind::ReplicationController => ApiResource::erase::<ReplicationController>(&()),
+        WorkloadKind::Job => ApiResource::erase::<Job>(&()),
+        WorkloadKind::CronJob => ApiResource::erase::<CronJob>(&()),
+        WorkloadKind::PodTemplate => ApiResource::erase::<PodTemplate>(&()),
+    }
+}
+
+/// Interns namespace names, so that every workload of a namespace shares one `Arc<str>`.
+#[derive(Default)]
+struct Names(HashMap<Arc<str>, ()>);
+
+impl Names {
+    fn intern(&mut self, ns: &str) -> Arc<str> {
+        if let Some((k, _)) = self.0.get_key_value(ns) {
+            return k.clone();
+        }
+        let k: Arc<str> = Arc::from(ns);
+        self.0.insert(k.clone(), ());
+        k
+    }
+}
+
+/// A watched object as a workload; `None` for a pod that has finished (it runs nothing).
+pub(crate) fn convert(kind: WorkloadKind, obj: DynamicObject) -> Option<Workload> {
+    if kind == WorkloadKind::Pod {
+        let phase = obj.data.pointer("/status/phase").and_then(|p| p.as_str());
+        if matches!(phase, Some("Succeeded" | "Failed")) {
+            return None;
+        }
+    }
+    let mut value = match serde_json::to_value(&obj) {
+        Ok(v) => v,
+        Err(e) => {
+            let ns = obj.metadata.namespace.clone().unwrap_or_default();
+            let name = obj.metadata.name.clone().unwrap_or_default();
+            return Some(Workload::unreadable(kind, ns, name, e.to_string()));
+        }
+    };
+    // Only metadata and spec are read; the status goes before the object is looked at.
+    if let Some(o) = value.as_object_mut() {
+        o.remove("status");
+    }
+    Some(crate::admission::workload::from_value(kind, &value))
+}
+
+/// Runs the watches of every kind and the store until `shutdown` turns true.
+pub async fn run(client: Client, running: RunningWorkloads, mut shutdown: watch::Receiver<bool>) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let mut tasks = tokio::task::JoinSet::new();
+    for kind in WorkloadKind::ALL {
+        tasks.spawn(watch_kind(client.clone(), kind, tx.clone()));
+    }
+    drop(tx);
+    tokio::select! {
+        _ = store(rx, running) => {}
+        _ = crate::cluster::stopped(&mut shutdown) => {}
+    }
+    tasks.shutdown().await;
+}
+
+/// One kind's watch: a full list, then changes; after a failure, a new list.
+async fn watch_kind(client: Client, kind: WorkloadKind, tx: mpsc::Sender<WorkloadChange>) {
+    let span = tracing::info_span!("workload_watch", kind = kind.as_str());
+    async move {
+        let api: Api<DynamicObject> = Api::all_with(client, &resource(kind));
+        let mut config = watcher::Config::default();
+        if kind == WorkloadKind::Pod {
+            config = config.fields(RUNNING_PODS);
+        }
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let mut stream = watcher(api.clone(), config.clone()).boxed();
+            let mut buffer = Vec::new();
+            while let Some(event) = stream.next().await {
+                let change = match event {
+                    Ok(Event::Init) => {
+                        buffer.clear();
+                        continue;
+                    }
+                    Ok(Event::InitApply(o)) => {
+                        buffer.extend(convert(kind, o));
+                        continue;
+                    }
+                    Ok(Event::InitDone) => {
+                        backoff = MIN_BACKOFF;
+                        WorkloadChange::Reset(kind, std::mem::take(&mut buffer))
+                    }
+                    Ok(Event::Apply(o)) => {
+                        let ns = o.metadata.namespace.clone().unwrap_or_default();
+                        let name = o.metadata.name.clone().unwrap_or_default();
+                        match convert(kind, o) {
+                            Some(w) => WorkloadChange::Apply(kind, w),
+                            None => WorkloadChange::Delete(kind, ns.into(), name.into()),
+                        }
+                    }
+                    Ok(Event::Delete(o)) => WorkloadChange::Delete(
+                        kind,
+                        o.metadata.namespace.unwrap_or_default().into(),
+                        o.metadata.name.unwrap_or_default().into(),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "workload watch failed; listing again after {backoff:?}");
+                        if tx.send(WorkloadChange::Broken(kind)).await.is_err() {
+                            return;
+                        }
+                        break;
+                    }
+                };
+                if tx.send(change).await.is_err() {
+                    return;
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// What the store keeps between publications: the published lists (the one copy of
+/// each workload) and the changes not yet published, by namespace.
+#[derive(Default)]
+pub(crate) struct Store {
+    published: BTreeMap<Arc<str>, NamespaceWorkloads>,
+    /// namespace → (kind, name) → the workload now, or `None` when it is gone.
+    pending: HashMap<Arc<str>, BTreeMap<(WorkloadKind, Box<str>), Option<Workload>>>,
+    names: Names,
+    listed: BTreeSet<WorkloadKind>,
+    broken: BTreeSet<WorkloadKind>,
+    /// Whether the next publication has news (a change or a flag).
+    changed: bool,
+}
+
+impl Store {
+    pub(crate) fn apply(&mut self, change: WorkloadChange) {
+        self.changed = true;
+        match change {
+            WorkloadChange::Broken(kind) => {
+                self.broken.insert(kind);
+            }
+            WorkloadChange::Reset(kind, items) => {
+                self.broken.remove(&kind);
+                self.listed.insert(kind);
+                // Everything of this kind goes, unless the new list has it again.
+                for (ns, ws) in &self.published {
+                    for w in ws.iter().filter(|w| w.kind == kind) {
+                        self.pending
+                            .entry(ns.clone())
+                            .or_default()
+                            .insert((kind, w.name.clone()), None);
+                    }
+                }
+                for pending in self.pending.values_mut() {
+                    for (key, w) in pending.iter_mut() {
+                        if key.0 == kind {
+                            *w = None;
+                        }
+                    }
+                }
+                for w in items {
+                    self.put(w);
+                }
+            }
+            WorkloadChange::Apply(kind, w) => {
+                self.broken.remove(&kind);
+                self.put(w);
+            }
+            WorkloadChange::Delete(kind, ns, name) => {
+                self.broken.remove(&kind);
+                let ns = self.names.intern(&ns);
+                self.pending
+                    .entry(ns)
+                    .or_default()
+                    .insert((kind, name), None);
+            }
+        }
+    }
+
+    fn put(&mut self, mut w: Workload) {
+        let ns = self.names.intern(&w.namespace);
+        w.namespace = ns.clone();
+        self.pending
+            .entry(ns)
+            .or_default()
+            .insert((w.kind, w.name.clone()), Some(w));
+    }
+
+    /// The next publication, if anything changed since the last one. Only the
+    /// namespaces with changes get a new list.
+    pub(crate) fn publish(&mut self) -> Option<Running> {
+        if !std::mem::take(&mut self.changed) {
+            return None;
+        }
+        for (ns, changes) in std::mem::take(&mut self.pending) {
+            let mut list: BTreeMap<(WorkloadKind, Box<str>), Workload> = self
+                .published
+                .get(&ns)
+                .map(|ws| {
+                    ws.iter()
+                        .map(|w| ((w.kind, w.name.clone()), w.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut same = true;
+            for (key, w) in changes {
+                let old = match w {
+                    Some(w) => list.insert(key.clone(), w),
+                    None => list.remove(&key),
+                };
+                same &= old.as_ref() == list.get(&key);
+            }
+            if same {
+                continue;
+            }
+            if list.is_empty() {
+                self.published.remove(&ns);
+                self.names.0.remove(&ns);
+            } else {
+                self.published.insert(ns, list.into_values().collect());
+            }
+        }
+        Some(Running {
+            namespaces: self.published.clone(),
+            synced: WorkloadKind::ALL.iter().all(|k| self.listed.contains(k)),
+            broken: self.broken.clone(),
+        })
+    }
+}
+
+/// Applies the watches' changes and publishes once per burst.
+async fn store(mut rx: mpsc::Receiver<WorkloadChange>, running: RunningWorkloads) {
+    let mut store = Store::default();
+    while let Some(change) = rx.recv().await {
+        store.apply(change);
+        let deadline = Instant::now() + COALESCE;
+        while let Ok(Some(c)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            store.apply(c);
+        }
+        if let Some(r) = store.publish() {
+            running.publish(r);
+        }
+    }
+}
