@@ -21,6 +21,7 @@ mod overview_cli;
 mod overview_cluster;
 mod registry_auth;
 mod registry_loop;
+mod reports;
 mod serve;
 mod serve_cluster;
 mod server;

@@ -69,6 +69,11 @@ pub(crate) struct Inner {
     pub(crate) failing: AtomicBool,
     pub(crate) requests: AtomicU64,
     pub(crate) gone: AtomicU64,
+    /// API group versions served beyond the built-in ones: "group/version" → (plural,
+    /// kind) pairs, answered by discovery (`GET /apis/<group>/<version>`).
+    pub(crate) apis: Mutex<BTreeMap<String, Vec<(String, String)>>>,
+    /// Writes to this plural are refused with this status code.
+    pub(crate) refuse: Mutex<Option<(String, u16)>>,
 }
 
 /// The running fake; dropped with the test.
@@ -101,6 +106,8 @@ impl FakeApiServer {
             failing: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             gone: AtomicU64::new(0),
+            apis: Mutex::new(BTreeMap::new()),
+            refuse: Mutex::new(None),
         });
         let server = inner.clone();
         let task = tokio::spawn(async move {
@@ -185,6 +192,23 @@ impl FakeApiServer {
 
     pub fn requests(&self) -> u64 {
         self.inner.requests.load(Ordering::SeqCst)
+    }
+
+    /// Serves `plural` (of `kind`) in `group_version` in discovery, as a CRD would.
+    pub fn serve_api(&self, group_version: &str, plural: &str, kind: &str) {
+        self.inner
+            .apis
+            .lock()
+            .unwrap()
+            .entry(group_version.to_string())
+            .or_default()
+            .push((plural.to_string(), kind.to_string()));
+    }
+
+    /// While set, every write to `plural` is answered `code` (as a validating apiserver
+    /// refuses an object); `None` accepts them again.
+    pub fn refuse_writes(&self, refuse: Option<(&str, u16)>) {
+        *self.inner.refuse.lock().unwrap() = refuse.map(|(p, c)| (p.to_string(), c));
     }
 
     /// How many watches were answered `410 Gone`.
