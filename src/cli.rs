@@ -133,7 +133,7 @@ pub struct ServeArgs {
     /// (wgpolicyk8s.io/v1alpha2 PolicyReport) or `none` (metrics and logs only).
     /// Default: the first whose API the cluster serves, looked for every --probe-interval.
     #[arg(long, env = "PULLGATE_REPORTS", value_enum)]
-    pub reports: Option<crate::cluster::ReportFormat>,
+    pub reports: Option<crate::api::ReportFormat>,
     /// How often the configuration file and certificate files are checked for changes.
     #[arg(long, env = "PULLGATE_RELOAD_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub reload_interval: Duration,

@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Map, Value};
 
 use crate::api::Enforcement;
+pub use crate::api::ReportFormat;
 use crate::findings::{Finding, UNREADABLE};
 
 /// Label on every report pullgate writes (what its list selects).
@@ -45,44 +46,6 @@ pub const MAX_FIELD_BYTES: usize = 1024;
 /// What a result's timestamp adds to it once set (`,"timestamp":{"nanos":0,"seconds":`
 /// and up to 20 digits): counted before it is set.
 const TIMESTAMP_BYTES: usize = 64;
-
-/// Which kind of report is written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
-pub enum ReportFormat {
-    /// OpenReports `openreports.io/v1alpha1` `Report`.
-    #[value(name = "openreports")]
-    OpenReports,
-    /// `wgpolicyk8s.io/v1alpha2` `PolicyReport`.
-    #[value(name = "wgpolicy")]
-    WgPolicy,
-    /// No report objects: metrics and log lines only.
-    #[value(name = "none")]
-    None,
-}
-
-impl ReportFormat {
-    /// (group, version, kind, plural) of the report objects, `None` for [`ReportFormat::None`].
-    pub fn resource(self) -> Option<(&'static str, &'static str, &'static str, &'static str)> {
-        match self {
-            ReportFormat::OpenReports => Some(("openreports.io", "v1alpha1", "Report", "reports")),
-            ReportFormat::WgPolicy => Some((
-                "wgpolicyk8s.io",
-                "v1alpha2",
-                "PolicyReport",
-                "policyreports",
-            )),
-            ReportFormat::None => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReportFormat::OpenReports => "openreports",
-            ReportFormat::WgPolicy => "wgpolicy",
-            ReportFormat::None => "none",
-        }
-    }
-}
 
 /// One report object to write.
 #[derive(Clone, Debug, PartialEq)]
