@@ -5,6 +5,7 @@
 
 mod support;
 
+mod audit_cli;
 mod bypass;
 mod check_cli;
 mod cluster;
