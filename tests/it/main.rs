@@ -7,6 +7,7 @@ mod support;
 
 mod audit_cli;
 mod bypass;
+mod change_warnings;
 mod check_cli;
 mod cluster;
 mod cluster_faults;
