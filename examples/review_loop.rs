@@ -17,6 +17,7 @@ fn main() {
         policy: Policy::default(),
         pull_secret_name: "pullgate-pull".into(),
         table: Arc::new(Table::new(Snapshot::build(&objects, 1))),
+        running: None,
     };
     let skip_only = args.get(3).is_some_and(|a| a == "--skip-only");
     let mut allowed = 0;

@@ -33,6 +33,9 @@ pub enum Command {
     /// Show every registry (health, spaces, storage) and its spaces: probed live with
     /// --config, else read from the cluster with the status the leader last recorded.
     Overview(OverviewArgs),
+    /// Judge running workloads (from files or the cluster) and print the findings; with
+    /// --what-if, the workloads a proposed configuration would newly deny or allow.
+    Audit(AuditArgs),
 }
 
 /// The global enforcement mode.
@@ -204,6 +207,32 @@ pub struct OverviewArgs {
     /// is Unhealthy.
     #[arg(long, env = "PULLGATE_PROBE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
     pub probe_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Configuration file (same format as `serve --config`) whose binding table judges.
+    /// Without it, the table is read from the cluster (kubeconfig or in-cluster config).
+    #[arg(long, env = "PULLGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Workloads to judge: files, directories or `-`, for example the output of
+    /// `kubectl get pods,rs,deploy,sts,ds,jobs,cronjobs -A -o yaml`. Without it, the
+    /// workloads are listed from the cluster.
+    #[arg(short = 'f', long = "filename", num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// A complete proposed configuration: print the workloads whose verdict changes
+    /// between the current table and this one, newly denied first; exit 1 if any is
+    /// newly denied.
+    #[arg(long, value_name = "PROPOSED")]
+    pub what_if: Option<PathBuf>,
+    /// Kubeconfig file for reading the cluster (default: $KUBECONFIG, ~/.kube/config,
+    /// or the in-cluster config).
+    #[arg(long, env = "PULLGATE_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Output,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 /// A byte count as Kubernetes writes quantities of memory: `1048576`, `512Ki`, `64Mi`,

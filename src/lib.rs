@@ -51,11 +51,14 @@
 //! - [`logging`]: ordinary logs on stderr, audit lines on stdout (it owns the audit target).
 //! - [`certs`]: development and self-signed certificates.
 //! - [`check`]: the offline `pullgate check` command.
+//! - [`audit_cli`]: the `pullgate audit` command (findings on running workloads, and
+//!   what-if).
 //! - [`overview`]: the `pullgate overview` command.
 //! - [`registry`]: Harbor and Docker Registry clients, probes, status and Harbor management.
 
 pub mod admission;
 pub mod api;
+pub mod audit_cli;
 pub mod certs;
 pub mod check;
 pub mod cli;

@@ -111,11 +111,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
     };
     tokio::spawn(publish_table_metrics(table.clone(), metrics.clone()));
+    let running = Arc::new(crate::admission::changes::Shared::default());
     let handler = Arc::new(AdmissionHandler {
         admission: Admission {
             policy: args.policy.policy(),
             pull_secret_name: args.pull_secret_name.clone(),
             table,
+            // Filled in cluster mode by the leader's watches of the running workloads;
+            // standalone mode has none, so no change warns there.
+            running: Some(running),
         },
         metrics: metrics.clone(),
         events,

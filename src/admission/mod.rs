@@ -4,6 +4,7 @@
 //! same path without the envelope.
 
 pub mod audit;
+pub mod changes;
 pub mod json;
 mod json_out;
 pub mod object;
@@ -76,6 +77,9 @@ pub struct Admission {
     pub policy: Policy,
     pub pull_secret_name: String,
     pub table: Arc<Table>,
+    /// The current objects and running workloads, for the warnings on an admin's
+    /// change ([`changes`]); `None` gives no such warnings.
+    pub running: Option<Arc<dyn changes::Running>>,
 }
 
 /// A decision with what the response needs to know about the request.
@@ -100,7 +104,11 @@ impl Admission {
             Err(e) => return bad(&e),
         };
         match webhook {
-            Webhook::Validate => self.validate(&req, judged, &snap, start),
+            Webhook::Validate => {
+                let running = self.running.as_deref();
+                let change_warnings = changes::warnings(running, &self.policy, &req, body);
+                self.validate(&req, judged, &snap, start, change_warnings)
+            }
             Webhook::Mutate => self.mutate(&req, &judged),
         }
     }
@@ -154,9 +162,13 @@ impl Admission {
         judged: Judged<'_>,
         snap: &Snapshot,
         start: Instant,
+        change_warnings: Vec<String>,
     ) -> Reviewed {
         let ns = req.namespace();
-        let mut parts = ResponseParts::default();
+        let mut parts = ResponseParts {
+            warnings: change_warnings,
+            ..ResponseParts::default()
+        };
         let mut denial = None;
         let (verdict, mode, images) = match judged.decision {
             Some(d) => {

@@ -33,6 +33,7 @@ impl Node {
                 policy: Policy::default(),
                 pull_secret_name: PULL.into(),
                 table: replica.table.clone(),
+                running: None,
             },
             metrics: Arc::new(Metrics::new()),
             events: Some(replica.events.clone()),

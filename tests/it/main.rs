@@ -5,7 +5,9 @@
 
 mod support;
 
+mod audit_cli;
 mod bypass;
+mod change_warnings;
 mod check_cli;
 mod cluster;
 mod cluster_faults;
