@@ -102,23 +102,35 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     });
     let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
-    let (table, events) = match &args.config {
-        Some(path) => (standalone(path, &args, &health, &metrics)?, None),
+    let (table, events, running) = match &args.config {
+        Some(path) => {
+            // Standalone mode watches no workloads, so no change warns there.
+            let none: Arc<dyn crate::admission::changes::Running> =
+                Arc::new(crate::admission::changes::Shared::default());
+            (standalone(path, &args, &health, &metrics)?, None, none)
+        }
         None => {
-            let (table, events) =
-                cluster_mode(&args, &health, &metrics, stop_tx.clone(), failed.clone()).await?;
-            (table, Some(events))
+            let workloads = cluster::RunningWorkloads::default();
+            let (table, events) = cluster_mode(
+                &args,
+                &health,
+                &metrics,
+                stop_tx.clone(),
+                failed.clone(),
+                workloads.clone(),
+            )
+            .await?;
+            let running: Arc<dyn crate::admission::changes::Running> = Arc::new(workloads);
+            (table, Some(events), running)
         }
     };
     tokio::spawn(publish_table_metrics(table.clone(), metrics.clone()));
-    let running = Arc::new(crate::admission::changes::Shared::default());
     let handler = Arc::new(AdmissionHandler {
         admission: Admission {
             policy: args.policy.policy(),
             pull_secret_name: args.pull_secret_name.clone(),
             table,
-            // Filled in cluster mode by the leader's watches of the running workloads;
-            // standalone mode has none, so no change warns there.
+            // Cluster mode: this replica's watches of the running workloads.
             running: Some(running),
         },
         metrics: metrics.clone(),
@@ -170,6 +182,7 @@ async fn cluster_mode(
     metrics: &Arc<Metrics>,
     stop: watch::Sender<bool>,
     failed: Arc<std::sync::atomic::AtomicBool>,
+    running: cluster::RunningWorkloads,
 ) -> Result<(Arc<Table>, DenialEvents)> {
     let client = kube::Client::try_default()
         .await
@@ -200,6 +213,7 @@ async fn cluster_mode(
     )));
     opts.policy = args.policy.policy();
     opts.reports = args.reports;
+    opts.running = running;
     let m = metrics.clone();
     opts.audit_findings = AuditHook(Some(Arc::new(move |s: &cluster::AuditSummary| {
         m.set_audit_findings(&s.by_workspace, s.stale.is_some())

@@ -165,6 +165,7 @@ pub async fn run(
         leading: leading_tx,
         max_staleness: opts.max_staleness,
         staleness_tick: opts.staleness_tick,
+        running: opts.running.clone(),
     };
     let mut feed = AbortOnDrop(tokio::spawn(feed.run(tx, rx, leader_rx)));
 

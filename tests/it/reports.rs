@@ -178,7 +178,10 @@ async fn an_unbind_makes_the_namespaces_workloads_appear_and_binding_again_clear
     let (r, last) = start(&fake, &["app-1"]).await;
     wait_until("the audit has judged", || last.lock().unwrap().computed).await;
     assert!(reports(&fake, OPENREPORTS, "app-1").is_empty());
-    assert_eq!(status(&fake, "Workspace", "ws-a")["findings"], 0);
+    wait_until("ws-a's status counts none", || {
+        status(&fake, "Workspace", "ws-a")["findings"] == 0
+    })
+    .await;
 
     // Unbind: the space keeps no workspace.
     fake.put(with_ref(
@@ -458,5 +461,66 @@ async fn without_openreports_a_policy_report_is_written_and_with_neither_none() 
         fake.writes().iter().all(|w| !w.path.contains("reports")),
         "no report API, no report writes"
     );
+    r.stop().await;
+}
+
+/// The cluster's own watches feed the warnings on an admin's change: an unbind of
+/// team-a names the running workloads of ws-a that it would newly deny, and a change
+/// that denies nothing new warns of nothing.
+#[tokio::test]
+async fn the_watched_workloads_feed_the_warnings_on_an_admins_change() {
+    let fake = FakeApiServer::start().await;
+    seed_reg(&fake, &["app-1"]);
+    fake.put(deployment("app-1", "api", IMAGE));
+    fake.put(pod("app-1", "tool", PUBLIC_IMAGE, None));
+    let opts = options("pod-a");
+    let running = opts.running.clone();
+    let mut r = Replica::start(&fake, opts);
+    r.synced().await;
+    wait_until("the workloads are listed", || {
+        let now = running.load();
+        now.synced && now.len() == 2
+    })
+    .await;
+    let server = PullgateServer::start_running(
+        r.table.clone(),
+        pullgate::policy::Policy::default(),
+        Some(Arc::new(running.clone())),
+        |_| {},
+    );
+    let review = |spec_workspaces: &[&str]| {
+        let object = space("reg.team-a", "reg", "team-a", "Private", spec_workspaces);
+        json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "uid-1",
+                "kind": {"group": "pullgate.io", "version": "v1alpha1", "kind": "RegistrySpace"},
+                "resource": {"group": "pullgate.io", "version": "v1alpha1", "resource": "registryspaces"},
+                "name": "reg.team-a",
+                "operation": "UPDATE",
+                "userInfo": {"username": "admin"},
+                "object": object,
+                "oldObject": space("reg.team-a", "reg", "team-a", "Private", &["ws-a"]),
+                "dryRun": false
+            }
+        })
+    };
+    let warnings = |body: &Value| -> Vec<String> {
+        let (status, v) = server.review("/validate", body);
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["response"]["allowed"], true, "{v}");
+        v["response"]["warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|w| w.as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let unbind = warnings(&review(&[]));
+    let text = unbind.join("\n");
+    assert!(text.contains("Deployment app-1/api"), "{text}");
+    assert!(!text.contains("tool"), "{text}");
+    assert!(warnings(&review(&["ws-a", "ws-b"])).is_empty());
     r.stop().await;
 }

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use super::state::{Change, LeaderView, WatchId, Watched};
 use super::watch::{self, Source};
+use super::workloads::RunningWorkloads;
 use crate::api::SecretRef;
 use crate::index::{Snapshot, Table};
 
@@ -36,6 +37,8 @@ pub struct Feed {
     pub max_staleness: Duration,
     /// How often the staleness bound is checked.
     pub staleness_tick: Duration,
+    /// Told the objects of every table built (for the warnings on an admin's change).
+    pub running: RunningWorkloads,
 }
 
 struct Run {
@@ -152,14 +155,16 @@ impl Run {
         }
         if self.table_dirty {
             self.revision += 1;
-            let (objects, revision) = (self.watched.objects(), self.revision);
+            let (objects, revision) = (Arc::new(self.watched.objects()), self.revision);
             // A rebuild at scale takes milliseconds: on the blocking pool, so that the
             // runtime's workers (one, at the shipped CPU limit) keep answering reviews.
-            let built = tokio::task::spawn_blocking(move || Snapshot::build(&objects, revision));
+            let input = objects.clone();
+            let built = tokio::task::spawn_blocking(move || Snapshot::build(&input, revision));
             let snapshot = built
                 .await
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
             self.feed.table.store(snapshot);
+            self.feed.running.set_objects(objects);
             tracing::debug!(revision = self.revision, "binding table updated");
             self.table_dirty = false;
             self.view_dirty = true;
@@ -303,6 +308,7 @@ mod tests {
             leading,
             max_staleness: Duration::from_secs(60),
             staleness_tick: Duration::from_secs(60),
+            running: RunningWorkloads::default(),
         };
         let mut run = Run::new(feed, tx);
         run.set_leading(true);
@@ -361,6 +367,7 @@ mod tests {
             leading,
             max_staleness: Duration::from_secs(60),
             staleness_tick: Duration::from_secs(60),
+            running: RunningWorkloads::default(),
         };
         (Run::new(feed, tx), view_rx)
     }

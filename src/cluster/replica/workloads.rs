@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -25,7 +26,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::admission::changes::{self, Current};
 use crate::findings::{Workload, WorkloadKind};
+use crate::index::Objects;
 
 /// How long a burst of watch events is gathered into one publication: a relist of
 /// 100,000 pods arrives as one change, single edits are seen within this.
@@ -79,31 +82,68 @@ impl Running {
     }
 }
 
-/// The shared handle on the running workloads: the store publishes, admission (the
-/// warnings on an admin's change) and the leader's audit read. Empty and not synced
-/// until cluster mode runs (standalone mode never fills it).
+/// The shared handle on the running workloads and the objects of the current binding
+/// table: the store publishes the workloads, the feed the objects of each table it
+/// builds; admission (the warnings on an admin's change, through
+/// [`changes::Running`]) and the leader's audit read. Empty and not synced until
+/// cluster mode runs.
 #[derive(Clone, Debug)]
-pub struct RunningWorkloads(Arc<watch::Sender<Arc<Running>>>);
+pub struct RunningWorkloads(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    workloads: watch::Sender<Arc<Running>>,
+    objects: ArcSwapOption<Objects>,
+}
 
 impl Default for RunningWorkloads {
     fn default() -> Self {
-        RunningWorkloads(Arc::new(watch::channel(Arc::default()).0))
+        RunningWorkloads(Arc::new(Shared {
+            workloads: watch::channel(Arc::default()).0,
+            objects: ArcSwapOption::empty(),
+        }))
     }
 }
 
 impl RunningWorkloads {
     /// What is held now.
     pub fn load(&self) -> Arc<Running> {
-        self.0.borrow().clone()
+        self.0.workloads.borrow().clone()
     }
 
     /// A receiver that wakes on every publication.
     pub fn subscribe(&self) -> watch::Receiver<Arc<Running>> {
-        self.0.subscribe()
+        self.0.workloads.subscribe()
     }
 
     pub(crate) fn publish(&self, running: Running) {
-        self.0.send_replace(Arc::new(running));
+        self.0.workloads.send_replace(Arc::new(running));
+    }
+
+    /// Records the objects the binding table now in use was built from.
+    pub(crate) fn set_objects(&self, objects: Arc<Objects>) {
+        self.0.objects.store(Some(objects));
+    }
+}
+
+/// What an admin's change is judged against: the objects of the current table and every
+/// running workload (copied out per review; such reviews are rare). Until every kind
+/// has been listed the check cannot run, and says so.
+impl changes::Running for RunningWorkloads {
+    fn current(&self) -> Result<Current, String> {
+        let running = self.load();
+        if !running.synced {
+            return Err("the running workloads are not listed yet".into());
+        }
+        let objects = self
+            .0
+            .objects
+            .load_full()
+            .ok_or("the current objects are not known yet")?;
+        Ok(Current {
+            objects,
+            workloads: Arc::new(running.all()),
+        })
     }
 }
 
