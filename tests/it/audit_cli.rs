@@ -212,3 +212,71 @@ fn bad_input_exits_2() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("cannot read the cluster"), "{}", text(&o));
 }
+
+/// Without --config and -f, the table and the workloads come from the cluster (the fake
+/// apiserver, through a kubeconfig): the same findings as from the files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_reads_the_live_cluster() {
+    use crate::support::{kubeconfig, namespace, FakeApiServer};
+
+    let fake = FakeApiServer::start().await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in [CURRENT, RUNNING] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        for o in pullgate::input::parse_text(file, &text).unwrap() {
+            fake.put(o.value);
+        }
+    }
+    for ns in ["app-1", "app-2", "app-3", "kube-system"] {
+        fake.put(namespace(ns, serde_json::json!({})));
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = kubeconfig(dir.path(), &fake.url());
+    let run = |args: &'static [&'static str]| {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_pullgate"))
+                .args(args)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .env("KUBECONFIG", config)
+                .env_remove("PULLGATE_CONFIG")
+                .env_remove("KUBERNETES_SERVICE_HOST")
+                .output()
+                .expect("run pullgate")
+        })
+    };
+    let o = run(&["audit", "-o", "json"]).await.unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v = json(&o);
+    let found: Vec<String> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{}/{}/{} {}",
+                f["kind"], f["namespace"], f["name"], f["reason"]
+            )
+            .replace('"', "")
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "Deployment/app-1/api notBound",
+            "CronJob/app-3/report unmanaged"
+        ],
+        "{v}"
+    );
+    // The live table with a proposed one: web is newly denied.
+    let o = run(&["audit", "--what-if", PROPOSED]).await.unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).starts_with("NEWLY DENIED  Deployment app-1/web"),
+        "{}",
+        text(&o)
+    );
+    // A file's table over the live workloads: nothing left.
+    let o = run(&["audit", "--config", FIXED]).await.unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
