@@ -524,3 +524,47 @@ async fn the_watched_workloads_feed_the_warnings_on_an_admins_change() {
     assert!(warnings(&review(&["ws-a", "ws-b"])).is_empty());
     r.stop().await;
 }
+
+/// A broken workload watch makes the findings stale: the summary (metrics) and the
+/// `Audited` condition say so, counts follow the table but no report is written from
+/// the partial view; once the watch lists again the reports catch up.
+#[tokio::test]
+async fn a_broken_workload_watch_marks_findings_stale_and_holds_the_reports() {
+    let fake = FakeApiServer::start().await;
+    fake.put(pod("app-1", "web", IMAGE, None));
+    fake.put(pod("app-2", "web", IMAGE, None));
+    let (r, last) = start(&fake, &["app-1"]).await;
+    wait_found(&fake, "app-2", &[row("Pod", "web", IMAGE)]).await;
+
+    fake.fail_reads(Some("pods"));
+    fake.break_watches();
+    wait_until("the summary says stale", || {
+        last.lock().unwrap().stale.is_some()
+    })
+    .await;
+    wait_until("ws-a's Audited condition is False", || {
+        status(&fake, "Workspace", "ws-a")["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Audited" && c["status"] == "False" && c["reason"] == "Stale")
+    })
+    .await;
+    // The unbind is judged (counts follow), but app-1 gets no report while stale.
+    fake.put(with_ref(
+        space("reg.team-a", "reg", "team-a", "Private", &[]),
+        OWN_NS,
+        "team-a-puller",
+    ));
+    wait_until("the unbind counted", || last.lock().unwrap().total == 2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        reports(&fake, OPENREPORTS, "app-1").is_empty(),
+        "a report written from a stale view"
+    );
+
+    fake.fail_reads(None);
+    wait_found(&fake, "app-1", &[row("Pod", "web", IMAGE)]).await;
+    wait_until("current again", || last.lock().unwrap().stale.is_none()).await;
+    r.stop().await;
+}

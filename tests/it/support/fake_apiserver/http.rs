@@ -248,6 +248,10 @@ pub(crate) async fn handle(inner: &Arc<Inner>, req: Request<Incoming>) -> Respon
         }
     }
     let params = query_params(&query);
+    let failing_reads = inner.fail_reads.lock().unwrap().clone();
+    if method == Method::GET && failing_reads.as_deref() == Some(target.plural.as_str()) {
+        return error(500, "InternalError", "reads of this kind fail on purpose");
+    }
     if method == Method::GET {
         return match (&target.name, params.get("watch").map(String::as_str)) {
             (None, Some("true" | "1")) => watch_response(inner, &target, &params),

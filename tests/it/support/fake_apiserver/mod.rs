@@ -74,6 +74,8 @@ pub(crate) struct Inner {
     pub(crate) apis: Mutex<BTreeMap<String, Vec<(String, String)>>>,
     /// Writes to this plural are refused with this status code.
     pub(crate) refuse: Mutex<Option<(String, u16)>>,
+    /// Reads (lists and watches) of this plural are answered 500.
+    pub(crate) fail_reads: Mutex<Option<String>>,
 }
 
 /// The running fake; dropped with the test.
@@ -108,6 +110,7 @@ impl FakeApiServer {
             gone: AtomicU64::new(0),
             apis: Mutex::new(BTreeMap::new()),
             refuse: Mutex::new(None),
+            fail_reads: Mutex::new(None),
         });
         let server = inner.clone();
         let task = tokio::spawn(async move {
@@ -209,6 +212,12 @@ impl FakeApiServer {
     /// refuses an object); `None` accepts them again.
     pub fn refuse_writes(&self, refuse: Option<(&str, u16)>) {
         *self.inner.refuse.lock().unwrap() = refuse.map(|(p, c)| (p.to_string(), c));
+    }
+
+    /// While set, every read of `plural` (list, watch, get) is answered 500, so its
+    /// watches fail once broken; `None` heals them.
+    pub fn fail_reads(&self, plural: Option<&str>) {
+        *self.inner.fail_reads.lock().unwrap() = plural.map(str::to_string);
     }
 
     /// How many watches were answered `410 Gone`.
