@@ -376,9 +376,9 @@ impl Audit {
                 }
             }
         }
-        term.written
-            .as_mut()
-            .map(|w| w.retain(|_, reports| !reports.is_empty()));
+        if let Some(w) = term.written.as_mut() {
+            w.retain(|_, reports| !reports.is_empty());
+        }
         let now = Instant::now();
         term.dirty
             .iter()

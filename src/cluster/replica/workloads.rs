@@ -285,13 +285,16 @@ async fn watch_kind(client: Client, kind: WorkloadKind, tx: mpsc::Sender<Workloa
     .await
 }
 
+/// A namespace's changes not yet published: (kind, name) → the workload now, or `None`
+/// when it is gone.
+type Pending = BTreeMap<(WorkloadKind, Box<str>), Option<Workload>>;
+
 /// What the store keeps between publications: the published lists (the one copy of
 /// each workload) and the changes not yet published, by namespace.
 #[derive(Default)]
 pub(crate) struct Store {
     published: BTreeMap<Arc<str>, NamespaceWorkloads>,
-    /// namespace → (kind, name) → the workload now, or `None` when it is gone.
-    pending: HashMap<Arc<str>, BTreeMap<(WorkloadKind, Box<str>), Option<Workload>>>,
+    pending: HashMap<Arc<str>, Pending>,
     names: Names,
     listed: BTreeSet<WorkloadKind>,
     broken: BTreeSet<WorkloadKind>,
@@ -407,5 +410,112 @@ async fn store(mut rx: mpsc::Receiver<WorkloadChange>, running: RunningWorkloads
         if let Some(r) = store.publish() {
             running.publish(r);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(ns: &str, name: &str, image: &str) -> Workload {
+        let obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"containers": [{"name": "app", "image": image}]},
+            "status": {"phase": "Running"}}))
+        .unwrap();
+        convert(WorkloadKind::Pod, obj).expect("a running pod")
+    }
+
+    fn listed(store: &mut Store) {
+        for kind in WorkloadKind::ALL {
+            store.apply(WorkloadChange::Reset(kind, Vec::new()));
+        }
+    }
+
+    /// Only the namespace that changed gets a new list: the audit re-judges by pointer.
+    #[test]
+    fn an_unchanged_namespace_keeps_its_list() {
+        let mut store = Store::default();
+        listed(&mut store);
+        store.apply(WorkloadChange::Apply(
+            WorkloadKind::Pod,
+            pod("a", "p", "x:1"),
+        ));
+        store.apply(WorkloadChange::Apply(
+            WorkloadKind::Pod,
+            pod("b", "p", "x:1"),
+        ));
+        let first = store.publish().unwrap();
+        assert!(first.synced && first.current());
+        store.apply(WorkloadChange::Apply(
+            WorkloadKind::Pod,
+            pod("b", "q", "x:2"),
+        ));
+        let second = store.publish().unwrap();
+        assert!(Arc::ptr_eq(&first.namespaces["a"], &second.namespaces["a"]));
+        assert!(!Arc::ptr_eq(
+            &first.namespaces["b"],
+            &second.namespaces["b"]
+        ));
+        assert_eq!(second.namespaces["b"].len(), 2);
+        // The same object again changes nothing.
+        store.apply(WorkloadChange::Apply(
+            WorkloadKind::Pod,
+            pod("b", "q", "x:2"),
+        ));
+        let third = store.publish().unwrap();
+        assert!(Arc::ptr_eq(&second.namespaces["b"], &third.namespaces["b"]));
+        assert!(store.publish().is_none(), "nothing new, nothing published");
+    }
+
+    /// A new list replaces everything of its kind; a namespace left empty goes; a watch
+    /// that fails marks the set stale until its kind lists again.
+    #[test]
+    fn a_relist_replaces_its_kind_and_a_break_is_stale_until_then() {
+        let mut store = Store::default();
+        listed(&mut store);
+        store.apply(WorkloadChange::Apply(
+            WorkloadKind::Pod,
+            pod("a", "p", "x:1"),
+        ));
+        store.apply(WorkloadChange::Apply(
+            WorkloadKind::Pod,
+            pod("b", "p", "x:1"),
+        ));
+        store.publish();
+        store.apply(WorkloadChange::Broken(WorkloadKind::Pod));
+        let broken = store.publish().unwrap();
+        assert!(!broken.current());
+        assert_eq!(broken.broken, BTreeSet::from([WorkloadKind::Pod]));
+        store.apply(WorkloadChange::Reset(
+            WorkloadKind::Pod,
+            vec![pod("b", "p", "x:1")],
+        ));
+        let relisted = store.publish().unwrap();
+        assert!(relisted.current());
+        assert_eq!(
+            relisted.namespaces.keys().map(|k| &**k).collect::<Vec<_>>(),
+            ["b"]
+        );
+        store.apply(WorkloadChange::Delete(
+            WorkloadKind::Pod,
+            "b".into(),
+            "p".into(),
+        ));
+        assert!(store.publish().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_finished_pod_runs_nothing_and_the_status_is_not_read() {
+        let done: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "a"},
+            "spec": {"containers": [{"name": "app", "image": "x:1"}]},
+            "status": {"phase": "Succeeded"}}))
+        .unwrap();
+        assert!(convert(WorkloadKind::Pod, done).is_none());
+        let w = pod("a", "p", "x:1");
+        assert_eq!(w.display(), "Pod/a/p");
     }
 }
