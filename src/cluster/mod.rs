@@ -5,8 +5,8 @@
 //!   table admission reads ([`Table`]); the Events about the denials this replica served
 //!   are written here too. A replica that is not leader runs only this half.
 //! - [`leader`]: what only the Lease holder does, once per cluster: pull Secrets, the
-//!   status of the custom resources, registry probes, Harbor projects and robots, and a
-//!   Registry per managed Harbor. It reads the replica half (a
+//!   status of the custom resources, registry probes, Harbor projects and robots, a
+//!   Registry per managed Harbor, and the background audit's findings and Reports. It reads the replica half (a
 //!   [`LeaderView`](replica::state::LeaderView)) and never the other way round.
 //!
 //! [`run`] is the one entry point; admission keeps reading the [`Table`] it is given and
@@ -22,6 +22,9 @@
 //!                          └──────────────────► managed Harbor ──► Registries
 //! Lease ──► election ──► feed ──leading──►     (all three wait in leader::inputs)
 //! admission ──DenialEvents──► event writer ──► Events
+//! workload watches ──► RunningWorkloads ──────► audit ──► Reports; AuditSummary ──►
+//!   (every replica; admission reads it for        controller (status) and metrics
+//!    the warnings on an admin's change)
 //! ```
 
 pub mod leader;

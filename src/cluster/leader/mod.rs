@@ -3,7 +3,9 @@
 //! replica: the pull Secrets ([`pull_secrets`] says what they hold, [`sync`] writes
 //! them, from the sources in [`credentials`]), the custom resources' status ([`status`],
 //! written by [`controller`]), registry probes and Harbor projects and robots
-//! ([`registry_loop`], [`robots`]), and a Registry per managed Harbor ([`managed`]).
+//! ([`registry_loop`], [`robots`]), a Registry per managed Harbor ([`managed`]), and
+//! the background audit's findings per namespace ([`audit`]) written as reports
+//! ([`reports`]).
 //!
 //! Everything here reads the replica half's state (a
 //! [`LeaderView`](super::replica::state::LeaderView)) and never the other way round
