@@ -31,6 +31,7 @@ use crate::cluster::replica::workloads::{NamespaceWorkloads, Running};
 use crate::cluster::ClusterOptions;
 use crate::findings::{self, Finding};
 use crate::index::Snapshot;
+use crate::policy::Policy;
 
 /// First wait before writing a namespace's reports again after a refusal; doubled per
 /// failure up to [`MAX_BACKOFF`].
@@ -257,7 +258,7 @@ impl Audit {
         running: &Running,
     ) {
         let all = term.judged_revision != Some(snap.revision());
-        let mut todo: Vec<(Arc<str>, Option<NamespaceWorkloads>)> = Vec::new();
+        let mut todo: Vec<Todo> = Vec::new();
         for (ns, ws) in &running.namespaces {
             let same = term.seen.get(ns).is_some_and(|s| Arc::ptr_eq(s, ws));
             if all || !same {
@@ -275,19 +276,9 @@ impl Audit {
         }
         let (snap2, policy) = (snap.clone(), opts.policy.clone());
         // At scale this takes a while: on the blocking pool, beside the admission work.
-        let judged = tokio::task::spawn_blocking(move || {
-            todo.into_iter()
-                .map(|(ns, ws)| {
-                    let found = match &ws {
-                        Some(ws) => findings::judge_all(&snap2, &policy, ws),
-                        None => Vec::new(),
-                    };
-                    (ns, ws, found)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let judged = tokio::task::spawn_blocking(move || judge_namespaces(&snap2, &policy, todo))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         for (ns, ws, found) in judged {
             match ws {
                 Some(ws) => {
@@ -387,6 +378,27 @@ impl Audit {
     }
 }
 
+/// A namespace to judge: its workloads now, or `None` when it has none left.
+pub type Todo = (Arc<str>, Option<NamespaceWorkloads>);
+
+/// Judges each namespace's workloads on their own (owners live in the namespace of what
+/// they own, so this equals judging them all at once): the audit's one computation.
+pub fn judge_namespaces(
+    snap: &Snapshot,
+    policy: &Policy,
+    todo: Vec<Todo>,
+) -> Vec<(Arc<str>, Option<NamespaceWorkloads>, Vec<Finding>)> {
+    todo.into_iter()
+        .map(|(ns, ws)| {
+            let found = match &ws {
+                Some(ws) => findings::judge_all(snap, policy, ws),
+                None => Vec::new(),
+            };
+            (ns, ws, found)
+        })
+        .collect()
+}
+
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -460,7 +472,7 @@ async fn write_namespace(
 }
 
 /// Counts per workspace and per space, and whether they are current.
-fn summarize(
+pub fn summarize(
     snap: &Snapshot,
     findings: &BTreeMap<Arc<str>, Vec<Finding>>,
     running: &Running,

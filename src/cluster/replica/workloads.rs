@@ -149,7 +149,7 @@ impl changes::Running for RunningWorkloads {
 
 /// What one watch reports, already converted.
 #[derive(Debug)]
-pub(crate) enum WorkloadChange {
+pub enum WorkloadChange {
     Reset(WorkloadKind, Vec<Workload>),
     Apply(WorkloadKind, Workload),
     /// (namespace, name) of an object gone.
@@ -188,7 +188,7 @@ impl Names {
 }
 
 /// A watched object as a workload; `None` for a pod that has finished (it runs nothing).
-pub(crate) fn convert(kind: WorkloadKind, obj: DynamicObject) -> Option<Workload> {
+pub fn convert(kind: WorkloadKind, obj: DynamicObject) -> Option<Workload> {
     if kind == WorkloadKind::Pod {
         let phase = obj.data.pointer("/status/phase").and_then(|p| p.as_str());
         if matches!(phase, Some("Succeeded" | "Failed")) {
@@ -292,7 +292,7 @@ type Pending = BTreeMap<(WorkloadKind, Box<str>), Option<Workload>>;
 /// What the store keeps between publications: the published lists (the one copy of
 /// each workload) and the changes not yet published, by namespace.
 #[derive(Default)]
-pub(crate) struct Store {
+pub struct Store {
     published: BTreeMap<Arc<str>, NamespaceWorkloads>,
     pending: HashMap<Arc<str>, Pending>,
     names: Names,
@@ -303,7 +303,7 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    pub(crate) fn apply(&mut self, change: WorkloadChange) {
+    pub fn apply(&mut self, change: WorkloadChange) {
         self.changed = true;
         match change {
             WorkloadChange::Broken(kind) => {
@@ -358,7 +358,7 @@ impl Store {
 
     /// The next publication, if anything changed since the last one. Only the
     /// namespaces with changes get a new list.
-    pub(crate) fn publish(&mut self) -> Option<Running> {
+    pub fn publish(&mut self) -> Option<Running> {
         if !std::mem::take(&mut self.changed) {
             return None;
         }
