@@ -145,7 +145,7 @@ impl Uid {
             && [8, 13, 18, 23]
                 .iter()
                 .all(|i| text.as_bytes().get(*i) == Some(&b'-'));
-        if !dashes_ok || hex.len() != 32 {
+        if !dashes_ok || hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         u128::from_str_radix(&hex, 16).ok().map(Uid)
@@ -382,20 +382,31 @@ pub fn judge_each(snap: &Snapshot, policy: &Policy, workloads: &[Workload]) -> V
 /// controller's own findings before its folding, so a chain folds to its top.
 fn fold(workloads: &[Workload], raw: Vec<Vec<Finding>>) -> Vec<Vec<Finding>> {
     let controllers = Controllers::of(workloads);
-    let mut out = Vec::with_capacity(raw.len());
-    for (i, findings) in raw.iter().enumerate() {
-        let parent = controllers.of_workload(workloads, i);
-        let kept = match parent {
-            Some(p) if !findings.is_empty() => findings
-                .iter()
-                .filter(|f| !raw[p].iter().any(|c| c.same_as(f)))
-                .cloned()
-                .collect(),
-            _ => findings.clone(),
-        };
-        out.push(kept);
-    }
-    out
+    // Which findings the controller reports too, decided before any is moved.
+    let covered: Vec<Vec<bool>> = raw
+        .iter()
+        .enumerate()
+        .map(
+            |(i, findings)| match controllers.of_workload(workloads, i) {
+                Some(p) => findings
+                    .iter()
+                    .map(|f| raw[p].iter().any(|c| c.same_as(f)))
+                    .collect(),
+                None => Vec::new(),
+            },
+        )
+        .collect();
+    raw.into_iter()
+        .zip(covered)
+        .map(|(findings, covered)| {
+            findings
+                .into_iter()
+                .enumerate()
+                .filter(|(j, _)| !covered.get(*j).copied().unwrap_or(false))
+                .map(|(_, f)| f)
+                .collect()
+        })
+        .collect()
 }
 
 /// Where each workload that may control others sits in the set.

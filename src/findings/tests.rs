@@ -270,6 +270,7 @@ fn uids_round_trip_and_odd_ones_are_none() {
         "x",
         "0b8e9c1a5f7d4c3e9a2b1d2e3f405162",
         "0b8e9c1a-5f7d-4c3e-9a2b-1d2e3f40516g",
+        "+b8e9c1a-5f7d-4c3e-9a2b-1d2e3f405162",
     ] {
         assert_eq!(Uid::parse(bad), None, "{bad}");
     }
