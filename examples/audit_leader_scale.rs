@@ -169,6 +169,15 @@ fn main() {
         rss1 - rss0
     );
 
+    // The list arrives whole (as a watch's first list does), so building briefly holds
+    // it twice; jemalloc's background threads return the freed pages within ~10 s.
+    std::thread::sleep(std::time::Duration::from_secs(12));
+    let rss2 = rss_mib();
+    println!(
+        "settled: resident {rss2:.1} MiB (+{:.1} MiB kept by the store)",
+        rss2 - rss0
+    );
+
     let all = |r: &pullgate::cluster::Running| -> Vec<Todo> {
         r.namespaces
             .iter()
