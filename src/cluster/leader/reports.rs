@@ -261,6 +261,22 @@ mod tests {
         assert!(build(ReportFormat::OpenReports, "app-1", &[], 0).is_empty());
     }
 
+    /// An object that cannot be read is a result of its own: `error`, without image.
+    #[test]
+    fn an_unreadable_object_is_an_error_result() {
+        let mut f = finding("odd", "", Enforcement::Enforce);
+        f.reason = UNREADABLE;
+        f.location = None;
+        f.container = String::new();
+        f.registry = None;
+        f.space = None;
+        let r = &build(ReportFormat::OpenReports, "app-1", &[f], 0)[0].object;
+        assert_eq!(r["results"][0]["result"], "error");
+        assert_eq!(r["summary"]["error"], 1);
+        assert!(r["results"][0]["properties"].get("image").is_none());
+        assert_eq!(r["results"][0]["properties"]["reason"], "unreadable");
+    }
+
     /// Time alone never changes the hash, so an unchanged report is not written again.
     #[test]
     fn the_hash_ignores_time_and_follows_content() {
