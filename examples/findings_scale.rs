@@ -4,8 +4,8 @@
 //! workloads take (resident set, before and after building them).
 //!
 //! `cargo run --release --example findings_scale [PODS] [NAMESPACES] [SPACES] [WORKSPACES]`
-//! (default 100000 10000 1000 500). Each namespace runs Deployments of 5 pods (one
-//! ReplicaSet each); pods use an image of a space bound to their workspace, a Docker Hub
+//! (default 100000 10000 1000 500). Each namespace runs Deployments of up to 5 pods
+//! (one ReplicaSet each); pods use an image of a space bound to their workspace, a Docker Hub
 //! library image, and one pod in twenty an unmanaged image.
 
 use std::sync::Arc;
@@ -93,7 +93,8 @@ fn main() {
     let per_ns = pods.div_ceil(names.len());
     let mut made = 0;
     'outer: for (ns, image) in &names {
-        for d in 0..per_ns.div_ceil(5) {
+        let per_deploy = per_ns.clamp(1, 5);
+        for d in 0..per_ns.div_ceil(per_deploy) {
             let deploy = format!("app-{d}");
             let rs = format!("app-{d}-5d4f8");
             let images = [image.clone(), library.clone()];
@@ -115,7 +116,7 @@ fn main() {
                 uid: None,
             });
             workloads.push(r);
-            for p in 0..5 {
+            for p in 0..per_deploy {
                 let mut images = images.to_vec();
                 if made % 20 == 0 {
                     images.push(unmanaged.clone());
