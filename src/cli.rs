@@ -36,6 +36,9 @@ pub enum Command {
     /// The kubelet's exec credential provider: reads a CredentialProviderRequest on
     /// stdin, asks `pullgate serve` (POST /credentials) and prints the response.
     CredentialProvider(CredentialProviderArgs),
+    /// Judge running workloads (from files or the cluster) and print the findings; with
+    /// --what-if, the workloads a proposed configuration would newly deny or allow.
+    Audit(AuditArgs),
 }
 
 /// The global enforcement mode.
@@ -146,6 +149,12 @@ pub struct ServeArgs {
     /// Cluster mode: how often the leader probes registries.
     #[arg(long, env = "PULLGATE_PROBE_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub probe_interval: Duration,
+    /// Cluster mode: how the leader writes the findings of the background audit:
+    /// `openreports` (openreports.io/v1alpha1 Report per namespace), `wgpolicy`
+    /// (wgpolicyk8s.io/v1alpha2 PolicyReport) or `none` (metrics and logs only).
+    /// Default: the first whose API the cluster serves, looked for every --probe-interval.
+    #[arg(long, env = "PULLGATE_REPORTS", value_enum)]
+    pub reports: Option<crate::api::ReportFormat>,
     /// How often the configuration file and certificate files are checked for changes.
     #[arg(long, env = "PULLGATE_RELOAD_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub reload_interval: Duration,
@@ -220,7 +229,7 @@ fn parse_cluster_name(text: &str) -> Result<String, String> {
     }
 }
 
-/// How pods get pull credentials (SPEC §13).
+/// How pods get pull credentials (README, "Pulls without Secrets").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PullCredentials {
     /// Pull Secrets: kept in each entitled namespace and injected into pods.
@@ -244,7 +253,7 @@ impl PullCredentials {
     }
 }
 
-/// The flags of `serve` about pulls without Secrets (SPEC §13).
+/// The flags of `serve` about pulls without Secrets (README, "Pulls without Secrets").
 #[derive(Debug, Args)]
 pub struct PullCredentialsArgs {
     /// Pull Secrets (`secrets`), the kubelet credential provider (`provider`; cluster
@@ -365,6 +374,35 @@ fn parse_rate(text: &str) -> Result<f64, String> {
         .ok()
         .filter(|r| r.is_finite() && *r >= 0.0)
         .ok_or_else(|| format!("{text:?} is not a rate such as 20 or 0.5"))
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Configuration file (same format as `serve --config`) whose binding table judges.
+    /// Without it, the table is read from the cluster (kubeconfig or in-cluster config).
+    #[arg(long, env = "PULLGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Workloads to judge: files, directories or `-`, for example the output of
+    /// `kubectl get pods,rs,deploy,sts,ds,jobs,cronjobs -A -o yaml`. Without it, the
+    /// workloads are listed from the cluster.
+    #[arg(short = 'f', long = "filename", num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// A complete proposed configuration: print the workloads whose verdict changes
+    /// between the current table and this one, newly denied first; exit 1 if any is
+    /// newly denied.
+    #[arg(long, value_name = "PROPOSED")]
+    pub what_if: Option<PathBuf>,
+    /// Kubeconfig file for reading the cluster (default: $KUBECONFIG, ~/.kube/config,
+    /// or the in-cluster config).
+    #[arg(long, env = "PULLGATE_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: Output,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// pullgate's own namespace, always exempt as in `serve`.
+    #[arg(long, env = "PULLGATE_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
+    pub pullgate_namespace: String,
 }
 
 /// A byte count as Kubernetes writes quantities of memory: `1048576`, `512Ki`, `64Mi`,

@@ -36,6 +36,8 @@
 //!   the leaf both `index` and `policy` use).
 //! - [`policy`]: the decision (pure).
 //! - [`index`]: the binding table built from objects (pure).
+//! - [`findings`]: running workloads judged with the admission decision, folded under
+//!   their controllers, and the diff between two tables (pure).
 //! - [`admission`]: images of pods and workloads, AdmissionReview in and out, the patch.
 //! - [`input`]: input files read as kubectl reads them (files, directories, stdin, lists,
 //!   merge keys), the kinds pullgate knows, and escaping for printing.
@@ -49,20 +51,24 @@
 //! - [`logging`]: ordinary logs on stderr, audit lines on stdout (it owns the audit target).
 //! - [`certs`]: development and self-signed certificates.
 //! - [`check`]: the offline `pullgate check` command.
+//! - [`audit_cli`]: the `pullgate audit` command (findings on running workloads, and
+//!   what-if).
 //! - [`overview`]: the `pullgate overview` command.
 //! - [`ui`]: the overview page of `serve --ui-listen` (plain HTTP, read-only) and the
 //!   ring of the latest denials it shows.
 //! - [`registry`]: Harbor and Docker Registry clients, probes, status and Harbor management.
-//! - [`provider`]: pulls without Secrets (SPEC §13): the `pullgate credential-provider`
+//! - [`provider`]: pulls without Secrets (README, "Pulls without Secrets"): the `pullgate credential-provider`
 //!   command the kubelet runs, and the issuer behind `POST /credentials`.
 
 pub mod admission;
 pub mod api;
+pub mod audit_cli;
 pub mod certs;
 pub mod check;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod findings;
 pub mod index;
 pub mod input;
 pub mod logging;

@@ -16,6 +16,7 @@ fn main() {
         Command::Serve(args) => pullgate::serve::main(*args),
         Command::Check(args) => pullgate::check::run(&args),
         Command::Overview(args) => pullgate::overview::run(&args),
+        Command::Audit(args) => pullgate::audit_cli::run(&args),
         Command::Certs(args) => pullgate::certs::run(&args),
         Command::CredentialProvider(args) => pullgate::provider::run(&args),
         Command::Crds => {

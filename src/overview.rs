@@ -206,6 +206,21 @@ pub async fn collect(objects: &Objects, secrets: &[Secret], timeout: Duration) -
 /// Registries, RegistrySpaces, Workspaces and Namespaces are listed; an object that
 /// cannot be parsed is left out with a note on stderr.
 pub async fn from_cluster(client: kube::Client) -> Result<Overview, kube::Error> {
+    let objects = objects_from_cluster(&client).await?;
+    let snapshot = Snapshot::build(&objects, 1);
+    let mut registries: Vec<&Registry> = objects.registries.iter().collect();
+    registries.sort_by_key(|r| r.name_any());
+    let reports = registries
+        .iter()
+        .map(|r| Some(recorded(r, &objects.spaces)))
+        .collect();
+    Ok(rows(&snapshot, &registries, reports))
+}
+
+/// The objects a binding table is built from, listed from the cluster (Registries,
+/// RegistrySpaces, Workspaces, and the labels of every Namespace).
+pub async fn objects_from_cluster(client: &kube::Client) -> Result<Objects, kube::Error> {
+    let client = client.clone();
     let registries: Vec<Registry> = list_parsed(&client).await?;
     let spaces: Vec<RegistrySpace> = list_parsed(&client).await?;
     let workspaces: Vec<Workspace> = list_parsed(&client).await?;
@@ -219,21 +234,13 @@ pub async fn from_cluster(client: kube::Client) -> Result<Overview, kube::Error>
             labels: m.labels().clone(),
         })
         .collect();
-    let objects = Objects {
+    Ok(Objects {
         registries,
         spaces,
         workspaces,
         namespaces,
         namespaces_complete: true,
-    };
-    let snapshot = Snapshot::build(&objects, 1);
-    let mut registries: Vec<&Registry> = objects.registries.iter().collect();
-    registries.sort_by_key(|r| r.name_any());
-    let reports = registries
-        .iter()
-        .map(|r| Some(recorded(r, &objects.spaces)))
-        .collect();
-    Ok(rows(&snapshot, &registries, reports))
+    })
 }
 
 async fn list_parsed<K>(client: &kube::Client) -> Result<Vec<K>, kube::Error>

@@ -1,4 +1,4 @@
-//! Pulls without Secrets (SPEC §13), both halves:
+//! Pulls without Secrets (README, "Pulls without Secrets"), both halves:
 //!
 //! - the kubelet's side, `pullgate credential-provider` ([`run`]): one
 //!   `CredentialProviderRequest` ([`kubelet`]) on stdin, one `POST /credentials` to

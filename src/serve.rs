@@ -13,7 +13,8 @@ use tracing::{error, info, warn};
 use crate::admission::{Admission, Outcome, Webhook};
 use crate::cli::ServeArgs;
 use crate::cluster::{
-    self, ApiErrorHook, ClusterOptions, DenialEvents, HealthHook, LeaderHook, RobotHooks, SyncHook,
+    self, ApiErrorHook, AuditHook, ClusterOptions, DenialEvents, HealthHook, LeaderHook,
+    RobotHooks, SyncHook,
 };
 use crate::config;
 use crate::index::{Snapshot, Table};
@@ -92,12 +93,31 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if pull.provider() && args.config.is_some() {
         anyhow::bail!("--pull-credentials={pull:?} needs cluster mode: the tokens of POST /credentials are checked with the apiserver's TokenReview (run without --config, or with --pull-credentials=secrets)");
     }
-    let (table, events, issuer) = match &args.config {
-        Some(path) => (standalone(path, &args, &health, &metrics)?, None, None),
+    let (table, events, issuer, running) = match &args.config {
+        Some(path) => {
+            // Standalone mode watches no workloads, so no change warns there.
+            let none: Arc<dyn crate::admission::changes::Running> =
+                Arc::new(crate::admission::changes::Shared::default());
+            (
+                standalone(path, &args, &health, &metrics)?,
+                None,
+                None,
+                none,
+            )
+        }
         None => {
-            let (table, events, issuer) =
-                cluster_mode(&args, &health, &metrics, stop_tx.clone(), failed.clone()).await?;
-            (table, Some(events), issuer)
+            let workloads = cluster::RunningWorkloads::default();
+            let (table, events, issuer) = cluster_mode(
+                &args,
+                &health,
+                &metrics,
+                stop_tx.clone(),
+                failed.clone(),
+                workloads.clone(),
+            )
+            .await?;
+            let running: Arc<dyn crate::admission::changes::Running> = Arc::new(workloads);
+            (table, Some(events), issuer, running)
         }
     };
     tokio::spawn(publish_table_metrics(table.clone(), metrics.clone()));
@@ -118,6 +138,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 String::new()
             },
             table,
+            // Cluster mode: this replica's watches of the running workloads.
+            running: Some(running),
         },
         events,
         denials,
@@ -165,6 +187,7 @@ async fn cluster_mode(
     metrics: &Arc<Metrics>,
     stop: watch::Sender<bool>,
     failed: Arc<std::sync::atomic::AtomicBool>,
+    running: cluster::RunningWorkloads,
 ) -> Result<(Arc<Table>, DenialEvents, Option<Arc<dyn Issuer>>)> {
     let client = kube::Client::try_default()
         .await
@@ -206,6 +229,13 @@ async fn cluster_mode(
             m.inc_registry_api_error(name, operation.as_str())
         },
     )));
+    opts.policy = args.policy.policy(&args.pullgate_namespace);
+    opts.reports = args.reports;
+    opts.running = running;
+    let m = metrics.clone();
+    opts.audit_findings = AuditHook(Some(Arc::new(move |s: &cluster::AuditSummary| {
+        m.set_audit_findings(&s.by_workspace, s.stale.is_some())
+    })));
     let table = Arc::new(Table::new(Snapshot::default()));
     let pull = &args.pull_credentials;
     opts.write_pull_secrets = pull.pull_credentials.secrets();
@@ -283,6 +313,7 @@ async fn publish_table_metrics(table: Arc<Table>, metrics: Arc<Metrics>) {
         metrics.set_binding_table(snapshot.revision(), table.built_at());
         metrics.set_staleness(table.is_stale(), table.behind_since());
         metrics.set_registries(snapshot.registries().iter().map(|r| r.name.as_str()));
+        metrics.set_workspaces(snapshot.workspaces().iter().map(|w| w.name.as_str()));
         tokio::time::sleep(METRICS_TICK).await;
     }
 }

@@ -1,4 +1,4 @@
-//! The audit record of SPEC §5: one JSON line per decision, on tracing target
+//! The audit record: one JSON line per decision, on tracing target
 //! `pullgate::audit`. It holds image names and verdicts, never credentials.
 
 use std::borrow::Cow;

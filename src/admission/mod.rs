@@ -4,6 +4,7 @@
 //! same path without the envelope.
 
 pub mod audit;
+pub mod changes;
 mod json_out;
 pub mod object;
 pub mod patch;
@@ -13,6 +14,7 @@ pub mod review;
 pub mod testing;
 #[cfg(test)]
 mod tests;
+pub mod workload;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -33,7 +35,7 @@ pub const ANNOTATION_DENIED: &str = "denied-images";
 /// Denied images named one by one in a denial message, the `denied-images` annotation
 /// and an audit record; past it they are counted ("and N more"). Far above what real
 /// pods have (a pod of a hundred containers is already rare), so for them every denied
-/// image is named (SPEC §3.4). With [`MAX_ECHOED`] it bounds an answer to about 2 MiB
+/// image is named (README, "Decision rules"). With [`MAX_ECHOED`] it bounds an answer to about 2 MiB
 /// and an audit line to about 3 MiB whatever the request; an answer of that size needs
 /// a request of at least half of it (the images it names).
 pub const MAX_LISTED: usize = 1000;
@@ -102,6 +104,9 @@ pub struct Admission {
     /// The pull Secret `/mutate` injects; empty: none (`--pull-credentials provider`).
     pub pull_secret_name: String,
     pub table: Arc<Table>,
+    /// The current objects and running workloads, for the warnings on an admin's
+    /// change ([`changes`]); `None` gives no such warnings.
+    pub running: Option<Arc<dyn changes::Running>>,
 }
 
 /// A decision with what the response needs to know about the request.
@@ -126,7 +131,11 @@ impl Admission {
             Err(e) => return bad(&e),
         };
         match webhook {
-            Webhook::Validate => self.validate(&req, judged, &snap, start),
+            Webhook::Validate => {
+                let running = self.running.as_deref();
+                let change_warnings = changes::warnings(running, &self.policy, &req, body);
+                self.validate(&req, judged, &snap, start, change_warnings)
+            }
             Webhook::Mutate => self.mutate(&req, &judged),
         }
     }
@@ -179,9 +188,13 @@ impl Admission {
         judged: Judged<'_>,
         snap: &Snapshot,
         start: Instant,
+        change_warnings: Vec<String>,
     ) -> Outcome {
         let ns = req.namespace();
-        let mut parts = ResponseParts::default();
+        let mut parts = ResponseParts {
+            warnings: change_warnings,
+            ..ResponseParts::default()
+        };
         let mut denial = None;
         let mut event_message = None;
         let (verdict, mode, images) = match judged.decision {

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::api::MIRROR_POD_ANNOTATION;
 use crate::policy::{ImageUse, Location};
-/// The kinds whose pod templates are judged (SPEC §3).
+/// The kinds whose pod templates are judged (README, "Decision rules").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Pod,

@@ -28,6 +28,45 @@ pub const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
 /// Label the apiserver sets on every namespace (used by the webhook namespaceSelector).
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
+/// The report APIs of other projects pullgate writes its audit findings to (README, "Background audit and reports").
+/// Which kind of report the background audit writes (`--reports`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// OpenReports `openreports.io/v1alpha1` `Report`.
+    #[value(name = "openreports")]
+    OpenReports,
+    /// `wgpolicyk8s.io/v1alpha2` `PolicyReport`.
+    #[value(name = "wgpolicy")]
+    WgPolicy,
+    /// No report objects: metrics and log lines only.
+    #[value(name = "none")]
+    None,
+}
+
+impl ReportFormat {
+    /// (group, version, kind, plural) of the report objects, `None` for [`ReportFormat::None`].
+    pub fn resource(self) -> Option<(&'static str, &'static str, &'static str, &'static str)> {
+        match self {
+            ReportFormat::OpenReports => Some(("openreports.io", "v1alpha1", "Report", "reports")),
+            ReportFormat::WgPolicy => Some((
+                "wgpolicyk8s.io",
+                "v1alpha2",
+                "PolicyReport",
+                "policyreports",
+            )),
+            ReportFormat::None => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportFormat::OpenReports => "openreports",
+            ReportFormat::WgPolicy => "wgpolicy",
+            ReportFormat::None => "none",
+        }
+    }
+}
+
 /// The CRDs of the API, in a stable order, as one multi-document YAML string.
 pub fn crds_yaml() -> String {
     let crds = [Registry::crd(), RegistrySpace::crd(), Workspace::crd()];

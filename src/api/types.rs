@@ -164,6 +164,7 @@ impl Visibility {
     printcolumn = r#"{"name":"Workspaces","type":"string","jsonPath":".spec.workspaces"}"#,
     printcolumn = r#"{"name":"Namespaces","type":"integer","jsonPath":".status.boundNamespaces"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Findings","type":"integer","jsonPath":".status.findings"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -205,7 +206,11 @@ pub struct RegistrySpaceStatus {
     /// Namespaces currently allowed to pull (all known namespaces when Public).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound_namespaces: Option<u64>,
-    /// Standard conditions (types Ready, Conflict).
+    /// Images of running workloads in this space that the current bindings deny (the
+    /// background audit's findings; see the namespaces' Reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<u64>,
+    /// Standard conditions (types Ready, Conflict, Audited).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -238,6 +243,7 @@ pub enum Enforcement {
     printcolumn = r#"{"name":"Namespaces","type":"string","jsonPath":".status.namespaces"}"#,
     printcolumn = r#"{"name":"Enforcement","type":"string","jsonPath":".spec.enforcement"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Findings","type":"integer","jsonPath":".status.findings"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -264,7 +270,11 @@ pub struct WorkspaceStatus {
     /// Resolved member namespaces (explicit and selected).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
-    /// Standard conditions (type Ready).
+    /// Images of running workloads in the member namespaces that the current bindings
+    /// deny (the background audit's findings; see the namespaces' Reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<u64>,
+    /// Standard conditions (types Ready, Audited).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

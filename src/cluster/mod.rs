@@ -5,8 +5,8 @@
 //!   table admission reads ([`Table`]); the Events about the denials this replica served
 //!   are written here too. A replica that is not leader runs only this half.
 //! - [`leader`]: what only the Lease holder does, once per cluster: pull Secrets, the
-//!   status of the custom resources, registry probes, Harbor projects and robots, and a
-//!   Registry per managed Harbor. It reads the replica half (a
+//!   status of the custom resources, registry probes, Harbor projects and robots, a
+//!   Registry per managed Harbor, and the background audit's findings and Reports. It reads the replica half (a
 //!   [`LeaderView`](replica::state::LeaderView)) and never the other way round.
 //!
 //! [`run`] is the one entry point; admission keeps reading the [`Table`] it is given and
@@ -22,6 +22,9 @@
 //!                          └──────────────────► managed Harbor ──► Registries
 //! Lease ──► election ──► feed ──leading──►     (all three wait in leader::inputs)
 //! admission ──DenialEvents──► event writer ──► Events
+//! workload watches ──► RunningWorkloads ──────► audit ──► Reports; AuditSummary ──►
+//!   (every replica; admission reads it for        controller (status) and metrics
+//!    the warnings on an admin's change)
 //! ```
 
 pub mod leader;
@@ -38,15 +41,19 @@ use kube::api::Api;
 use kube::Client;
 use tokio::sync::{mpsc, watch as watch_channel};
 
+pub use leader::audit::{AuditHook, AuditSummary};
 pub use leader::election::LeaderHook;
 pub use leader::registry_loop::{ApiErrorHook, HealthHook, Probed, RobotHooks};
+pub use leader::reports::ReportFormat;
 pub use leader::sync::SyncHook;
-use leader::{controller, election, managed, registry_loop};
+use leader::{audit, controller, election, managed, registry_loop};
 pub use replica::events::{denial_events, DenialEvents, EventQueue};
 pub use replica::feed::CredentialsHook;
-use replica::{events, feed, watch};
+pub use replica::workloads::{Running, RunningWorkloads};
+use replica::{events, feed, watch, workloads};
 
 use crate::index::Table;
+use crate::policy::Policy;
 
 /// Default name of the Lease the replicas compete for.
 pub const DEFAULT_LEASE_NAME: &str = "pullgate-leader";
@@ -86,9 +93,9 @@ pub struct ClusterOptions {
     /// registry API error metric).
     pub registry_api_errors: ApiErrorHook,
     /// Whether the leader keeps pull Secrets in the namespaces; when false
-    /// (`--pull-credentials provider`) it deletes the ones it wrote (SPEC §13).
+    /// (`--pull-credentials provider`) it deletes the ones it wrote (README, "Pulls without Secrets").
     pub write_pull_secrets: bool,
-    /// Told what `POST /credentials` reads, on every replica (SPEC §13).
+    /// Told what `POST /credentials` reads, on every replica (README, "Pulls without Secrets").
     pub credentials: CredentialsHook,
     /// This cluster's identity toward shared registries (`--cluster-name`); empty: the
     /// UID of the `kube-system` namespace, read once when the leader starts.
@@ -103,6 +110,17 @@ pub struct ClusterOptions {
     pub managed_harbor: bool,
     /// Told of every finished rotation and of the earliest robot expiry (for metrics).
     pub robot_hooks: RobotHooks,
+    /// The policy flags (`--mode`, `--unmanaged`, `--exempt-namespace`): the background
+    /// audit judges running workloads as admission would.
+    pub policy: Policy,
+    /// `--reports`: the kind of report the audit writes; `None` picks the first whose
+    /// API the cluster serves.
+    pub reports: Option<ReportFormat>,
+    /// Told the audit's summary whenever it changes (for the findings metrics).
+    pub audit_findings: AuditHook,
+    /// Filled with the running workloads the watches see (read by admission for the
+    /// warnings on an admin's change).
+    pub running: RunningWorkloads,
 }
 
 impl ClusterOptions {
@@ -129,6 +147,10 @@ impl ClusterOptions {
             robot_rotation_grace: leader::robots::DEFAULT_GRACE,
             managed_harbor: true,
             robot_hooks: RobotHooks::default(),
+            policy: Policy::default(),
+            reports: None,
+            audit_findings: AuditHook::default(),
+            running: RunningWorkloads::default(),
         }
     }
 }
@@ -173,6 +195,7 @@ pub async fn run(
         max_staleness: opts.max_staleness,
         staleness_tick: opts.staleness_tick,
         credentials: opts.credentials.clone(),
+        running: opts.running.clone(),
     };
     let mut feed = AbortOnDrop(tokio::spawn(feed.run(tx, rx, leader_rx)));
 
@@ -211,13 +234,23 @@ pub async fn run(
             }
         }
     }));
+    let mut running = AbortOnDrop(tokio::spawn(workloads::run(
+        client.clone(),
+        opts.running.clone(),
+        stop_rx.clone(),
+    )));
+    let (summary_tx, summary_rx) = watch_channel::channel(Arc::default());
+    let mut audit = AbortOnDrop(tokio::spawn(
+        audit::Audit::new(client.clone(), opts.clone(), summary_tx)
+            .run(inputs.clone(), opts.running.subscribe()),
+    ));
     let mut writer = AbortOnDrop(tokio::spawn(events::run(
         events::Recorder::new(client.clone(), &opts.identity),
         events,
         stop_rx.clone(),
     )));
     let mut controller = AbortOnDrop(tokio::spawn(
-        controller::Controller::new(client, opts).run(inputs, probed_rx),
+        controller::Controller::new(client, opts).run(inputs, probed_rx, summary_rx),
     ));
 
     let result = tokio::select! {
@@ -233,6 +266,8 @@ pub async fn run(
     let _ = (&mut controller.0).await;
     let _ = (&mut registries.0).await;
     let _ = (&mut managed.0).await;
+    let _ = (&mut audit.0).await;
+    let _ = (&mut running.0).await;
     let _ = (&mut elector.0).await;
     // The writer stops on its own after DRAIN_TIME; an API call hanging past that is cut.
     let _ = tokio::time::timeout(2 * events::DRAIN_TIME, &mut writer.0).await;

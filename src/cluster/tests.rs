@@ -336,6 +336,7 @@ fn status_patches_only_when_something_changed() {
         &view,
         &BTreeMap::new(),
         &Default::default(),
+        &Default::default(),
         "2026-01-01T00:00:00Z",
     );
     assert_eq!(writes.len(), 2);
@@ -363,6 +364,7 @@ fn status_patches_only_when_something_changed() {
     let writes = status::writes(
         &view,
         &BTreeMap::new(),
+        &Default::default(),
         &Default::default(),
         "2030-01-01T00:00:00Z",
     );
@@ -395,6 +397,7 @@ fn registries_sharing_a_host_get_a_conflict_condition() {
     let writes = status::writes(
         &view_from(state),
         &BTreeMap::new(),
+        &Default::default(),
         &Default::default(),
         "2026-01-01T00:00:00Z",
     );

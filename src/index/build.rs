@@ -142,7 +142,7 @@ fn build_registries(
     let mut sorted: Vec<_> = objects.registries.iter().collect();
     sorted.sort_by_key(|r| r.name_any());
     let mut entries = Vec::new();
-    // Whether each entry is a managed Harbor's (SPEC §12: it never takes a host over).
+    // Whether each entry is a managed Harbor's (README, "Several clusters, one Harbor": it never takes a host over).
     let mut managed: Vec<bool> = Vec::new();
     let mut owners: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     // Hosts of Registries skipped as invalid: denied rather than unmanaged, so that a typo

@@ -1,4 +1,4 @@
-//! The server's side of `POST /credentials` (SPEC §13): [`TokenIssuer`] checks the
+//! The server's side of `POST /credentials` (README, "Pulls without Secrets"): [`TokenIssuer`] checks the
 //! service-account token with a TokenReview for `--token-audience`, takes the namespace
 //! from `system:serviceaccount:<namespace>:<name>`, judges the image with the admission
 //! rules (`policy::decide` over the current binding table), and returns the credential

@@ -437,6 +437,7 @@ pub fn space_status(
         repo_count: report.and_then(|r| r.repo_count),
         storage_used_bytes: report.and_then(|r| r.storage_used_bytes),
         bound_namespaces,
+        findings: None,
         conditions: merge(prev, ready),
     }
 }

@@ -1,4 +1,4 @@
-//! `POST /credentials` on the TLS port (SPEC §13): the HTTP side of pulls without
+//! `POST /credentials` on the TLS port (README, "Pulls without Secrets"): the HTTP side of pulls without
 //! Secrets. The kubelet's credential provider (`pullgate credential-provider`) sends the
 //! pod's service-account token as `Authorization: Bearer …` and the image as
 //! [`CredentialsRequest`]; an [`Issuer`] (plugged in by `serve`, as admission is through

@@ -8,7 +8,7 @@
 //! registry labels to the registries of the binding table ([`Metrics::set_registries`]),
 //! so a bug cannot grow the number of series without bound.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -38,7 +38,7 @@ pub const SYNC_RESULTS: &[&str] = &["created", "updated", "deleted", "error"];
 /// (Harbor robot accounts). Anything else counts as `other`.
 pub const REGISTRY_OPERATIONS: &[&str] = &["health", "read", "project", "robot"];
 
-/// Outcomes counted by `pullgate_credential_requests_total` (SPEC §13), the labels of
+/// Outcomes counted by `pullgate_credential_requests_total` (README, "Pulls without Secrets"), the labels of
 /// [`super::credentials::Outcome`]; anything else counts as `other`.
 pub const CREDENTIAL_OUTCOMES: &[&str] = &[
     "issued",
@@ -93,6 +93,10 @@ pub struct Metrics {
     credential_requests: IntCounterVec,
     robot_rotations: IntCounter,
     robot_earliest_expiry: IntGauge,
+    audit_findings: IntGaugeVec,
+    /// Workspaces that have a series in `audit_findings` (the key `""` is always there).
+    workspaces: Mutex<BTreeSet<String>>,
+    audit_stale: IntGauge,
     /// Serialises scrapes, which set the computed gauges before encoding.
     scrape: Mutex<()>,
 }
@@ -265,6 +269,24 @@ impl Metrics {
                 "When the first of this cluster's Harbor robots expires, in seconds since the Unix epoch (0: none, or not the leader)",
             ),
         );
+        let audit_findings = registered(
+            &r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "pullgate_audit_findings",
+                    "Images of running workloads the current bindings deny (background audit), by workspace (a namespace counts in each of its workspaces; workspace=\"\" counts namespaces in no workspace); 0 on replicas that do not lead",
+                ),
+                &["workspace"],
+            ),
+        );
+        audit_findings.with_label_values(&[""]);
+        let audit_stale = registered(
+            &r,
+            IntGauge::new(
+                "pullgate_audit_findings_stale",
+                "1 while a watch of running workloads is broken and the audit findings (and Reports) may be out of date; else 0 (always 0 on replicas that do not lead)",
+            ),
+        );
         let requests_by = ENDPOINTS.map(|endpoint| {
             std::array::from_fn(|d| requests.with_label_values(&[endpoint.as_str(), DECISIONS[d]]))
         });
@@ -292,6 +314,9 @@ impl Metrics {
             credential_requests,
             robot_rotations,
             robot_earliest_expiry,
+            audit_findings,
+            workspaces: Mutex::new(BTreeSet::from([String::new()])),
+            audit_stale,
             scrape: Mutex::new(()),
         }
     }
@@ -440,6 +465,38 @@ impl Metrics {
         self.credential_requests.with_label_values(&[outcome]).inc();
     }
 
+    /// The workspaces of the binding table: each gets its findings series (at 0 until
+    /// the audit says otherwise); series of workspaces no longer listed are removed.
+    pub fn set_workspaces<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let mut wanted: BTreeSet<String> = names.into_iter().map(str::to_owned).collect();
+        wanted.insert(String::new());
+        let mut known = lock(&self.workspaces);
+        for gone in known.difference(&wanted) {
+            let _ = self.audit_findings.remove_label_values(&[gone]);
+        }
+        for name in wanted.difference(&known) {
+            self.audit_findings.with_label_values(&[name]);
+        }
+        *known = wanted;
+    }
+
+    /// Records the audit's findings per workspace (`""`: namespaces in no workspace) and
+    /// whether they may be out of date. Workspaces not named go to 0; an empty map and
+    /// `false` is what a replica that does not lead shows.
+    pub fn set_audit_findings(&self, by_workspace: &BTreeMap<String, u64>, stale: bool) {
+        let mut known = lock(&self.workspaces);
+        for name in by_workspace.keys() {
+            known.insert(name.clone());
+        }
+        for name in known.iter() {
+            let n = by_workspace.get(name).copied().unwrap_or(0);
+            self.audit_findings
+                .with_label_values(&[name])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        self.audit_stale.set(i64::from(stale));
+    }
+
     /// The metrics in the Prometheus text format 0.0.4 (see [`CONTENT_TYPE`]).
     /// Counts one finished robot rotation.
     pub fn inc_robot_rotation(&self) {
@@ -497,6 +554,10 @@ impl Metrics {
             self.registry_api_errors.with_label_values(&[name, op]);
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn unix_nanos(t: SystemTime) -> u64 {
@@ -593,6 +654,49 @@ mod tests {
         assert!((90.0..120.0).contains(&age), "age {age}");
     }
 
+    /// Every workspace of the table has a findings series, at 0 until the audit (on the
+    /// leader) counts; a replica that stops leading goes back to 0; a workspace that
+    /// goes takes its series along.
+    #[test]
+    fn audit_findings_per_workspace() {
+        let metrics = Metrics::new();
+        metrics.set_workspaces(["ws-a", "ws-b"]);
+        let text = metrics.encode();
+        assert_eq!(
+            value(&text, r#"pullgate_audit_findings{workspace="ws-a"}"#),
+            0.0
+        );
+        let counts = BTreeMap::from([("ws-a".to_string(), 3), (String::new(), 2)]);
+        metrics.set_audit_findings(&counts, true);
+        let text = metrics.encode();
+        assert_eq!(
+            value(&text, r#"pullgate_audit_findings{workspace="ws-a"}"#),
+            3.0
+        );
+        assert_eq!(
+            value(&text, r#"pullgate_audit_findings{workspace="ws-b"}"#),
+            0.0
+        );
+        assert_eq!(
+            value(&text, r#"pullgate_audit_findings{workspace=""}"#),
+            2.0
+        );
+        assert_eq!(value(&text, "pullgate_audit_findings_stale"), 1.0);
+        metrics.set_audit_findings(&BTreeMap::new(), false);
+        metrics.set_workspaces(["ws-b"]);
+        let text = metrics.encode();
+        assert_eq!(
+            value(&text, r#"pullgate_audit_findings{workspace="ws-b"}"#),
+            0.0
+        );
+        assert_eq!(
+            value(&text, r#"pullgate_audit_findings{workspace=""}"#),
+            0.0
+        );
+        assert!(!text.contains(r#"workspace="ws-a""#), "{text}");
+        assert_eq!(value(&text, "pullgate_audit_findings_stale"), 0.0);
+    }
+
     #[test]
     fn staleness_counts_from_when_the_table_fell_behind() {
         let metrics = Metrics::new();
@@ -687,6 +791,8 @@ mod tests {
             "pullgate_leader 0",
             "pullgate_config_reload_failures_total 0",
             "pullgate_certificate_reload_failures_total 0",
+            r#"pullgate_audit_findings{workspace=""} 0"#,
+            "pullgate_audit_findings_stale 0",
         ] {
             assert!(
                 samples(&text).contains(&line),

@@ -85,7 +85,7 @@ pub struct ServerOptions {
     pub drain_period: Duration,
     /// How often the certificate files are checked for new content.
     pub cert_reload_interval: Duration,
-    /// Serves `POST /credentials` with this issuer (SPEC §13); without one the path is
+    /// Serves `POST /credentials` with this issuer (README, "Pulls without Secrets"); without one the path is
     /// unknown (404).
     pub credentials: Option<Arc<dyn credentials::Issuer>>,
     /// `/credentials` requests per second a node may make, on average.

@@ -38,7 +38,7 @@ pub(crate) struct Routes {
     body_budget: BodyBudget,
     /// Bytes per second a body must keep up (0: no floor).
     min_body_rate: u64,
-    /// `POST /credentials`, when an issuer is plugged in (SPEC §13).
+    /// `POST /credentials`, when an issuer is plugged in (README, "Pulls without Secrets").
     credentials: Option<CredentialsRoute>,
 }
 

@@ -63,7 +63,7 @@ pub enum Source {
     Cluster(kube::Client),
 }
 
-/// The audit findings of one workspace (SPEC §11): `total` findings, the first few of
+/// The audit findings of one workspace (README, "Background audit and reports"): `total` findings, the first few of
 /// them listed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WorkspaceFindings {

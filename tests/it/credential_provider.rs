@@ -1,4 +1,4 @@
-//! Pulls without Secrets (SPEC §13), end to end: `pullgate credential-provider` run as
+//! Pulls without Secrets (README, "Pulls without Secrets"), end to end: `pullgate credential-provider` run as
 //! the kubelet runs it (a CredentialProviderRequest on stdin, the `args` and `env` of its
 //! CredentialProviderConfig) against `pullgate serve --pull-credentials provider` in
 //! cluster mode, whose apiserver (the fake) answers TokenReviews; the credentials it

@@ -32,6 +32,7 @@ impl Node {
                 policy: Policy::default(),
                 pull_secret_name: PULL.into(),
                 table: replica.table.clone(),
+                running: None,
             },
             events: Some(replica.events.clone()),
             denials: None,

@@ -6,7 +6,9 @@
 mod support;
 
 mod admin_cli;
+mod audit_cli;
 mod bypass;
+mod change_warnings;
 mod check_cli;
 mod cluster;
 mod cluster_faults;
@@ -24,6 +26,7 @@ mod overview_cli;
 mod overview_cluster;
 mod registry_auth;
 mod registry_loop;
+mod reports;
 mod serve;
 mod serve_cluster;
 mod server;

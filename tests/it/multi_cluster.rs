@@ -1,4 +1,4 @@
-//! Several clusters, one Harbor (SPEC §12): two clusters (two fake apiservers, two
+//! Several clusters, one Harbor (README, "Several clusters, one Harbor"): two clusters (two fake apiservers, two
 //! leaders) share a fake Harbor that checks credentials; each touches only its own
 //! robots, whatever the workspaces are called. Robots are rotated make-before-break: no
 //! pull Secret ever carries a credential that does not work, the old one stops working

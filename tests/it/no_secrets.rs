@@ -208,6 +208,7 @@ async fn cluster_scenario(out: &mut Outputs, secrets: &mut Vec<String>) {
             policy: Policy::default(),
             pull_secret_name: PULL.into(),
             table: r.table.clone(),
+            running: None,
         },
         events: Some(r.events.clone()),
         denials: None,

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Offline checks of pullgate's deployment manifests (README: "Decision rules" and "Deploying to a cluster").
 
-Renders manifests/base, both overlays, and the metrics-networkpolicy component on top of
-the cert-manager overlay with kustomize, validates every rendered object
+Renders manifests/base, both overlays, the metrics-networkpolicy component on top of the
+cert-manager overlay, and the README's warn and enforce steps (the components of
+manifests/components) with kustomize, validates every rendered object
 and every example against the Kubernetes schemas (kubernetes-validate) and the pullgate
 CRDs (jsonschema), then checks the operational promises by reading the rendered objects:
+the mode of each install step (audit by default: nothing denied, webhooks fail open),
 webhook rules, failure policy, timeouts, namespace exclusions, Service and probe ports
 against the server's flags, replicas, disruption budget, security context, RBAC, and the
 certificate wiring of each overlay, and what the optional NetworkPolicy admits.
@@ -56,11 +58,21 @@ DEFAULT_K8S_VERSION = "1.33"
 NAMESPACE = "pullgate-system"
 # The optional component that restricts the metrics/probe port (manifests/README.md).
 NETPOL_COMPONENT = "metrics-networkpolicy"
-# The optional component of pulls without Secrets (SPEC §13), and the kubelet's config in it.
+# The optional component of pulls without Secrets (README, "Pulls without Secrets"), and the kubelet's config in it.
 PROVIDER_COMPONENT = "credential-provider"
 PROVIDER_CONFIG = OVERLAYS / PROVIDER_COMPONENT / "credential-provider-config.yaml"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 EXCLUDED_NAMESPACES = {"kube-system", NAMESPACE}
+# The install steps of the README (README, "Install"): the global mode each renders, and whether the
+# pod webhooks fail closed. Every other rendering is the default install: audit, open.
+COMPONENTS = MANIFESTS / "components"
+STEP_MODES = {"warn-mode": ("warn", "Ignore"), "enforce-mode": ("enforce", "Fail")}
+DEFAULT_STEP = ("audit", "Ignore")
+# The webhook of an admin's changes (README, "Background audit and reports"): pullgate's own kinds, never fail closed.
+CHANGES_WEBHOOK = "changes.pullgate.io"
+CHANGES_RESOURCES = {"registries", "registryspaces", "workspaces"}
+# cert-manager renews pullgate's certificate: the cert-manager overlay exempts it.
+CERT_MANAGER_NAMESPACE = "cert-manager"
 TLS_SECRET = "pullgate-tls"
 IMAGE_PLACEHOLDER = "pullgate"
 
@@ -322,7 +334,7 @@ def readme_sed_line() -> str | None:
         return None
     for line in README.read_text().splitlines():
         line = line.strip()
-        if line.startswith("sed ") and "CA_BUNDLE" in line and "cabundle-patch.yaml" in line:
+        if line.startswith("sed ") and "CA_BUNDLE" in line and "cabundle-" in line:
             return line
     return None
 
@@ -482,7 +494,7 @@ def selector_matches(selector, labels: dict) -> bool:
     return True
 
 
-def rule_covers(rules, group, version, resource, operation) -> bool:
+def rule_covers(rules, group, version, resource, operation, scope="Namespaced") -> bool:
     def matches(pattern: str) -> bool:
         if pattern == resource or pattern == "*/*":
             return True
@@ -499,7 +511,7 @@ def rule_covers(rules, group, version, resource, operation) -> bool:
             continue
         if not ({operation, "*"} & set(rule.get("operations") or [])):
             continue
-        if rule.get("scope", "*") not in ("*", "Namespaced"):
+        if rule.get("scope", "*") not in ("*", scope):
             continue
         if any(matches(p) for p in rule.get("resources") or []):
             return True
@@ -600,8 +612,10 @@ def grants(role: dict) -> tuple[dict, list[str]]:
 # The promises, per rendering
 
 
-def check_rendering(rep: Report, where: str, objs: list[dict], base_kustomization: dict):
+def check_rendering(rep: Report, where: str, objs: list[dict], base_kustomization: dict,
+                    step: tuple[str, str] = DEFAULT_STEP):
     c = lambda name, ok, detail="": rep.check(f"{where}: {name}", ok, detail)  # noqa: E731
+    mode, failure_policy = step
 
     # Every expected object, exactly once.
     for group, kind, name in EXPECTED_OBJECTS:
@@ -676,6 +690,11 @@ def check_rendering(rep: Report, where: str, objs: list[dict], base_kustomizatio
       dig(env.get("POD_NAME"), "valueFrom", "fieldRef", "fieldPath") == "metadata.name",
       f"env {env.get('POD_NAME')}")
     c("--log-format=json", flags.get("log-format") == "json", f"{flags.get('log-format')}")
+    # The install step's mode, set by name in the environment (README, "Install"): no --mode argument
+    # may override it.
+    c(f"runs in {mode} mode (PULLGATE_MODE={mode}, no --mode argument)",
+      (env.get("PULLGATE_MODE") or {}).get("value") == mode and "mode" not in flags,
+      f"env {env.get('PULLGATE_MODE')}, --mode={flags.get('mode')}")
 
     # Image: set in one place, the kustomization's images: field.
     want = None
@@ -839,11 +858,16 @@ def check_rendering(rep: Report, where: str, objs: list[dict], base_kustomizatio
             continue
         kind = conf["kind"]
         hooks = conf.get("webhooks") or []
-        c(f"{kind} has the one webhook {webhook_name}",
-          [h.get("name") for h in hooks] == [webhook_name], f"{[h.get('name') for h in hooks]}")
+        names = [webhook_name]
+        if kind == "ValidatingWebhookConfiguration":
+            names.append(CHANGES_WEBHOOK)
+        c(f"{kind} has the webhooks {names}",
+          [h.get("name") for h in hooks] == names, f"{[h.get('name') for h in hooks]}")
         for hook in hooks:
             hn = f"{kind} {hook.get('name')}"
-            c(f"{hn} failurePolicy Fail", hook.get("failurePolicy") == "Fail",
+            changes = hook.get("name") == CHANGES_WEBHOOK
+            want_policy = "Ignore" if changes else failure_policy
+            c(f"{hn} failurePolicy {want_policy}", hook.get("failurePolicy") == want_policy,
               f"{hook.get('failurePolicy')}")
             c(f"{hn} sideEffects None", hook.get("sideEffects") == "None",
               f"{hook.get('sideEffects')}")
@@ -854,6 +878,9 @@ def check_rendering(rep: Report, where: str, objs: list[dict], base_kustomizatio
             c(f"{hn} matchPolicy Equivalent", hook.get("matchPolicy", "Equivalent")
               == "Equivalent", f"{hook.get('matchPolicy')}")
 
+            if changes:
+                check_changes_webhook(c, hn, hook, service, ctr, listen_port)
+                continue
             sel = hook.get("namespaceSelector") or {}
             uses_name = any(e.get("key") == "kubernetes.io/metadata.name"
                             and e.get("operator") == "NotIn"
@@ -910,6 +937,28 @@ def check_rendering(rep: Report, where: str, objs: list[dict], base_kustomizatio
                 c(f"{hn} reinvocationPolicy IfNeeded",
                   hook.get("reinvocationPolicy") == "IfNeeded",
                   f"{hook.get('reinvocationPolicy')}")
+
+
+def check_changes_webhook(c, hn: str, hook: dict, service: dict | None, ctr: dict,
+                          listen_port: int | None) -> None:
+    """The webhook of an admin's changes: pullgate's own kinds, every operation, /validate."""
+    rules = hook.get("rules") or []
+    covered = all(rule_covers(rules, "pullgate.io", "v1alpha1", r, op, scope="Cluster")
+                  for r in CHANGES_RESOURCES for op in ("CREATE", "UPDATE", "DELETE"))
+    extra = sorted({(g, r) for rule in rules for g in rule.get("apiGroups") or []
+                    for r in rule.get("resources") or []}
+                   - {("pullgate.io", r) for r in CHANGES_RESOURCES})
+    c(f"{hn} covers CREATE, UPDATE and DELETE of {sorted(CHANGES_RESOURCES)} and nothing else",
+      covered and not extra, f"rules {rules}")
+    cc = hook.get("clientConfig") or {}
+    svc_ref = cc.get("service") or {}
+    c(f"{hn} calls the Service at /validate (no url)",
+      not cc.get("url") and svc_ref.get("path") == "/validate" and service is not None
+      and svc_ref.get("name") == dig(service, "metadata", "name")
+      and svc_ref.get("namespace") == dig(service, "metadata", "namespace")
+      and svc_ref.get("port", 443) in [p.get("port") for p in
+                                       dig(service, "spec", "ports", default=[]) or []],
+      f"clientConfig {cc}")
 
 
 def webhook_confs(objs):
@@ -1105,6 +1154,20 @@ def check_cert_manager(rep: Report, objs: list[dict]) -> None:
                   and dig(ca_cert, "spec", "isCA") is True
                   and root is not None and dig(root, "spec", "selfSigned") is not None,
                   f"issuerRef {iref}, CA secret {ca_secret}, CA issuerRef {root_ref}")
+    # cert-manager must start while pullgate is down or enforcing: exempt in both places.
+    ctr = pullgate_container(deploy) or {}
+    env = {e.get("name"): e.get("value") for e in ctr.get("env") or []}
+    exempt = set((env.get("PULLGATE_EXEMPT_NAMESPACE") or "").split(","))
+    pod_hooks = [h for conf in webhook_confs(objs) for h in conf.get("webhooks") or []
+                 if h.get("name") != CHANGES_WEBHOOK]
+    skipped = [h.get("name") for h in pod_hooks
+               if not selector_matches(h.get("namespaceSelector"),
+                                       {NAMESPACE_NAME_LABEL: CERT_MANAGER_NAMESPACE})]
+    rep.check(f"{where}: namespace {CERT_MANAGER_NAMESPACE} is exempt in both webhooks and in "
+              "pullgate (which keeps kube-system)",
+              sorted(skipped) == ["mutate.pullgate.io", "validate.pullgate.io"]
+              and {CERT_MANAGER_NAMESPACE, "kube-system"} <= exempt,
+              f"webhooks skipping it {skipped}, PULLGATE_EXEMPT_NAMESPACE {exempt}")
     rep.check(f"{where}: every cert-manager object is in {ns}",
               all(dig(x, "metadata", "namespace") == ns
                   for x in objs if group_of(x) == "cert-manager.io"
@@ -1239,10 +1302,11 @@ def check_repository(rep: Report) -> None:
     lines = set(cignore.read_text().split()) if cignore.exists() else set()
     rep.check("repository: certs/.gitignore ignores dev/ and *.key",
               {"*.key"} <= lines and bool({"dev/", "/dev/", "dev"} & lines), f"{sorted(lines)}")
-    patch = OVERLAYS / "pullgate-certs" / "cabundle-patch.yaml"
-    text = patch.read_text() if patch.exists() else ""
-    rep.check("repository: cabundle-patch.yaml holds the CA_BUNDLE placeholder to fill",
-              "value: CA_BUNDLE" in text, str(patch.relative_to(REPO)))
+    for name in ("cabundle-patch.yaml", "cabundle-changes-patch.yaml"):
+        patch = OVERLAYS / "pullgate-certs" / name
+        text = patch.read_text() if patch.exists() else ""
+        rep.check(f"repository: {name} holds the CA_BUNDLE placeholder to fill",
+                  "value: CA_BUNDLE" in text, str(patch.relative_to(REPO)))
     docker = REPO / "Dockerfile"
     text = docker.read_text() if docker.exists() else ""
     problems = [what for what, ok in (
@@ -1290,6 +1354,11 @@ def check_binary(rep: Report, base: list[dict], others: dict[str, list[dict]]) -
                          - set(re.findall(r"--[a-z][a-z0-9-]*", help_text)))
         rep.check("binary: `pullgate serve` accepts every flag the Deployment passes",
                   not unknown, f"unknown to {binary}: {unknown}")
+        env = {e.get("name") for e in (pullgate_container(deploy) or {}).get("env") or []
+               if str(e.get("name", "")).startswith("PULLGATE_")}
+        unread = sorted(env - set(re.findall(r"env: (PULLGATE_[A-Z0-9_]+)", help_text)))
+        rep.check("binary: `pullgate serve` reads every PULLGATE_ variable the Deployment sets",
+                  bool(env) and not unread, f"not read by {binary}: {unread}")
         known = set(re.findall(r"--[a-z][a-z0-9-]*", help_text))
         for name, objs in others.items():
             deploy = one(objs, "Deployment", "pullgate", "apps") or {}
@@ -1355,29 +1424,35 @@ def main() -> int:
         filled = False
         if rep.check("README.md documents the sed line that fills CA_BUNDLE",
                      sed is not None, "no line starting with `sed` naming CA_BUNDLE"):
-            patch_file = certs_dir / "cabundle-patch.yaml"
-            before = patch_file.read_text()
+            patch_files = sorted(certs_dir.glob("cabundle-*.yaml"))
+            before = [f.read_text() for f in patch_files]
             proc = subprocess.run(["bash", "-c", sed], cwd=copy_root, capture_output=True,
                                   text=True, timeout=60)
-            after = patch_file.read_text()
+            after = [f.read_text() for f in patch_files]
             try:
-                values = [op.get("value") for op in yaml.safe_load(after) or []]
+                values = [op.get("value") for a in after for op in yaml.safe_load(a) or []]
             except (yaml.YAMLError, AttributeError):
                 values = []
             ca = (certs_dir / "ca.crt").read_bytes()
-            filled = (after != before and bool(values)
-                      and all(b64bytes(v) == ca for v in values))
-            rep.check("the README's sed line fills cabundle-patch.yaml with base64 of ca.crt",
+            filled = (len(patch_files) == 2 and all(a != b for a, b in zip(after, before))
+                      and bool(values) and all(b64bytes(v) == ca for v in values))
+            rep.check("the README's sed line fills every cabundle-*.yaml patch (both webhook "
+                      "configurations, and the changes webhook) with base64 of ca.crt",
                       proc.returncode == 0 and filled,
-                      proc.stderr.strip() or f"patch values afterwards: {values}")
+                      proc.stderr.strip() or f"{[f.name for f in patch_files]}: {values}")
         print(f"pullgate-certs overlay rendered from a temporary copy with {how} files")
 
-        warn = readme_block("warn-mode")
-        warn_dir = copy_root / "manifests" / "overlays" / "warn-mode-check"
-        if rep.check("README.md shows the warn-mode overlay", warn is not None,
-                     "no fenced block after <!-- check:warn-mode -->"):
-            warn_dir.mkdir()
-            (warn_dir / "kustomization.yaml").write_text(warn)
+        # The README's install steps after the default one (warn, enforce): each fenced
+        # block, written where the README says, rendered as the admin would.
+        steps = {}
+        for marker in STEP_MODES:
+            block = readme_block(marker)
+            if rep.check(f"README.md shows the {marker} overlay", block is not None,
+                         f"no fenced block after <!-- check:{marker} -->"):
+                step_dir = copy_root / "manifests" / "overlays" / f"{marker}-check"
+                step_dir.mkdir()
+                (step_dir / "kustomization.yaml").write_text(block)
+                steps[marker] = step_dir
 
         # The optional component, as the README adds it: on top of a certificate overlay.
         netpol_dir = copy_root / "manifests" / "overlays" / f"{NETPOL_COMPONENT}-check"
@@ -1395,8 +1470,7 @@ def main() -> int:
         targets = [("base", BASE), ("cert-manager", OVERLAYS / "cert-manager"),
                    ("pullgate-certs", certs_dir), (NETPOL_COMPONENT, netpol_dir),
                    (PROVIDER_COMPONENT, provider_dir)]
-        if warn is not None:
-            targets.append(("warn-mode", warn_dir))
+        targets.extend(steps.items())
         for name, directory in targets:
             objs, err = render(cmd, directory)
             shown = (directory.relative_to(copy_root) if directory.is_relative_to(copy_root)
@@ -1406,11 +1480,9 @@ def main() -> int:
 
     crds = find(renderings.get("base", []), "CustomResourceDefinition")
     for name, objs in renderings.items():
-        if name == "warn-mode":
-            continue
         for obj in objs:
             validate_object(rep, name, obj, crds, opts.k8s_version)
-        check_rendering(rep, name, objs, base_kustomization)
+        check_rendering(rep, name, objs, base_kustomization, STEP_MODES.get(name, DEFAULT_STEP))
     if "base" in renderings:
         check_base(rep, renderings["base"])
     if "cert-manager" in renderings:
@@ -1423,15 +1495,20 @@ def main() -> int:
         cert_names = [n for cert in find(renderings.get("cert-manager", []), "Certificate")
                       for n in dig(cert, "spec", "dnsNames", default=[]) or []]
         check_credential_provider(rep, renderings[PROVIDER_COMPONENT], cert_names)
-    if "warn-mode" in renderings:
-        objs = renderings["warn-mode"]
+    base_args = (pullgate_container(one(renderings.get("base", []), "Deployment", "pullgate",
+                                        "apps") or {}) or {}).get("args") or []
+    for marker in STEP_MODES:
+        if marker not in renderings:
+            continue
+        objs = renderings[marker]
         deploy = one(objs, "Deployment", "pullgate", "apps") or {}
         args = (pullgate_container(deploy) or {}).get("args") or []
-        base_args = (pullgate_container(one(renderings.get("base", []), "Deployment",
-                                            "pullgate", "apps") or {}) or {}).get("args") or []
-        rep.check("warn-mode: the README's overlay adds --mode=warn and keeps the other args",
-                  "--mode=warn" in args and all(a in args for a in base_args),
-                  f"args {args}")
+        rep.check(f"{marker}: the README's overlay keeps the server's arguments",
+                  args == base_args, f"args {args}")
+        text = readme_block(marker) or ""
+        rep.check(f"{marker}: the README's overlay uses the component "
+                  f"components/{STEP_MODES[marker][0]}",
+                  f"../../components/{STEP_MODES[marker][0]}" in text, text)
     check_examples(rep, crds, opts.k8s_version)
     check_repository(rep)
     check_binary(rep, renderings.get("base", []),

@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::audit::AuditSummary;
 use super::credentials::{Chain, RefCredentials};
 use super::inputs::{Inputs, Wake};
 use super::pull_secrets;
@@ -57,7 +58,12 @@ impl Controller {
     }
 
     /// Runs until shutdown; `probed` is what the registry loop found.
-    pub async fn run(mut self, mut inputs: Inputs, mut probed: watch::Receiver<Arc<Probed>>) {
+    pub async fn run(
+        mut self,
+        mut inputs: Inputs,
+        mut probed: watch::Receiver<Arc<Probed>>,
+        mut audit: watch::Receiver<Arc<AuditSummary>>,
+    ) {
         let mut next = Instant::now() + self.opts.resync;
         // Every wake-up below is a reason to reconcile (when leading and synced).
         loop {
@@ -66,12 +72,14 @@ impl Controller {
             if leading && synced {
                 let view = inputs.view();
                 let probed = probed.borrow_and_update().clone();
-                let ok = self.reconcile(&view, &probed).await;
+                let audit = audit.borrow_and_update().clone();
+                let ok = self.reconcile(&view, &probed, &audit).await;
                 next = Instant::now() + if ok { self.opts.resync } else { RETRY };
             }
             let own = async {
                 tokio::select! {
                     Ok(()) = probed.changed() => false,
+                    Ok(()) = audit.changed() => false,
                     _ = tokio::time::sleep_until(next) => true,
                 }
             };
@@ -84,7 +92,12 @@ impl Controller {
     }
 
     /// One pass; false when a write failed.
-    async fn reconcile(&mut self, view: &LeaderView, probed: &Probed) -> bool {
+    async fn reconcile(
+        &mut self,
+        view: &LeaderView,
+        probed: &Probed,
+        audit: &AuditSummary,
+    ) -> bool {
         let mut desired = {
             let refs = RefCredentials {
                 secrets: &view.watched.ref_secrets,
@@ -115,7 +128,7 @@ impl Controller {
         }
         let mut ok = self.writer.apply(&plan, &view.watched.pull_secrets).await;
         let now = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-        for w in status::writes(view, &space_problems, probed, &now) {
+        for w in status::writes(view, &space_problems, probed, audit, &now) {
             ok &= self.write_status(w).await;
         }
         ok

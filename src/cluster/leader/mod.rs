@@ -4,7 +4,8 @@
 //! them, from the sources in [`credentials`]), the custom resources' status ([`status`],
 //! written by [`controller`]), registry probes and Harbor projects and robots
 //! ([`registry_loop`], [`robots`] says what is kept of them, [`rotation`] what is done on
-//! Harbor), and a Registry per managed Harbor ([`managed`]).
+//! Harbor), a Registry per managed Harbor ([`managed`]), and the background audit's
+//! findings per namespace ([`audit`]) written as reports ([`reports`]).
 //!
 //! Everything here reads the replica half's state (a
 //! [`LeaderView`](super::replica::state::LeaderView)) and never the other way round
@@ -14,6 +15,7 @@
 //! [`robots::RobotSource`], [`pull_secrets::auth_keys`]) also answer `POST /credentials`
 //! on every replica (`crate::provider::issuer`); they write nothing.
 
+pub mod audit;
 pub mod controller;
 pub mod credentials;
 pub mod election;
@@ -21,6 +23,7 @@ pub mod inputs;
 pub mod managed;
 pub mod pull_secrets;
 pub mod registry_loop;
+pub mod reports;
 pub mod robots;
 pub mod rotation;
 pub mod status;

@@ -1,4 +1,4 @@
-//! What the leader does to this cluster's robots on Harbor (SPEC §6.4, §12), one
+//! What the leader does to this cluster's robots on Harbor (README, "Several clusters, one Harbor"), one
 //! project at a time ([`keep_space`]): a robot for each bound workspace, made
 //! make-before-break when the one in use is due (two thirds into its lifetime, from a
 //! Secret written before lifetimes, gone from Harbor or disabled): the new robot is

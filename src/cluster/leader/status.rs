@@ -3,7 +3,8 @@
 //! `Ready`, and what the last probe found (`existsOnRegistry`, `repoCount`,
 //! `storageUsedBytes`); a Registry's `Valid` and `Conflict` (hosts another Registry
 //! claims too, shown by `kubectl get`), and from the last probe its health, counts and
-//! `Ready`. [`writes`] computes the merge patches purely, only for objects whose
+//! `Ready`; on a Workspace and a RegistrySpace, the count of audit `findings` and the
+//! condition `Audited`. [`writes`] computes the merge patches purely, only for objects whose
 //! status differs; conditions of other types are kept as they are. Every status field
 //! has this one writer; the registry loop only hands it [`Probed`] data.
 
@@ -11,10 +12,14 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use super::audit::AuditSummary;
 use super::registry_loop::Probed;
 use crate::cluster::replica::state::{CrKind, LeaderView, StoredView};
 use crate::index::Snapshot;
 use crate::registry::READY_CONDITION;
+
+/// The condition that says whether the `findings` count is current.
+pub const AUDITED_CONDITION: &str = "Audited";
 
 /// One status merge patch to send.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +57,7 @@ pub fn writes(
     view: &LeaderView,
     space_problems: &BTreeMap<String, Vec<String>>,
     probed: &Probed,
+    audit: &AuditSummary,
     now: &str,
 ) -> Vec<StatusWrite> {
     let snap = &view.snapshot;
@@ -66,7 +72,12 @@ pub fn writes(
                 .collect();
             let (fields, conds) = match kind {
                 CrKind::Registry => registry(snap, obj, &problems, probed),
-                CrKind::Workspace => workspace(snap, obj, &problems),
+                CrKind::Workspace => {
+                    let (mut fields, mut conds) = workspace(snap, obj, &problems);
+                    let n = audit.by_workspace.get(obj.name).copied().unwrap_or(0);
+                    audited(audit, n, &mut fields, &mut conds);
+                    (fields, conds)
+                }
                 CrKind::RegistrySpace => {
                     let mut extra = space_problems.get(obj.name).cloned().unwrap_or_default();
                     extra.extend(
@@ -76,7 +87,16 @@ pub fn writes(
                             .cloned()
                             .unwrap_or_default(),
                     );
-                    let (mut fields, conds) = space(snap, obj, &problems, &extra);
+                    let (mut fields, mut conds) = space(snap, obj, &problems, &extra);
+                    let n = space_entry(snap, obj.name)
+                        .and_then(|e| {
+                            audit
+                                .by_space
+                                .get(&(e.registry.clone(), e.space.clone()))
+                                .copied()
+                        })
+                        .unwrap_or(0);
+                    audited(audit, n, &mut fields, &mut conds);
                     if let Some(p) = probed.spaces.get(obj.name) {
                         fields.push(("existsOnRegistry", json!(p.exists)));
                         fields.push(("repoCount", json!(p.repo_count)));
@@ -96,6 +116,37 @@ pub fn writes(
         }
     }
     out
+}
+
+/// The audit's part of a status: `findings` (the count) and the condition `Audited`
+/// (False while the findings may be out of date), once the audit has computed them.
+fn audited(
+    audit: &AuditSummary,
+    n: u64,
+    fields: &mut Vec<(&'static str, Value)>,
+    conds: &mut Vec<Want>,
+) {
+    if !audit.computed {
+        return;
+    }
+    fields.push(("findings", json!(n)));
+    conds.push(match &audit.stale {
+        None => want(
+            AUDITED_CONDITION,
+            true,
+            "Current",
+            format!("{n} findings on running workloads"),
+        ),
+        Some(why) => want(AUDITED_CONDITION, false, "Stale", why.clone()),
+    });
+}
+
+/// The binding-table entry of a RegistrySpace object.
+fn space_entry<'s>(snap: &'s Snapshot, name: &str) -> Option<&'s crate::index::SpaceEntry> {
+    snap.registries()
+        .iter()
+        .flat_map(|r| snap.spaces_of(&r.name))
+        .find(|s| s.objects.iter().any(|o| o == name))
 }
 
 fn registry(

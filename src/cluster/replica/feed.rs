@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use super::state::{Change, LeaderView, WatchId, Watched};
 use super::watch::{self, Source};
+use super::workloads::RunningWorkloads;
 use crate::api::SecretRef;
 use crate::index::{Snapshot, Table};
 
@@ -27,7 +28,7 @@ use crate::index::{Snapshot, Table};
 pub const COALESCE: Duration = Duration::from_millis(10);
 
 /// Told, on every replica, what `POST /credentials` reads
-/// ([`Watched::credential_part`]) after every change of it once synced (SPEC §13).
+/// ([`Watched::credential_part`]) after every change of it once synced (README, "Pulls without Secrets").
 #[derive(Clone, Default)]
 pub struct CredentialsHook(pub Option<Arc<dyn Fn(Watched) + Send + Sync>>);
 
@@ -52,6 +53,8 @@ pub struct Feed {
     /// How often the staleness bound is checked.
     pub staleness_tick: Duration,
     pub credentials: CredentialsHook,
+    /// Told the objects of every table built (for the warnings on an admin's change).
+    pub running: RunningWorkloads,
 }
 
 struct Run {
@@ -177,14 +180,16 @@ impl Run {
         }
         if self.table_dirty {
             self.revision += 1;
-            let (objects, revision) = (self.watched.objects(), self.revision);
+            let (objects, revision) = (Arc::new(self.watched.objects()), self.revision);
             // A rebuild at scale takes milliseconds: on the blocking pool, so that the
             // runtime's workers (one, at the shipped CPU limit) keep answering reviews.
-            let built = tokio::task::spawn_blocking(move || Snapshot::build(&objects, revision));
+            let input = objects.clone();
+            let built = tokio::task::spawn_blocking(move || Snapshot::build(&input, revision));
             let snapshot = built
                 .await
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
             self.feed.table.store(snapshot);
+            self.feed.running.set_objects(objects);
             tracing::debug!(revision = self.revision, "binding table updated");
             self.table_dirty = false;
             self.view_dirty = true;
@@ -333,6 +338,7 @@ mod tests {
             max_staleness: Duration::from_secs(60),
             staleness_tick: Duration::from_secs(60),
             credentials: CredentialsHook::default(),
+            running: RunningWorkloads::default(),
         };
         let mut run = Run::new(feed, tx);
         run.set_leading(true);
@@ -442,6 +448,7 @@ mod tests {
             max_staleness: Duration::from_secs(60),
             staleness_tick: Duration::from_secs(60),
             credentials: CredentialsHook::default(),
+            running: RunningWorkloads::default(),
         };
         (Run::new(feed, tx), view_rx)
     }

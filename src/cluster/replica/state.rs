@@ -218,7 +218,7 @@ impl Watched {
         }
     }
 
-    /// What `POST /credentials` reads on every replica (SPEC §13): the Registries and the
+    /// What `POST /credentials` reads on every replica (README, "Pulls without Secrets"): the Registries and the
     /// Secrets pull credentials come from (referenced and robot Secrets), nothing else.
     pub fn credential_part(&self) -> Watched {
         Watched {

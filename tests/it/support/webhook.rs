@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use pullgate::admission::changes::Running;
 use pullgate::admission::Admission;
 use pullgate::index::Table;
 use pullgate::policy::Policy;
@@ -38,6 +39,17 @@ impl PullgateServer {
         policy: Policy,
         adjust: impl FnOnce(&mut ServerOptions),
     ) -> PullgateServer {
+        Self::start_running(table, policy, None, adjust)
+    }
+
+    /// Like [`PullgateServer::start_with`], with the running workloads that warnings on
+    /// an admin's change are computed from.
+    pub fn start_running(
+        table: Arc<Table>,
+        policy: Policy,
+        running: Option<Arc<dyn Running>>,
+        adjust: impl FnOnce(&mut ServerOptions),
+    ) -> PullgateServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let ca_out = dir.path().join("ca.crt");
         let mut opts = ServerOptions::new(
@@ -55,6 +67,7 @@ impl PullgateServer {
                 policy,
                 pull_secret_name: "pullgate-pull".into(),
                 table,
+                running,
             },
             events: None,
             denials: None,

@@ -210,10 +210,52 @@ pub(crate) async fn handle(inner: &Arc<Inner>, req: Request<Incoming>) -> Respon
         let (code, answer) = super::token_review::review(inner, &body);
         return reply(code, &answer);
     }
+    if method == Method::GET {
+        if let ["apis", g, v] = path.trim_matches('/').split('/').collect::<Vec<_>>()[..] {
+            let gv = format!("{g}/{v}");
+            return match inner.apis.lock().unwrap().get(&gv) {
+                Some(rs) => {
+                    let resources: Vec<Value> = rs
+                        .iter()
+                        .map(|(plural, kind)| json!({"name": plural, "singularName": "", "namespaced": true, "kind": kind, "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}))
+                        .collect();
+                    reply(
+                        200,
+                        &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+                    )
+                }
+                None => error(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ),
+            };
+        }
+    }
     let Some(target) = parse_path(&path) else {
         return error(404, "NotFound", "no such path");
     };
+    let refused = inner.refuse.lock().unwrap().clone();
+    if let Some((plural, code)) = refused.filter(|(p, _)| *p == target.plural) {
+        if method != Method::GET {
+            let resp = error(code, "Invalid", &format!("{plural} refused on purpose"));
+            inner.store.lock().unwrap().writes.push(Write {
+                method: method.to_string(),
+                path,
+                query,
+                content_type,
+                body,
+                client,
+                status: code,
+            });
+            return resp;
+        }
+    }
     let params = query_params(&query);
+    let failing_reads = inner.fail_reads.lock().unwrap().clone();
+    if method == Method::GET && failing_reads.as_deref() == Some(target.plural.as_str()) {
+        return error(500, "InternalError", "reads of this kind fail on purpose");
+    }
     if method == Method::GET {
         return match (&target.name, params.get("watch").map(String::as_str)) {
             (None, Some("true" | "1")) => watch_response(inner, &target, &params),

@@ -74,6 +74,13 @@ pub(crate) struct Inner {
     /// Tokens TokenReviews know, and how many reviews were asked.
     pub(crate) tokens: Mutex<BTreeMap<String, token_review::TokenInfo>>,
     pub(crate) token_reviews: AtomicU64,
+    /// API group versions served beyond the built-in ones: "group/version" → (plural,
+    /// kind) pairs, answered by discovery (`GET /apis/<group>/<version>`).
+    pub(crate) apis: Mutex<BTreeMap<String, Vec<(String, String)>>>,
+    /// Writes to this plural are refused with this status code.
+    pub(crate) refuse: Mutex<Option<(String, u16)>>,
+    /// Reads (lists and watches) of this plural are answered 500.
+    pub(crate) fail_reads: Mutex<Option<String>>,
 }
 
 /// The running fake; dropped with the test.
@@ -108,6 +115,9 @@ impl FakeApiServer {
             gone: AtomicU64::new(0),
             tokens: Mutex::new(BTreeMap::new()),
             token_reviews: AtomicU64::new(0),
+            apis: Mutex::new(BTreeMap::new()),
+            refuse: Mutex::new(None),
+            fail_reads: Mutex::new(None),
         });
         let server = inner.clone();
         let task = tokio::spawn(async move {
@@ -206,6 +216,29 @@ impl FakeApiServer {
     /// How many TokenReviews were asked.
     pub fn token_reviews(&self) -> u64 {
         self.inner.token_reviews.load(Ordering::SeqCst)
+    }
+
+    /// Serves `plural` (of `kind`) in `group_version` in discovery, as a CRD would.
+    pub fn serve_api(&self, group_version: &str, plural: &str, kind: &str) {
+        self.inner
+            .apis
+            .lock()
+            .unwrap()
+            .entry(group_version.to_string())
+            .or_default()
+            .push((plural.to_string(), kind.to_string()));
+    }
+
+    /// While set, every write to `plural` is answered `code` (as a validating apiserver
+    /// refuses an object); `None` accepts them again.
+    pub fn refuse_writes(&self, refuse: Option<(&str, u16)>) {
+        *self.inner.refuse.lock().unwrap() = refuse.map(|(p, c)| (p.to_string(), c));
+    }
+
+    /// While set, every read of `plural` (list, watch, get) is answered 500, so its
+    /// watches fail once broken; `None` heals them.
+    pub fn fail_reads(&self, plural: Option<&str>) {
+        *self.inner.fail_reads.lock().unwrap() = plural.map(str::to_string);
     }
 
     /// How many watches were answered `410 Gone`.

@@ -1,0 +1,555 @@
+//! The running workloads (README, "Background audit and reports"): one watch per kind
+//! judged at admission (Pods that have not finished, and the eight workload kinds), each object turned at once into the compact
+//! [`Workload`] judging needs (kind, name, uid, controller, images per location), so
+//! what is kept is small whatever the objects hold. [`RunningWorkloads`] is the shared
+//! handle: the store task publishes a new [`Running`] per burst of changes, with one
+//! `Arc` per namespace, so a reader tells the namespaces that changed by pointer.
+//!
+//! Every replica runs these watches: `/validate` answers an admin's change with the
+//! workloads it would newly deny on whichever replica the apiserver calls, and only the
+//! leader judges them into Reports. A broken watch marks the set stale (with the kind)
+//! until that kind is listed again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Pod, PodTemplate, ReplicationController};
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::watcher::{self, watcher, Event};
+use kube::Client;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::admission::changes::{self, Current};
+use crate::findings::{Content, Workload, WorkloadKind};
+use crate::index::Objects;
+
+/// How long a burst of watch events is gathered into one publication: a relist of
+/// 100,000 pods arrives as one change, single edits are seen within this.
+const COALESCE: Duration = Duration::from_millis(50);
+/// First wait after a failed watch; doubled per failure up to [`MAX_BACKOFF`] (as the
+/// binding-table watches do).
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Queue of converted changes waiting for the store.
+const QUEUE: usize = 1024;
+/// Pods that have finished run nothing: the apiserver leaves them out of the watch (a
+/// pod that finishes leaves the selection and is reported deleted).
+const RUNNING_PODS: &str = "status.phase!=Succeeded,status.phase!=Failed";
+
+/// The workloads of one namespace, sorted by kind and name.
+pub type NamespaceWorkloads = Arc<[Workload]>;
+
+/// What the watches have seen, as published.
+#[derive(Clone, Debug, Default)]
+pub struct Running {
+    /// Namespaces with at least one workload; an unchanged namespace keeps its `Arc`
+    /// from one publication to the next.
+    pub namespaces: BTreeMap<Arc<str>, NamespaceWorkloads>,
+    /// Every kind has been listed once.
+    pub synced: bool,
+    /// Kinds whose watch is broken now: what is held of them may be out of date.
+    pub broken: BTreeSet<WorkloadKind>,
+}
+
+impl Running {
+    /// Every workload, namespace by namespace.
+    pub fn all(&self) -> Vec<Workload> {
+        self.namespaces
+            .values()
+            .flat_map(|ws| ws.iter().cloned())
+            .collect()
+    }
+
+    /// Whether what is held is current (listed and no watch broken).
+    pub fn current(&self) -> bool {
+        self.synced && self.broken.is_empty()
+    }
+
+    /// How many workloads are held.
+    pub fn len(&self) -> usize {
+        self.namespaces.values().map(|ws| ws.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.namespaces.is_empty()
+    }
+}
+
+/// The shared handle on the running workloads and the objects of the current binding
+/// table: the store publishes the workloads, the feed the objects of each table it
+/// builds; admission (the warnings on an admin's change, through
+/// [`changes::Running`]) and the leader's audit read. Empty and not synced until
+/// cluster mode runs.
+#[derive(Clone, Debug)]
+pub struct RunningWorkloads(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    workloads: watch::Sender<Arc<Running>>,
+    objects: ArcSwapOption<Objects>,
+}
+
+impl Default for RunningWorkloads {
+    fn default() -> Self {
+        RunningWorkloads(Arc::new(Shared {
+            workloads: watch::channel(Arc::default()).0,
+            objects: ArcSwapOption::empty(),
+        }))
+    }
+}
+
+impl RunningWorkloads {
+    /// What is held now.
+    pub fn load(&self) -> Arc<Running> {
+        self.0.workloads.borrow().clone()
+    }
+
+    /// A receiver that wakes on every publication.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Running>> {
+        self.0.workloads.subscribe()
+    }
+
+    pub(crate) fn publish(&self, running: Running) {
+        self.0.workloads.send_replace(Arc::new(running));
+    }
+
+    /// Records the objects the binding table now in use was built from.
+    pub(crate) fn set_objects(&self, objects: Arc<Objects>) {
+        self.0.objects.store(Some(objects));
+    }
+}
+
+/// What an admin's change is judged against: the objects of the current table and every
+/// running workload (copied out per review; such reviews are rare). Until every kind
+/// has been listed the check cannot run, and says so.
+impl changes::Running for RunningWorkloads {
+    fn current(&self) -> Result<Current, String> {
+        let running = self.load();
+        if !running.synced {
+            return Err("the running workloads are not listed yet".into());
+        }
+        let objects = self
+            .0
+            .objects
+            .load_full()
+            .ok_or("the current objects are not known yet")?;
+        Ok(Current {
+            objects,
+            workloads: Arc::new(running.all()),
+        })
+    }
+}
+
+/// What one watch reports, already converted.
+#[derive(Debug)]
+pub enum WorkloadChange {
+    Reset(WorkloadKind, Vec<Workload>),
+    Apply(WorkloadKind, Workload),
+    /// (namespace, name) of an object gone.
+    Delete(WorkloadKind, Arc<str>, Box<str>),
+    Broken(WorkloadKind),
+}
+
+/// The `ApiResource` of a kind (its stable version).
+fn resource(kind: WorkloadKind) -> ApiResource {
+    match kind {
+        WorkloadKind::Pod => ApiResource::erase::<Pod>(&()),
+        WorkloadKind::Deployment => ApiResource::erase::<Deployment>(&()),
+        WorkloadKind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
+        WorkloadKind::DaemonSet => ApiResource::erase::<DaemonSet>(&()),
+        WorkloadKind::ReplicaSet => ApiResource::erase::<ReplicaSet>(&()),
+        WorkloadKind::ReplicationController => ApiResource::erase::<ReplicationController>(&()),
+        WorkloadKind::Job => ApiResource::erase::<Job>(&()),
+        WorkloadKind::CronJob => ApiResource::erase::<CronJob>(&()),
+        WorkloadKind::PodTemplate => ApiResource::erase::<PodTemplate>(&()),
+    }
+}
+
+/// Interns strings many workloads repeat (namespace names, image references), so each
+/// is kept once: 100,000 pods run a few thousand distinct images.
+#[derive(Default)]
+struct Names(HashMap<Arc<str>, ()>);
+
+impl Names {
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some((k, _)) = self.0.get_key_value(s) {
+            return k.clone();
+        }
+        let k: Arc<str> = Arc::from(s);
+        self.0.insert(k.clone(), ());
+        k
+    }
+
+    /// Forgets what no workload holds any more.
+    fn prune(&mut self) {
+        self.0.retain(|k, _| Arc::strong_count(k) > 1);
+    }
+}
+
+/// A watched object as a workload; `None` for a pod that has finished (it runs nothing).
+pub fn convert(kind: WorkloadKind, obj: DynamicObject) -> Option<Workload> {
+    if kind == WorkloadKind::Pod {
+        let phase = obj.data.pointer("/status/phase").and_then(|p| p.as_str());
+        if matches!(phase, Some("Succeeded" | "Failed")) {
+            return None;
+        }
+    }
+    let mut value = match serde_json::to_value(&obj) {
+        Ok(v) => v,
+        Err(e) => {
+            let ns = obj.metadata.namespace.clone().unwrap_or_default();
+            let name = obj.metadata.name.clone().unwrap_or_default();
+            return Some(Workload::unreadable(kind, ns, name, e.to_string()));
+        }
+    };
+    // Only metadata and spec are read; the status goes before the object is looked at.
+    if let Some(o) = value.as_object_mut() {
+        o.remove("status");
+    }
+    Some(crate::admission::workload::from_value(kind, &value))
+}
+
+/// Runs the watches of every kind and the store until `shutdown` turns true.
+pub async fn run(client: Client, running: RunningWorkloads, mut shutdown: watch::Receiver<bool>) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let mut tasks = tokio::task::JoinSet::new();
+    for kind in WorkloadKind::ALL {
+        tasks.spawn(watch_kind(client.clone(), kind, tx.clone()));
+    }
+    drop(tx);
+    tokio::select! {
+        _ = store(rx, running) => {}
+        _ = crate::cluster::stopped(&mut shutdown) => {}
+    }
+    tasks.shutdown().await;
+}
+
+/// One kind's watch: a full list, then changes; after a failure, a new list.
+async fn watch_kind(client: Client, kind: WorkloadKind, tx: mpsc::Sender<WorkloadChange>) {
+    let span = tracing::info_span!("workload_watch", kind = kind.as_str());
+    async move {
+        let api: Api<DynamicObject> = Api::all_with(client, &resource(kind));
+        let mut config = watcher::Config::default();
+        if kind == WorkloadKind::Pod {
+            config = config.fields(RUNNING_PODS);
+        }
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let mut stream = watcher(api.clone(), config.clone()).boxed();
+            let mut buffer = Vec::new();
+            while let Some(event) = stream.next().await {
+                let change = match event {
+                    Ok(Event::Init) => {
+                        buffer.clear();
+                        continue;
+                    }
+                    Ok(Event::InitApply(o)) => {
+                        buffer.extend(convert(kind, o));
+                        continue;
+                    }
+                    Ok(Event::InitDone) => {
+                        backoff = MIN_BACKOFF;
+                        WorkloadChange::Reset(kind, std::mem::take(&mut buffer))
+                    }
+                    Ok(Event::Apply(o)) => {
+                        let ns = o.metadata.namespace.clone().unwrap_or_default();
+                        let name = o.metadata.name.clone().unwrap_or_default();
+                        match convert(kind, o) {
+                            Some(w) => WorkloadChange::Apply(kind, w),
+                            None => WorkloadChange::Delete(kind, ns.into(), name.into()),
+                        }
+                    }
+                    Ok(Event::Delete(o)) => WorkloadChange::Delete(
+                        kind,
+                        o.metadata.namespace.unwrap_or_default().into(),
+                        o.metadata.name.unwrap_or_default().into(),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "workload watch failed; listing again after {backoff:?}");
+                        if tx.send(WorkloadChange::Broken(kind)).await.is_err() {
+                            return;
+                        }
+                        break;
+                    }
+                };
+                if tx.send(change).await.is_err() {
+                    return;
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// A namespace's changes not yet published: (kind, name) → the workload now, or `None`
+/// when it is gone.
+type Pending = BTreeMap<(WorkloadKind, Box<str>), Option<Workload>>;
+
+/// What the store keeps between publications: the published lists (the one copy of
+/// each workload) and the changes not yet published, by namespace.
+#[derive(Default)]
+pub struct Store {
+    published: BTreeMap<Arc<str>, NamespaceWorkloads>,
+    pending: HashMap<Arc<str>, Pending>,
+    names: Names,
+    images: Names,
+    listed: BTreeSet<WorkloadKind>,
+    broken: BTreeSet<WorkloadKind>,
+    /// Whether the next publication has news (a change or a flag).
+    changed: bool,
+}
+
+impl Store {
+    pub fn apply(&mut self, change: WorkloadChange) {
+        self.changed = true;
+        match change {
+            WorkloadChange::Broken(kind) => {
+                self.broken.insert(kind);
+            }
+            WorkloadChange::Reset(kind, items) => {
+                self.broken.remove(&kind);
+                self.listed.insert(kind);
+                // Everything of this kind goes, unless the new list has it again.
+                for (ns, ws) in &self.published {
+                    for w in ws.iter().filter(|w| w.kind == kind) {
+                        self.pending
+                            .entry(ns.clone())
+                            .or_default()
+                            .insert((kind, w.name.clone()), None);
+                    }
+                }
+                for pending in self.pending.values_mut() {
+                    for (key, w) in pending.iter_mut() {
+                        if key.0 == kind {
+                            *w = None;
+                        }
+                    }
+                }
+                for w in items {
+                    self.put(w);
+                }
+            }
+            WorkloadChange::Apply(kind, w) => {
+                self.broken.remove(&kind);
+                self.put(w);
+            }
+            WorkloadChange::Delete(kind, ns, name) => {
+                self.broken.remove(&kind);
+                let ns = self.names.intern(&ns);
+                self.pending
+                    .entry(ns)
+                    .or_default()
+                    .insert((kind, name), None);
+            }
+        }
+    }
+
+    fn put(&mut self, mut w: Workload) {
+        let ns = self.names.intern(&w.namespace);
+        w.namespace = ns.clone();
+        if let Content::Images(uses) = &mut w.content {
+            for u in uses.iter_mut() {
+                u.image = self.images.intern(&u.image);
+            }
+        }
+        self.pending
+            .entry(ns)
+            .or_default()
+            .insert((w.kind, w.name.clone()), Some(w));
+    }
+
+    /// The next publication, if anything changed since the last one. Only the
+    /// namespaces with changes get a new list.
+    pub fn publish(&mut self) -> Option<Running> {
+        if !std::mem::take(&mut self.changed) {
+            return None;
+        }
+        for (ns, changes) in std::mem::take(&mut self.pending) {
+            let mut list: BTreeMap<(WorkloadKind, Box<str>), Workload> = self
+                .published
+                .get(&ns)
+                .map(|ws| {
+                    ws.iter()
+                        .map(|w| ((w.kind, w.name.clone()), w.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut same = true;
+            for (key, w) in changes {
+                let old = match w {
+                    Some(w) => list.insert(key.clone(), w),
+                    None => list.remove(&key),
+                };
+                same &= old.as_ref() == list.get(&key);
+            }
+            if same {
+                continue;
+            }
+            if list.is_empty() {
+                self.published.remove(&ns);
+                self.names.0.remove(&ns);
+            } else {
+                self.published.insert(ns, list.into_values().collect());
+            }
+        }
+        self.images.prune();
+        Some(Running {
+            namespaces: self.published.clone(),
+            synced: WorkloadKind::ALL.iter().all(|k| self.listed.contains(k)),
+            broken: self.broken.clone(),
+        })
+    }
+}
+
+/// Applies the watches' changes and publishes once per burst.
+async fn store(mut rx: mpsc::Receiver<WorkloadChange>, running: RunningWorkloads) {
+    let mut store = Store::default();
+    while let Some(change) = rx.recv().await {
+        store.apply(change);
+        let deadline = Instant::now() + COALESCE;
+        while let Ok(Some(c)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            store.apply(c);
+        }
+        if let Some(r) = store.publish() {
+            running.publish(r);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(ns: &str, name: &str, image: &str) -> Workload {
+        let obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"containers": [{"name": "app", "image": image}]},
+            "status": {"phase": "Running"}}))
+        .unwrap();
+        convert(WorkloadKind::Pod, obj).expect("a running pod")
+    }
+
+    fn listed(store: &mut Store) {
+        for kind in WorkloadKind::ALL {
+            store.apply(WorkloadChange::Reset(kind, Vec::new()));
+        }
+    }
+
+    /// Only the namespace that changed gets a new list: the audit re-judges by pointer.
+    #[test]
+    fn an_unchanged_namespace_keeps_its_list() {
+        let mut store = Store::default();
+        listed(&mut store);
+        store.apply(WorkloadChange::Apply(
+            WorkloadKind::Pod,
+            pod("a", "p", "x:1"),
+        ));
+        store.apply(WorkloadChange::Apply(
+            WorkloadKind::Pod,
+            pod("b", "p", "x:1"),
+        ));
+        let first = store.publish().unwrap();
+        assert!(first.synced && first.current());
+        store.apply(WorkloadChange::Apply(
+            WorkloadKind::Pod,
+            pod("b", "q", "x:2"),
+        ));
+        let second = store.publish().unwrap();
+        assert!(Arc::ptr_eq(&first.namespaces["a"], &second.namespaces["a"]));
+        assert!(!Arc::ptr_eq(
+            &first.namespaces["b"],
+            &second.namespaces["b"]
+        ));
+        assert_eq!(second.namespaces["b"].len(), 2);
+        // The same object again changes nothing.
+        store.apply(WorkloadChange::Apply(
+            WorkloadKind::Pod,
+            pod("b", "q", "x:2"),
+        ));
+        let third = store.publish().unwrap();
+        assert!(Arc::ptr_eq(&second.namespaces["b"], &third.namespaces["b"]));
+        assert!(store.publish().is_none(), "nothing new, nothing published");
+    }
+
+    /// A new list replaces everything of its kind; a namespace left empty goes; a watch
+    /// that fails marks the set stale until its kind lists again.
+    #[test]
+    fn a_relist_replaces_its_kind_and_a_break_is_stale_until_then() {
+        let mut store = Store::default();
+        listed(&mut store);
+        store.apply(WorkloadChange::Apply(
+            WorkloadKind::Pod,
+            pod("a", "p", "x:1"),
+        ));
+        store.apply(WorkloadChange::Apply(
+            WorkloadKind::Pod,
+            pod("b", "p", "x:1"),
+        ));
+        store.publish();
+        store.apply(WorkloadChange::Broken(WorkloadKind::Pod));
+        let broken = store.publish().unwrap();
+        assert!(!broken.current());
+        assert_eq!(broken.broken, BTreeSet::from([WorkloadKind::Pod]));
+        store.apply(WorkloadChange::Reset(
+            WorkloadKind::Pod,
+            vec![pod("b", "p", "x:1")],
+        ));
+        let relisted = store.publish().unwrap();
+        assert!(relisted.current());
+        assert_eq!(
+            relisted.namespaces.keys().map(|k| &**k).collect::<Vec<_>>(),
+            ["b"]
+        );
+        store.apply(WorkloadChange::Delete(
+            WorkloadKind::Pod,
+            "b".into(),
+            "p".into(),
+        ));
+        assert!(store.publish().unwrap().is_empty());
+    }
+
+    /// An image many pods run is kept once.
+    #[test]
+    fn images_are_kept_once() {
+        let mut store = Store::default();
+        listed(&mut store);
+        store.apply(WorkloadChange::Apply(
+            WorkloadKind::Pod,
+            pod("a", "p", "x:1"),
+        ));
+        store.apply(WorkloadChange::Apply(
+            WorkloadKind::Pod,
+            pod("b", "q", "x:1"),
+        ));
+        let r = store.publish().unwrap();
+        let image = |ns: &str| match &r.namespaces[ns][0].content {
+            Content::Images(uses) => uses[0].image.clone(),
+            Content::Unreadable(_) => panic!("readable"),
+        };
+        assert!(Arc::ptr_eq(&image("a"), &image("b")));
+    }
+
+    #[test]
+    fn a_finished_pod_runs_nothing_and_the_status_is_not_read() {
+        let done: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "a"},
+            "spec": {"containers": [{"name": "app", "image": "x:1"}]},
+            "status": {"phase": "Succeeded"}}))
+        .unwrap();
+        assert!(convert(WorkloadKind::Pod, done).is_none());
+        let w = pod("a", "p", "x:1");
+        assert_eq!(w.display(), "Pod/a/p");
+    }
+}
