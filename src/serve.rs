@@ -124,7 +124,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let denials = match args.ui_listen {
         Some(addr) => {
             let stop = stopped(stop_tx.subscribe());
-            Some(ui::start(addr, args.config.as_deref(), args.policy.mode.into(), stop).await?)
+            let findings: Arc<dyn ui::FindingsSource> = Arc::new(ui::findings::Judged {
+                running: running.clone(),
+                table: table.clone(),
+                policy: args.policy.policy(&args.pullgate_namespace),
+            });
+            let mode = args.policy.mode.into();
+            Some(ui::start(addr, args.config.as_deref(), mode, Some(findings), stop).await?)
         }
         None => None,
     };

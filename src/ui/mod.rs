@@ -12,6 +12,7 @@
 //! Host other than `localhost` or an IP address 403; nothing is ever written.
 
 pub mod denials;
+pub mod findings;
 pub mod page;
 
 use std::convert::Infallible;
@@ -275,6 +276,7 @@ pub async fn start(
     addr: SocketAddr,
     config: Option<&Path>,
     global_mode: Enforcement,
+    findings: Option<Arc<dyn FindingsSource>>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Arc<RecentDenials>> {
     let source = match config {
@@ -284,7 +286,10 @@ pub async fn start(
         )?),
     };
     let denials = Arc::new(RecentDenials::new());
-    let ui = Ui::new(source, global_mode, denials.clone());
+    let mut ui = Ui::new(source, global_mode, denials.clone());
+    if let Some(findings) = findings {
+        ui = ui.with_findings(findings);
+    }
     let listener = bind(addr).await?;
     let bound = listener
         .local_addr()

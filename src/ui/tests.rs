@@ -203,3 +203,59 @@ fn a_workspace_with_many_namespaces_lists_a_few_and_counts_the_rest() {
     assert!(html.contains("and 960 more"));
     assert!(html.contains("tag warnmode\">Warn"));
 }
+
+#[test]
+fn findings_are_the_running_workloads_judged_against_the_live_table() {
+    use crate::admission::changes::Shared;
+    use crate::api::RegistryType::Harbor;
+    use crate::findings::{Use, Workload, WorkloadKind};
+    use crate::index::testing::{mk_registry, mk_space, mk_workspace};
+    use crate::index::{Objects, Snapshot, Table};
+    use crate::policy::{Location, Policy};
+
+    let objects = Objects {
+        registries: vec![mk_registry("hp", Harbor, "https://harbor.example.com", &[])],
+        spaces: vec![
+            mk_space("hp.a", "hp", "team-a", Visibility::Private, &["ws-a"]),
+            mk_space("hp.b", "hp", "team-b", Visibility::Private, &["ws-b"]),
+        ],
+        workspaces: vec![
+            mk_workspace("ws-a", &["app-1"], None, None),
+            mk_workspace("ws-b", &["app-2"], None, None),
+        ],
+        ..Objects::default()
+    };
+    let running = Arc::new(Shared::default());
+    let source = findings::Judged {
+        running: running.clone(),
+        table: Arc::new(Table::new(Snapshot::build(&objects, 1))),
+        policy: Policy::default(),
+    };
+    // No workloads watched (standalone): no audit data rather than "nothing found".
+    assert_eq!(source.findings(), None);
+    let pod = |ns: &str, name: &str, image: &str| {
+        let image = Use {
+            location: Location::Container,
+            container: "c".into(),
+            image: image.into(),
+        };
+        Workload::new(WorkloadKind::Pod, ns, name, [image])
+    };
+    running.set_objects(Arc::new(objects));
+    running.set_workloads(Arc::new(vec![
+        pod("app-1", "ok", "harbor.example.com/team-a/x:1"),
+        pod("app-1", "bad", "harbor.example.com/team-b/x:1"),
+        pod("elsewhere", "lost", "harbor.example.com/team-a/x:1"),
+    ]));
+    let found = source.findings().expect("workloads are watched");
+    let of = |ws: &str| found.iter().find(|w| w.workspace == ws).cloned();
+    let a = of("ws-a").expect("every workspace is listed");
+    assert_eq!((a.total, a.findings[0].name.as_str()), (1, "bad"));
+    assert!(
+        a.findings[0].reason.contains("team-b"),
+        "{:?}",
+        a.findings[0]
+    );
+    assert_eq!(of("ws-b").map(|w| w.total), Some(0));
+    assert_eq!(of("(no workspace)").map(|w| w.total), Some(1));
+}
