@@ -184,9 +184,14 @@ async fn cluster_scenario(out: &mut Outputs, secrets: &mut Vec<String>) {
     r.synced().await;
 
     let harbor_host = harbor.url().trim_start_matches("http://").to_string();
-    let robot_user = "robot$team-h+pullgate-ws-a";
+    // The robot of (team-h, ws-a), whatever its generation.
+    let robot_prefix = "robot$team-h+pullgate-";
     wait_until("app-1's pull Secret holds all three sources", || {
-        let Some(robot) = harbor.robots().into_iter().find(|x| x.name == robot_user) else {
+        let Some(robot) = harbor
+            .robots()
+            .into_iter()
+            .find(|x| x.name.starts_with(robot_prefix))
+        else {
             return false;
         };
         fake.get("v1", "Secret", "app-1", PULL).is_some_and(|s| {

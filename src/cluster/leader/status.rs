@@ -166,12 +166,19 @@ fn registry(
     };
     let mut conds = vec![valid];
     if obj.invalid.is_none() {
+        // Present while there is a conflict, and False once one is over (a Registry that
+        // never had one carries no such condition).
+        let had = obj.status["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Conflict"));
         let shared = host_conflict(snap, obj.name);
-        conds.push(if shared.status == "False" && !conflicts.is_empty() {
-            want("Conflict", true, "HostClaimed", conflicts.join("; "))
-        } else {
-            shared
-        });
+        if shared.status == "True" {
+            conds.push(shared);
+        } else if !conflicts.is_empty() {
+            conds.push(want("Conflict", true, "HostClaimed", conflicts.join("; ")));
+        } else if had {
+            conds.push(shared);
+        }
     }
     let mut fields = Vec::new();
     if let Some(p) = probed.registries.get(obj.name) {
