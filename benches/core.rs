@@ -112,7 +112,7 @@ fn benches(c: &mut Criterion) {
         policy: policy.clone(),
         pull_secret_name: "pullgate-pull".into(),
         table: Arc::new(Table::new(Snapshot::build(&objects, 1))),
-        running: None,
+        changes: None,
     };
     for kib in [2, 10, 25] {
         let body = pod_review(kib);

@@ -18,7 +18,7 @@ fn main() {
         policy: Policy::default(),
         pull_secret_name: "pullgate-pull".into(),
         table: Arc::new(Table::new(Snapshot::build(&objects, 1))),
-        running: None,
+        changes: None,
     };
     let parse_only = args.get(3).is_some_and(|a| a == "--parse-only");
     let mut allowed = 0;

@@ -17,10 +17,9 @@ use std::path::{Path, PathBuf};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde::Serialize;
 
-use crate::admission::workload;
 use crate::cli::{AuditArgs, Output};
 use crate::config;
-use crate::findings::{self, Change, Content, Finding, Workload, WorkloadKind};
+use crate::findings::{self, workload, Change, Content, Finding, Workload, WorkloadKind};
 use crate::index::{Objects, Snapshot};
 use crate::input::{self, escape, Class};
 

@@ -99,7 +99,7 @@ fn run_inner(args: &CheckArgs) -> Result<(String, i32), Vec<String>> {
         policy: args.policy.policy(&args.pullgate_namespace),
         pull_secret_name: DEFAULT_PULL_SECRET_NAME.to_string(),
         table: Arc::new(Table::new(snapshot)),
-        running: None,
+        changes: None,
     };
     if let Some(image) = &args.image {
         let ns = args.target_namespace.as_deref().unwrap_or("default");

@@ -2,15 +2,15 @@
 //! templates already in the cluster the current binding table would deny, judged with
 //! the admission decision itself ([`policy::decide`] over an [`index::Snapshot`]). Pure:
 //! no IO, no async, no Kubernetes client. It keeps nothing between calls; the caller
-//! keeps the [`Workload`]s (built from watched objects, or from files by
-//! `admission::workload`) and the snapshots.
+//! keeps the [`Workload`]s (read from watched objects or files by [`workload`]) and the
+//! snapshots.
 //!
 //! How to use it:
 //!
 //! - Keep one [`Workload`] per watched Pod, Deployment, StatefulSet, DaemonSet,
 //!   ReplicaSet, ReplicationController, Job, CronJob and PodTemplate: kind, namespace,
 //!   name, uid, controller owner and the image of each container/volume, nothing else
-//!   (`admission::workload::from_value` builds one from an object's JSON; an object
+//!   ([`workload::from_value`] builds one from an object's JSON; an object
 //!   that cannot be read becomes a workload whose [`Content`] is `Unreadable`, judged as
 //!   a finding of its own with reason [`UNREADABLE`]).
 //! - [`judge_all`] judges a set of workloads and reports a Pod's finding once, under
@@ -20,9 +20,9 @@
 //!   namespace of what they own, so judging one namespace's workloads at a time gives
 //!   the same findings as judging all of them (what an incremental re-judge needs).
 //!   [`judge`] judges one workload without folding.
-//! - [`diff`] compares two tables over the same workloads (what-if, and the warnings on
-//!   an admin's change); [`newly_denied`] keeps only the workloads the second table
-//!   denies more images of.
+//! - [`diff`] compares two tables over the same workloads (`pullgate audit --what-if`,
+//!   and the warnings on an admin's change in [`crate::whatif`]); [`newly_denied`] keeps
+//!   only the workloads the second table denies more images of.
 //!
 //! A finding exists whatever the mode: it says what admission would deny, and its
 //! `mode` says what admission does about it (`Enforce` denies, `Warn` warns, `Audit`
@@ -32,6 +32,7 @@
 
 #[cfg(test)]
 mod tests;
+pub mod workload;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

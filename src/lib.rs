@@ -37,8 +37,12 @@
 //! - [`policy`]: the decision (pure).
 //! - [`index`]: the binding table built from objects (pure).
 //! - [`findings`]: running workloads judged with the admission decision, folded under
-//!   their controllers, and the diff between two tables (pure).
+//!   their controllers, and the diff between two tables (pure); [`findings::workload`]
+//!   reads a `Workload` from an object's JSON with admission's reader.
 //! - [`admission`]: images of pods and workloads, AdmissionReview in and out, the patch.
+//! - [`whatif`]: the warnings on an admin's change (`changes.pullgate.io`): the running
+//!   workloads a Registry, RegistrySpace or Workspace change would newly deny; admission
+//!   is handed it as an [`admission::ChangeWarnings`].
 //! - [`input`]: input files read as kubectl reads them (files, directories, stdin, lists,
 //!   merge keys), the kinds pullgate knows, and escaping for printing.
 //! - [`sensitive`]: reading objects that may hold credentials, with redacted errors.
@@ -81,3 +85,4 @@ pub mod sensitive;
 pub mod serve;
 pub mod server;
 pub mod ui;
+pub mod whatif;

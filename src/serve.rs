@@ -22,6 +22,7 @@ use crate::provider::issuer::TokenIssuer;
 use crate::server::credentials::Issuer;
 use crate::server::{self, Handler, Health, Metrics, ServerOptions, TlsSource};
 use crate::ui::{self, denials::RecentDenials};
+use crate::whatif;
 
 /// How long a changed config file must stay the same before it is loaded.
 const CONFIG_SETTLE: Duration = Duration::from_millis(50);
@@ -96,8 +97,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let (table, events, issuer, running) = match &args.config {
         Some(path) => {
             // Standalone mode watches no workloads, so no change warns there.
-            let none: Arc<dyn crate::admission::changes::Running> =
-                Arc::new(crate::admission::changes::Shared::default());
+            let none: Arc<dyn whatif::Running> = Arc::new(whatif::Shared::default());
             (
                 standalone(path, &args, &health, &metrics)?,
                 None,
@@ -116,7 +116,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 workloads.clone(),
             )
             .await?;
-            let running: Arc<dyn crate::admission::changes::Running> = Arc::new(workloads);
+            let running: Arc<dyn whatif::Running> = Arc::new(workloads);
             (table, Some(events), issuer, running)
         }
     };
@@ -145,7 +145,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             },
             table,
             // Cluster mode: this replica's watches of the running workloads.
-            running: Some(running),
+            changes: Some(Arc::new(whatif::Warnings(running))),
         },
         events,
         denials,

@@ -1,10 +1,11 @@
 //! Admission: from an AdmissionReview body to its [`Outcome`]: the HTTP answer, the
 //! verdict, the audit record and the Event to write. [`Admission::review`] is the one
 //! entry point; it parses once, calls the pure decision and maps the result. `pullgate check` uses [`Admission::judge_object`], the
-//! same path without the envelope.
+//! same path without the envelope. The warnings on an admin's change are not judged here:
+//! they come from a [`ChangeWarnings`] handed in (`crate::whatif`, which reads running
+//! workloads with this module's reader and so sits above it).
 
 pub mod audit;
-pub mod changes;
 mod json_out;
 pub mod object;
 pub mod patch;
@@ -14,7 +15,6 @@ pub mod review;
 pub mod testing;
 #[cfg(test)]
 mod tests;
-pub mod workload;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -50,7 +50,8 @@ pub const MAX_ECHOED: usize = 1024;
 /// to 256 characters and drops those that follow. So each warning is kept within 256
 /// bytes and all of them within 4,096, the last one saying how many were left out.
 const WARNING_BYTES: usize = 256;
-const WARNINGS_BYTES: usize = 4096;
+/// The apiserver's bound on all the warnings of one response, in bytes.
+pub const WARNINGS_BYTES: usize = 4096;
 
 /// Which webhook is being answered: the two admission routes of the TLS port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -104,9 +105,17 @@ pub struct Admission {
     /// The pull Secret `/mutate` injects; empty: none (`--pull-credentials provider`).
     pub pull_secret_name: String,
     pub table: Arc<Table>,
-    /// The current objects and running workloads, for the warnings on an admin's
-    /// change ([`changes`]); `None` gives no such warnings.
-    pub running: Option<Arc<dyn changes::Running>>,
+    /// The warnings on an admin's change (the `changes.pullgate.io` webhook); `None`
+    /// gives no such warnings.
+    pub changes: Option<Arc<dyn ChangeWarnings>>,
+}
+
+/// Warnings a validating review gets besides those of its own verdict: those naming
+/// the running workloads an admin's change would newly deny (`crate::whatif::Warnings`).
+pub trait ChangeWarnings: Send + Sync {
+    /// The warnings for one review (`body` is the request as received); empty for a
+    /// review they are not about.
+    fn warnings(&self, policy: &Policy, req: &Request<'_>, body: &[u8]) -> Vec<String>;
 }
 
 /// A decision with what the response needs to know about the request.
@@ -132,8 +141,10 @@ impl Admission {
         };
         match webhook {
             Webhook::Validate => {
-                let running = self.running.as_deref();
-                let change_warnings = changes::warnings(running, &self.policy, &req, body);
+                let change_warnings = match &self.changes {
+                    Some(c) => c.warnings(&self.policy, &req, body),
+                    None => Vec::new(),
+                };
                 self.validate(&req, judged, &snap, start, change_warnings)
             }
             Webhook::Mutate => self.mutate(&req, &judged),

@@ -18,7 +18,7 @@ fn admission() -> Admission {
         policy: Policy::default(),
         pull_secret_name: "pullgate-pull".into(),
         table: Arc::new(Table::new(Snapshot::build(&cfg.objects, 1))),
-        running: None,
+        changes: None,
     }
 }
 

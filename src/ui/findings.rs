@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{Finding, FindingsSource, WorkspaceFindings};
-use crate::admission::changes::Running;
 use crate::findings;
 use crate::index::Table;
 use crate::policy::Policy;
+use crate::whatif::Running;
 
 /// Findings listed per workspace (the page shows the first few; the total counts all).
 const LISTED: usize = 10;

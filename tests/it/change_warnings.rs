@@ -6,12 +6,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use pullgate::admission::changes::Shared;
 use pullgate::admission::testing::review;
 use pullgate::audit_cli::workloads_from_files;
 use pullgate::config;
 use pullgate::index::{Snapshot, Table};
 use pullgate::policy::Policy;
+use pullgate::whatif::Shared;
 use serde_json::{json, Value};
 
 use crate::support::webhook::PullgateServer;

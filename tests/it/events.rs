@@ -32,7 +32,7 @@ impl Node {
                 policy: Policy::default(),
                 pull_secret_name: PULL.into(),
                 table: replica.table.clone(),
-                running: None,
+                changes: None,
             },
             events: Some(replica.events.clone()),
             denials: None,

@@ -213,7 +213,7 @@ async fn cluster_scenario(out: &mut Outputs, secrets: &mut Vec<String>) {
             policy: Policy::default(),
             pull_secret_name: PULL.into(),
             table: r.table.clone(),
-            running: None,
+            changes: None,
         },
         events: Some(r.events.clone()),
         denials: None,

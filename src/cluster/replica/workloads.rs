@@ -26,9 +26,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::admission::changes::{self, Current};
-use crate::findings::{Content, Workload, WorkloadKind};
+use crate::findings::{workload, Content, Workload, WorkloadKind};
 use crate::index::Objects;
+use crate::whatif::{self, Current};
 
 /// How long a burst of watch events is gathered into one publication: a relist of
 /// 100,000 pods arrives as one change, single edits are seen within this.
@@ -85,7 +85,7 @@ impl Running {
 /// The shared handle on the running workloads and the objects of the current binding
 /// table: the store publishes the workloads, the feed the objects of each table it
 /// builds; admission (the warnings on an admin's change, through
-/// [`changes::Running`]) and the leader's audit read. Empty and not synced until
+/// [`whatif::Running`]) and the leader's audit read. Empty and not synced until
 /// cluster mode runs.
 #[derive(Clone, Debug)]
 pub struct RunningWorkloads(Arc<Shared>);
@@ -129,7 +129,7 @@ impl RunningWorkloads {
 /// What an admin's change is judged against: the objects of the current table and every
 /// running workload (copied out per review; such reviews are rare). Until every kind
 /// has been listed the check cannot run, and says so.
-impl changes::Running for RunningWorkloads {
+impl whatif::Running for RunningWorkloads {
     fn current(&self) -> Result<Current, String> {
         let running = self.load();
         if !running.synced {
@@ -213,7 +213,7 @@ pub fn convert(kind: WorkloadKind, obj: DynamicObject) -> Option<Workload> {
     if let Some(o) = value.as_object_mut() {
         o.remove("status");
     }
-    Some(crate::admission::workload::from_value(kind, &value))
+    Some(workload::from_value(kind, &value))
 }
 
 /// Runs the watches of every kind and the store until `shutdown` turns true.

@@ -7,12 +7,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use pullgate::admission::changes::Running;
 use pullgate::admission::Admission;
 use pullgate::index::Table;
 use pullgate::policy::Policy;
 use pullgate::serve::AdmissionHandler;
 use pullgate::server::{Health, Metrics, Server, ServerOptions, TlsSource};
+use pullgate::whatif::{Running, Warnings};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::sync::oneshot;
@@ -67,7 +67,7 @@ impl PullgateServer {
                 policy,
                 pull_secret_name: "pullgate-pull".into(),
                 table,
-                running,
+                changes: running.map(|r| Arc::new(Warnings(r)) as _),
             },
             events: None,
             denials: None,

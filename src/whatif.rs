@@ -1,4 +1,6 @@
-//! Warnings on an admin's change (README, "Background audit and reports"): an AdmissionReview of a Registry,
+//! What an admin's change would newly deny among the running workloads: the warnings of
+//! the `changes.pullgate.io` webhook (README, "Background audit and reports"). An
+//! AdmissionReview of a Registry,
 //! RegistrySpace or Workspace (CREATE, UPDATE, DELETE) is always allowed, and its
 //! `warnings` name the running workloads the change would newly deny. The change is
 //! applied to the objects of the current table, both tables are built, and
@@ -11,6 +13,9 @@
 //! that keeps the check from running (no objects yet, an object that cannot be read)
 //! still allows, with a warning saying the check could not run (the webhook entry's
 //! `failurePolicy: Ignore` says the same for a timeout).
+//!
+//! Admission calls it through [`Warnings`], an [`admission::ChangeWarnings`]: admission
+//! sits below this module (the workloads are read with its reader, [`findings::workload`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,8 +26,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::review::{Operation, Request};
-use super::{clip, WARNINGS_BYTES};
+use crate::admission::review::{Operation, Request};
+use crate::admission::{self, clip, WARNINGS_BYTES};
 use crate::api::{Registry, RegistrySpace, Workspace, GROUP};
 use crate::findings::{self, Change, Content, Workload};
 use crate::index::{Objects, Snapshot};
@@ -109,10 +114,20 @@ enum CrKind {
     Workspace,
 }
 
+/// The warnings on an admin's change, judged against a [`Running`]: what admission is
+/// handed (`Admission::changes`).
+pub struct Warnings(pub Arc<dyn Running>);
+
+impl admission::ChangeWarnings for Warnings {
+    fn warnings(&self, policy: &Policy, req: &Request<'_>, body: &[u8]) -> Vec<String> {
+        warnings(&*self.0, policy, req, body)
+    }
+}
+
 /// The warnings for a review of one of pullgate's own kinds; empty for any other
 /// review, and for a change that newly denies nothing.
 pub fn warnings(
-    running: Option<&dyn Running>,
+    running: &dyn Running,
     policy: &Policy,
     req: &Request<'_>,
     body: &[u8],
@@ -125,9 +140,6 @@ pub fn warnings(
         "RegistrySpace" => CrKind::RegistrySpace,
         "Workspace" => CrKind::Workspace,
         _ => return Vec::new(),
-    };
-    let Some(running) = running else {
-        return Vec::new();
     };
     match check(running, policy, kind, req.operation, body) {
         Ok(changes) => warn_of(&changes),
@@ -371,17 +383,16 @@ fn warn_of(named: &[Named]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::workload;
     use crate::api::RegistrySpec;
     use crate::config;
-    use crate::findings::WorkloadKind;
+    use crate::findings::{workload, WorkloadKind};
     use crate::input;
     use crate::policy::Unmanaged;
 
     /// The audit tests' configuration and dump (tests/data/audit).
     fn current() -> Current {
-        let cfg = config::parse(include_str!("../../tests/data/audit/current.yaml")).unwrap();
-        let dump = include_str!("../../tests/data/audit/running.yaml");
+        let cfg = config::parse(include_str!("../tests/data/audit/current.yaml")).unwrap();
+        let dump = include_str!("../tests/data/audit/running.yaml");
         let workloads = input::parse_text("running.yaml", dump)
             .unwrap()
             .iter()

@@ -1,8 +1,8 @@
 //! A running object's JSON reduced to the [`Workload`] that findings judge: its images
 //! read by the admission reader ([`Object`]), so a running pod is judged on exactly
 //! what its admission was judged on, plus the uid and controller owner that fold a pod
-//! under its controller. Used by `pullgate audit` (files) and by the leader (watched
-//! objects). An object that cannot be read is a workload whose content is
+//! under its controller. Used by `pullgate audit` (files) and by every replica's
+//! workload watches (`cluster::replica::workloads`). An object that cannot be read is a workload whose content is
 //! `Unreadable`, never dropped.
 
 use std::sync::Arc;
@@ -10,9 +10,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::object::{Kind, Object};
-use super::{clip, MAX_ECHOED};
-use crate::findings::{Content, Owner, Uid, Use, Workload, WorkloadKind};
+use super::{Content, Owner, Uid, Use, Workload, WorkloadKind};
+use crate::admission::object::{Kind, Object};
+use crate::admission::{clip, MAX_ECHOED};
 
 /// The namespace of an object that names none (kubectl's default).
 pub const DEFAULT_NAMESPACE: &str = "default";
