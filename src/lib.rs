@@ -25,6 +25,11 @@
 //!   the feed, which turns it into `Objects`.
 //! - `LeaderView` ([`cluster::replica::state::LeaderView`]): a `Snapshot` and a copy of
 //!   `Watched` consistent with it; built only on the leader, for the leader's loops.
+//! - `Running` ([`cluster::Running`]): the running workloads the workload watches have
+//!   seen, one `Arc` list per namespace, published per burst of changes.
+//!   [`whatif::Current`] is what an admin's change is judged against: the `Objects` of
+//!   the current table and those same per-namespace `Arc`s (no workload copied), as a
+//!   [`whatif::Running`] hands them out.
 //!
 //! Where to add a new kind of registry: a client beside `registry::harbor` and
 //! `registry::docker`, a variant of [`registry::RegistryClient`] and of

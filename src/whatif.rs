@@ -1,23 +1,27 @@
 //! What an admin's change would newly deny among the running workloads: the warnings of
 //! the `changes.pullgate.io` webhook (README, "Background audit and reports"). An
-//! AdmissionReview of a Registry,
-//! RegistrySpace or Workspace (CREATE, UPDATE, DELETE) is always allowed, and its
-//! `warnings` name the running workloads the change would newly deny. The change is
-//! applied to the objects of the current table, both tables are built, and
-//! [`findings::newly_denied`] compares them over the running workloads.
+//! AdmissionReview of a Registry, RegistrySpace or Workspace (CREATE, UPDATE, DELETE) is
+//! always allowed, and its `warnings` name the running workloads the change would newly
+//! deny. The change is applied to the objects of the current table, both tables are
+//! built, and [`findings::newly_denied`] compares them over the running workloads of the
+//! namespaces the change can reach.
 //!
-//! What it is computed from comes from a [`Running`] the server holds: the objects the
-//! current table was built from, and the running workloads. [`Shared`] is the plain
-//! one (a cell for each, filled by whoever builds the table and whoever watches the
-//! workloads); in standalone mode it holds no workloads, so no change warns. Anything
-//! that keeps the check from running (no objects yet, an object that cannot be read)
-//! still allows, with a warning saying the check could not run (the webhook entry's
-//! `failurePolicy: Ignore` says the same for a timeout).
+//! What it is judged against comes from a [`Running`] the server holds: the objects the
+//! current table was built from, and the running workloads by namespace, each
+//! namespace's list shared with whoever keeps it (a review copies no workload).
+//! [`Shared`] is the plain one (a cell for each, filled by whoever builds the table and
+//! whoever watches the workloads); in standalone mode it holds no workloads, so no
+//! change warns. Anything that keeps the check from running (no objects yet, an object
+//! that cannot be read) still allows, with a warning saying the check could not run (the
+//! webhook entry's `failurePolicy: Ignore` says the same for a timeout).
 //!
 //! Admission calls it through [`Warnings`], an [`admission::ChangeWarnings`]: admission
 //! sits below this module (the workloads are read with its reader, [`findings::workload`]).
 
-use std::collections::HashSet;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -40,12 +44,25 @@ pub const MAX_NAMED: usize = 20;
 /// the apiserver's 4,096 bytes of warnings ([`WARNINGS_BYTES`]).
 const NAMED_BYTES: usize = 180;
 
+/// The running workloads by namespace (only namespaces with some), each in its own list.
+pub type ByNamespace = BTreeMap<Arc<str>, Arc<[Workload]>>;
+
 /// What a change is judged against.
 pub struct Current {
     /// The objects the current table was built from.
     pub objects: Arc<Objects>,
-    /// The running workloads.
-    pub workloads: Arc<Vec<Workload>>,
+    /// The running workloads: the keeper's own per-namespace `Arc`s, so handing them
+    /// out copies no workload (100,000 pods would be a spike per review).
+    pub workloads: ByNamespace,
+}
+
+/// Groups `workloads` by namespace, keeping their order within each.
+pub fn by_namespace(workloads: impl IntoIterator<Item = Workload>) -> ByNamespace {
+    let mut by: BTreeMap<Arc<str>, Vec<Workload>> = BTreeMap::new();
+    for w in workloads {
+        by.entry(w.namespace.clone()).or_default().push(w);
+    }
+    by.into_iter().map(|(ns, ws)| (ns, ws.into())).collect()
 }
 
 /// Where the server finds the current objects and the running workloads.
@@ -59,7 +76,7 @@ pub trait Running: Send + Sync {
 #[derive(Default)]
 pub struct Shared {
     objects: ArcSwapOption<Objects>,
-    workloads: ArcSwap<Vec<Workload>>,
+    workloads: ArcSwap<ByNamespace>,
 }
 
 impl Shared {
@@ -67,14 +84,16 @@ impl Shared {
         self.objects.store(Some(objects));
     }
 
-    pub fn set_workloads(&self, workloads: Arc<Vec<Workload>>) {
-        self.workloads.store(workloads);
+    /// Replaces the running workloads (grouped here, once).
+    pub fn set_workloads(&self, workloads: Vec<Workload>) {
+        self.workloads.store(Arc::new(by_namespace(workloads)));
     }
 }
 
 impl Running for Shared {
     fn current(&self) -> Result<Current, String> {
-        let workloads = self.workloads.load_full();
+        // A copy of the map of `Arc`s, not of the workloads.
+        let workloads = ByNamespace::clone(&self.workloads.load());
         if workloads.is_empty() {
             // Nothing runs (or nothing is watched, as in standalone mode): nothing to
             // warn about, whether the objects are known or not.
@@ -197,8 +216,10 @@ fn check(
 }
 
 /// The workloads newly denied when `current.objects` become `after` by a change of the
-/// `kind` object `name`; only the namespaces the change can affect are judged when
-/// `scoped` (the tests compare both ways).
+/// `kind` object `name`, in namespace order; only the namespaces the change can affect
+/// are judged when `scoped` (the tests compare both ways). Each namespace is judged on
+/// its own: owners live in the namespace of what they own, so the findings are those of
+/// judging all of them at once, without gathering them into one list.
 fn newly_denied(
     current: &Current,
     after: &Objects,
@@ -218,11 +239,11 @@ fn newly_denied(
         ),
         false => Scope::Everything,
     };
-    let selected = scope.select(&current.workloads);
-    let workloads = selected.as_deref().unwrap_or(&current.workloads);
-    findings::newly_denied(&before, &after_snap, policy, workloads)
-        .iter()
-        .map(Named::of)
+    scope
+        .select(&current.workloads)
+        .into_iter()
+        .flat_map(|ws| findings::newly_denied(&before, &after_snap, policy, ws))
+        .map(|c| Named::of(&c))
         .collect()
 }
 
@@ -289,29 +310,23 @@ impl Scope {
         }
     }
 
-    /// The workloads of the affected namespaces; `None` for all of them.
-    fn select(&self, workloads: &[Workload]) -> Option<Vec<Workload>> {
-        let namespaces: HashSet<&str> = match self {
-            Scope::Everything => return None,
-            Scope::Namespaces(names) => names.iter().map(String::as_str).collect(),
-            Scope::Hosts(hosts) => workloads
-                .iter()
-                .filter(|w| match &w.content {
+    /// The workload lists of the affected namespaces, in namespace order (borrowed, not
+    /// copied).
+    fn select<'w>(&self, workloads: &'w ByNamespace) -> Vec<&'w [Workload]> {
+        workloads
+            .iter()
+            .filter(|(namespace, list)| match self {
+                Scope::Everything => true,
+                Scope::Namespaces(names) => names.contains(&***namespace),
+                Scope::Hosts(hosts) => list.iter().any(|w| match &w.content {
                     Content::Images(uses) => uses.iter().any(|u| {
                         ImageRef::parse(&u.image).is_ok_and(|i| hosts.contains(i.host_key()))
                     }),
                     Content::Unreadable(_) => false,
-                })
-                .map(|w| &*w.namespace)
-                .collect(),
-        };
-        Some(
-            workloads
-                .iter()
-                .filter(|w| namespaces.contains(&*w.namespace))
-                .cloned()
-                .collect(),
-        )
+                }),
+            })
+            .map(|(_, list)| &**list)
+            .collect()
     }
 }
 
@@ -378,133 +393,4 @@ fn warn_of(named: &[Named]) -> Vec<String> {
     }
     debug_assert!(out.iter().map(String::len).sum::<usize>() <= WARNINGS_BYTES);
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::RegistrySpec;
-    use crate::config;
-    use crate::findings::{workload, WorkloadKind};
-    use crate::input;
-    use crate::policy::Unmanaged;
-
-    /// The audit tests' configuration and dump (tests/data/audit).
-    fn current() -> Current {
-        let cfg = config::parse(include_str!("../tests/data/audit/current.yaml")).unwrap();
-        let dump = include_str!("../tests/data/audit/running.yaml");
-        let workloads = input::parse_text("running.yaml", dump)
-            .unwrap()
-            .iter()
-            .filter_map(|o| {
-                let kind = WorkloadKind::from_api_version(o.api_version(), o.kind())?;
-                Some(workload::from_value(kind, &o.value))
-            })
-            .collect();
-        Current {
-            objects: Arc::new(cfg.objects),
-            workloads: Arc::new(workloads),
-        }
-    }
-
-    /// The workloads named, judged only where the change reaches, and the same judged
-    /// everywhere.
-    fn both_ways(
-        current: &Current,
-        change: impl FnOnce(&mut Objects),
-        kind: CrKind,
-        name: &str,
-        policy: &Policy,
-    ) -> Vec<String> {
-        let mut after = (*current.objects).clone();
-        change(&mut after);
-        let names = |scoped| -> Vec<String> {
-            newly_denied(current, &after, kind, name, policy, scoped)
-                .into_iter()
-                .map(|n| n.workload)
-                .collect()
-        };
-        let scoped = names(true);
-        assert_eq!(scoped, names(false), "the scope left a workload out");
-        scoped
-    }
-
-    #[test]
-    fn the_scope_of_a_change_leaves_out_only_what_it_cannot_reach() {
-        let c = current();
-        let p = Policy::default();
-        let unbind = |o: &mut Objects| {
-            let s = o
-                .spaces
-                .iter_mut()
-                .find(|s| s.spec.space == "team-a")
-                .unwrap();
-            s.spec.workspaces.clear();
-        };
-        assert_eq!(
-            both_ways(&c, unbind, CrKind::RegistrySpace, "harbor-prod.team-a", &p),
-            ["Deployment app-1/web"]
-        );
-        let drop_ws_b = |o: &mut Objects| o.workspaces.retain(|w| w.name_any() != "ws-b");
-        assert_eq!(
-            both_ways(&c, drop_ws_b, CrKind::Workspace, "ws-b", &p),
-            ["Pod app-3/debug"]
-        );
-        // A Registry spelled wrong is skipped, yet claims its hosts (fail closed): the
-        // scope cannot list its hosts, so everything is judged.
-        let break_url = |o: &mut Objects| {
-            let r = o
-                .registries
-                .iter_mut()
-                .find(|r| r.name_any() == "harbor-prod")
-                .unwrap();
-            r.spec.url = "https://harbor.example.com/v2".into();
-        };
-        assert_eq!(
-            both_ways(&c, break_url, CrKind::Registry, "harbor-prod", &p),
-            ["Deployment app-1/web", "Pod app-3/debug"]
-        );
-        // With unmanaged images allowed, declaring quay.io without a space newly denies
-        // the CronJob that pulls from it.
-        let allow = Policy {
-            unmanaged: Unmanaged::Allow,
-            ..Policy::default()
-        };
-        let quay = |o: &mut Objects| {
-            o.registries.push(Registry::new(
-                "quay",
-                RegistrySpec {
-                    url: "https://quay.io".into(),
-                    ..RegistrySpec::default()
-                },
-            ))
-        };
-        assert_eq!(
-            both_ways(&c, quay, CrKind::Registry, "quay", &allow),
-            ["CronJob app-3/report"]
-        );
-    }
-
-    fn named(i: usize) -> Named {
-        Named {
-            workload: format!("Deployment ns-{i}/{}", "x".repeat(300)),
-            image: "i".repeat(300),
-            reason: "notBound",
-            more: 0,
-        }
-    }
-
-    #[test]
-    fn twenty_are_named_then_counted_within_the_apiservers_limits() {
-        let all: Vec<Named> = (0..25).map(named).collect();
-        let w = warn_of(&all);
-        assert_eq!(w.len(), 1 + MAX_NAMED + 1);
-        assert!(w[0].contains("newly deny 25 running workloads"), "{}", w[0]);
-        assert_eq!(w[MAX_NAMED + 1], "and 5 more");
-        assert!(w.iter().all(|l| l.len() <= 256));
-        assert!(w.iter().map(String::len).sum::<usize>() <= WARNINGS_BYTES);
-        let w = warn_of(&all[..MAX_NAMED]);
-        assert_eq!(w.len(), 1 + MAX_NAMED);
-        assert!(warn_of(&[]).is_empty());
-    }
 }

@@ -33,7 +33,12 @@ impl FindingsSource for Judged {
             return None;
         }
         let snap = self.table.load();
-        let found = findings::judge_all(&snap, &self.policy, &current.workloads);
+        // Namespace by namespace (what judging all at once finds, without gathering them).
+        let found: Vec<findings::Finding> = current
+            .workloads
+            .values()
+            .flat_map(|ws| findings::judge_all(&snap, &self.policy, ws))
+            .collect();
         let mut by: BTreeMap<String, WorkspaceFindings> = snap
             .workspaces()
             .iter()

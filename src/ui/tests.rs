@@ -242,11 +242,11 @@ fn findings_are_the_running_workloads_judged_against_the_live_table() {
         Workload::new(WorkloadKind::Pod, ns, name, [image])
     };
     running.set_objects(Arc::new(objects));
-    running.set_workloads(Arc::new(vec![
+    running.set_workloads(vec![
         pod("app-1", "ok", "harbor.example.com/team-a/x:1"),
         pod("app-1", "bad", "harbor.example.com/team-b/x:1"),
         pod("elsewhere", "lost", "harbor.example.com/team-a/x:1"),
-    ]));
+    ]);
     let found = source.findings().expect("workloads are watched");
     let of = |ws: &str| found.iter().find(|w| w.workspace == ws).cloned();
     let a = of("ws-a").expect("every workspace is listed");

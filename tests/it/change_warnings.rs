@@ -28,7 +28,7 @@ fn webhook() -> PullgateServer {
     let running = Shared::default();
     running.set_objects(Arc::new(cfg.objects.clone()));
     let workloads = workloads_from_files(&[data("running.yaml")]).unwrap();
-    running.set_workloads(Arc::new(workloads.workloads));
+    running.set_workloads(workloads.workloads);
     PullgateServer::start_running(
         Arc::new(Table::new(Snapshot::build(&cfg.objects, 1))),
         Policy::default(),

@@ -59,14 +59,6 @@ pub struct Running {
 }
 
 impl Running {
-    /// Every workload, namespace by namespace.
-    pub fn all(&self) -> Vec<Workload> {
-        self.namespaces
-            .values()
-            .flat_map(|ws| ws.iter().cloned())
-            .collect()
-    }
-
     /// Whether what is held is current (listed and no watch broken).
     pub fn current(&self) -> bool {
         self.synced && self.broken.is_empty()
@@ -126,9 +118,10 @@ impl RunningWorkloads {
     }
 }
 
-/// What an admin's change is judged against: the objects of the current table and every
-/// running workload (copied out per review; such reviews are rare). Until every kind
-/// has been listed the check cannot run, and says so.
+/// What an admin's change is judged against: the objects of the current table and the
+/// running workloads, as the per-namespace `Arc`s of the current publication (a review
+/// copies no workload). Until every kind has been listed the check cannot run, and says
+/// so.
 impl whatif::Running for RunningWorkloads {
     fn current(&self) -> Result<Current, String> {
         let running = self.load();
@@ -142,7 +135,7 @@ impl whatif::Running for RunningWorkloads {
             .ok_or("the current objects are not known yet")?;
         Ok(Current {
             objects,
-            workloads: Arc::new(running.all()),
+            workloads: running.namespaces.clone(),
         })
     }
 }
@@ -539,6 +532,40 @@ mod tests {
             Content::Unreadable(_) => panic!("readable"),
         };
         assert!(Arc::ptr_eq(&image("a"), &image("b")));
+    }
+
+    /// An admin's change is judged against the published lists themselves: handing them
+    /// out copies no workload (at 100,000 pods a copy per review is a memory spike).
+    #[test]
+    fn a_change_is_judged_against_the_published_lists_not_a_copy() {
+        use crate::whatif::Running as _;
+        let handle = RunningWorkloads::default();
+        let mut store = Store::default();
+        store.apply(WorkloadChange::Apply(
+            WorkloadKind::Pod,
+            pod("a", "p", "x:1"),
+        ));
+        handle.publish(store.publish().unwrap());
+        handle.set_objects(Arc::new(Objects::default()));
+        let not_listed = handle.current().err().expect("not listed yet");
+        assert!(not_listed.contains("not listed"), "{not_listed}");
+        listed(&mut store);
+        for (ns, name) in [("a", "p"), ("b", "q")] {
+            store.apply(WorkloadChange::Apply(
+                WorkloadKind::Pod,
+                pod(ns, name, "x:1"),
+            ));
+        }
+        handle.publish(store.publish().unwrap());
+        let published = handle.load();
+        let current = handle.current().expect("listed, objects known");
+        assert_eq!(
+            current.workloads.keys().map(|k| &**k).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        for (ns, list) in &current.workloads {
+            assert!(Arc::ptr_eq(list, &published.namespaces[ns]), "{ns} copied");
+        }
     }
 
     #[test]
