@@ -57,7 +57,7 @@ pub struct Current {
 }
 
 /// Groups `workloads` by namespace, keeping their order within each.
-pub fn by_namespace(workloads: impl IntoIterator<Item = Workload>) -> ByNamespace {
+fn by_namespace(workloads: impl IntoIterator<Item = Workload>) -> ByNamespace {
     let mut by: BTreeMap<Arc<str>, Vec<Workload>> = BTreeMap::new();
     for w in workloads {
         by.entry(w.namespace.clone()).or_default().push(w);
@@ -145,12 +145,7 @@ impl admission::ChangeWarnings for Warnings {
 
 /// The warnings for a review of one of pullgate's own kinds; empty for any other
 /// review, and for a change that newly denies nothing.
-pub fn warnings(
-    running: &dyn Running,
-    policy: &Policy,
-    req: &Request<'_>,
-    body: &[u8],
-) -> Vec<String> {
+fn warnings(running: &dyn Running, policy: &Policy, req: &Request<'_>, body: &[u8]) -> Vec<String> {
     if req.kind.group != GROUP {
         return Vec::new();
     }
