@@ -20,12 +20,13 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, PodTemplate, ReplicationController};
 use kube::api::{Api, ApiResource, DynamicObject};
-use kube::runtime::watcher::{self, watcher, Event};
+use kube::runtime::watcher::{self, watcher};
 use kube::Client;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::watch::{relist, Seen};
 use crate::admission::changes::{self, Current};
 use crate::findings::{Content, Workload, WorkloadKind};
 use crate::index::Objects;
@@ -33,10 +34,6 @@ use crate::index::Objects;
 /// How long a burst of watch events is gathered into one publication: a relist of
 /// 100,000 pods arrives as one change, single edits are seen within this.
 const COALESCE: Duration = Duration::from_millis(50);
-/// First wait after a failed watch; doubled per failure up to [`MAX_BACKOFF`] (as the
-/// binding-table watches do).
-const MIN_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Queue of converted changes waiting for the store.
 const QUEUE: usize = 1024;
 /// Pods that have finished run nothing: the apiserver leaves them out of the watch (a
@@ -233,62 +230,33 @@ pub async fn run(client: Client, running: RunningWorkloads, mut shutdown: watch:
 
 /// One kind's watch: a full list, then changes; after a failure, a new list.
 async fn watch_kind(client: Client, kind: WorkloadKind, tx: mpsc::Sender<WorkloadChange>) {
-    let span = tracing::info_span!("workload_watch", kind = kind.as_str());
-    async move {
-        let api: Api<DynamicObject> = Api::all_with(client, &resource(kind));
-        let mut config = watcher::Config::default();
-        if kind == WorkloadKind::Pod {
-            config = config.fields(RUNNING_PODS);
-        }
-        let mut backoff = MIN_BACKOFF;
-        loop {
-            let mut stream = watcher(api.clone(), config.clone()).boxed();
-            let mut buffer = Vec::new();
-            while let Some(event) = stream.next().await {
-                let change = match event {
-                    Ok(Event::Init) => {
-                        buffer.clear();
-                        continue;
-                    }
-                    Ok(Event::InitApply(o)) => {
-                        buffer.extend(convert(kind, o));
-                        continue;
-                    }
-                    Ok(Event::InitDone) => {
-                        backoff = MIN_BACKOFF;
-                        WorkloadChange::Reset(kind, std::mem::take(&mut buffer))
-                    }
-                    Ok(Event::Apply(o)) => {
-                        let ns = o.metadata.namespace.clone().unwrap_or_default();
-                        let name = o.metadata.name.clone().unwrap_or_default();
-                        match convert(kind, o) {
-                            Some(w) => WorkloadChange::Apply(kind, w),
-                            None => WorkloadChange::Delete(kind, ns.into(), name.into()),
-                        }
-                    }
-                    Ok(Event::Delete(o)) => WorkloadChange::Delete(
-                        kind,
-                        o.metadata.namespace.unwrap_or_default().into(),
-                        o.metadata.name.unwrap_or_default().into(),
-                    ),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "workload watch failed; listing again after {backoff:?}");
-                        if tx.send(WorkloadChange::Broken(kind)).await.is_err() {
-                            return;
-                        }
-                        break;
-                    }
-                };
-                if tx.send(change).await.is_err() {
-                    return;
-                }
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+    let api: Api<DynamicObject> = Api::all_with(client, &resource(kind));
+    let mut config = watcher::Config::default();
+    if kind == WorkloadKind::Pod {
+        config = config.fields(RUNNING_PODS);
     }
-    .instrument(span)
-    .await
+    let open = || watcher(api.clone(), config.clone()).boxed();
+    let change = |seen: Seen<DynamicObject, Workload>| match seen {
+        Seen::Listed(ws) => WorkloadChange::Reset(kind, ws),
+        Seen::Applied(o) => {
+            let ns = o.metadata.namespace.clone().unwrap_or_default();
+            let name = o.metadata.name.clone().unwrap_or_default();
+            match convert(kind, o) {
+                Some(w) => WorkloadChange::Apply(kind, w),
+                None => WorkloadChange::Delete(kind, ns.into(), name.into()),
+            }
+        }
+        Seen::Deleted(o) => WorkloadChange::Delete(
+            kind,
+            o.metadata.namespace.unwrap_or_default().into(),
+            o.metadata.name.unwrap_or_default().into(),
+        ),
+        Seen::Broken => WorkloadChange::Broken(kind),
+    };
+    let span = tracing::info_span!("workload_watch", kind = kind.as_str());
+    relist("workload watch", open, |o| convert(kind, o), change, &tx)
+        .instrument(span)
+        .await
 }
 
 /// A namespace's changes not yet published: (kind, name) → the workload now, or `None`
