@@ -6,6 +6,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+use crate::support::cli::text;
+
 const CURRENT: &str = "tests/data/audit/current.yaml";
 const PROPOSED: &str = "tests/data/audit/proposed.yaml";
 const FIXED: &str = "tests/data/audit/fixed.yaml";
@@ -29,14 +31,6 @@ fn pullgate(args: &[&str], stdin: Option<&str>) -> Output {
         .expect("write stdin");
     drop(input);
     child.wait_with_output().expect("wait")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn json(o: &Output) -> Value {
@@ -217,6 +211,7 @@ fn bad_input_exits_2() {
 /// apiserver, through a kubeconfig): the same findings as from the files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_reads_the_live_cluster() {
+    use crate::support::cli::pullgate_in_cluster;
     use crate::support::{kubeconfig, namespace, FakeApiServer};
 
     let fake = FakeApiServer::start().await;
@@ -232,20 +227,8 @@ async fn audit_reads_the_live_cluster() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let config = kubeconfig(dir.path(), &fake.url());
-    let run = |args: &'static [&'static str]| {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_pullgate"))
-                .args(args)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .env("KUBECONFIG", config)
-                .env_remove("PULLGATE_CONFIG")
-                .env_remove("KUBERNETES_SERVICE_HOST")
-                .output()
-                .expect("run pullgate")
-        })
-    };
-    let o = run(&["audit", "-o", "json"]).await.unwrap();
+    let run = |args: &'static [&'static str]| pullgate_in_cluster(args, &config);
+    let o = run(&["audit", "-o", "json"]).await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let v = json(&o);
     let found: Vec<String> = v["findings"]
@@ -269,7 +252,7 @@ async fn audit_reads_the_live_cluster() {
         "{v}"
     );
     // The live table with a proposed one: web is newly denied.
-    let o = run(&["audit", "--what-if", PROPOSED]).await.unwrap();
+    let o = run(&["audit", "--what-if", PROPOSED]).await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         text(&o).starts_with("NEWLY DENIED  Deployment app-1/web"),
@@ -277,6 +260,6 @@ async fn audit_reads_the_live_cluster() {
         text(&o)
     );
     // A file's table over the live workloads: nothing left.
-    let o = run(&["audit", "--config", FIXED]).await.unwrap();
+    let o = run(&["audit", "--config", FIXED]).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }

@@ -227,15 +227,9 @@ fn wait_for_metrics(probe: SocketAddr, what: &str, check: impl Fn(&str) -> bool)
 
 /// A cluster-mode `pullgate serve` against `fake`, named `pod`.
 fn cluster_binary(fake: &FakeApiServer, pod: &str, extra: &[&str]) -> Binary {
-    let dir = tempfile::tempdir().unwrap();
-    let config = kubeconfig(dir.path(), &fake.url());
     let mut args = vec!["--namespace", OWN_NS, "--drain-period", "100ms"];
     args.extend_from_slice(extra);
-    Binary::start_in(
-        dir,
-        &args,
-        &[("KUBECONFIG", config.to_str().unwrap()), ("POD_NAME", pod)],
-    )
+    Binary::in_cluster(&fake.url(), pod, &args)
 }
 
 fn seed(fake: &FakeApiServer) {

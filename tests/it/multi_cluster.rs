@@ -49,12 +49,6 @@ fn probing(identity: &str, cluster: &str) -> (ClusterOptions, Probes) {
     (o, probes)
 }
 
-fn harbor_registry(name: &str, url: &str, secret: &str) -> Value {
-    json!({"apiVersion": PG, "kind": "Registry", "metadata": {"name": name},
-           "spec": {"type": "Harbor", "url": url,
-                    "credentialsSecretRef": {"namespace": OWN_NS, "name": secret}}})
-}
-
 /// (user, password) of the first entry of `ns`'s pull Secret.
 fn pull_creds(fake: &FakeApiServer, ns: &str) -> Option<(String, String)> {
     let secret = fake.get("v1", "Secret", ns, PULL)?;
@@ -266,13 +260,7 @@ async fn overview_names_the_kind_of_credential() {
 async fn rotation_switches_every_pull_secret_before_the_old_robot_goes() {
     let harbor = Arc::new(FakeHarbor::start().await);
     let fake = Arc::new(FakeApiServer::start().await);
-    fake.put(harbor_registry("h", &harbor.url(), "h-api"));
-    fake.put(basic_auth_secret(OWN_NS, "h-api", ADMIN.0, ADMIN.1));
-    fake.put(space("h.team-a", "h", "team-a", "Private", &["ws-a"]));
-    fake.put(workspace("ws-a", &["app-1", "app-2"], None));
-    for ns in ["app-1", "app-2"] {
-        fake.put(namespace(ns, json!({})));
-    }
+    seed_harbor_team_a(&fake, &harbor.url(), "h-api", ADMIN, &["app-1", "app-2"]);
     let (mut opts, _) = probing("pod-a", "c1");
     opts.robot_lifetime = Duration::from_secs(3);
     opts.robot_rotation_grace = Duration::from_secs(1);
@@ -354,11 +342,7 @@ async fn rotation_switches_every_pull_secret_before_the_old_robot_goes() {
 async fn a_new_leader_finishes_a_rotation_from_the_robot_secret() {
     let harbor = FakeHarbor::start().await;
     let fake = FakeApiServer::start().await;
-    fake.put(harbor_registry("h", &harbor.url(), "h-api"));
-    fake.put(basic_auth_secret(OWN_NS, "h-api", ADMIN.0, ADMIN.1));
-    fake.put(space("h.team-a", "h", "team-a", "Private", &["ws-a"]));
-    fake.put(workspace("ws-a", &["app-1"], None));
-    fake.put(namespace("app-1", json!({})));
+    seed_harbor_team_a(&fake, &harbor.url(), "h-api", ADMIN, &["app-1"]);
     let (mut opts, _) = probing("pod-a", "c1");
     // Rotation at 10s; the grace outlasts the crash so the new leader deletes.
     opts.robot_lifetime = Duration::from_secs(15);
@@ -589,11 +573,7 @@ async fn robots_from_before_cluster_names_are_adopted_then_replaced() {
         s.robots.push(legacy(501, "ws-other", "Legacy123b"));
     }
     let fake = FakeApiServer::start().await;
-    fake.put(harbor_registry("h", &harbor.url(), "h-api"));
-    fake.put(basic_auth_secret(OWN_NS, "h-api", ADMIN.0, ADMIN.1));
-    fake.put(space("h.team-a", "h", "team-a", "Private", &["ws-a"]));
-    fake.put(workspace("ws-a", &["app-1"], None));
-    fake.put(namespace("app-1", json!({})));
+    seed_harbor_team_a(&fake, &harbor.url(), "h-api", ADMIN, &["app-1"]);
     // The robot Secret as the previous version wrote it (the same name).
     let name = robots::secret_name(&robots::RobotKey {
         registry: "h".into(),
@@ -643,11 +623,7 @@ async fn robots_from_before_cluster_names_are_adopted_then_replaced() {
 async fn harbor_faults_never_cost_a_working_credential_or_a_foreign_robot() {
     let harbor = Arc::new(FakeHarbor::start().await);
     let fake = Arc::new(FakeApiServer::start().await);
-    fake.put(harbor_registry("h", &harbor.url(), "h-api"));
-    fake.put(basic_auth_secret(OWN_NS, "h-api", ADMIN.0, ADMIN.1));
-    fake.put(space("h.team-a", "h", "team-a", "Private", &["ws-a"]));
-    fake.put(workspace("ws-a", &["app-1"], None));
-    fake.put(namespace("app-1", json!({})));
+    seed_harbor_team_a(&fake, &harbor.url(), "h-api", ADMIN, &["app-1"]);
     {
         let mut s = harbor.state.lock().unwrap();
         s.conflicts_on_create = 3;

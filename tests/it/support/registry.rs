@@ -421,3 +421,38 @@ pub fn write_oci_layout(dir: &Path, tag: &str) {
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
         .expect("oci-layout");
 }
+
+/// A standalone configuration with two Docker Registries: `live`, the running `registry`
+/// with API credentials `user` in a Secret of the configuration, and `stopped`, on
+/// `dead`, a port where nothing listens; then `rest` (the test's spaces and workspaces,
+/// documents that start with `---`).
+pub fn live_and_stopped_config(
+    registry: &RealRegistry,
+    user: (&str, &str),
+    dead: u16,
+    rest: &str,
+) -> String {
+    format!(
+        r#"apiVersion: pullgate.io/v1alpha1
+kind: Registry
+metadata: {{name: live}}
+spec:
+  type: DockerRegistry
+  url: {live_url}
+  credentialsSecretRef: {{namespace: pullgate-system, name: live-api}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{namespace: pullgate-system, name: live-api}}
+data: {{username: {user}, password: {pass}}}
+---
+apiVersion: pullgate.io/v1alpha1
+kind: Registry
+metadata: {{name: stopped}}
+spec: {{type: DockerRegistry, url: "http://127.0.0.1:{dead}"}}
+{rest}"#,
+        live_url = registry.url(),
+        user = super::b64(user.0),
+        pass = super::b64(user.1),
+    )
+}
