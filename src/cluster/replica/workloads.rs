@@ -409,6 +409,13 @@ mod tests {
         convert(WorkloadKind::Pod, obj).expect("a running pod")
     }
 
+    fn apply_pod(store: &mut Store, ns: &str, name: &str, image: &str) {
+        store.apply(WorkloadChange::Apply(
+            WorkloadKind::Pod,
+            pod(ns, name, image),
+        ));
+    }
+
     fn listed(store: &mut Store) {
         for kind in WorkloadKind::ALL {
             store.apply(WorkloadChange::Reset(kind, Vec::new()));
@@ -420,20 +427,11 @@ mod tests {
     fn an_unchanged_namespace_keeps_its_list() {
         let mut store = Store::default();
         listed(&mut store);
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod("a", "p", "x:1"),
-        ));
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod("b", "p", "x:1"),
-        ));
+        apply_pod(&mut store, "a", "p", "x:1");
+        apply_pod(&mut store, "b", "p", "x:1");
         let first = store.publish().unwrap();
         assert!(first.synced && first.current());
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod("b", "q", "x:2"),
-        ));
+        apply_pod(&mut store, "b", "q", "x:2");
         let second = store.publish().unwrap();
         assert!(Arc::ptr_eq(&first.namespaces["a"], &second.namespaces["a"]));
         assert!(!Arc::ptr_eq(
@@ -442,10 +440,7 @@ mod tests {
         ));
         assert_eq!(second.namespaces["b"].len(), 2);
         // The same object again changes nothing.
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod("b", "q", "x:2"),
-        ));
+        apply_pod(&mut store, "b", "q", "x:2");
         let third = store.publish().unwrap();
         assert!(Arc::ptr_eq(&second.namespaces["b"], &third.namespaces["b"]));
         assert!(store.publish().is_none(), "nothing new, nothing published");
@@ -457,14 +452,8 @@ mod tests {
     fn a_relist_replaces_its_kind_and_a_break_is_stale_until_then() {
         let mut store = Store::default();
         listed(&mut store);
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod("a", "p", "x:1"),
-        ));
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod("b", "p", "x:1"),
-        ));
+        apply_pod(&mut store, "a", "p", "x:1");
+        apply_pod(&mut store, "b", "p", "x:1");
         store.publish();
         store.apply(WorkloadChange::Broken(WorkloadKind::Pod));
         let broken = store.publish().unwrap();
@@ -493,14 +482,8 @@ mod tests {
     fn images_are_kept_once() {
         let mut store = Store::default();
         listed(&mut store);
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod("a", "p", "x:1"),
-        ));
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod("b", "q", "x:1"),
-        ));
+        apply_pod(&mut store, "a", "p", "x:1");
+        apply_pod(&mut store, "b", "q", "x:1");
         let r = store.publish().unwrap();
         let image = |ns: &str| match &r.namespaces[ns][0].content {
             Content::Images(uses) => uses[0].image.clone(),
