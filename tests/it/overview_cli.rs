@@ -3,40 +3,11 @@
 
 use crate::support::cli::pullgate;
 use crate::support::free_port;
-use crate::support::registry::{live_and_stopped_config, tools_available, RealRegistry};
+use crate::support::registry::{overview_config, tools_available, RealRegistry};
 
 use std::process::Command;
 
 const USER: (&str, &str) = ("admin", "adminpass1");
-
-fn config(live: &RealRegistry, dead: u16) -> String {
-    live_and_stopped_config(
-        live,
-        USER,
-        dead,
-        r#"---
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {name: live.team-a}
-spec: {registry: live, space: team-a, visibility: Private, workspaces: [ws-a]}
----
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {name: live.tools}
-spec: {registry: live, space: tools, visibility: Public}
----
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {name: stopped.team-b}
-spec: {registry: stopped, space: team-b, visibility: Private, workspaces: [ws-a]}
----
-apiVersion: pullgate.io/v1alpha1
-kind: Workspace
-metadata: {name: ws-a}
-spec: {namespaces: [app-1, app-2]}
-"#,
-    )
-}
 
 #[test]
 fn overview_of_a_live_and_a_stopped_registry() {
@@ -49,7 +20,7 @@ fn overview_of_a_live_and_a_stopped_registry() {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.yaml");
-    std::fs::write(&file, config(&live, free_port())).unwrap();
+    std::fs::write(&file, overview_config(&live, USER, free_port())).unwrap();
     let file = file.to_str().unwrap();
 
     let text = pullgate(&["overview", "--config", file]);
@@ -104,8 +75,8 @@ fn overview_of_a_live_and_a_stopped_registry() {
     );
     assert_eq!(line("live tools")[5..7], ["yes", "1"]);
     assert_eq!(
-        line("stopped team-b"),
-        ["stopped", "team-b", "Private", "ws-a", "2", "-", "-", "-"]
+        line("stopped team-c"),
+        ["stopped", "team-c", "Private", "ws-a", "2", "-", "-", "-"]
     );
 
     let json = pullgate(&["overview", "--config", file, "-o", "json"]);

@@ -12,7 +12,7 @@
 
 use crate::support::binary::Binary;
 use crate::support::free_port;
-use crate::support::registry::{live_and_stopped_config, tools_available, RealRegistry};
+use crate::support::registry::{overview_config, tools_available, RealRegistry};
 use crate::support::webhook::post_tls;
 
 use std::io::{Read, Write};
@@ -136,46 +136,6 @@ fn rows_with(dom: &str, table: &str, needle: &str) -> Vec<String> {
         .collect()
 }
 
-/// The overview's world: the two Registries, spaces on both, two workspaces.
-fn config(live: &RealRegistry, dead: u16) -> String {
-    live_and_stopped_config(
-        live,
-        USER,
-        dead,
-        r#"---
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {name: live.team-a}
-spec: {registry: live, space: team-a, visibility: Private, workspaces: [ws-a]}
----
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {name: live.team-b}
-spec: {registry: live, space: team-b, visibility: Private, workspaces: [ws-b]}
----
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {name: live.tools}
-spec: {registry: live, space: tools, visibility: Public}
----
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {name: stopped.team-c}
-spec: {registry: stopped, space: team-c, visibility: Private, workspaces: [ws-a]}
----
-apiVersion: pullgate.io/v1alpha1
-kind: Workspace
-metadata: {name: ws-a}
-spec: {namespaces: [app-1, app-2]}
----
-apiVersion: pullgate.io/v1alpha1
-kind: Workspace
-metadata: {name: ws-b}
-spec: {namespaces: [app-3], enforcement: Warn}
-"#,
-    )
-}
-
 /// Sends a Pod named `name` using `image` in namespace `ns` to /validate; its response.
 fn validate(b: &Binary, ns: &str, name: &str, image: &str) -> Value {
     let mut pod = object("Pod", pod_spec(&[image]));
@@ -248,7 +208,10 @@ fn chromium_renders_registries_spaces_workspaces_and_denials() {
     for repo in ["team-a/app", "team-a/api", "team-b/web", "tools/ci"] {
         live.push(repo, "1");
     }
-    let b = Binary::start(&config(&live, free_port()), &["--ui-listen", "127.0.0.1:0"]);
+    let b = Binary::start(
+        &overview_config(&live, USER, free_port()),
+        &["--ui-listen", "127.0.0.1:0"],
+    );
     let ui = b.ui.expect("the overview page address is logged");
     let url = format!("http://{ui}/");
 

@@ -422,16 +422,12 @@ pub fn write_oci_layout(dir: &Path, tag: &str) {
         .expect("oci-layout");
 }
 
-/// A standalone configuration with two Docker Registries: `live`, the running `registry`
-/// with API credentials `user` in a Secret of the configuration, and `stopped`, on
-/// `dead`, a port where nothing listens; then `rest` (the test's spaces and workspaces,
-/// documents that start with `---`).
-pub fn live_and_stopped_config(
-    registry: &RealRegistry,
-    user: (&str, &str),
-    dead: u16,
-    rest: &str,
-) -> String {
+/// The standalone configuration the overview tests (`overview_cli`, `ui`) show: two
+/// Docker Registries, `live` (the running `registry`, its API login `user` in a Secret
+/// of the configuration) and `stopped` (on `dead`, a port where nothing listens);
+/// private spaces live.team-a (bound to ws-a), live.team-b (ws-b) and stopped.team-c
+/// (ws-a), public live.tools; workspaces ws-a {app-1, app-2} and ws-b {app-3, Warn}.
+pub fn overview_config(registry: &RealRegistry, user: (&str, &str), dead: u16) -> String {
     format!(
         r#"apiVersion: pullgate.io/v1alpha1
 kind: Registry
@@ -450,7 +446,37 @@ apiVersion: pullgate.io/v1alpha1
 kind: Registry
 metadata: {{name: stopped}}
 spec: {{type: DockerRegistry, url: "http://127.0.0.1:{dead}"}}
-{rest}"#,
+---
+apiVersion: pullgate.io/v1alpha1
+kind: RegistrySpace
+metadata: {{name: live.team-a}}
+spec: {{registry: live, space: team-a, visibility: Private, workspaces: [ws-a]}}
+---
+apiVersion: pullgate.io/v1alpha1
+kind: RegistrySpace
+metadata: {{name: live.team-b}}
+spec: {{registry: live, space: team-b, visibility: Private, workspaces: [ws-b]}}
+---
+apiVersion: pullgate.io/v1alpha1
+kind: RegistrySpace
+metadata: {{name: live.tools}}
+spec: {{registry: live, space: tools, visibility: Public}}
+---
+apiVersion: pullgate.io/v1alpha1
+kind: RegistrySpace
+metadata: {{name: stopped.team-c}}
+spec: {{registry: stopped, space: team-c, visibility: Private, workspaces: [ws-a]}}
+---
+apiVersion: pullgate.io/v1alpha1
+kind: Workspace
+metadata: {{name: ws-a}}
+spec: {{namespaces: [app-1, app-2]}}
+---
+apiVersion: pullgate.io/v1alpha1
+kind: Workspace
+metadata: {{name: ws-b}}
+spec: {{namespaces: [app-3], enforcement: Warn}}
+"#,
         live_url = registry.url(),
         user = super::b64(user.0),
         pass = super::b64(user.1),
