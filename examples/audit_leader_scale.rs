@@ -20,7 +20,7 @@ use pullgate::policy::Policy;
 use serde_json::json;
 
 mod common;
-use common::{arg, rss_mib, World};
+use common::{rss_mib, World};
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -92,11 +92,7 @@ fn objects(
 }
 
 fn main() {
-    let pods = arg(1, 100_000);
-    let namespaces = arg(2, 10_000);
-    let spaces = arg(3, 1_000);
-    let workspaces = arg(4, 500);
-    let world = World::new(namespaces, spaces, workspaces);
+    let (world, pods) = World::from_args();
     let names = &world.names;
     let policy = Policy::default();
     let before = Arc::new(Snapshot::build(&world.objects, 1));

@@ -16,7 +16,7 @@ use pullgate::index::Snapshot;
 use pullgate::policy::{Location, Policy};
 
 mod common;
-use common::{arg, rss_mib, World};
+use common::{rss_mib, World};
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -34,11 +34,7 @@ fn uses(images: &[Arc<str>]) -> Vec<Use> {
 }
 
 fn main() {
-    let pods = arg(1, 100_000);
-    let namespaces = arg(2, 10_000);
-    let spaces = arg(3, 1_000);
-    let workspaces = arg(4, 500);
-    let world = World::new(namespaces, spaces, workspaces);
+    let (world, pods) = World::from_args();
     let policy = Policy::default();
     let before = Snapshot::build(&world.objects, 1);
     let names: Vec<(Arc<str>, Arc<str>)> = world

@@ -1,4 +1,4 @@
-//! What the scale examples share: their arguments, the resident set they report, and
+//! What the scale examples share: their command line, the resident set they report, and
 //! the world they judge (the cluster of `mk_scaled`, the image each namespace runs, and
 //! the binding change they time).
 
@@ -18,7 +18,7 @@ pub fn rss_mib() -> f64 {
 }
 
 /// The `n`th command-line argument as a number, or `default`.
-pub fn arg(n: usize, default: usize) -> usize {
+fn arg(n: usize, default: usize) -> usize {
     std::env::args()
         .nth(n)
         .and_then(|a| a.parse().ok())
@@ -36,6 +36,13 @@ pub struct World {
 }
 
 impl World {
+    /// The world the command line asks for, `[PODS] [NAMESPACES] [SPACES] [WORKSPACES]`
+    /// (default 100000 10000 1000 500), and how many pods it is to run.
+    pub fn from_args() -> (World, usize) {
+        let pods = arg(1, 100_000);
+        (World::new(arg(2, 10_000), arg(3, 1_000), arg(4, 500)), pods)
+    }
+
     pub fn new(namespaces: usize, spaces: usize, workspaces: usize) -> World {
         let objects = mk_scaled(namespaces, spaces, workspaces);
         let mut bound: Vec<Option<(String, String)>> = vec![None; workspaces];

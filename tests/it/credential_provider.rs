@@ -198,14 +198,7 @@ async fn the_kubelet_gets_credentials_only_for_entitled_namespaces() {
     let b = Binary::in_cluster(
         &fake.url(),
         "pullgate-0",
-        &[
-            "--namespace",
-            OWN_NS,
-            "--drain-period",
-            "200ms",
-            "--pull-credentials",
-            "provider",
-        ],
+        &["--drain-period", "200ms", "--pull-credentials", "provider"],
     );
     b.ready().await;
     let probe = b.probe;
@@ -375,8 +368,6 @@ async fn a_node_over_its_budget_is_refused_before_any_token_review() {
         &fake.url(),
         "pullgate-0",
         &[
-            "--namespace",
-            OWN_NS,
             "--pull-credentials",
             "both",
             "--node-credential-rate",

@@ -227,7 +227,7 @@ fn wait_for_metrics(probe: SocketAddr, what: &str, check: impl Fn(&str) -> bool)
 
 /// A cluster-mode `pullgate serve` against `fake`, named `pod`.
 fn cluster_binary(fake: &FakeApiServer, pod: &str, extra: &[&str]) -> Binary {
-    let mut args = vec!["--namespace", OWN_NS, "--drain-period", "100ms"];
+    let mut args = vec!["--drain-period", "100ms"];
     args.extend_from_slice(extra);
     Binary::in_cluster(&fake.url(), pod, &args)
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use pullgate::cluster::leader::robots;
 use pullgate::cluster::{ClusterOptions, HealthHook, RobotHooks};
 use serde_json::{json, Value};
-use support::fake_harbor::{FakeHarbor, ADMIN};
+use support::fake_harbor::{FakeHarbor, ADMIN, MANAGER_ACCESS};
 use support::*;
 
 /// Polls `cond` every 10 ms for up to `secs` seconds (for waits that span a robot
@@ -92,19 +92,7 @@ fn seed(fake: &FakeApiServer, harbor: &FakeHarbor, creds: (&str, &str), workspac
 async fn two_clusters_share_a_harbor_without_touching_each_others_robots() {
     let harbor = FakeHarbor::start().await;
     harbor.add_project("team-a", false, 0, 0);
-    let robot_login = harbor.add_system_robot(
-        "pullgate-b",
-        "SysB12345",
-        &[
-            ("project", "list"),
-            ("project", "read"),
-            ("project", "create"),
-            ("project", "update"),
-            ("robot", "list"),
-            ("robot", "create"),
-            ("robot", "delete"),
-        ],
-    );
+    let robot_login = harbor.add_system_robot("pullgate-b", "SysB12345", MANAGER_ACCESS);
     let (a, b) = (FakeApiServer::start().await, FakeApiServer::start().await);
     a.put(namespace("kube-system", json!({})));
     let a_uid = a.get("v1", "Namespace", "", "kube-system").unwrap()["metadata"]["uid"]

@@ -29,11 +29,7 @@ async fn serve_without_config_follows_the_cluster() {
     for ns in ["app-1", "app-2"] {
         fake.put(namespace(ns, json!({})));
     }
-    let b = Binary::in_cluster(
-        &fake.url(),
-        "pullgate-0",
-        &["--namespace", OWN_NS, "--drain-period", "200ms"],
-    );
+    let b = Binary::in_cluster(&fake.url(), "pullgate-0", &["--drain-period", "200ms"]);
     b.ready().await;
     assert!(b.allowed("app-1", IMAGE));
     assert!(!b.allowed("app-2", IMAGE));

@@ -410,11 +410,7 @@ async fn in_cluster_mode_the_page_shows_the_recorded_status() {
     }));
     let server = fake.url();
     let b = tokio::task::spawn_blocking(move || {
-        Binary::in_cluster(
-            &server,
-            "pullgate-1",
-            &["--namespace", OWN_NS, "--ui-listen", "127.0.0.1:0"],
-        )
+        Binary::in_cluster(&server, "pullgate-1", &["--ui-listen", "127.0.0.1:0"])
     })
     .await
     .unwrap();

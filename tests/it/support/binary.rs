@@ -37,13 +37,16 @@ impl Binary {
         Self::start_in(dir, &args, &[])
     }
 
-    /// Cluster mode as pod `pod`, with `args`: a kubeconfig in the binary's temp dir
-    /// points it at `server` (the fake apiserver).
-    pub fn in_cluster(server: &str, pod: &str, args: &[&str]) -> Binary {
+    /// Cluster mode as pod `pod` in pullgate's namespace ([`super::OWN_NS`]), with
+    /// `extra` arguments: a kubeconfig in the binary's temp dir points it at `server`
+    /// (the fake apiserver).
+    pub fn in_cluster(server: &str, pod: &str, extra: &[&str]) -> Binary {
         let dir = tempfile::tempdir().unwrap();
         let config = super::kubeconfig(dir.path(), server);
         let config = config.to_str().unwrap().to_string();
-        Self::start_in(dir, args, &[("KUBECONFIG", &config), ("POD_NAME", pod)])
+        let mut args = vec!["--namespace", super::OWN_NS];
+        args.extend_from_slice(extra);
+        Self::start_in(dir, &args, &[("KUBECONFIG", &config), ("POD_NAME", pod)])
     }
 
     /// `pullgate serve` on ephemeral ports with `args` and `env`, files in `dir`.
