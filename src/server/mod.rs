@@ -33,6 +33,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 
 pub use self::metrics::Metrics;
+pub(crate) use self::reply::text;
 pub use self::tls::TlsError;
 pub use crate::admission::{Outcome, Webhook};
 

@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use super::conn::{http1_builder, signalled, CountingIo, HeadClock, Timeouts};
+use super::reply::text;
 use super::{metrics, Health, Metrics};
 
 /// Probes and scrapes come from a handful of clients; more open connections are refused
@@ -79,16 +80,6 @@ impl ProbeState {
             }
         }
     }
-}
-
-fn text(code: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = code;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
 
 /// Serves probes until `stop` turns true; open probe connections are then dropped.

@@ -39,6 +39,7 @@ use tracing::{debug, info, warn};
 use crate::api::Enforcement;
 use crate::config;
 use crate::overview::{self, Overview};
+use crate::server::text;
 use denials::RecentDenials;
 
 /// The kept overview is collected again when older than this on a request.
@@ -257,16 +258,6 @@ fn harden(response: &mut Response<Full<Bytes>>) {
             HeaderValue::from_static(value),
         );
     }
-}
-
-fn text(code: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = code;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
 
 /// `serve --ui-listen`: serves the page on `addr` (standalone with the `config` file,
