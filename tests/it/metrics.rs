@@ -244,13 +244,7 @@ async fn a_replica_that_does_not_lead_exposes_every_listed_metric() {
     let fake = FakeApiServer::start().await;
     seed(&fake);
     // Another replica holds the Lease for an hour: this one never leads in this test.
-    let renewed = k8s_openapi::jiff::Timestamp::now().to_string();
-    fake.put(json!({
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": "pullgate-leader", "namespace": OWN_NS},
-        "spec": {"holderIdentity": "pullgate-other", "leaseDurationSeconds": 3600,
-                 "acquireTime": renewed, "renewTime": renewed}
-    }));
+    lease_held_by_other(&fake);
     let b = cluster_binary(&fake, "pullgate-1", &[]);
     let probe = b.probe;
     wait_until("ready after the first sync", || {

@@ -401,13 +401,7 @@ async fn in_cluster_mode_the_page_shows_the_recorded_status() {
         fake.put(namespace(ns, json!({})));
     }
     // Another replica holds the Lease for an hour: this one never probes or writes.
-    let renewed = k8s_openapi::jiff::Timestamp::now().to_string();
-    fake.put(json!({
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": "pullgate-leader", "namespace": OWN_NS},
-        "spec": {"holderIdentity": "pullgate-other", "leaseDurationSeconds": 3600,
-                 "acquireTime": renewed, "renewTime": renewed}
-    }));
+    lease_held_by_other(&fake);
     let server = fake.url();
     let b = tokio::task::spawn_blocking(move || {
         Binary::in_cluster(&server, "pullgate-1", &["--ui-listen", "127.0.0.1:0"])

@@ -151,6 +151,18 @@ pub fn lease_holder(fake: &FakeApiServer) -> Option<String> {
     lease["spec"]["holderIdentity"].as_str().map(str::to_string)
 }
 
+/// Another replica, `pullgate-other`, holds the leader Lease for an hour from now: a
+/// replica started against `fake` does not lead.
+pub fn lease_held_by_other(fake: &FakeApiServer) {
+    let renewed = k8s_openapi::jiff::Timestamp::now().to_string();
+    fake.put(json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "pullgate-leader", "namespace": OWN_NS},
+        "spec": {"holderIdentity": "pullgate-other", "leaseDurationSeconds": 3600,
+                 "acquireTime": renewed, "renewTime": renewed}
+    }));
+}
+
 /// Test options: short ticks, the given identity, a short lease.
 pub fn options(identity: &str) -> ClusterOptions {
     let mut o = ClusterOptions::new(OWN_NS, identity);
