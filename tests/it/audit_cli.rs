@@ -33,6 +33,21 @@ fn pullgate(args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("wait")
 }
 
+/// `audit` of the running workloads against the current configuration, `--what-if`
+/// the configuration `proposed`, with `extra` arguments.
+fn what_if(proposed: &str, extra: &[&str]) -> Output {
+    let args = [
+        "audit",
+        "--config",
+        CURRENT,
+        "-f",
+        RUNNING,
+        "--what-if",
+        proposed,
+    ];
+    pullgate(&[&args[..], extra].concat(), None)
+}
+
 fn json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
 }
@@ -102,16 +117,7 @@ fn no_findings_exit_0() {
 
 #[test]
 fn what_if_lists_newly_denied_first_and_exits_1() {
-    let args = [
-        "audit",
-        "--config",
-        CURRENT,
-        "-f",
-        RUNNING,
-        "--what-if",
-        PROPOSED,
-    ];
-    let o = pullgate(&args, None);
+    let o = what_if(PROPOSED, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     let denied = out.find("NEWLY DENIED  Deployment app-1/web").expect(&out);
@@ -122,7 +128,7 @@ fn what_if_lists_newly_denied_first_and_exits_1() {
         "{out}"
     );
 
-    let o = pullgate(&[&args[..], &["-o", "json"]].concat(), None);
+    let o = what_if(PROPOSED, &["-o", "json"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let v = json(&o);
     let changes: Vec<(String, String)> = v["changes"]
@@ -152,18 +158,7 @@ fn what_if_lists_newly_denied_first_and_exits_1() {
 
 #[test]
 fn what_if_that_only_allows_exits_0() {
-    let o = pullgate(
-        &[
-            "audit",
-            "--config",
-            CURRENT,
-            "-f",
-            RUNNING,
-            "--what-if",
-            FIXED,
-        ],
-        None,
-    );
+    let o = what_if(FIXED, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = text(&o);
     assert!(!out.contains("NEWLY DENIED"), "{out}");
@@ -187,18 +182,7 @@ fn bad_input_exits_2() {
     }
     let o = pullgate(&["audit", "--config", "-", "-f", "-"], Some(""));
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    let o = pullgate(
-        &[
-            "audit",
-            "--config",
-            CURRENT,
-            "-f",
-            RUNNING,
-            "--what-if",
-            "tests/data/audit/missing.yaml",
-        ],
-        None,
-    );
+    let o = what_if("tests/data/audit/missing.yaml", &[]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--what-if"), "{}", text(&o));
     // Without --config and without a cluster: bad input, saying why.

@@ -428,57 +428,23 @@ pub fn write_oci_layout(dir: &Path, tag: &str) {
 /// private spaces live.team-a (bound to ws-a), live.team-b (ws-b) and stopped.team-c
 /// (ws-a), public live.tools; workspaces ws-a {app-1, app-2} and ws-b {app-3, Warn}.
 pub fn overview_config(registry: &RealRegistry, user: (&str, &str), dead: u16) -> String {
-    format!(
-        r#"apiVersion: pullgate.io/v1alpha1
-kind: Registry
-metadata: {{name: live}}
-spec:
-  type: DockerRegistry
-  url: {live_url}
-  credentialsSecretRef: {{namespace: pullgate-system, name: live-api}}
----
-apiVersion: v1
-kind: Secret
-metadata: {{namespace: pullgate-system, name: live-api}}
-data: {{username: {user}, password: {pass}}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: Registry
-metadata: {{name: stopped}}
-spec: {{type: DockerRegistry, url: "http://127.0.0.1:{dead}"}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {{name: live.team-a}}
-spec: {{registry: live, space: team-a, visibility: Private, workspaces: [ws-a]}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {{name: live.team-b}}
-spec: {{registry: live, space: team-b, visibility: Private, workspaces: [ws-b]}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {{name: live.tools}}
-spec: {{registry: live, space: tools, visibility: Public}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {{name: stopped.team-c}}
-spec: {{registry: stopped, space: team-c, visibility: Private, workspaces: [ws-a]}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: Workspace
-metadata: {{name: ws-a}}
-spec: {{namespaces: [app-1, app-2]}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: Workspace
-metadata: {{name: ws-b}}
-spec: {{namespaces: [app-3], enforcement: Warn}}
-"#,
-        live_url = registry.url(),
-        user = super::b64(user.0),
-        pass = super::b64(user.1),
-    )
+    use super::{basic_auth_secret, space, workspace, OWN_NS};
+    let mut live = super::registry("live", &registry.url(), &[]);
+    live["spec"]["credentialsSecretRef"] =
+        serde_json::json!({"namespace": OWN_NS, "name": "live-api"});
+    let mut ws_b = workspace("ws-b", &["app-3"], None);
+    ws_b["spec"]["enforcement"] = "Warn".into();
+    let documents = [
+        live,
+        basic_auth_secret(OWN_NS, "live-api", user.0, user.1),
+        super::registry("stopped", &format!("http://127.0.0.1:{dead}"), &[]),
+        space("live.team-a", "live", "team-a", "Private", &["ws-a"]),
+        space("live.team-b", "live", "team-b", "Private", &["ws-b"]),
+        space("live.tools", "live", "tools", "Public", &[]),
+        space("stopped.team-c", "stopped", "team-c", "Private", &["ws-a"]),
+        workspace("ws-a", &["app-1", "app-2"], None),
+        ws_b,
+    ];
+    // JSON is YAML: one document per object.
+    documents.map(|d| d.to_string()).join("\n---\n")
 }
