@@ -251,11 +251,7 @@ impl RealRegistry {
             .arg(format!("docker://{}/{image}", self.host()))
             .output()
             .expect("run skopeo");
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        succeeded(out)
     }
 
     /// `skopeo copy` (a pull) of an image into an OCI layout, with a dockerconfigjson auth
@@ -270,11 +266,7 @@ impl RealRegistry {
             .arg(format!("oci:{}:pulled", into.display()))
             .output()
             .expect("run skopeo");
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        succeeded(out)
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -420,6 +412,15 @@ pub fn write_oci_layout(dir: &Path, tag: &str) {
     std::fs::write(dir.join("index.json"), index.to_string()).expect("index.json");
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
         .expect("oci-layout");
+}
+
+/// Ok when skopeo succeeded, else what it said.
+fn succeeded(out: std::process::Output) -> Result<(), String> {
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }
 
 /// The standalone configuration the overview tests (`overview_cli`, `ui`) show: two
