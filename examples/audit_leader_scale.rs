@@ -12,34 +12,18 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use pullgate::api::Visibility;
 use pullgate::cluster::leader::audit::{judge_namespaces, summarize, Todo};
 use pullgate::cluster::replica::workloads::{convert, Store, WorkloadChange};
 use pullgate::findings::WorkloadKind;
-use pullgate::index::testing::mk_scaled;
 use pullgate::index::Snapshot;
 use pullgate::policy::Policy;
 use serde_json::json;
 
+mod common;
+use common::{rss_mib, World};
+
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-fn rss_mib() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: f64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0.0);
-    pages * 4096.0 / (1024.0 * 1024.0)
-}
-
-fn arg(n: usize, default: usize) -> usize {
-    std::env::args()
-        .nth(n)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(default)
-}
 
 fn uid(n: usize) -> String {
     format!("00000000-0000-4000-8000-{n:012x}")
@@ -108,39 +92,10 @@ fn objects(
 }
 
 fn main() {
-    let pods = arg(1, 100_000);
-    let namespaces = arg(2, 10_000);
-    let spaces = arg(3, 1_000);
-    let workspaces = arg(4, 500);
-    let cluster = mk_scaled(namespaces, spaces, workspaces);
+    let (world, pods) = World::from_args();
+    let names = &world.names;
     let policy = Policy::default();
-    let before = Arc::new(Snapshot::build(&cluster, 1));
-
-    // Each workspace's namespaces use an image of a Private space bound to it.
-    let mut bound: Vec<Option<(String, String)>> = vec![None; workspaces];
-    for s in cluster
-        .spaces
-        .iter()
-        .filter(|s| s.spec.visibility == Visibility::Private)
-    {
-        let host = match s.spec.registry.as_str() {
-            "harbor" => "harbor.example.com",
-            _ => "registry.example.com:5000",
-        };
-        for w in &s.spec.workspaces {
-            let i: usize = w.trim_start_matches("ws-").parse().unwrap_or(0);
-            bound[i].get_or_insert_with(|| (format!("{host}/{}/app:1", s.spec.space), w.clone()));
-        }
-    }
-    let per_ws = namespaces / workspaces;
-    let names: Vec<(String, String)> = (0..workspaces)
-        .flat_map(|w| {
-            let image = bound[w]
-                .as_ref()
-                .map_or("nginx:1.27".to_string(), |(image, _)| image.clone());
-            (0..per_ws).map(move |i| (format!("ns-{w}-{i}"), image.clone()))
-        })
-        .collect();
+    let before = Arc::new(Snapshot::build(&world.objects, 1));
 
     let rss0 = rss_mib();
     let mut store = Store::default();
@@ -148,7 +103,7 @@ fn main() {
     let mut by_kind: Vec<(WorkloadKind, Vec<_>)> =
         WorkloadKind::ALL.iter().map(|k| (*k, Vec::new())).collect();
     let mut count = 0;
-    objects(&names, pods, &mut |kind, value| {
+    objects(names, pods, &mut |kind, value| {
         let obj = serde_json::from_value(value).expect("an object");
         if let Some(w) = convert(kind, obj) {
             if let Some((_, list)) = by_kind.iter_mut().find(|(k, _)| *k == kind) {
@@ -194,16 +149,7 @@ fn main() {
     );
 
     // A binding change: the space the namespaces of ws-0 use is unbound from ws-0.
-    let mut changed = cluster.clone();
-    if let Some((image, ws)) = &bound[0] {
-        for s in changed
-            .spaces
-            .iter_mut()
-            .filter(|s| image.contains(&format!("/{}/", s.spec.space)))
-        {
-            s.spec.workspaces.retain(|w| w != ws);
-        }
-    }
+    let changed = world.unbound();
     let t = Instant::now();
     let after = Arc::new(Snapshot::build(&changed, 2));
     let rebuilt = t.elapsed();

@@ -11,31 +11,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use pullgate::api::Visibility;
 use pullgate::findings::{self, Owner, Use, Workload, WorkloadKind};
-use pullgate::index::testing::mk_scaled;
 use pullgate::index::Snapshot;
 use pullgate::policy::{Location, Policy};
 
+mod common;
+use common::{rss_mib, World};
+
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-fn rss_mib() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: f64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0.0);
-    pages * 4096.0 / (1024.0 * 1024.0)
-}
-
-fn arg(n: usize, default: usize) -> usize {
-    std::env::args()
-        .nth(n)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(default)
-}
 
 fn uses(images: &[Arc<str>]) -> Vec<Use> {
     images
@@ -50,39 +34,13 @@ fn uses(images: &[Arc<str>]) -> Vec<Use> {
 }
 
 fn main() {
-    let pods = arg(1, 100_000);
-    let namespaces = arg(2, 10_000);
-    let spaces = arg(3, 1_000);
-    let workspaces = arg(4, 500);
-    let objects = mk_scaled(namespaces, spaces, workspaces);
+    let (world, pods) = World::from_args();
     let policy = Policy::default();
-    let before = Snapshot::build(&objects, 1);
-
-    // The namespaces of mk_scaled, each using an image of a Private space bound to its
-    // workspace (or a library image where its workspace has none).
-    let mut bound: Vec<Option<(String, String)>> = vec![None; workspaces];
-    for s in objects
-        .spaces
+    let before = Snapshot::build(&world.objects, 1);
+    let names: Vec<(Arc<str>, Arc<str>)> = world
+        .names
         .iter()
-        .filter(|s| s.spec.visibility == Visibility::Private)
-    {
-        let host = match s.spec.registry.as_str() {
-            "harbor" => "harbor.example.com",
-            _ => "registry.example.com:5000",
-        };
-        for w in &s.spec.workspaces {
-            let i: usize = w.trim_start_matches("ws-").parse().unwrap_or(0);
-            bound[i].get_or_insert_with(|| (format!("{host}/{}/app:1", s.spec.space), w.clone()));
-        }
-    }
-    let per_ws = namespaces / workspaces;
-    let names: Vec<(Arc<str>, Arc<str>)> = (0..workspaces)
-        .flat_map(|w| {
-            let image = bound[w]
-                .as_ref()
-                .map_or("nginx:1.27".to_string(), |(image, _)| image.clone());
-            (0..per_ws).map(move |i| (format!("ns-{w}-{i}").into(), image.as_str().into()))
-        })
+        .map(|(ns, image)| (ns.as_str().into(), image.as_str().into()))
         .collect();
     let library: Arc<str> = "docker.io/library/redis:7".into();
     let unmanaged: Arc<str> = "quay.io/acme/sidecar:2".into();
@@ -153,16 +111,7 @@ fn main() {
     println!("{} findings under the first table", found.len());
 
     // A binding change: the space the namespaces of ws-0 use is unbound from ws-0.
-    let mut changed = objects.clone();
-    if let Some((image, ws)) = &bound[0] {
-        for s in changed
-            .spaces
-            .iter_mut()
-            .filter(|s| image.contains(&format!("/{}/", s.spec.space)))
-        {
-            s.spec.workspaces.retain(|w| w != ws);
-        }
-    }
+    let changed = world.unbound();
     let t = Instant::now();
     let after = Snapshot::build(&changed, 2);
     let rebuilt = t.elapsed();

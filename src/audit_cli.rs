@@ -33,18 +33,7 @@ const PAGE: u32 = 500;
 
 /// Runs the command, printing to stdout; returns the exit code.
 pub fn run(args: &AuditArgs) -> i32 {
-    match run_inner(args) {
-        Ok((out, code)) => {
-            print!("{out}");
-            code
-        }
-        Err(errors) => {
-            for e in errors {
-                eprintln!("error: {}", escape(&e));
-            }
-            EXIT_BAD_INPUT
-        }
-    }
+    input::finish(run_inner(args), EXIT_BAD_INPUT)
 }
 
 /// The workloads of the input and what else it held.

@@ -68,18 +68,7 @@ const CUSTOM_REASON: &str =
 
 /// Runs the command, printing to stdout; returns the exit code.
 pub fn run(args: &CheckArgs) -> i32 {
-    match run_inner(args) {
-        Ok((out, code)) => {
-            print!("{out}");
-            code
-        }
-        Err(errors) => {
-            for e in errors {
-                eprintln!("error: {}", escape(&e));
-            }
-            EXIT_BAD_INPUT
-        }
-    }
+    input::finish(run_inner(args), EXIT_BAD_INPUT)
 }
 
 fn run_inner(args: &CheckArgs) -> Result<(String, i32), Vec<String>> {

@@ -7,8 +7,9 @@
 //! hands back [`Object`]s that remember where they came from ([`Origin`]).
 //!
 //! Also here, because every reader of input needs them: [`classify`], which says whether
-//! pullgate judges a kind, knows it as one that holds no pod, or does not know it; and
-//! [`escape`], for printing names and messages taken from input.
+//! pullgate judges a kind, knows it as one that holds no pod, or does not know it;
+//! [`escape`], for printing names and messages taken from input; and [`finish`], how
+//! the commands that read input print their outcome.
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
@@ -755,6 +756,23 @@ pub fn classify(api_version: &str, kind: &str) -> Class {
         Some(_) => Class::Unknown,
         None if group.contains('.') => Class::Custom,
         None => Class::Unknown,
+    }
+}
+
+/// The end of a command that reads input (`check`, `audit`): prints its report and
+/// returns its exit code, or prints each input error (escaped) and returns `bad_input`.
+pub fn finish(outcome: Result<(String, i32), Vec<String>>, bad_input: i32) -> i32 {
+    match outcome {
+        Ok((out, code)) => {
+            print!("{out}");
+            code
+        }
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {}", escape(&e));
+            }
+            bad_input
+        }
     }
 }
 

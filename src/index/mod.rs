@@ -235,6 +235,19 @@ impl Snapshot {
         ids.iter().map(|id| &self.workspaces[*id as usize])
     }
 
+    /// The workspace whose credential namespace `ns` gets for `space`: none for a Public
+    /// space, else the first of its workspaces bound to the space. Its pull Secret and the
+    /// credential provider must agree on it.
+    pub fn credential_workspace<'s>(&'s self, ns: &str, space: &SpaceEntry) -> Option<&'s str> {
+        match space.visibility {
+            Visibility::Public => None,
+            Visibility::Private => self
+                .workspaces_of(ns)
+                .map(|w| w.name.as_str())
+                .find(|w| space.workspaces.iter().any(|b| b == w)),
+        }
+    }
+
     /// The effective mode of namespace `ns`: each of its workspaces
     /// contributes its `enforcement`, or `global` (the `--mode` flag) when it sets none,
     /// and the strictest wins; a namespace in no workspace gets `global`. A workspace

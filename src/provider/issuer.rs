@@ -21,7 +21,6 @@ use kube::api::{Api, PostParams};
 use tracing::{info, warn};
 
 use crate::admission::clip;
-use crate::api::Visibility;
 use crate::cluster::leader::credentials::{
     Chain, CredentialKey, CredentialSource, Lookup, RefCredentials,
 };
@@ -243,15 +242,8 @@ impl TokenIssuer {
         let Resolution::Space(registry, space) = snap.resolve(&parsed) else {
             return Issued::Refused(Outcome::Unavailable, sentence);
         };
-        // The workspace whose credential the namespace gets: the first of its workspaces
-        // bound to the space, as for its pull Secret.
-        let workspace = match space.visibility {
-            Visibility::Public => None,
-            Visibility::Private => snap
-                .workspaces_of(ns)
-                .map(|w| w.name.as_str())
-                .find(|w| space.workspaces.iter().any(|b| b == w)),
-        };
+        // The same workspace as for the namespace's pull Secret.
+        let workspace = snap.credential_workspace(ns, space);
         let refs = RefCredentials {
             secrets: &inputs.ref_secrets,
         };
@@ -339,6 +331,7 @@ fn remaining_life(expires_at: i64, now: SystemTime) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Visibility;
 
     #[test]
     fn namespaces_come_only_from_service_account_names() {

@@ -1,5 +1,6 @@
 //! Connections of the admission port: the accept loop (bounded number of connections),
-//! the TLS handshake (bounded in time), HTTP/1.1 with keep-alive, and the graceful close.
+//! the TLS handshake (bounded in time), HTTP/1.1 with keep-alive, and the graceful close;
+//! and the simpler bounded accept loop of the plain-HTTP ports ([`serve_bounded`]).
 //!
 //! Also the clock behind hyper's header read timeout. Hyper starts that countdown as soon
 //! as it waits for a request head, so on its own it would close every keep-alive
@@ -22,6 +23,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
@@ -167,6 +169,54 @@ fn log_end(peer: SocketAddr, result: hyper::Result<()>) {
     if let Err(e) = result {
         debug!(%peer, error = %e, "connection ended with an error");
     }
+}
+
+/// The accept loop of the small plain-HTTP ports (probes, the overview page): at most
+/// `limit` connections at once (more wait in the kernel's listen backlog), each served
+/// by `serve` in a task of its own, until `stop` resolves; open connections are then
+/// dropped. `what` names a connection in the warning about a failed accept.
+pub(crate) async fn serve_bounded<S, F>(
+    listener: TcpListener,
+    limit: usize,
+    what: &str,
+    stop: impl Future<Output = ()>,
+    mut serve: S,
+) where
+    S: FnMut(TcpStream, SocketAddr) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(limit));
+    let mut connections = JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        let slot = tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let (tcp, peer) = tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    warn!(error = %e, "accepting {what} failed");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let served = serve(tcp, peer);
+        connections.spawn(async move {
+            let _slot = slot;
+            served.await;
+        });
+    }
+    connections.shutdown().await;
 }
 
 /// Resolves once the flag is true (or its sender is gone, which means the same).

@@ -32,7 +32,9 @@ use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 
+pub(crate) use self::conn::serve_bounded;
 pub use self::metrics::Metrics;
+pub(crate) use self::reply::text;
 pub use self::tls::TlsError;
 pub use crate::admission::{Outcome, Webhook};
 

@@ -13,11 +13,11 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
-use tracing::{debug, warn};
+use tokio::sync::watch;
+use tracing::debug;
 
-use super::conn::{http1_builder, signalled, CountingIo, HeadClock, Timeouts};
+use super::conn::{http1_builder, serve_bounded, signalled, CountingIo, HeadClock, Timeouts};
+use super::reply::text;
 use super::{metrics, Health, Metrics};
 
 /// Probes and scrapes come from a handful of clients; more open connections are refused
@@ -81,16 +81,6 @@ impl ProbeState {
     }
 }
 
-fn text(code: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = code;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
 /// Serves probes until `stop` turns true; open probe connections are then dropped.
 pub(crate) async fn run(
     listener: TcpListener,
@@ -98,46 +88,29 @@ pub(crate) async fn run(
     timeouts: Timeouts,
     mut stop: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_PROBE_CONNECTIONS));
-    let mut connections = JoinSet::new();
-    loop {
-        let slot = tokio::select! {
-            biased;
-            _ = signalled(&mut stop) => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-        };
-        let (tcp, peer) = tokio::select! {
-            biased;
-            _ = signalled(&mut stop) => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    warn!(error = %e, "accepting a probe connection failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
+    let stop = signalled(&mut stop);
+    serve_bounded(
+        listener,
+        MAX_PROBE_CONNECTIONS,
+        "a probe connection",
+        stop,
+        |tcp, peer| {
+            let state = state.clone();
+            async move {
+                let clock = Arc::new(HeadClock::default());
+                let io = TokioIo::new(CountingIo::new(tcp, clock.clone()));
+                let service = service_fn(move |request| {
+                    let response = state.answer(&request);
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                if let Err(e) = http1_builder(timeouts, clock)
+                    .serve_connection(io, service)
+                    .await
+                {
+                    debug!(%peer, error = %e, "probe connection ended with an error");
                 }
-            },
-        };
-        let state = state.clone();
-        connections.spawn(async move {
-            let _slot = slot;
-            let clock = Arc::new(HeadClock::default());
-            let io = TokioIo::new(CountingIo::new(tcp, clock.clone()));
-            let service = service_fn(move |request| {
-                let response = state.answer(&request);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            if let Err(e) = http1_builder(timeouts, clock)
-                .serve_connection(io, service)
-                .await
-            {
-                debug!(%peer, error = %e, "probe connection ended with an error");
             }
-        });
-    }
-    connections.shutdown().await;
+        },
+    )
+    .await;
 }

@@ -1,5 +1,6 @@
 //! Building answers of the TLS port: JSON bodies and Kubernetes `Status` errors, shared by
-//! the admission routes and `/credentials`.
+//! the admission routes and `/credentials`; and the plain-text answers of the probe port
+//! and the overview page.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -14,6 +15,17 @@ pub(crate) fn json(code: StatusCode, body: Bytes) -> HttpResponse {
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A short plain-text answer.
+pub(crate) fn text(code: StatusCode, body: &'static str) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = code;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 

@@ -32,13 +32,13 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
 use crate::api::Enforcement;
 use crate::config;
 use crate::overview::{self, Overview};
+use crate::server::{serve_bounded, text};
 use denials::RecentDenials;
 
 /// The kept overview is collected again when older than this on a request.
@@ -259,16 +259,6 @@ fn harden(response: &mut Response<Full<Bytes>>) {
     }
 }
 
-fn text(code: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = code;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
 /// `serve --ui-listen`: serves the page on `addr` (standalone with the `config` file,
 /// else in cluster mode) until `stop` resolves; returns the ring of denials that the
 /// admission handler fills for it.
@@ -310,34 +300,10 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
 
 /// Serves the page until `stop` resolves; open connections are then dropped.
 pub async fn run(listener: TcpListener, ui: Arc<Ui>, stop: impl Future<Output = ()>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut connections = JoinSet::new();
-    tokio::pin!(stop);
-    loop {
-        let slot = tokio::select! {
-            biased;
-            _ = &mut stop => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-        };
-        let (tcp, peer) = tokio::select! {
-            biased;
-            _ = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    warn!(error = %e, "accepting an overview page connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    let what = "an overview page connection";
+    serve_bounded(listener, MAX_CONNECTIONS, what, stop, |tcp, peer| {
         let ui = ui.clone();
-        connections.spawn(async move {
-            let _slot = slot;
+        async move {
             let service = service_fn(move |request| {
                 let ui = ui.clone();
                 async move {
@@ -354,9 +320,9 @@ pub async fn run(listener: TcpListener, ui: Arc<Ui>, stop: impl Future<Output = 
             if let Err(e) = served {
                 debug!(%peer, error = %e, "overview page connection ended with an error");
             }
-        });
-    }
-    connections.shutdown().await;
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -3,24 +3,10 @@
 //! a `--config` with a misspelt field.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::support::cli::{pullgate, text};
 use std::time::{Duration, Instant};
-
-fn pullgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pullgate"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run pullgate")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 const CONFIG: &str = "examples/config.yaml";
 /// In private space team-b, bound to ws-b only; app-1 is in ws-a.
@@ -137,14 +123,29 @@ fn output_flags_have_help() {
     }
 }
 
+/// `check --image image -n ns` with `config` as its `--config` file: the exit code and
+/// what it printed.
+fn check_with_config(config: &str, image: &str, ns: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(&cfg, config).unwrap();
+    let o = pullgate(&[
+        "check",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--image",
+        image,
+        "-n",
+        ns,
+    ]);
+    (o.status.code(), text(&o))
+}
+
 /// A misspelt field of `--config` is refused (exit 2), named with its path and its line,
 /// rather than read as absent (`visiblity: Public` would leave a Private space).
 #[test]
 fn config_refuses_unknown_fields_with_their_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.yaml");
-    std::fs::write(
-        &cfg,
+    let (code, out) = check_with_config(
         "apiVersion: pullgate.io/v1alpha1\n\
          kind: Registry\n\
          metadata: {name: harbor}\n\
@@ -154,19 +155,10 @@ fn config_refuses_unknown_fields_with_their_line() {
          kind: RegistrySpace\n\
          metadata: {name: harbor.team-a}\n\
          spec:\n  registry: harbor\n  space: team-a\n  visiblity: Public\n",
-    )
-    .unwrap();
-    let o = pullgate(&[
-        "check",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--image",
         "harbor.example.com/team-a/app:1",
-        "-n",
         "app-1",
-    ]);
-    let out = text(&o);
-    assert_eq!(o.status.code(), Some(2), "{out}");
+    );
+    assert_eq!(code, Some(2), "{out}");
     assert!(
         out.contains(r#"document 2: RegistrySpace "harbor.team-a": unknown field "spec.visiblity" at line 12"#),
         "{out}"
@@ -176,25 +168,13 @@ fn config_refuses_unknown_fields_with_their_line() {
 /// A value of the wrong kind is named the same way, by field and line.
 #[test]
 fn config_names_the_field_and_line_of_a_bad_value() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.yaml");
-    std::fs::write(
-        &cfg,
+    let (code, out) = check_with_config(
         "apiVersion: pullgate.io/v1alpha1\nkind: RegistrySpace\nmetadata: {name: s}\n\
          spec:\n  registry: r\n  space: a\n  visibility: public\n",
-    )
-    .unwrap();
-    let o = pullgate(&[
-        "check",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--image",
         "x",
-        "-n",
         "a",
-    ]);
-    let out = text(&o);
-    assert_eq!(o.status.code(), Some(2), "{out}");
+    );
+    assert_eq!(code, Some(2), "{out}");
     assert!(
         out.contains(r#"invalid object: "spec.visibility" at line 7: unknown variant `public`"#),
         "{out}"

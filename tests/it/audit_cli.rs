@@ -6,6 +6,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+use crate::support::cli::text;
+
 const CURRENT: &str = "tests/data/audit/current.yaml";
 const PROPOSED: &str = "tests/data/audit/proposed.yaml";
 const FIXED: &str = "tests/data/audit/fixed.yaml";
@@ -31,12 +33,19 @@ fn pullgate(args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("wait")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// `audit` of the running workloads against the current configuration, `--what-if`
+/// the configuration `proposed`, with `extra` arguments.
+fn what_if(proposed: &str, extra: &[&str]) -> Output {
+    let args = [
+        "audit",
+        "--config",
+        CURRENT,
+        "-f",
+        RUNNING,
+        "--what-if",
+        proposed,
+    ];
+    pullgate(&[&args[..], extra].concat(), None)
 }
 
 fn json(o: &Output) -> Value {
@@ -108,16 +117,7 @@ fn no_findings_exit_0() {
 
 #[test]
 fn what_if_lists_newly_denied_first_and_exits_1() {
-    let args = [
-        "audit",
-        "--config",
-        CURRENT,
-        "-f",
-        RUNNING,
-        "--what-if",
-        PROPOSED,
-    ];
-    let o = pullgate(&args, None);
+    let o = what_if(PROPOSED, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     let denied = out.find("NEWLY DENIED  Deployment app-1/web").expect(&out);
@@ -128,7 +128,7 @@ fn what_if_lists_newly_denied_first_and_exits_1() {
         "{out}"
     );
 
-    let o = pullgate(&[&args[..], &["-o", "json"]].concat(), None);
+    let o = what_if(PROPOSED, &["-o", "json"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let v = json(&o);
     let changes: Vec<(String, String)> = v["changes"]
@@ -158,18 +158,7 @@ fn what_if_lists_newly_denied_first_and_exits_1() {
 
 #[test]
 fn what_if_that_only_allows_exits_0() {
-    let o = pullgate(
-        &[
-            "audit",
-            "--config",
-            CURRENT,
-            "-f",
-            RUNNING,
-            "--what-if",
-            FIXED,
-        ],
-        None,
-    );
+    let o = what_if(FIXED, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = text(&o);
     assert!(!out.contains("NEWLY DENIED"), "{out}");
@@ -193,18 +182,7 @@ fn bad_input_exits_2() {
     }
     let o = pullgate(&["audit", "--config", "-", "-f", "-"], Some(""));
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    let o = pullgate(
-        &[
-            "audit",
-            "--config",
-            CURRENT,
-            "-f",
-            RUNNING,
-            "--what-if",
-            "tests/data/audit/missing.yaml",
-        ],
-        None,
-    );
+    let o = what_if("tests/data/audit/missing.yaml", &[]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--what-if"), "{}", text(&o));
     // Without --config and without a cluster: bad input, saying why.
@@ -217,6 +195,7 @@ fn bad_input_exits_2() {
 /// apiserver, through a kubeconfig): the same findings as from the files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_reads_the_live_cluster() {
+    use crate::support::cli::pullgate_in_cluster;
     use crate::support::{kubeconfig, namespace, FakeApiServer};
 
     let fake = FakeApiServer::start().await;
@@ -232,20 +211,8 @@ async fn audit_reads_the_live_cluster() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let config = kubeconfig(dir.path(), &fake.url());
-    let run = |args: &'static [&'static str]| {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_pullgate"))
-                .args(args)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .env("KUBECONFIG", config)
-                .env_remove("PULLGATE_CONFIG")
-                .env_remove("KUBERNETES_SERVICE_HOST")
-                .output()
-                .expect("run pullgate")
-        })
-    };
-    let o = run(&["audit", "-o", "json"]).await.unwrap();
+    let run = |args: &'static [&'static str]| pullgate_in_cluster(args, &config);
+    let o = run(&["audit", "-o", "json"]).await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let v = json(&o);
     let found: Vec<String> = v["findings"]
@@ -269,7 +236,7 @@ async fn audit_reads_the_live_cluster() {
         "{v}"
     );
     // The live table with a proposed one: web is newly denied.
-    let o = run(&["audit", "--what-if", PROPOSED]).await.unwrap();
+    let o = run(&["audit", "--what-if", PROPOSED]).await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         text(&o).starts_with("NEWLY DENIED  Deployment app-1/web"),
@@ -277,6 +244,6 @@ async fn audit_reads_the_live_cluster() {
         text(&o)
     );
     // A file's table over the live workloads: nothing left.
-    let o = run(&["audit", "--config", FIXED]).await.unwrap();
+    let o = run(&["audit", "--config", FIXED]).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::support::binary::{probe_status, Binary};
+use crate::support::binary::Binary;
 use crate::support::fake_apiserver::token_review::{TokenInfo, API_AUDIENCE};
 use crate::support::registry::{tools_available, RealRegistry};
 use crate::support::*;
@@ -195,28 +195,13 @@ async fn the_kubelet_gets_credentials_only_for_entitled_namespaces() {
         TokenInfo::service_account("app-1", "default", API_AUDIENCE, "node-1"),
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let config = kubeconfig(dir.path(), &fake.url());
-    let b = Binary::start_in(
-        dir,
-        &[
-            "--namespace",
-            OWN_NS,
-            "--drain-period",
-            "200ms",
-            "--pull-credentials",
-            "provider",
-        ],
-        &[
-            ("KUBECONFIG", config.to_str().unwrap()),
-            ("POD_NAME", "pullgate-0"),
-        ],
+    let b = Binary::in_cluster(
+        &fake.url(),
+        "pullgate-0",
+        &["--drain-period", "200ms", "--pull-credentials", "provider"],
     );
+    b.ready().await;
     let probe = b.probe;
-    wait_until("ready after the first sync", || {
-        probe_status(probe, "/readyz") == 200
-    })
-    .await;
     let ca_file = b.dir.path().join("ca.crt");
     // As a CredentialProviderConfig passes them: the server in `args`, the CA in `env`.
     let args = vec![
@@ -379,13 +364,10 @@ async fn a_node_over_its_budget_is_refused_before_any_token_review() {
     let fake = FakeApiServer::start().await;
     fake.put(registry_object("http://127.0.0.1:5000"));
     fake.put(namespace("app-1", json!({})));
-    let dir = tempfile::tempdir().unwrap();
-    let config = kubeconfig(dir.path(), &fake.url());
-    let b = Binary::start_in(
-        dir,
+    let b = Binary::in_cluster(
+        &fake.url(),
+        "pullgate-0",
         &[
-            "--namespace",
-            OWN_NS,
             "--pull-credentials",
             "both",
             "--node-credential-rate",
@@ -393,16 +375,9 @@ async fn a_node_over_its_budget_is_refused_before_any_token_review() {
             "--node-credential-burst",
             "3",
         ],
-        &[
-            ("KUBECONFIG", config.to_str().unwrap()),
-            ("POD_NAME", "pullgate-0"),
-        ],
     );
+    b.ready().await;
     let probe = b.probe;
-    wait_until("ready after the first sync", || {
-        probe_status(probe, "/readyz") == 200
-    })
-    .await;
     let ca_file = b.dir.path().join("ca.crt");
     let args = vec![
         "credential-provider".to_string(),

@@ -5,7 +5,7 @@ use crate::support::fake_harbor;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fake_harbor::{FakeHarbor, FakeRobot, ADMIN, DEVELOPER};
+use fake_harbor::{FakeHarbor, FakeRobot, ADMIN, DEVELOPER, MANAGER_ACCESS};
 use pullgate::api::{Health, RegistryType, Visibility};
 use std::collections::BTreeSet;
 
@@ -552,19 +552,7 @@ async fn rotation_is_make_before_break() {
 #[tokio::test]
 async fn a_system_robot_manages_projects_and_robots() {
     let fake = FakeHarbor::start().await;
-    let login = fake.add_system_robot(
-        "pullgate",
-        "Sys12345x",
-        &[
-            ("project", "list"),
-            ("project", "read"),
-            ("project", "create"),
-            ("project", "update"),
-            ("robot", "list"),
-            ("robot", "create"),
-            ("robot", "delete"),
-        ],
-    );
+    let login = fake.add_system_robot("pullgate", "Sys12345x", MANAGER_ACCESS);
     let client = client_with(&fake, Some((&login, "Sys12345x")), 100);
     let h = harbor(&client);
     assert_eq!(

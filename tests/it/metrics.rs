@@ -227,15 +227,9 @@ fn wait_for_metrics(probe: SocketAddr, what: &str, check: impl Fn(&str) -> bool)
 
 /// A cluster-mode `pullgate serve` against `fake`, named `pod`.
 fn cluster_binary(fake: &FakeApiServer, pod: &str, extra: &[&str]) -> Binary {
-    let dir = tempfile::tempdir().unwrap();
-    let config = kubeconfig(dir.path(), &fake.url());
-    let mut args = vec!["--namespace", OWN_NS, "--drain-period", "100ms"];
+    let mut args = vec!["--drain-period", "100ms"];
     args.extend_from_slice(extra);
-    Binary::start_in(
-        dir,
-        &args,
-        &[("KUBECONFIG", config.to_str().unwrap()), ("POD_NAME", pod)],
-    )
+    Binary::in_cluster(&fake.url(), pod, &args)
 }
 
 fn seed(fake: &FakeApiServer) {
@@ -250,13 +244,7 @@ async fn a_replica_that_does_not_lead_exposes_every_listed_metric() {
     let fake = FakeApiServer::start().await;
     seed(&fake);
     // Another replica holds the Lease for an hour: this one never leads in this test.
-    let renewed = k8s_openapi::jiff::Timestamp::now().to_string();
-    fake.put(json!({
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": "pullgate-leader", "namespace": OWN_NS},
-        "spec": {"holderIdentity": "pullgate-other", "leaseDurationSeconds": 3600,
-                 "acquireTime": renewed, "renewTime": renewed}
-    }));
+    lease_held_by_other(&fake);
     let b = cluster_binary(&fake, "pullgate-1", &[]);
     let probe = b.probe;
     wait_until("ready after the first sync", || {

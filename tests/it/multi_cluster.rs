@@ -19,7 +19,7 @@ use std::time::Duration;
 use pullgate::cluster::leader::robots;
 use pullgate::cluster::{ClusterOptions, HealthHook, RobotHooks};
 use serde_json::{json, Value};
-use support::fake_harbor::{FakeHarbor, ADMIN};
+use support::fake_harbor::{FakeHarbor, ADMIN, MANAGER_ACCESS};
 use support::*;
 
 /// Polls `cond` every 10 ms for up to `secs` seconds (for waits that span a robot
@@ -47,12 +47,6 @@ fn probing(identity: &str, cluster: &str) -> (ClusterOptions, Probes) {
         seen.fetch_add(1, Ordering::SeqCst);
     })));
     (o, probes)
-}
-
-fn harbor_registry(name: &str, url: &str, secret: &str) -> Value {
-    json!({"apiVersion": PG, "kind": "Registry", "metadata": {"name": name},
-           "spec": {"type": "Harbor", "url": url,
-                    "credentialsSecretRef": {"namespace": OWN_NS, "name": secret}}})
 }
 
 /// (user, password) of the first entry of `ns`'s pull Secret.
@@ -98,19 +92,7 @@ fn seed(fake: &FakeApiServer, harbor: &FakeHarbor, creds: (&str, &str), workspac
 async fn two_clusters_share_a_harbor_without_touching_each_others_robots() {
     let harbor = FakeHarbor::start().await;
     harbor.add_project("team-a", false, 0, 0);
-    let robot_login = harbor.add_system_robot(
-        "pullgate-b",
-        "SysB12345",
-        &[
-            ("project", "list"),
-            ("project", "read"),
-            ("project", "create"),
-            ("project", "update"),
-            ("robot", "list"),
-            ("robot", "create"),
-            ("robot", "delete"),
-        ],
-    );
+    let robot_login = harbor.add_system_robot("pullgate-b", "SysB12345", MANAGER_ACCESS);
     let (a, b) = (FakeApiServer::start().await, FakeApiServer::start().await);
     a.put(namespace("kube-system", json!({})));
     let a_uid = a.get("v1", "Namespace", "", "kube-system").unwrap()["metadata"]["uid"]
@@ -266,13 +248,7 @@ async fn overview_names_the_kind_of_credential() {
 async fn rotation_switches_every_pull_secret_before_the_old_robot_goes() {
     let harbor = Arc::new(FakeHarbor::start().await);
     let fake = Arc::new(FakeApiServer::start().await);
-    fake.put(harbor_registry("h", &harbor.url(), "h-api"));
-    fake.put(basic_auth_secret(OWN_NS, "h-api", ADMIN.0, ADMIN.1));
-    fake.put(space("h.team-a", "h", "team-a", "Private", &["ws-a"]));
-    fake.put(workspace("ws-a", &["app-1", "app-2"], None));
-    for ns in ["app-1", "app-2"] {
-        fake.put(namespace(ns, json!({})));
-    }
+    seed_harbor_team_a(&fake, &harbor.url(), "h-api", ADMIN, &["app-1", "app-2"]);
     let (mut opts, _) = probing("pod-a", "c1");
     opts.robot_lifetime = Duration::from_secs(3);
     opts.robot_rotation_grace = Duration::from_secs(1);
@@ -354,11 +330,7 @@ async fn rotation_switches_every_pull_secret_before_the_old_robot_goes() {
 async fn a_new_leader_finishes_a_rotation_from_the_robot_secret() {
     let harbor = FakeHarbor::start().await;
     let fake = FakeApiServer::start().await;
-    fake.put(harbor_registry("h", &harbor.url(), "h-api"));
-    fake.put(basic_auth_secret(OWN_NS, "h-api", ADMIN.0, ADMIN.1));
-    fake.put(space("h.team-a", "h", "team-a", "Private", &["ws-a"]));
-    fake.put(workspace("ws-a", &["app-1"], None));
-    fake.put(namespace("app-1", json!({})));
+    seed_harbor_team_a(&fake, &harbor.url(), "h-api", ADMIN, &["app-1"]);
     let (mut opts, _) = probing("pod-a", "c1");
     // Rotation at 10s; the grace outlasts the crash so the new leader deletes.
     opts.robot_lifetime = Duration::from_secs(15);
@@ -589,11 +561,7 @@ async fn robots_from_before_cluster_names_are_adopted_then_replaced() {
         s.robots.push(legacy(501, "ws-other", "Legacy123b"));
     }
     let fake = FakeApiServer::start().await;
-    fake.put(harbor_registry("h", &harbor.url(), "h-api"));
-    fake.put(basic_auth_secret(OWN_NS, "h-api", ADMIN.0, ADMIN.1));
-    fake.put(space("h.team-a", "h", "team-a", "Private", &["ws-a"]));
-    fake.put(workspace("ws-a", &["app-1"], None));
-    fake.put(namespace("app-1", json!({})));
+    seed_harbor_team_a(&fake, &harbor.url(), "h-api", ADMIN, &["app-1"]);
     // The robot Secret as the previous version wrote it (the same name).
     let name = robots::secret_name(&robots::RobotKey {
         registry: "h".into(),
@@ -643,11 +611,7 @@ async fn robots_from_before_cluster_names_are_adopted_then_replaced() {
 async fn harbor_faults_never_cost_a_working_credential_or_a_foreign_robot() {
     let harbor = Arc::new(FakeHarbor::start().await);
     let fake = Arc::new(FakeApiServer::start().await);
-    fake.put(harbor_registry("h", &harbor.url(), "h-api"));
-    fake.put(basic_auth_secret(OWN_NS, "h-api", ADMIN.0, ADMIN.1));
-    fake.put(space("h.team-a", "h", "team-a", "Private", &["ws-a"]));
-    fake.put(workspace("ws-a", &["app-1"], None));
-    fake.put(namespace("app-1", json!({})));
+    seed_harbor_team_a(&fake, &harbor.url(), "h-api", ADMIN, &["app-1"]);
     {
         let mut s = harbor.state.lock().unwrap();
         s.conflicts_on_create = 3;

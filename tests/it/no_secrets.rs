@@ -283,14 +283,6 @@ async fn cluster_scenario(out: &mut Outputs, secrets: &mut Vec<String>) {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn standalone_config(dead: u16) -> String {
     let dcj = json!({"auths": {format!("127.0.0.1:{dead}"): {
         "username": SERVE_DCJ.0, "password": SERVE_DCJ.1,

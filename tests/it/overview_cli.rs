@@ -1,74 +1,13 @@
 //! `pullgate overview --config` with a live Docker Registry (the real one, with
 //! credentials from a Secret of the configuration) and one that is not running.
 
-use crate::support::registry as registry_support;
+use crate::support::cli::pullgate;
+use crate::support::free_port;
+use crate::support::registry::{overview_config, tools_available, RealRegistry};
 
-use std::process::{Command, Output};
-
-use base64::Engine as _;
-use registry_support::{tools_available, RealRegistry};
+use std::process::Command;
 
 const USER: (&str, &str) = ("admin", "adminpass1");
-
-fn pullgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pullgate"))
-        .args(args)
-        .output()
-        .expect("run pullgate")
-}
-
-/// A port on which nothing listens (bound, then released).
-fn dead_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-fn config(live: &RealRegistry, dead: u16) -> String {
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    format!(
-        r#"apiVersion: pullgate.io/v1alpha1
-kind: Registry
-metadata: {{name: live}}
-spec:
-  type: DockerRegistry
-  url: {live_url}
-  credentialsSecretRef: {{namespace: pullgate-system, name: live-api}}
----
-apiVersion: v1
-kind: Secret
-metadata: {{namespace: pullgate-system, name: live-api}}
-data: {{username: {user}, password: {pass}}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: Registry
-metadata: {{name: stopped}}
-spec: {{type: DockerRegistry, url: "http://127.0.0.1:{dead}"}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {{name: live.team-a}}
-spec: {{registry: live, space: team-a, visibility: Private, workspaces: [ws-a]}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {{name: live.tools}}
-spec: {{registry: live, space: tools, visibility: Public}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {{name: stopped.team-b}}
-spec: {{registry: stopped, space: team-b, visibility: Private, workspaces: [ws-a]}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: Workspace
-metadata: {{name: ws-a}}
-spec: {{namespaces: [app-1, app-2]}}
-"#,
-        live_url = live.url(),
-        user = b64(USER.0),
-        pass = b64(USER.1),
-    )
-}
 
 #[test]
 fn overview_of_a_live_and_a_stopped_registry() {
@@ -81,7 +20,7 @@ fn overview_of_a_live_and_a_stopped_registry() {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.yaml");
-    std::fs::write(&file, config(&live, dead_port())).unwrap();
+    std::fs::write(&file, overview_config(&live, USER, free_port())).unwrap();
     let file = file.to_str().unwrap();
 
     let text = pullgate(&["overview", "--config", file]);
@@ -136,8 +75,8 @@ fn overview_of_a_live_and_a_stopped_registry() {
     );
     assert_eq!(line("live tools")[5..7], ["yes", "1"]);
     assert_eq!(
-        line("stopped team-b"),
-        ["stopped", "team-b", "Private", "ws-a", "2", "-", "-", "-"]
+        line("stopped team-c"),
+        ["stopped", "team-c", "Private", "ws-a", "2", "-", "-", "-"]
     );
 
     let json = pullgate(&["overview", "--config", file, "-o", "json"]);

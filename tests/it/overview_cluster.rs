@@ -3,9 +3,8 @@
 
 use crate::support;
 
-use std::process::Command;
-
 use serde_json::json;
+use support::cli::pullgate_in_cluster;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,19 +28,8 @@ async fn overview_reads_the_cluster_and_its_recorded_status() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let config = kubeconfig(dir.path(), &fake.url());
-    let run = |args: &'static [&'static str]| {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_pullgate"))
-                .args(args)
-                .env("KUBECONFIG", config)
-                .env_remove("PULLGATE_CONFIG")
-                .env_remove("KUBERNETES_SERVICE_HOST")
-                .output()
-                .expect("run pullgate")
-        })
-    };
-    let out = run(&["overview"]).await.expect("join");
+    let run = |args: &'static [&'static str]| pullgate_in_cluster(args, &config);
+    let out = run(&["overview"]).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -93,7 +81,7 @@ async fn overview_reads_the_cluster_and_its_recorded_status() {
         "{text}"
     );
 
-    let out = run(&["overview", "-o", "json"]).await.expect("join");
+    let out = run(&["overview", "-o", "json"]).await;
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["registries"][0]["name"], "live");
@@ -104,23 +92,9 @@ async fn overview_reads_the_cluster_and_its_recorded_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overview_without_a_cluster_says_so() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = kubeconfig(dir.path(), &format!("http://127.0.0.1:{port}"));
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_pullgate"))
-            .arg("overview")
-            .env("KUBECONFIG", config)
-            .env_remove("PULLGATE_CONFIG")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .output()
-            .expect("run pullgate")
-    })
-    .await
-    .expect("join");
+    let out = pullgate_in_cluster(&["overview"], &config).await;
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot read the cluster"), "{err}");

@@ -51,12 +51,6 @@ async fn wait_probes(probes: &Probes, registry: &str, n: usize) {
     .await;
 }
 
-fn harbor_registry(name: &str, url: &str, secret: &str) -> Value {
-    json!({"apiVersion": PG, "kind": "Registry", "metadata": {"name": name},
-           "spec": {"type": "Harbor", "url": url,
-                    "credentialsSecretRef": {"namespace": OWN_NS, "name": secret}}})
-}
-
 fn status(fake: &FakeApiServer, kind: &str, name: &str) -> Value {
     fake.get(PG, kind, "", name)
         .map(|o| o["status"].clone())
@@ -365,11 +359,7 @@ async fn harbor_projects_robots_and_pull_secrets() {
 async fn non_admin_credentials_are_a_condition_not_a_crash() {
     let harbor = FakeHarbor::start().await;
     let fake = FakeApiServer::start().await;
-    fake.put(harbor_registry("h", &harbor.url(), "h-dev"));
-    fake.put(basic_auth_secret(OWN_NS, "h-dev", DEVELOPER.0, DEVELOPER.1));
-    fake.put(space("h.team-a", "h", "team-a", "Private", &["ws-a"]));
-    fake.put(workspace("ws-a", &["app-1"], None));
-    fake.put(namespace("app-1", json!({})));
+    seed_harbor_team_a(&fake, &harbor.url(), "h-dev", DEVELOPER, &["app-1"]);
     let (opts, probes) = probing_options("pod-a");
     let mut r = Replica::start(&fake, opts);
     r.synced().await;

@@ -7,7 +7,7 @@ use crate::support;
 
 use pullgate::admission::testing::*;
 use serde_json::json;
-use support::binary::{probe_status, Binary};
+use support::binary::Binary;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,21 +29,8 @@ async fn serve_without_config_follows_the_cluster() {
     for ns in ["app-1", "app-2"] {
         fake.put(namespace(ns, json!({})));
     }
-    let dir = tempfile::tempdir().unwrap();
-    let config = kubeconfig(dir.path(), &fake.url());
-    let b = Binary::start_in(
-        dir,
-        &["--namespace", OWN_NS, "--drain-period", "200ms"],
-        &[
-            ("KUBECONFIG", config.to_str().unwrap()),
-            ("POD_NAME", "pullgate-0"),
-        ],
-    );
-    let probe = b.probe;
-    wait_until("ready after the first sync", || {
-        probe_status(probe, "/readyz") == 200
-    })
-    .await;
+    let b = Binary::in_cluster(&fake.url(), "pullgate-0", &["--drain-period", "200ms"]);
+    b.ready().await;
     assert!(b.allowed("app-1", IMAGE));
     assert!(!b.allowed("app-2", IMAGE));
     wait_until("pull Secret in app-1", || {

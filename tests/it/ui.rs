@@ -11,7 +11,8 @@
 //! (as `tests/run.sh` does), when they fail.
 
 use crate::support::binary::Binary;
-use crate::support::registry::{tools_available, RealRegistry};
+use crate::support::free_port;
+use crate::support::registry::{overview_config, tools_available, RealRegistry};
 use crate::support::webhook::post_tls;
 
 use std::io::{Read, Write};
@@ -20,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use pullgate::admission::testing::{in_ns, object, pod_spec, review};
 use serde_json::{json, Value};
 
@@ -136,69 +136,6 @@ fn rows_with(dom: &str, table: &str, needle: &str) -> Vec<String> {
         .collect()
 }
 
-/// A port on which nothing listens (bound, then released).
-fn dead_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-fn config(live: &RealRegistry, dead: u16) -> String {
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    format!(
-        r#"apiVersion: pullgate.io/v1alpha1
-kind: Registry
-metadata: {{name: live}}
-spec:
-  type: DockerRegistry
-  url: {live_url}
-  credentialsSecretRef: {{namespace: pullgate-system, name: live-api}}
----
-apiVersion: v1
-kind: Secret
-metadata: {{namespace: pullgate-system, name: live-api}}
-data: {{username: {user}, password: {pass}}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: Registry
-metadata: {{name: stopped}}
-spec: {{type: DockerRegistry, url: "http://127.0.0.1:{dead}"}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {{name: live.team-a}}
-spec: {{registry: live, space: team-a, visibility: Private, workspaces: [ws-a]}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {{name: live.team-b}}
-spec: {{registry: live, space: team-b, visibility: Private, workspaces: [ws-b]}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {{name: live.tools}}
-spec: {{registry: live, space: tools, visibility: Public}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: RegistrySpace
-metadata: {{name: stopped.team-c}}
-spec: {{registry: stopped, space: team-c, visibility: Private, workspaces: [ws-a]}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: Workspace
-metadata: {{name: ws-a}}
-spec: {{namespaces: [app-1, app-2]}}
----
-apiVersion: pullgate.io/v1alpha1
-kind: Workspace
-metadata: {{name: ws-b}}
-spec: {{namespaces: [app-3], enforcement: Warn}}
-"#,
-        live_url = live.url(),
-        user = b64(USER.0),
-        pass = b64(USER.1),
-    )
-}
-
 /// Sends a Pod named `name` using `image` in namespace `ns` to /validate; its response.
 fn validate(b: &Binary, ns: &str, name: &str, image: &str) -> Value {
     let mut pod = object("Pod", pod_spec(&[image]));
@@ -271,7 +208,10 @@ fn chromium_renders_registries_spaces_workspaces_and_denials() {
     for repo in ["team-a/app", "team-a/api", "team-b/web", "tools/ci"] {
         live.push(repo, "1");
     }
-    let b = Binary::start(&config(&live, dead_port()), &["--ui-listen", "127.0.0.1:0"]);
+    let b = Binary::start(
+        &overview_config(&live, USER, free_port()),
+        &["--ui-listen", "127.0.0.1:0"],
+    );
     let ui = b.ui.expect("the overview page address is logged");
     let url = format!("http://{ui}/");
 
@@ -363,7 +303,7 @@ fn the_page_is_read_only_and_escapes_what_it_shows() {
     // A registry on a closed port is enough here; no real registry needed.
     let cfg = format!(
         "apiVersion: pullgate.io/v1alpha1\nkind: Registry\nmetadata: {{name: local}}\nspec: {{type: DockerRegistry, url: 'http://127.0.0.1:{}'}}\n",
-        dead_port()
+        free_port()
     );
     let b = Binary::start(&cfg, &["--ui-listen", "127.0.0.1:0"]);
     let ui = b.ui.expect("the overview page address is logged");
@@ -461,22 +401,10 @@ async fn in_cluster_mode_the_page_shows_the_recorded_status() {
         fake.put(namespace(ns, json!({})));
     }
     // Another replica holds the Lease for an hour: this one never probes or writes.
-    let renewed = k8s_openapi::jiff::Timestamp::now().to_string();
-    fake.put(json!({
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": "pullgate-leader", "namespace": OWN_NS},
-        "spec": {"holderIdentity": "pullgate-other", "leaseDurationSeconds": 3600,
-                 "acquireTime": renewed, "renewTime": renewed}
-    }));
-    let dir = tempfile::tempdir().unwrap();
-    let config = kubeconfig(dir.path(), &fake.url());
+    lease_held_by_other(&fake);
+    let server = fake.url();
     let b = tokio::task::spawn_blocking(move || {
-        let kubeconfig = config.to_str().unwrap().to_string();
-        Binary::start_in(
-            dir,
-            &["--namespace", OWN_NS, "--ui-listen", "127.0.0.1:0"],
-            &[("KUBECONFIG", &kubeconfig), ("POD_NAME", "pullgate-1")],
-        )
+        Binary::in_cluster(&server, "pullgate-1", &["--ui-listen", "127.0.0.1:0"])
     })
     .await
     .unwrap();

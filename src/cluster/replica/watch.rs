@@ -147,43 +147,75 @@ where
 /// Runs one watch until the receiver is gone.
 pub async fn run(source: Source, tx: mpsc::Sender<Change>) {
     let span = tracing::info_span!("watch", id = ?source.id);
-    async move {
-        let mut backoff = MIN_BACKOFF;
-        loop {
-            let mut stream = (source.open)();
-            let mut buffer = Vec::new();
-            while let Some(event) = stream.next().await {
-                let change = match event {
-                    Ok(Event::Init) => {
-                        buffer.clear();
-                        continue;
-                    }
-                    Ok(Event::InitApply(item)) => {
-                        buffer.push(item);
-                        continue;
-                    }
-                    Ok(Event::InitDone) => {
-                        backoff = MIN_BACKOFF;
-                        Change::Reset(source.id.clone(), std::mem::take(&mut buffer))
-                    }
-                    Ok(Event::Apply(item)) => Change::Apply(source.id.clone(), item),
-                    Ok(Event::Delete(item)) => Change::Delete(source.id.clone(), item),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "watch failed; listing again after {backoff:?}");
-                        if tx.send(Change::Broken(source.id.clone())).await.is_err() {
-                            return;
-                        }
-                        break;
-                    }
-                };
-                if tx.send(change).await.is_err() {
-                    return;
+    let id = &source.id;
+    let change = |seen: Seen<Item, Item>| match seen {
+        Seen::Listed(items) => Change::Reset(id.clone(), items),
+        Seen::Applied(item) => Change::Apply(id.clone(), item),
+        Seen::Deleted(item) => Change::Delete(id.clone(), item),
+        Seen::Broken => Change::Broken(id.clone()),
+    };
+    relist("watch", &source.open, Some, change, &tx)
+        .instrument(span)
+        .await
+}
+
+/// What a watch saw, for its caller to turn into its own kind of change.
+pub(super) enum Seen<K, L> {
+    /// A complete list: the first one, and again after every failure.
+    Listed(Vec<L>),
+    Applied(K),
+    Deleted(K),
+    /// The watch failed; a new list follows after a backoff.
+    Broken,
+}
+
+/// The loop every replica watch runs until the receiver is gone: open a stream, gather
+/// its initial list (each object through `listed`, which may leave it out), send what
+/// it sees as `change` turns it; after a failure, report [`Seen::Broken`] and open a new
+/// stream after a backoff (doubled per failure, back to the least after a full list).
+/// `what` names the watch in the warning about a failure.
+pub(super) async fn relist<K, L, C, S>(
+    what: &str,
+    open: impl Fn() -> S,
+    mut listed: impl FnMut(K) -> Option<L>,
+    mut change: impl FnMut(Seen<K, L>) -> C,
+    tx: &mpsc::Sender<C>,
+) where
+    S: futures::Stream<Item = Result<Event<K>, watcher::Error>> + Unpin,
+{
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let mut stream = open();
+        let mut buffer = Vec::new();
+        while let Some(event) = stream.next().await {
+            let seen = match event {
+                Ok(Event::Init) => {
+                    buffer.clear();
+                    continue;
                 }
+                Ok(Event::InitApply(k)) => {
+                    buffer.extend(listed(k));
+                    continue;
+                }
+                Ok(Event::InitDone) => {
+                    backoff = MIN_BACKOFF;
+                    Seen::Listed(std::mem::take(&mut buffer))
+                }
+                Ok(Event::Apply(k)) => Seen::Applied(k),
+                Ok(Event::Delete(k)) => Seen::Deleted(k),
+                Err(e) => {
+                    tracing::warn!(error = %e, "{what} failed; listing again after {backoff:?}");
+                    if tx.send(change(Seen::Broken)).await.is_err() {
+                        return;
+                    }
+                    break;
+                }
+            };
+            if tx.send(change(seen)).await.is_err() {
+                return;
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
-    .instrument(span)
-    .await
 }

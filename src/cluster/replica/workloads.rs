@@ -20,12 +20,13 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, PodTemplate, ReplicationController};
 use kube::api::{Api, ApiResource, DynamicObject};
-use kube::runtime::watcher::{self, watcher, Event};
+use kube::runtime::watcher::{self, watcher};
 use kube::Client;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::watch::{relist, Seen};
 use crate::findings::{workload, Content, Workload, WorkloadKind};
 use crate::index::Objects;
 use crate::whatif::{self, Current};
@@ -33,10 +34,6 @@ use crate::whatif::{self, Current};
 /// How long a burst of watch events is gathered into one publication: a relist of
 /// 100,000 pods arrives as one change, single edits are seen within this.
 const COALESCE: Duration = Duration::from_millis(50);
-/// First wait after a failed watch; doubled per failure up to [`MAX_BACKOFF`] (as the
-/// binding-table watches do).
-const MIN_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Queue of converted changes waiting for the store.
 const QUEUE: usize = 1024;
 /// Pods that have finished run nothing: the apiserver leaves them out of the watch (a
@@ -226,62 +223,33 @@ pub async fn run(client: Client, running: RunningWorkloads, mut shutdown: watch:
 
 /// One kind's watch: a full list, then changes; after a failure, a new list.
 async fn watch_kind(client: Client, kind: WorkloadKind, tx: mpsc::Sender<WorkloadChange>) {
-    let span = tracing::info_span!("workload_watch", kind = kind.as_str());
-    async move {
-        let api: Api<DynamicObject> = Api::all_with(client, &resource(kind));
-        let mut config = watcher::Config::default();
-        if kind == WorkloadKind::Pod {
-            config = config.fields(RUNNING_PODS);
-        }
-        let mut backoff = MIN_BACKOFF;
-        loop {
-            let mut stream = watcher(api.clone(), config.clone()).boxed();
-            let mut buffer = Vec::new();
-            while let Some(event) = stream.next().await {
-                let change = match event {
-                    Ok(Event::Init) => {
-                        buffer.clear();
-                        continue;
-                    }
-                    Ok(Event::InitApply(o)) => {
-                        buffer.extend(convert(kind, o));
-                        continue;
-                    }
-                    Ok(Event::InitDone) => {
-                        backoff = MIN_BACKOFF;
-                        WorkloadChange::Reset(kind, std::mem::take(&mut buffer))
-                    }
-                    Ok(Event::Apply(o)) => {
-                        let ns = o.metadata.namespace.clone().unwrap_or_default();
-                        let name = o.metadata.name.clone().unwrap_or_default();
-                        match convert(kind, o) {
-                            Some(w) => WorkloadChange::Apply(kind, w),
-                            None => WorkloadChange::Delete(kind, ns.into(), name.into()),
-                        }
-                    }
-                    Ok(Event::Delete(o)) => WorkloadChange::Delete(
-                        kind,
-                        o.metadata.namespace.unwrap_or_default().into(),
-                        o.metadata.name.unwrap_or_default().into(),
-                    ),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "workload watch failed; listing again after {backoff:?}");
-                        if tx.send(WorkloadChange::Broken(kind)).await.is_err() {
-                            return;
-                        }
-                        break;
-                    }
-                };
-                if tx.send(change).await.is_err() {
-                    return;
-                }
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+    let api: Api<DynamicObject> = Api::all_with(client, &resource(kind));
+    let mut config = watcher::Config::default();
+    if kind == WorkloadKind::Pod {
+        config = config.fields(RUNNING_PODS);
     }
-    .instrument(span)
-    .await
+    let open = || watcher(api.clone(), config.clone()).boxed();
+    let change = |seen: Seen<DynamicObject, Workload>| match seen {
+        Seen::Listed(ws) => WorkloadChange::Reset(kind, ws),
+        Seen::Applied(o) => {
+            let ns = o.metadata.namespace.clone().unwrap_or_default();
+            let name = o.metadata.name.clone().unwrap_or_default();
+            match convert(kind, o) {
+                Some(w) => WorkloadChange::Apply(kind, w),
+                None => WorkloadChange::Delete(kind, ns.into(), name.into()),
+            }
+        }
+        Seen::Deleted(o) => WorkloadChange::Delete(
+            kind,
+            o.metadata.namespace.unwrap_or_default().into(),
+            o.metadata.name.unwrap_or_default().into(),
+        ),
+        Seen::Broken => WorkloadChange::Broken(kind),
+    };
+    let span = tracing::info_span!("workload_watch", kind = kind.as_str());
+    relist("workload watch", open, |o| convert(kind, o), change, &tx)
+        .instrument(span)
+        .await
 }
 
 /// A namespace's changes not yet published: (kind, name) → the workload now, or `None`
@@ -434,6 +402,13 @@ mod tests {
         convert(WorkloadKind::Pod, obj).expect("a running pod")
     }
 
+    fn apply_pod(store: &mut Store, ns: &str, name: &str, image: &str) {
+        store.apply(WorkloadChange::Apply(
+            WorkloadKind::Pod,
+            pod(ns, name, image),
+        ));
+    }
+
     fn listed(store: &mut Store) {
         for kind in WorkloadKind::ALL {
             store.apply(WorkloadChange::Reset(kind, Vec::new()));
@@ -445,20 +420,11 @@ mod tests {
     fn an_unchanged_namespace_keeps_its_list() {
         let mut store = Store::default();
         listed(&mut store);
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod("a", "p", "x:1"),
-        ));
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod("b", "p", "x:1"),
-        ));
+        apply_pod(&mut store, "a", "p", "x:1");
+        apply_pod(&mut store, "b", "p", "x:1");
         let first = store.publish().unwrap();
         assert!(first.synced && first.current());
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod("b", "q", "x:2"),
-        ));
+        apply_pod(&mut store, "b", "q", "x:2");
         let second = store.publish().unwrap();
         assert!(Arc::ptr_eq(&first.namespaces["a"], &second.namespaces["a"]));
         assert!(!Arc::ptr_eq(
@@ -467,10 +433,7 @@ mod tests {
         ));
         assert_eq!(second.namespaces["b"].len(), 2);
         // The same object again changes nothing.
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod("b", "q", "x:2"),
-        ));
+        apply_pod(&mut store, "b", "q", "x:2");
         let third = store.publish().unwrap();
         assert!(Arc::ptr_eq(&second.namespaces["b"], &third.namespaces["b"]));
         assert!(store.publish().is_none(), "nothing new, nothing published");
@@ -482,14 +445,8 @@ mod tests {
     fn a_relist_replaces_its_kind_and_a_break_is_stale_until_then() {
         let mut store = Store::default();
         listed(&mut store);
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod("a", "p", "x:1"),
-        ));
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod("b", "p", "x:1"),
-        ));
+        apply_pod(&mut store, "a", "p", "x:1");
+        apply_pod(&mut store, "b", "p", "x:1");
         store.publish();
         store.apply(WorkloadChange::Broken(WorkloadKind::Pod));
         let broken = store.publish().unwrap();
@@ -518,14 +475,8 @@ mod tests {
     fn images_are_kept_once() {
         let mut store = Store::default();
         listed(&mut store);
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod("a", "p", "x:1"),
-        ));
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod("b", "q", "x:1"),
-        ));
+        apply_pod(&mut store, "a", "p", "x:1");
+        apply_pod(&mut store, "b", "q", "x:1");
         let r = store.publish().unwrap();
         let image = |ns: &str| match &r.namespaces[ns][0].content {
             Content::Images(uses) => uses[0].image.clone(),

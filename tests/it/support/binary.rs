@@ -37,6 +37,18 @@ impl Binary {
         Self::start_in(dir, &args, &[])
     }
 
+    /// Cluster mode as pod `pod` in pullgate's namespace ([`super::OWN_NS`]), with
+    /// `extra` arguments: a kubeconfig in the binary's temp dir points it at `server`
+    /// (the fake apiserver).
+    pub fn in_cluster(server: &str, pod: &str, extra: &[&str]) -> Binary {
+        let dir = tempfile::tempdir().unwrap();
+        let config = super::kubeconfig(dir.path(), server);
+        let config = config.to_str().unwrap().to_string();
+        let mut args = vec!["--namespace", super::OWN_NS];
+        args.extend_from_slice(extra);
+        Self::start_in(dir, &args, &[("KUBECONFIG", &config), ("POD_NAME", pod)])
+    }
+
     /// `pullgate serve` on ephemeral ports with `args` and `env`, files in `dir`.
     pub fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Binary {
         let ca = dir.path().join("ca.crt");
@@ -102,6 +114,15 @@ impl Binary {
             log,
             dir,
         }
+    }
+
+    /// Waits until the probe port says ready (in cluster mode: after the first sync).
+    pub async fn ready(&self) {
+        let probe = self.probe;
+        super::wait_until("ready after the first sync", || {
+            probe_status(probe, "/readyz") == 200
+        })
+        .await;
     }
 
     pub fn config_path(&self) -> std::path::PathBuf {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod cli;
 pub mod fake_apiserver;
 pub mod fake_harbor;
 pub mod registry;
@@ -64,6 +65,32 @@ pub fn namespace(name: &str, labels: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
 }
 
+/// A Harbor Registry `name` at `url`, its API login in Secret `secret` of pullgate's
+/// namespace.
+pub fn harbor_registry(name: &str, url: &str, secret: &str) -> Value {
+    json!({"apiVersion": PG, "kind": "Registry", "metadata": {"name": name},
+           "spec": {"type": "Harbor", "url": url,
+                    "credentialsSecretRef": {"namespace": OWN_NS, "name": secret}}})
+}
+
+/// Registry h, the Harbor at `url` with its API login `creds` in Secret `secret`, and a
+/// private space team-a bound to workspace ws-a of `namespaces` (which exist).
+pub fn seed_harbor_team_a(
+    fake: &FakeApiServer,
+    url: &str,
+    secret: &str,
+    creds: (&str, &str),
+    namespaces: &[&str],
+) {
+    fake.put(harbor_registry("h", url, secret));
+    fake.put(basic_auth_secret(OWN_NS, secret, creds.0, creds.1));
+    fake.put(space("h.team-a", "h", "team-a", "Private", &["ws-a"]));
+    fake.put(workspace("ws-a", namespaces, None));
+    for ns in namespaces {
+        fake.put(namespace(ns, json!({})));
+    }
+}
+
 pub fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
@@ -122,6 +149,18 @@ pub fn seed_reg(fake: &FakeApiServer, bound: &[&str]) {
 pub fn lease_holder(fake: &FakeApiServer) -> Option<String> {
     let lease = fake.get("coordination.k8s.io/v1", "Lease", OWN_NS, "pullgate-leader")?;
     lease["spec"]["holderIdentity"].as_str().map(str::to_string)
+}
+
+/// Another replica, `pullgate-other`, holds the leader Lease for an hour from now: a
+/// replica started against `fake` does not lead.
+pub fn lease_held_by_other(fake: &FakeApiServer) {
+    let renewed = k8s_openapi::jiff::Timestamp::now().to_string();
+    fake.put(json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "pullgate-leader", "namespace": OWN_NS},
+        "spec": {"holderIdentity": "pullgate-other", "leaseDurationSeconds": 3600,
+                 "acquireTime": renewed, "renewTime": renewed}
+    }));
 }
 
 /// Test options: short ticks, the given identity, a short lease.
@@ -211,6 +250,13 @@ pub fn kubeconfig(dir: &std::path::Path, server: &str) -> std::path::PathBuf {
     );
     std::fs::write(&path, text).expect("write kubeconfig");
     path
+}
+
+/// A loopback port nothing listens on (bound, then released): for a registry that is
+/// not running, or a listener the test hands to the binary.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("local address").port()
 }
 
 /// Polls `cond` every 20 ms for up to 10 s.

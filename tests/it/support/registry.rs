@@ -251,11 +251,7 @@ impl RealRegistry {
             .arg(format!("docker://{}/{image}", self.host()))
             .output()
             .expect("run skopeo");
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        succeeded(out)
     }
 
     /// `skopeo copy` (a pull) of an image into an OCI layout, with a dockerconfigjson auth
@@ -270,11 +266,7 @@ impl RealRegistry {
             .arg(format!("oci:{}:pulled", into.display()))
             .output()
             .expect("run skopeo");
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        succeeded(out)
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -420,4 +412,40 @@ pub fn write_oci_layout(dir: &Path, tag: &str) {
     std::fs::write(dir.join("index.json"), index.to_string()).expect("index.json");
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
         .expect("oci-layout");
+}
+
+/// Ok when skopeo succeeded, else what it said.
+fn succeeded(out: std::process::Output) -> Result<(), String> {
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The standalone configuration the overview tests (`overview_cli`, `ui`) show: two
+/// Docker Registries, `live` (the running `registry`, its API login `user` in a Secret
+/// of the configuration) and `stopped` (on `dead`, a port where nothing listens);
+/// private spaces live.team-a (bound to ws-a), live.team-b (ws-b) and stopped.team-c
+/// (ws-a), public live.tools; workspaces ws-a {app-1, app-2} and ws-b {app-3, Warn}.
+pub fn overview_config(registry: &RealRegistry, user: (&str, &str), dead: u16) -> String {
+    use super::{basic_auth_secret, space, workspace, OWN_NS};
+    let mut live = super::registry("live", &registry.url(), &[]);
+    live["spec"]["credentialsSecretRef"] =
+        serde_json::json!({"namespace": OWN_NS, "name": "live-api"});
+    let mut ws_b = workspace("ws-b", &["app-3"], None);
+    ws_b["spec"]["enforcement"] = "Warn".into();
+    let documents = [
+        live,
+        basic_auth_secret(OWN_NS, "live-api", user.0, user.1),
+        super::registry("stopped", &format!("http://127.0.0.1:{dead}"), &[]),
+        space("live.team-a", "live", "team-a", "Private", &["ws-a"]),
+        space("live.team-b", "live", "team-b", "Private", &["ws-b"]),
+        space("live.tools", "live", "tools", "Public", &[]),
+        space("stopped.team-c", "stopped", "team-c", "Private", &["ws-a"]),
+        workspace("ws-a", &["app-1", "app-2"], None),
+        ws_b,
+    ];
+    // JSON is YAML: one document per object.
+    documents.map(|d| d.to_string()).join("\n---\n")
 }

@@ -235,22 +235,6 @@ pub(crate) async fn handle(inner: &Arc<Inner>, req: Request<Incoming>) -> Respon
     let Some(target) = parse_path(&path) else {
         return error(404, "NotFound", "no such path");
     };
-    let refused = inner.refuse.lock().unwrap().clone();
-    if let Some((plural, code)) = refused.filter(|(p, _)| *p == target.plural) {
-        if method != Method::GET {
-            let resp = error(code, "Invalid", &format!("{plural} refused on purpose"));
-            inner.store.lock().unwrap().writes.push(Write {
-                method: method.to_string(),
-                path,
-                query,
-                content_type,
-                body,
-                client,
-                status: code,
-            });
-            return resp;
-        }
-    }
     let params = query_params(&query);
     let failing_reads = inner.fail_reads.lock().unwrap().clone();
     if method == Method::GET && failing_reads.as_deref() == Some(target.plural.as_str()) {
@@ -278,7 +262,12 @@ pub(crate) async fn handle(inner: &Arc<Inner>, req: Request<Incoming>) -> Respon
             }
         };
     }
-    let resp = write(inner, &method, &target, &params, &content_type, &body);
+    // A write: refused on purpose when its kind is, else done; recorded either way.
+    let refused = inner.refuse.lock().unwrap().clone();
+    let resp = match refused.filter(|(p, _)| *p == target.plural) {
+        Some((plural, code)) => error(code, "Invalid", &format!("{plural} refused on purpose")),
+        None => write(inner, &method, &target, &params, &content_type, &body),
+    };
     let mut store = inner.store.lock().unwrap();
     store.writes.push(Write {
         method: method.to_string(),

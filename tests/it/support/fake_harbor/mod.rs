@@ -29,6 +29,17 @@ use routes::handle;
 
 pub const ADMIN: (&str, &str) = ("admin", "Harbor12345");
 pub const DEVELOPER: (&str, &str) = ("dev", "Dev12345");
+/// The access of a system robot that may manage projects and robots (what pullgate's
+/// Harbor management needs), for [`FakeHarbor::add_system_robot`].
+pub const MANAGER_ACCESS: &[(&str, &str)] = &[
+    ("project", "list"),
+    ("project", "read"),
+    ("project", "create"),
+    ("project", "update"),
+    ("robot", "list"),
+    ("robot", "create"),
+    ("robot", "delete"),
+];
 
 /// One request as the fake saw it.
 #[derive(Clone, Debug)]
