@@ -186,7 +186,8 @@ async fn the_lease_is_not_paced_and_waiting_writes_do_not_hold_up_a_stop() {
     assert_eq!(lease_holder(&fake).as_deref(), Some("pod-a"));
 
     let writes = paced_writes(&fake, "pod-a");
-    assert!(writes.len() <= 1, "the burst is 1: {writes:?}");
+    let what: Vec<_> = writes.iter().map(|w| (&w.method, &w.path)).collect();
+    assert!(writes.len() <= 1, "the burst is 1: {what:?}");
     assert!(converged(&fake, 5) <= 1, "5 pull Secrets wait for tokens");
     assert_eq!(
         told.sync_errors.load(Ordering::SeqCst),
@@ -200,7 +201,7 @@ async fn the_lease_is_not_paced_and_waiting_writes_do_not_hold_up_a_stop() {
 /// `PULLGATE_CONVERGE_NAMESPACES` (default 10000) namespaces' pull Secrets, from a
 /// replica's start until every one exists, for each rate of `PULLGATE_CONVERGE_RATES`
 /// (default `50/100,200/400,0`: the default, four times it, and no limit):
-/// `cargo test --release --test it write_pacing::converge -- --ignored --nocapture`.
+/// `cargo test --test it write_pacing::converge -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement (minutes); run by hand"]
 async fn converge_namespaces_at_scale() {
