@@ -178,7 +178,7 @@ pub async fn run(
     events: EventQueue,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    // Every write but the Lease's goes through `writes` (README, "Writes to the
+    // Every write but the Lease's goes through `writes` (README, "Pace of writes to the
     // apiserver"): renewals must not wait behind the leader's own backlog.
     let writes = pace::paced(client.clone(), opts.write_rate, opts.write_wait.clone())
         .map_err(anyhow::Error::msg)?;

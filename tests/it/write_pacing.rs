@@ -198,6 +198,54 @@ async fn the_lease_is_not_paced_and_waiting_writes_do_not_hold_up_a_stop() {
     r.stop().await;
 }
 
+/// A replica that loses the Lease in the middle of a paced pass stops writing: the rest
+/// of the pass is the new leader's, not two writers' at once.
+#[tokio::test]
+async fn a_paced_pass_ends_when_the_lease_is_lost() {
+    const NAMESPACES: usize = 20;
+    let fake = FakeApiServer::start().await;
+    seed(&fake, NAMESPACES);
+    let mut opts = options("pod-a");
+    opts.write_rate = WriteRate { qps: 4.0, burst: 1 };
+    let lost: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+    let at = lost.clone();
+    opts.leadership = pullgate::cluster::LeaderHook(Some(Arc::new(move |leading: bool| {
+        if !leading {
+            at.lock().unwrap().get_or_insert_with(Instant::now);
+        }
+    })));
+    let mut r = Replica::start(&fake, opts);
+    r.synced().await;
+    wait_until("a few pull Secrets written", || {
+        converged(&fake, NAMESPACES) >= 2
+    })
+    .await;
+    // Another replica takes the Lease over (as after a partition): pod-a sees a
+    // holder that is not itself at its next renewal and steps down.
+    fake.put(json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "pullgate-leader", "namespace": OWN_NS},
+        "spec": {"holderIdentity": "pod-b", "leaseDurationSeconds": 60,
+                 "renewTime": "2026-01-01T00:00:00.000000Z"}
+    }));
+    wait_until("pod-a steps down", || lost.lock().unwrap().is_some()).await;
+    let stepped_down = lost.lock().unwrap().expect("set");
+    // Four tokens a second: were the pass still going, 2 s would bring 8 more writes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after: Vec<_> = paced_writes(&fake, "pod-a")
+        .into_iter()
+        .filter(|w| w.at > stepped_down)
+        .map(|w| (w.method, w.path))
+        .collect();
+    // At most the one write already granted when the word came.
+    assert!(after.len() <= 1, "written after stepping down: {after:?}");
+    assert!(
+        converged(&fake, NAMESPACES) < NAMESPACES,
+        "the pass was cut, not finished"
+    );
+    r.stop().await;
+}
+
 /// `PULLGATE_CONVERGE_NAMESPACES` (default 10000) namespaces' pull Secrets, from a
 /// replica's start until every one exists, for each rate of `PULLGATE_CONVERGE_RATES`
 /// (default `50/100,200/400,0`: the default, four times it, and no limit):
