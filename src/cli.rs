@@ -207,7 +207,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "PULLGATE_KUBE_API_QPS",
-        default_value_t = crate::cluster::pace::DEFAULT_QPS,
+        default_value_t = crate::api::DEFAULT_KUBE_API_QPS,
         value_parser = parse_kube_api_qps
     )]
     pub kube_api_qps: f64,
@@ -216,7 +216,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "PULLGATE_KUBE_API_BURST",
-        default_value_t = crate::cluster::pace::DEFAULT_BURST,
+        default_value_t = crate::api::DEFAULT_KUBE_API_BURST,
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub kube_api_burst: u32,
@@ -224,7 +224,7 @@ pub struct ServeArgs {
 
 /// `--kube-api-qps`: 0 (no limit) or a finite rate of at least `MIN_QPS`.
 fn parse_kube_api_qps(text: &str) -> Result<f64, String> {
-    use crate::cluster::pace::MIN_QPS;
+    use crate::api::MIN_KUBE_API_QPS as MIN_QPS;
     text.parse::<f64>()
         .ok()
         .filter(|r| *r == 0.0 || (r.is_finite() && *r >= MIN_QPS))

@@ -21,14 +21,14 @@ use kube::Client;
 /// 10,000 namespaces takes a pull Secret each in about 200 s, and afterwards a cluster
 /// in steady state writes a handful per minute. client-go's 5 would take over half an
 /// hour; the apiserver's own priority and fairness protects it from a faster client.
-pub const DEFAULT_QPS: f64 = 50.0;
+pub const DEFAULT_QPS: f64 = crate::api::DEFAULT_KUBE_API_QPS;
 /// Writes allowed at once before the rate applies: Flux's default, two seconds' worth,
 /// so that the few writes of an ordinary change (one namespace, one status) never wait.
-pub const DEFAULT_BURST: u32 = 100;
+pub const DEFAULT_BURST: u32 = crate::api::DEFAULT_KUBE_API_BURST;
 /// The lowest rate other than 0 (no limit): one write every 1,000 s. Slower would stall
 /// the leader for no purpose (and the token bucket keeps its period in 64-bit
 /// nanoseconds).
-pub const MIN_QPS: f64 = 0.001;
+pub const MIN_QPS: f64 = crate::api::MIN_KUBE_API_QPS;
 
 /// `--kube-api-qps` and `--kube-api-burst`.
 #[derive(Clone, Copy, Debug, PartialEq)]
