@@ -201,6 +201,36 @@ pub struct ServeArgs {
         default_value = "auto"
     )]
     pub managed_harbor: ManagedHarbor,
+    /// Cluster mode: writes per second to the apiserver, on average (pull Secrets,
+    /// statuses, Reports, Events: every write but the leader Lease's; reads and watches
+    /// are not limited). Writes beyond it wait, never fail. 0: no limit.
+    #[arg(
+        long,
+        env = "PULLGATE_KUBE_API_QPS",
+        default_value_t = crate::api::DEFAULT_KUBE_API_QPS,
+        value_parser = parse_kube_api_qps
+    )]
+    pub kube_api_qps: f64,
+    /// Cluster mode: writes to the apiserver allowed at once before --kube-api-qps
+    /// applies (at least 1).
+    #[arg(
+        long,
+        env = "PULLGATE_KUBE_API_BURST",
+        default_value_t = crate::api::DEFAULT_KUBE_API_BURST,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub kube_api_burst: u32,
+}
+
+/// `--kube-api-qps`: 0 (no limit) or a finite rate of at least `MIN_QPS`.
+fn parse_kube_api_qps(text: &str) -> Result<f64, String> {
+    use crate::api::MIN_KUBE_API_QPS as MIN_QPS;
+    text.parse::<f64>()
+        .ok()
+        .filter(|r| *r == 0.0 || (r.is_finite() && *r >= MIN_QPS))
+        .ok_or_else(|| {
+            format!("{text:?} is not a rate: writes per second such as 50 or 0.5 (at least {MIN_QPS}), or 0 for no limit")
+        })
 }
 
 /// `--managed-harbor`.
@@ -456,6 +486,36 @@ mod tests {
         assert_eq!(parse_rate("0"), Ok(0.0));
         for bad in ["", "-1", "NaN", "inf", "fast"] {
             assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn kube_api_rate() {
+        let serve = |args: &[&str]| {
+            Cli::try_parse_from(["pullgate", "serve"].iter().chain(args)).map(|cli| {
+                let Command::Serve(a) = cli.command else {
+                    panic!("not serve")
+                };
+                (a.kube_api_qps, a.kube_api_burst)
+            })
+        };
+        assert_eq!(serve(&[]).expect("defaults"), (50.0, 100));
+        assert_eq!(
+            serve(&["--kube-api-qps", "0.5", "--kube-api-burst", "3"]).expect("valid"),
+            (0.5, 3)
+        );
+        assert_eq!(serve(&["--kube-api-qps", "0"]).expect("no limit").0, 0.0);
+        for bad in [
+            "--kube-api-qps=-1",
+            "--kube-api-qps=NaN",
+            "--kube-api-qps=inf",
+            "--kube-api-qps=0.0000001",
+            "--kube-api-burst=0",
+            "--kube-api-burst=-5",
+        ] {
+            let e = serve(&[bad]).expect_err(bad);
+            let flag = bad.split('=').next().unwrap_or_default();
+            assert!(e.to_string().contains(flag), "{e}");
         }
     }
 

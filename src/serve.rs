@@ -236,6 +236,14 @@ async fn cluster_mode(
         },
     )));
     opts.policy = args.policy.policy(&args.pullgate_namespace);
+    opts.write_rate = cluster::WriteRate {
+        qps: args.kube_api_qps,
+        burst: args.kube_api_burst,
+    };
+    let m = metrics.clone();
+    opts.write_wait = cluster::WaitHook(Some(Arc::new(move |waited: Duration| {
+        m.observe_kube_api_write_wait(waited)
+    })));
     opts.reports = args.reports;
     opts.running = running;
     let m = metrics.clone();

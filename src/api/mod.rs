@@ -23,6 +23,12 @@ pub const MANAGED_LABEL: &str = "pullgate.io/managed";
 pub const DEFAULT_PULL_SECRET_NAME: &str = "pullgate-pull";
 /// Default namespace pullgate runs in (always exempt from admission).
 pub const DEFAULT_NAMESPACE: &str = "pullgate-system";
+/// Default `--kube-api-qps`: cluster mode's writes per second (`cluster::pace` says why).
+pub const DEFAULT_KUBE_API_QPS: f64 = 50.0;
+/// Default `--kube-api-burst`: writes at once before the rate applies.
+pub const DEFAULT_KUBE_API_BURST: u32 = 100;
+/// The lowest `--kube-api-qps` other than 0 (no limit).
+pub const MIN_KUBE_API_QPS: f64 = 0.001;
 /// Annotation the kubelet puts on mirror pods of static pods.
 pub const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
 /// Label the apiserver sets on every namespace (used by the webhook namespaceSelector).

@@ -9,6 +9,9 @@
 //!   Registry per managed Harbor, and the background audit's findings and Reports. It reads the replica half (a
 //!   [`LeaderView`](replica::state::LeaderView)) and never the other way round.
 //!
+//! - [`pace`]: the one token bucket every write but the Lease's waits for
+//!   (`--kube-api-qps`, `--kube-api-burst`), leader or not; reads and watches never wait.
+//!
 //! [`run`] is the one entry point; admission keeps reading the [`Table`] it is given and
 //! reports denials through [`DenialEvents`].
 //!
@@ -28,6 +31,7 @@
 //! ```
 
 pub mod leader;
+pub mod pace;
 pub mod replica;
 #[cfg(test)]
 mod tests;
@@ -47,6 +51,7 @@ pub use leader::registry_loop::{ApiErrorHook, HealthHook, Probed, RobotHooks};
 pub use leader::reports::ReportFormat;
 pub use leader::sync::SyncHook;
 use leader::{audit, controller, election, managed, registry_loop};
+pub use pace::{WaitHook, WriteRate};
 pub use replica::events::{denial_events, DenialEvents, EventQueue};
 pub use replica::feed::CredentialsHook;
 pub use replica::workloads::{Running, RunningWorkloads};
@@ -121,6 +126,10 @@ pub struct ClusterOptions {
     /// Filled with the running workloads the watches see (read by admission for the
     /// warnings on an admin's change).
     pub running: RunningWorkloads,
+    /// `--kube-api-qps` and `--kube-api-burst`: the pace of every write but the Lease's.
+    pub write_rate: WriteRate,
+    /// Told how long each write waited for the pace (for the wait metric).
+    pub write_wait: WaitHook,
 }
 
 impl ClusterOptions {
@@ -151,6 +160,8 @@ impl ClusterOptions {
             reports: None,
             audit_findings: AuditHook::default(),
             running: RunningWorkloads::default(),
+            write_rate: WriteRate::default(),
+            write_wait: WaitHook::default(),
         }
     }
 }
@@ -167,6 +178,10 @@ pub async fn run(
     events: EventQueue,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    // Every write but the Lease's goes through `writes` (README, "Pace of writes to the
+    // apiserver"): renewals must not wait behind the leader's own backlog.
+    let writes = pace::paced(client.clone(), opts.write_rate, opts.write_wait.clone())
+        .map_err(anyhow::Error::msg)?;
     let (tx, rx) = mpsc::channel(CHANGE_QUEUE);
     let mut tasks = tokio::task::JoinSet::new();
     for source in [
@@ -220,14 +235,14 @@ pub async fn run(
         shutdown: stop_rx.clone(),
     };
     let mut registries = AbortOnDrop(tokio::spawn(
-        registry_loop::RegistryLoop::new(client.clone(), opts.clone())
+        registry_loop::RegistryLoop::new(writes.clone(), opts.clone())
             .run(inputs.clone(), probed_tx),
     ));
     // `--managed-harbor=off`: no HarborCluster watch; Registries made before stay.
     let mut managed = AbortOnDrop(tokio::spawn({
         let run = opts
             .managed_harbor
-            .then(|| managed::Managed::new(client.clone(), opts.clone()).run(inputs.clone()));
+            .then(|| managed::Managed::new(writes.clone(), opts.clone()).run(inputs.clone()));
         async move {
             if let Some(run) = run {
                 run.await
@@ -241,16 +256,16 @@ pub async fn run(
     )));
     let (summary_tx, summary_rx) = watch_channel::channel(Arc::default());
     let mut audit = AbortOnDrop(tokio::spawn(
-        audit::Audit::new(client.clone(), opts.clone(), summary_tx)
+        audit::Audit::new(writes.clone(), opts.clone(), summary_tx)
             .run(inputs.clone(), opts.running.subscribe()),
     ));
     let mut writer = AbortOnDrop(tokio::spawn(events::run(
-        events::Recorder::new(client.clone(), &opts.identity),
+        events::Recorder::new(writes.clone(), &opts.identity),
         events,
         stop_rx.clone(),
     )));
     let mut controller = AbortOnDrop(tokio::spawn(
-        controller::Controller::new(client, opts).run(inputs, probed_rx, summary_rx),
+        controller::Controller::new(writes, opts).run(inputs, probed_rx, summary_rx),
     ));
 
     let result = tokio::select! {

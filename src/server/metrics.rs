@@ -59,6 +59,11 @@ pub const CREDENTIAL_OUTCOMES: &[&str] = &[
 /// so both the normal case and a struggling server are visible.
 const DURATION_BUCKETS: (f64, f64, usize) = (25e-6, 2.0, 16);
 
+/// A write waits nothing while the burst lasts, a period (20 ms at the default 50/s)
+/// once it is spent, and longer while many writers share the rate: 1 ms to ~65 s
+/// (times 4).
+const WRITE_WAIT_BUCKETS: (f64, f64, usize) = (1e-3, 4.0, 9);
+
 /// The endpoints, in the order of [`Metrics`]' per-endpoint arrays.
 const ENDPOINTS: [Webhook; 2] = [Webhook::Validate, Webhook::Mutate];
 
@@ -97,6 +102,7 @@ pub struct Metrics {
     /// Workspaces that have a series in `audit_findings` (the key `""` is always there).
     workspaces: Mutex<BTreeSet<String>>,
     audit_stale: IntGauge,
+    kube_api_write_wait: Histogram,
     /// Serialises scrapes, which set the computed gauges before encoding.
     scrape: Mutex<()>,
 }
@@ -287,6 +293,19 @@ impl Metrics {
                 "1 while a watch of running workloads is broken and the audit findings (and Reports) may be out of date; else 0 (always 0 on replicas that do not lead)",
             ),
         );
+        let (start, factor, count) = WRITE_WAIT_BUCKETS;
+        let kube_api_write_wait = registered(
+            &r,
+            exponential_buckets(start, factor, count).and_then(|buckets| {
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "pullgate_kube_api_write_wait_seconds",
+                        "Time each write to the apiserver waited for --kube-api-qps/--kube-api-burst (cluster mode; 0 standalone and with --kube-api-qps=0)",
+                    )
+                    .buckets(buckets),
+                )
+            }),
+        );
         let requests_by = ENDPOINTS.map(|endpoint| {
             std::array::from_fn(|d| requests.with_label_values(&[endpoint.as_str(), DECISIONS[d]]))
         });
@@ -317,6 +336,7 @@ impl Metrics {
             audit_findings,
             workspaces: Mutex::new(BTreeSet::from([String::new()])),
             audit_stale,
+            kube_api_write_wait,
             scrape: Mutex::new(()),
         }
     }
@@ -497,7 +517,6 @@ impl Metrics {
         self.audit_stale.set(i64::from(stale));
     }
 
-    /// The metrics in the Prometheus text format 0.0.4 (see [`CONTENT_TYPE`]).
     /// Counts one finished robot rotation.
     pub fn inc_robot_rotation(&self) {
         self.robot_rotations.inc();
@@ -508,6 +527,12 @@ impl Metrics {
         self.robot_earliest_expiry.set(at.unwrap_or(0));
     }
 
+    /// Records how long one write to the apiserver waited for the client-side rate.
+    pub fn observe_kube_api_write_wait(&self, waited: Duration) {
+        self.kube_api_write_wait.observe(waited.as_secs_f64());
+    }
+
+    /// The metrics in the Prometheus text format 0.0.4 (see [`CONTENT_TYPE`]).
     pub fn encode(&self) -> String {
         let _scrape = self
             .scrape

@@ -32,3 +32,4 @@ mod serve_cluster;
 mod server;
 mod server_lifecycle;
 mod ui;
+mod write_pacing;

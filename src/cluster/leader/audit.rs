@@ -158,7 +158,7 @@ impl Audit {
                 let view = inputs.view();
                 let now_running = running.borrow_and_update().clone();
                 next = inputs
-                    .unless_stopped(self.pass(view.snapshot.clone(), now_running))
+                    .while_leading(self.pass(view.snapshot.clone(), now_running))
                     .await
                     .flatten();
             } else if self.term.take().is_some() {

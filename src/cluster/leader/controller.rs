@@ -73,7 +73,9 @@ impl Controller {
                 let view = inputs.view();
                 let probed = probed.borrow_and_update().clone();
                 let audit = audit.borrow_and_update().clone();
-                let ok = self.reconcile(&view, &probed, &audit).await;
+                // Cut short (None): the next pass of whoever leads does the rest.
+                let pass = inputs.while_leading(self.reconcile(&view, &probed, &audit));
+                let ok = pass.await.unwrap_or(true);
                 next = Instant::now() + if ok { self.opts.resync } else { RETRY };
             }
             let own = async {

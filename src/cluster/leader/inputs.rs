@@ -70,4 +70,18 @@ impl Inputs {
             _ = stopped(&mut self.shutdown) => None,
         }
     }
+
+    /// Runs `work` to its end unless cluster mode stops or this replica stops leading
+    /// first (then `None`). A pass paced by `--kube-api-qps` can take minutes: it must
+    /// neither hold up the Lease's release at shutdown nor go on writing after another
+    /// replica took over.
+    pub async fn while_leading<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
+        let mut leader = self.leader.clone();
+        tokio::select! {
+            t = work => Some(t),
+            _ = stopped(&mut self.shutdown) => None,
+            // A closed channel (its task gone at shutdown) is no reason to stop here.
+            Ok(_) = leader.wait_for(|leading| !*leading) => None,
+        }
+    }
 }

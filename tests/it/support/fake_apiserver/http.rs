@@ -202,6 +202,7 @@ pub(crate) async fn handle(inner: &Arc<Inner>, req: Request<Incoming>) -> Respon
     };
     let content_type = header("content-type");
     let client = header("x-client");
+    let at = std::time::Instant::now();
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes().to_vec(),
         Err(_) => return error(400, "BadRequest", "unreadable body"),
@@ -277,6 +278,7 @@ pub(crate) async fn handle(inner: &Arc<Inner>, req: Request<Incoming>) -> Respon
         body,
         client,
         status: resp.status().as_u16(),
+        at,
     });
     resp
 }

@@ -5,8 +5,8 @@
 //! apply), DELETE (with preconditions) and the `/status` subresource; core/v1 Events are
 //! validated as the apiserver does (name, size limits). Test controls break
 //! every watch, make every request fail with 500, compact history, and list every write
-//! in order with the header `x-client` that says which client made it. TokenReviews are
-//! answered from tokens the test registers (`token_review`).
+//! in order with the header `x-client` that says which client made it, and when it
+//! arrived. TokenReviews are answered from tokens the test registers (`token_review`).
 
 mod http;
 pub mod token_review;
@@ -38,6 +38,8 @@ pub struct Write {
     /// The `x-client` header (which replica wrote).
     pub client: String,
     pub status: u16,
+    /// When its head arrived.
+    pub at: std::time::Instant,
 }
 
 impl Write {
