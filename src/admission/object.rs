@@ -286,7 +286,10 @@ fn scan_deeper_than(body: &[u8], max: usize) -> bool {
         ..Scan::default()
     };
     let mut blocks = body.chunks_exact(64);
-    if blocks.by_ref().any(|b| scan.deeper(b.try_into().unwrap_or(&[0; 64]))) {
+    if blocks
+        .by_ref()
+        .any(|b| scan.deeper(b.try_into().unwrap_or(&[0; 64])))
+    {
         return true;
     }
     let mut last = [b' '; 64];
@@ -776,6 +779,32 @@ mod tests {
             .collect()
     }
 
+    /// Pieces the differential test writes into a valid text.
+    const EDITS: [&str; 22] = [
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"",
+        "\\",
+        " ",
+        "\t",
+        "\u{1}",
+        "\\ud800",
+        "\\udc00\\ud800",
+        "\\u0041",
+        "1e999",
+        "-0",
+        "01",
+        "null",
+        "true",
+        "\"image\":\"x\",",
+        "\"spec\":{},",
+        "\u{feff}",
+    ];
+
     proptest! {
         /// The images read by our types are those a `serde_json::Value` walk finds,
         /// whatever other fields surround them, escaped or not.
@@ -791,6 +820,43 @@ mod tests {
                     .map(|u| (u.location.to_string(), u.name.to_string(), u.image.to_string()))
                     .collect();
                 prop_assert_eq!(&read, &expected);
+            }
+        }
+
+        /// sonic-rs (which reads bodies that are UTF-8) and serde_json (which reads the
+        /// others) read any text alike: the same object, or both refuse it. The edits
+        /// make most texts invalid JSON, or a lone surrogate, a number out of range, a
+        /// duplicated key, a control character in a string.
+        #[test]
+        fn sonic_rs_and_serde_json_read_alike(
+            pod in pod(),
+            edits in prop::collection::vec(
+                (any::<prop::sample::Index>(), prop::sample::select(EDITS.to_vec()), any::<bool>()),
+                0..4,
+            ),
+        ) {
+            let mut text = serde_json::to_string(&pod).unwrap();
+            for (at, piece, insert) in edits {
+                let at = at.index(text.len() + 1);
+                if !text.is_char_boundary(at) {
+                    continue;
+                }
+                if !insert {
+                    // Replace what follows with the piece, as far as it reaches.
+                    let end = (at + piece.len()).min(text.len());
+                    if !text.is_char_boundary(end) {
+                        continue;
+                    }
+                    text.replace_range(at..end, "");
+                }
+                text.insert_str(at, piece);
+            }
+            let sonic = sonic_rs::from_str::<Object>(&text).map(|o| format!("{o:?}"));
+            let serde = serde_json::from_str::<Object>(&text).map(|o| format!("{o:?}"));
+            match (&sonic, &serde) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                (Err(_), Err(_)) => {}
+                _ => prop_assert!(false, "{text}: sonic-rs {sonic:?}, serde_json {serde:?}"),
             }
         }
 
