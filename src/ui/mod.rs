@@ -19,10 +19,11 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
+use base64::Engine;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -239,15 +240,26 @@ fn local_host(request: &Request<Incoming>) -> bool {
     name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
-/// Headers of every answer: never cached, never framed, no script, no outside request.
+/// Headers of every answer: never cached, never framed, no script, no outside request,
+/// and no style but the page's own stylesheet (allowed by its hash; the bars are SVG, so
+/// no element carries a `style` attribute).
 fn harden(response: &mut Response<Full<Bytes>>) {
+    static POLICY: LazyLock<HeaderValue> = LazyLock::new(|| {
+        let digest = ring::digest::digest(&ring::digest::SHA256, page::CSS.as_bytes());
+        let hash = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
+        HeaderValue::from_str(&format!(
+            "default-src 'none'; style-src 'sha256-{hash}'; base-uri 'none'; \
+             form-action 'none'; frame-ancestors 'none'"
+        ))
+        .unwrap_or(HeaderValue::from_static("default-src 'none'"))
+    });
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        HeaderName::from_static("content-security-policy"),
+        POLICY.clone(),
+    );
     for (name, value) in [
-        (
-            "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-        ),
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
         ("referrer-policy", "no-referrer"),

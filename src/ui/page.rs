@@ -235,7 +235,8 @@ fn bar(out: &mut String, value: Option<u64>, max: u64, label: &str, unknown: &st
             };
             let _ = write!(
                 out,
-                "<div class=\"barline\"><div class=\"bar\"><span style=\"width:{pct:.1}%\"></span></div>\
+                "<div class=\"barline\"><div class=\"bar\"><svg viewBox=\"0 0 100 10\" \
+                 preserveAspectRatio=\"none\"><rect width=\"{pct:.1}\" height=\"10\"/></svg></div>\
                  <span class=\"num\">{}</span></div>",
                 esc(label)
             );
@@ -561,7 +562,7 @@ fn denials(out: &mut String, denials: &[Denial]) {
     out.push_str("</tbody></table></div></section>");
 }
 
-const CSS: &str = r#"
+pub(super) const CSS: &str = r#"
 :root{--bg:#f5f7fa;--card:#fff;--ink:#1f2328;--muted:#656d76;--line:#d8dee4;--head:#f0f3f6;
 --ok:#1a7f37;--ok-bg:#dafbe1;--warn:#9a6700;--warn-bg:#fff8c5;--bad:#cf222e;--bad-bg:#ffebe9;
 --accent:#0969da;--priv:#8250df;--priv-bg:#fbefff;--pub:#0969da;--pub-bg:#ddf4ff;--bar:#4c8dde}
@@ -608,7 +609,7 @@ tr.registry td{border-bottom:0}tr.note td{border-bottom:1px solid var(--line)}
 tr.registry:has(+ tr.registry) td,tr.registry:last-child td{border-bottom:1px solid var(--line)}
 .barline{display:flex;align-items:center;gap:10px}
 .bar{flex:1 1 auto;min-width:60px;height:10px;border-radius:5px;background:var(--head);overflow:hidden;border:1px solid var(--line)}
-.bar span{display:block;height:100%;background:var(--bar);border-radius:5px 0 0 5px}
+.bar svg{display:block;width:100%;height:100%}.bar rect{fill:var(--bar)}
 .bar.none{background:repeating-linear-gradient(135deg,var(--head) 0 6px,var(--card) 6px 12px)}
 .num{flex:0 1 auto;min-width:6.5em;font-variant-numeric:tabular-nums;font-size:13px}
 .tag{display:inline-block;margin:1px 4px 2px 0;padding:0 8px;border-radius:4px;font-size:12.5px;border:1px solid var(--line);background:var(--head);overflow-wrap:anywhere}

@@ -143,7 +143,7 @@ fn health_is_coloured_and_storage_drawn_as_bars() {
     assert!(html.contains("<span class=\"pill warn\"><span class=\"dot warn\"></span>Unknown"));
     // Full bars: storage and spaces of the two registries that report them, and the
     // repositories of the three spaces; the unknown values: hatched empty bars.
-    assert_eq!(html.matches("style=\"width:100.0%\"").count(), 2 + 2 + 3);
+    assert_eq!(html.matches("<rect width=\"100.0\"").count(), 2 + 2 + 3);
     assert!(html.contains("class=\"bar none\""));
     assert!(html.contains("3.0 GiB"));
 }

@@ -15,6 +15,7 @@ use crate::support::free_port;
 use crate::support::registry::{overview_config, tools_available, RealRegistry};
 use crate::support::webhook::post_tls;
 
+use base64::Engine;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -344,6 +345,20 @@ fn the_page_is_read_only_and_escapes_what_it_shows() {
         head.contains("content-security-policy: default-src 'none'"),
         "{head}"
     );
+    // The one stylesheet is allowed by its hash, nothing inline besides it.
+    let (_, _, page) = http(ui, "GET", "/");
+    let css = page
+        .split_once("<style>")
+        .and_then(|(_, rest)| rest.split_once("</style>"))
+        .expect("the page has its stylesheet")
+        .0;
+    let digest = ring::digest::digest(&ring::digest::SHA256, css.as_bytes());
+    let hash = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
+    assert!(
+        head.contains(&format!("style-src 'sha256-{}';", hash.to_lowercase())) && !head.contains("unsafe"),
+        "{head}"
+    );
+    assert!(!page.contains(" style="), "no style attribute");
 
     // Hostile values from a request: an image reference and a pod name with markup.
     let r = validate(&b, "app-9", HOSTILE, HOSTILE);
