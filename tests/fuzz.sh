@@ -32,10 +32,27 @@ trap 'rm -rf "$scratch"' EXIT
 cd fuzz
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(image_ref admission_review)
+# One build of every target, before any runs (the runs then only check it is fresh).
+cargo fuzz build --sanitizer none --target-dir "$target_dir"
+# The targets run side by side (one core each); each log is printed when all are done.
+pids=()
 for target in "${targets[@]}"; do
   mkdir -p "$scratch/$target"
   echo "fuzzing $target for ${seconds}s"
   cargo fuzz run --sanitizer none --target-dir "$target_dir" "$target" \
     "$scratch/$target" "corpus/$target" -- \
-    -max_total_time="$seconds" -dict="$target.dict" -max_len=65536 -print_final_stats=1
+    -max_total_time="$seconds" -dict="$target.dict" -max_len=65536 -print_final_stats=1 \
+    >"$scratch/$target.log" 2>&1 &
+  pids+=($!)
 done
+failed=0
+for i in "${!targets[@]}"; do
+  if wait "${pids[$i]}"; then
+    tail -n 15 "$scratch/${targets[$i]}.log"
+  else
+    failed=1
+    cat "$scratch/${targets[$i]}.log"
+    echo "FUZZ FAILURE: ${targets[$i]} (the input is under fuzz/artifacts/${targets[$i]}/)"
+  fi
+done
+exit $failed
