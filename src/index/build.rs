@@ -1,8 +1,14 @@
 //! Building a [`Snapshot`] from objects. Every input list is sorted by name first, so
-//! the result never depends on the order objects arrived in.
+//! the result never depends on the order objects arrived in. What depends on the
+//! namespaces alone ([`NamespacePart`]) and on the workspaces and namespaces
+//! ([`WorkspacePart`]) is built apart and shared by `Arc`, so that a [`super::Builder`]
+//! can reuse it when only spaces or registries changed.
 
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
+use std::sync::{Arc, OnceLock};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 
 use super::host::{parse_registry_url, RegistryUrl};
@@ -10,71 +16,189 @@ use super::{
     parse_host_port, selector, HashMap, HashSet, HostOwner, NamespaceInfo, Objects, Problem,
     RegistryEntry, Snapshot, SpaceEntry, SpaceId, WorkspaceEntry, WorkspaceId,
 };
-use crate::api::{Registry, RegistrySpace, RegistryType, Visibility, NAMESPACE_NAME_LABEL};
+use crate::api::{
+    Registry, RegistrySpace, RegistryType, Visibility, Workspace, NAMESPACE_NAME_LABEL,
+};
 use crate::reference::check_host;
 
 pub(super) fn build(objects: &Objects, revision: u64) -> Snapshot {
-    let mut problems = Vec::new();
-    let namespaces = sorted_namespaces(&objects.namespaces);
-    let (workspaces, members) = build_workspaces(objects, &namespaces, &mut problems);
-    let ws_ids: HashMap<&str, WorkspaceId> = workspaces
+    let namespaces = Arc::new(NamespacePart::new(
+        sorted_namespaces(&objects.namespaces),
+        objects.namespaces_complete,
+    ));
+    let memberships = Arc::new(WorkspacePart::new(&objects.workspaces, &namespaces));
+    assemble(
+        &objects.registries,
+        &objects.spaces,
+        namespaces,
+        memberships,
+        revision,
+    )
+}
+
+/// The snapshot from its registries and spaces and the parts built before.
+pub(super) fn assemble(
+    registries: &[Registry],
+    spaces: &[RegistrySpace],
+    namespaces: Arc<NamespacePart>,
+    memberships: Arc<WorkspacePart>,
+    revision: u64,
+) -> Snapshot {
+    let mut problems = memberships.problems.clone();
+    let ws_ids: HashMap<&str, WorkspaceId> = memberships
+        .workspaces
         .iter()
         .enumerate()
         .map(|(i, w)| (w.name.as_str(), i as WorkspaceId))
         .collect();
-    let (mut registries, hosts) = build_registries(objects, &mut problems);
-    let spaces = build_spaces(objects, &mut registries, &ws_ids, &mut problems);
+    let (mut registries, hosts) = build_registries(registries, &mut problems);
+    let spaces = build_spaces(spaces, &mut registries, &ws_ids, &mut problems);
     problems.sort();
     Snapshot {
         revision,
         registries,
         spaces,
-        workspaces,
+        namespaces,
+        memberships,
         hosts,
-        members,
-        known_namespaces: objects.namespaces_complete.then(|| {
-            namespaces
-                .iter()
-                .map(|n| n.name.clone())
-                .collect::<HashSet<_>>()
-        }),
         problems,
     }
+}
+
+/// What the table takes from the namespaces alone.
+#[derive(Debug, Default)]
+pub(super) struct NamespacePart {
+    /// Sorted by name, unique, each with the name label (see [`sorted_namespaces`]).
+    namespaces: Arc<Vec<NamespaceInfo>>,
+    /// Namespaces (indexes) by the hash of a label pair, so a selector with `matchLabels`
+    /// is checked only against the namespaces carrying one of its pairs, not all of them
+    /// (500 workspaces times 10,000 namespaces made this quadratic scan most of a
+    /// rebuild). Keyed by hash rather than by the pair to copy no label: a collision only
+    /// adds candidates, which the selector then refuses. Made when a selector first needs it.
+    by_label: OnceLock<HashMap<u64, Vec<u32>>>,
+    label_hasher: foldhash::fast::RandomState,
+    /// Every namespace's name when the list is complete (cluster mode).
+    pub(super) known: Option<HashSet<String>>,
+}
+
+impl NamespacePart {
+    fn new(namespaces: Vec<NamespaceInfo>, complete: bool) -> NamespacePart {
+        NamespacePart::of(Arc::new(namespaces), complete)
+    }
+
+    /// From a shared list, kept as it is when it already is in order (as the cluster feed
+    /// makes it, see [`normalized_namespaces`]), copied into order otherwise.
+    pub(super) fn shared(input: &Arc<Vec<NamespaceInfo>>, complete: bool) -> NamespacePart {
+        let in_order = input.windows(2).all(|w| w[0].name < w[1].name)
+            && input
+                .iter()
+                .all(|n| n.labels.get(NAMESPACE_NAME_LABEL) == Some(&n.name));
+        if in_order {
+            NamespacePart::of(input.clone(), complete)
+        } else {
+            NamespacePart::new(sorted_namespaces(input), complete)
+        }
+    }
+
+    fn of(namespaces: Arc<Vec<NamespaceInfo>>, complete: bool) -> NamespacePart {
+        NamespacePart {
+            known: complete.then(|| namespaces.iter().map(|n| n.name.clone()).collect()),
+            namespaces,
+            by_label: OnceLock::new(),
+            label_hasher: Default::default(),
+        }
+    }
+
+    fn by_label(&self) -> &HashMap<u64, Vec<u32>> {
+        self.by_label.get_or_init(|| {
+            let mut by_label: HashMap<u64, Vec<u32>> = HashMap::default();
+            for (i, n) in self.namespaces.iter().enumerate() {
+                for pair in &n.labels {
+                    by_label
+                        .entry(self.label_hasher.hash_one(pair))
+                        .or_default()
+                        .push(i as u32);
+                }
+            }
+            by_label
+        })
+    }
+
+    /// The namespaces that may match a valid selector, in name order: all of them, or
+    /// when it has `matchLabels`, those carrying its rarest pair.
+    fn candidates(&self, sel: &LabelSelector) -> Vec<&NamespaceInfo> {
+        let narrowest = sel.match_labels.iter().flatten().map(|pair| {
+            self.by_label()
+                .get(&self.label_hasher.hash_one(pair))
+                .map_or(&[][..], Vec::as_slice)
+        });
+        match narrowest.min_by_key(|l| l.len()) {
+            Some(list) => list
+                .iter()
+                .map(|&i| &self.namespaces[i as usize])
+                .collect(),
+            None => self.namespaces.iter().collect(),
+        }
+    }
+}
+
+/// The namespaces as [`NamespacePart::shared`] keeps them without a copy: `namespaces`
+/// must come sorted by name and unique (from a map by name).
+pub fn normalized_namespaces<'a>(
+    namespaces: impl Iterator<Item = &'a NamespaceInfo>,
+) -> Vec<NamespaceInfo> {
+    let out: Vec<NamespaceInfo> = namespaces.cloned().map(with_name_label).collect();
+    debug_assert!(out.windows(2).all(|w| w[0].name < w[1].name));
+    out
+}
+
+fn with_name_label(mut ns: NamespaceInfo) -> NamespaceInfo {
+    ns.labels
+        .insert(NAMESPACE_NAME_LABEL.to_string(), ns.name.clone());
+    ns
 }
 
 /// Namespaces by name, each with the `kubernetes.io/metadata.name` label the apiserver
 /// always sets, so selectors on it behave as in the cluster.
 fn sorted_namespaces(input: &[NamespaceInfo]) -> Vec<NamespaceInfo> {
-    let mut out: Vec<NamespaceInfo> = input.to_vec();
-    for ns in &mut out {
-        ns.labels
-            .insert(NAMESPACE_NAME_LABEL.to_string(), ns.name.clone());
-    }
+    let mut out: Vec<NamespaceInfo> = input.iter().cloned().map(with_name_label).collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out.dedup_by(|a, b| a.name == b.name);
     out
 }
 
+/// The workspaces, resolved against the namespaces, and who belongs to which.
+#[derive(Debug, Default)]
+pub(super) struct WorkspacePart {
+    /// Sorted by name; a [`WorkspaceId`] is an index here.
+    pub(super) workspaces: Vec<WorkspaceEntry>,
+    /// Each namespace's workspaces, sorted.
+    pub(super) members: HashMap<String, Vec<WorkspaceId>>,
+    /// Problems of the workspaces.
+    problems: Vec<Problem>,
+}
+
+impl WorkspacePart {
+    pub(super) fn new(workspaces: &[Workspace], namespaces: &NamespacePart) -> WorkspacePart {
+        let mut problems = Vec::new();
+        let (workspaces, members) = build_workspaces(workspaces, namespaces, &mut problems);
+        WorkspacePart {
+            workspaces,
+            members,
+            problems,
+        }
+    }
+}
+
 fn build_workspaces(
-    objects: &Objects,
-    namespaces: &[NamespaceInfo],
+    workspaces: &[Workspace],
+    namespaces: &NamespacePart,
     problems: &mut Vec<Problem>,
 ) -> (Vec<WorkspaceEntry>, HashMap<String, Vec<WorkspaceId>>) {
-    let mut sorted: Vec<_> = objects.workspaces.iter().collect();
+    let mut sorted: Vec<_> = workspaces.iter().collect();
     sorted.sort_by_key(|w| w.name_any());
     let mut entries = Vec::with_capacity(sorted.len());
     let mut members: HashMap<String, Vec<WorkspaceId>> = HashMap::default();
-    // Namespaces by label, so a selector with `matchLabels` is checked only against the
-    // namespaces carrying one of its pairs, not all of them (500 workspaces times 10,000
-    // namespaces made this quadratic scan most of a rebuild).
-    let mut by_label: HashMap<(&str, &str), Vec<usize>> = HashMap::default();
-    if sorted.iter().any(|w| w.spec.namespace_selector.is_some()) {
-        for (i, n) in namespaces.iter().enumerate() {
-            for (k, v) in &n.labels {
-                by_label.entry((k, v)).or_default().push(i);
-            }
-        }
-    }
     for (id, ws) in sorted.iter().enumerate() {
         let name = ws.name_any();
         let mut names: Vec<String> = Vec::new();
@@ -91,25 +215,13 @@ fn build_workspaces(
         }
         if let Some(sel) = &ws.spec.namespace_selector {
             match selector::validate(sel) {
-                Ok(()) => {
-                    // Every match carries each `matchLabels` pair: the shortest list of
-                    // namespaces with one of them holds all matches, in namespace order.
-                    let narrowest = sel.match_labels.iter().flatten().map(|(k, v)| {
-                        by_label
-                            .get(&(k.as_str(), v.as_str()))
-                            .map_or(&[][..], Vec::as_slice)
-                    });
-                    let candidates: Vec<&NamespaceInfo> = match narrowest.min_by_key(|l| l.len()) {
-                        Some(list) => list.iter().map(|&i| &namespaces[i]).collect(),
-                        None => namespaces.iter().collect(),
-                    };
-                    names.extend(
-                        candidates
-                            .into_iter()
-                            .filter(|n| selector::matches(sel, &n.labels))
-                            .map(|n| n.name.clone()),
-                    )
-                }
+                Ok(()) => names.extend(
+                    namespaces
+                        .candidates(sel)
+                        .into_iter()
+                        .filter(|n| selector::matches(sel, &n.labels))
+                        .map(|n| n.name.clone()),
+                ),
                 Err(e) => problems.push(problem(
                     "Workspace",
                     &name,
@@ -136,10 +248,10 @@ fn build_workspaces(
 }
 
 fn build_registries(
-    objects: &Objects,
+    registries: &[Registry],
     problems: &mut Vec<Problem>,
 ) -> (Vec<RegistryEntry>, HashMap<String, HostOwner>) {
-    let mut sorted: Vec<_> = objects.registries.iter().collect();
+    let mut sorted: Vec<_> = registries.iter().collect();
     sorted.sort_by_key(|r| r.name_any());
     let mut entries = Vec::new();
     // Whether each entry is a managed Harbor's (README, "Several clusters, one Harbor": it never takes a host over).
@@ -290,7 +402,7 @@ fn claimed_by_unusable(url: &str, aliases: &[(String, Option<u16>)]) -> Vec<Stri
 }
 
 fn build_spaces(
-    objects: &Objects,
+    spaces: &[RegistrySpace],
     registries: &mut [RegistryEntry],
     ws_ids: &HashMap<&str, WorkspaceId>,
     problems: &mut Vec<Problem>,
@@ -302,7 +414,7 @@ fn build_spaces(
         .collect();
     // (registry, space) → declaring objects, in name order.
     let mut groups: BTreeMap<(String, String), Vec<&RegistrySpace>> = BTreeMap::new();
-    let mut sorted: Vec<_> = objects.spaces.iter().collect();
+    let mut sorted: Vec<_> = spaces.iter().collect();
     sorted.sort_by_key(|s| s.name_any());
     for rs in sorted {
         let name = rs.name_any();

@@ -14,12 +14,14 @@ pub mod testing;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::api::{
     Enforcement, Registry, RegistrySpace, RegistryType, SecretRef, Visibility, Workspace,
 };
 use crate::reference::ImageRef;
 
+pub use build::normalized_namespaces;
 pub use host::{parse_host_port, parse_registry_url, RegistryUrl, DOCKER_HUB_HOSTS};
 pub use table::Table;
 
@@ -139,11 +141,93 @@ pub struct Snapshot {
     revision: u64,
     registries: Vec<RegistryEntry>,
     spaces: Vec<SpaceEntry>,
-    workspaces: Vec<WorkspaceEntry>,
+    /// What depends on the namespaces alone; shared with the snapshots before and after
+    /// while the namespaces do not change.
+    namespaces: Arc<build::NamespacePart>,
+    /// The workspaces and who belongs to them; shared while neither the workspaces nor the
+    /// namespaces change.
+    memberships: Arc<build::WorkspacePart>,
     hosts: HashMap<String, HostOwner>,
-    members: HashMap<String, Vec<WorkspaceId>>,
-    known_namespaces: Option<HashSet<String>>,
     problems: Vec<Problem>,
+}
+
+/// The inputs of a snapshot with each kind shared by `Arc`, as the cluster feed keeps
+/// them: after a change of one kind only that list is replaced, and a [`Builder`]
+/// reuses what it derived from the others.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    pub registries: Arc<Vec<Registry>>,
+    pub spaces: Arc<Vec<RegistrySpace>>,
+    pub workspaces: Arc<Vec<Workspace>>,
+    pub namespaces: Arc<Vec<NamespaceInfo>>,
+    /// As [`Objects::namespaces_complete`].
+    pub namespaces_complete: bool,
+}
+
+impl Inputs {
+    /// A copy as plain [`Objects`].
+    pub fn to_objects(&self) -> Objects {
+        Objects {
+            registries: self.registries.to_vec(),
+            spaces: self.spaces.to_vec(),
+            workspaces: self.workspaces.to_vec(),
+            namespaces: self.namespaces.to_vec(),
+            namespaces_complete: self.namespaces_complete,
+        }
+    }
+}
+
+/// Builds snapshots from successive [`Inputs`], reusing the parts derived from input
+/// lists that are the same `Arc` as last time: a change of spaces or registries rebuilds
+/// only the spaces and hosts, a change of workspaces also the memberships, and a change of
+/// namespaces everything. The result is always what [`Snapshot::build`] builds from the
+/// same objects.
+#[derive(Debug, Default)]
+pub struct Builder {
+    namespaces: Option<(Arc<Vec<NamespaceInfo>>, bool, Arc<build::NamespacePart>)>,
+    memberships: Option<(Arc<Vec<Workspace>>, Arc<build::WorkspacePart>)>,
+}
+
+impl Builder {
+    pub fn build(&mut self, inputs: &Inputs, revision: u64) -> Snapshot {
+        let namespaces = match &self.namespaces {
+            Some((from, complete, part))
+                if Arc::ptr_eq(from, &inputs.namespaces)
+                    && *complete == inputs.namespaces_complete =>
+            {
+                part.clone()
+            }
+            _ => {
+                let part = Arc::new(build::NamespacePart::shared(
+                    &inputs.namespaces,
+                    inputs.namespaces_complete,
+                ));
+                self.namespaces = Some((
+                    inputs.namespaces.clone(),
+                    inputs.namespaces_complete,
+                    part.clone(),
+                ));
+                // Memberships were resolved against the namespaces of before.
+                self.memberships = None;
+                part
+            }
+        };
+        let memberships = match &self.memberships {
+            Some((from, part)) if Arc::ptr_eq(from, &inputs.workspaces) => part.clone(),
+            _ => {
+                let part = Arc::new(build::WorkspacePart::new(&inputs.workspaces, &namespaces));
+                self.memberships = Some((inputs.workspaces.clone(), part.clone()));
+                part
+            }
+        };
+        build::assemble(
+            &inputs.registries,
+            &inputs.spaces,
+            namespaces,
+            memberships,
+            revision,
+        )
+    }
 }
 
 impl Snapshot {
@@ -183,7 +267,7 @@ impl Snapshot {
     }
 
     pub fn workspaces(&self) -> &[WorkspaceEntry] {
-        &self.workspaces
+        &self.memberships.workspaces
     }
 
     /// Spaces of a registry, sorted by space.
@@ -207,7 +291,7 @@ impl Snapshot {
 
     /// Whether namespace `ns` belongs to a workspace bound to `space`.
     pub fn is_bound(&self, space: &SpaceEntry, ns: &str) -> bool {
-        let Some(mine) = self.members.get(ns) else {
+        let Some(mine) = self.memberships.members.get(ns) else {
             return false;
         };
         // Both lists are sorted and short: a merge walk.
@@ -231,8 +315,14 @@ impl Snapshot {
 
     /// The workspaces namespace `ns` belongs to.
     pub fn workspaces_of<'s>(&'s self, ns: &str) -> impl Iterator<Item = &'s WorkspaceEntry> + 's {
-        let ids = self.members.get(ns).map(Vec::as_slice).unwrap_or_default();
-        ids.iter().map(|id| &self.workspaces[*id as usize])
+        let ids = self
+            .memberships
+            .members
+            .get(ns)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        ids.iter()
+            .map(|id| &self.memberships.workspaces[*id as usize])
     }
 
     /// The effective mode of namespace `ns`: each of its workspaces
@@ -249,7 +339,8 @@ impl Snapshot {
 
     /// False only when the table tracks all namespaces and `ns` is not among them yet.
     pub fn namespace_known(&self, ns: &str) -> bool {
-        self.known_namespaces
+        self.namespaces
+            .known
             .as_ref()
             .is_none_or(|k| k.contains(ns))
     }
@@ -257,12 +348,17 @@ impl Snapshot {
     /// Namespaces allowed to pull from a space: every known one when Public.
     pub fn bound_namespaces(&self, space: &SpaceEntry) -> Vec<&str> {
         let mut out: Vec<&str> = match space.visibility {
-            Visibility::Public => self.members.keys().map(String::as_str).collect(),
+            Visibility::Public => self
+                .memberships
+                .members
+                .keys()
+                .map(String::as_str)
+                .collect(),
             Visibility::Private => space
                 .workspace_ids
                 .iter()
                 .flat_map(|id| {
-                    self.workspaces[*id as usize]
+                    self.memberships.workspaces[*id as usize]
                         .namespaces
                         .iter()
                         .map(String::as_str)
@@ -270,7 +366,7 @@ impl Snapshot {
                 .collect(),
         };
         if space.visibility == Visibility::Public {
-            if let Some(known) = &self.known_namespaces {
+            if let Some(known) = &self.namespaces.known {
                 out.extend(known.iter().map(String::as_str));
             }
         }

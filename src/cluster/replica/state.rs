@@ -13,7 +13,7 @@ use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 
 use crate::api::{Registry, RegistrySpace, SecretRef, Workspace};
-use crate::index::{NamespaceInfo, Objects, Snapshot};
+use crate::index::{normalized_namespaces, Inputs, NamespaceInfo, Objects, Snapshot};
 
 /// One watch, named by what it lists.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -216,6 +216,30 @@ impl Watched {
             namespaces: self.namespaces.values().cloned().collect(),
             namespaces_complete: true,
         }
+    }
+
+    /// Replaces in `inputs` the list that watch `id` feeds, if it feeds the table: the
+    /// cluster feed keeps [`Inputs`] and after a change renews only the lists that changed.
+    pub fn renew_input(&self, inputs: &mut Inputs, id: &WatchId) {
+        inputs.namespaces_complete = true;
+        match id {
+            WatchId::Registries => inputs.registries = Arc::new(valid(&self.registries)),
+            WatchId::Spaces => inputs.spaces = Arc::new(valid(&self.spaces)),
+            WatchId::Workspaces => inputs.workspaces = Arc::new(valid(&self.workspaces)),
+            WatchId::Namespaces => {
+                inputs.namespaces = Arc::new(normalized_namespaces(self.namespaces.values()))
+            }
+            _ => {}
+        }
+    }
+
+    /// The inputs of the binding table, every list renewed.
+    pub fn inputs(&self) -> Inputs {
+        let mut inputs = Inputs::default();
+        for id in &WatchId::TABLE {
+            self.renew_input(&mut inputs, id);
+        }
+        inputs
     }
 
     /// What `POST /credentials` reads on every replica (README, "Pulls without Secrets"): the Registries and the

@@ -28,7 +28,7 @@ use tracing::Instrument;
 
 use crate::admission::changes::{self, Current};
 use crate::findings::{Content, Workload, WorkloadKind};
-use crate::index::Objects;
+use crate::index::Inputs;
 
 /// How long a burst of watch events is gathered into one publication: a relist of
 /// 100,000 pods arrives as one change, single edits are seen within this.
@@ -93,14 +93,15 @@ pub struct RunningWorkloads(Arc<Shared>);
 #[derive(Debug)]
 struct Shared {
     workloads: watch::Sender<Arc<Running>>,
-    objects: ArcSwapOption<Objects>,
+    /// Shared with the feed, list by list; copied out only when a review asks.
+    inputs: ArcSwapOption<Inputs>,
 }
 
 impl Default for RunningWorkloads {
     fn default() -> Self {
         RunningWorkloads(Arc::new(Shared {
             workloads: watch::channel(Arc::default()).0,
-            objects: ArcSwapOption::empty(),
+            inputs: ArcSwapOption::empty(),
         }))
     }
 }
@@ -120,9 +121,9 @@ impl RunningWorkloads {
         self.0.workloads.send_replace(Arc::new(running));
     }
 
-    /// Records the objects the binding table now in use was built from.
-    pub(crate) fn set_objects(&self, objects: Arc<Objects>) {
-        self.0.objects.store(Some(objects));
+    /// Records the inputs the binding table now in use was built from.
+    pub(crate) fn set_inputs(&self, inputs: Inputs) {
+        self.0.inputs.store(Some(Arc::new(inputs)));
     }
 }
 
@@ -135,13 +136,13 @@ impl changes::Running for RunningWorkloads {
         if !running.synced {
             return Err("the running workloads are not listed yet".into());
         }
-        let objects = self
+        let inputs = self
             .0
-            .objects
+            .inputs
             .load_full()
             .ok_or("the current objects are not known yet")?;
         Ok(Current {
-            objects,
+            objects: Arc::new(inputs.to_objects()),
             workloads: Arc::new(running.all()),
         })
     }
