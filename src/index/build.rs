@@ -69,7 +69,7 @@ pub(super) fn assemble(
 #[derive(Debug, Default)]
 pub(super) struct NamespacePart {
     /// Sorted by name, unique, each with the name label (see [`sorted_namespaces`]).
-    namespaces: Arc<Vec<NamespaceInfo>>,
+    pub(super) namespaces: Arc<Vec<NamespaceInfo>>,
     /// Namespaces (indexes) by the hash of a label pair, so a selector with `matchLabels`
     /// is checked only against the namespaces carrying one of its pairs, not all of them
     /// (500 workspaces times 10,000 namespaces made this quadratic scan most of a

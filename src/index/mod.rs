@@ -11,6 +11,8 @@ mod table;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]
+mod builder_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
