@@ -25,9 +25,22 @@ fn canonical(s: &Snapshot) -> String {
         })
         .collect();
     let hosts: BTreeMap<_, _> = s.hosts.iter().map(|(k, v)| (k, format!("{v:?}"))).collect();
-    let members: BTreeMap<_, _> = s.memberships.members.iter().collect();
-    let known: Option<std::collections::BTreeSet<_>> =
-        s.namespaces.known.as_ref().map(|k| k.iter().collect());
+    let present = s
+        .namespaces
+        .index
+        .keys()
+        .map(|n| (n.as_str(), s.member_ids(n)))
+        .filter(|(_, ids)| !ids.is_empty());
+    let absent = s
+        .memberships
+        .absent
+        .iter()
+        .map(|(n, ids)| (n.as_str(), ids.as_slice()));
+    let members: BTreeMap<_, _> = present.chain(absent).collect();
+    let known: Option<std::collections::BTreeSet<_>> = s
+        .namespaces
+        .complete
+        .then(|| s.namespaces.index.keys().collect());
     format!(
         "revision {}\nregistries {registries:#?}\nspaces {:#?}\nworkspaces {:#?}\nmembers {members:?}\nknown {known:?}\nhosts {hosts:?}\nproblems {:#?}",
         s.revision, s.spaces, s.memberships.workspaces, s.problems

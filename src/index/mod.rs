@@ -30,7 +30,6 @@ pub use table::Table;
 /// The table's maps, hit a few times per image: foldhash is several times faster than
 /// SipHash on short keys. Their keys come from cluster objects; requests only look up.
 pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-pub(crate) type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// A namespace as the binding table needs it: its name and labels.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -216,8 +215,14 @@ impl Builder {
         };
         let memberships = match &self.memberships {
             Some((from, part)) if Arc::ptr_eq(from, &inputs.workspaces) => part.clone(),
-            _ => {
-                let part = Arc::new(build::WorkspacePart::new(&inputs.workspaces, &namespaces));
+            before => {
+                // Workspaces whose spec did not change keep their resolution.
+                let before = before.as_ref().map(|(_, part)| &**part);
+                let part = Arc::new(build::WorkspacePart::new(
+                    &inputs.workspaces,
+                    &namespaces,
+                    before,
+                ));
                 self.memberships = Some((inputs.workspaces.clone(), part.clone()));
                 part
             }
@@ -268,7 +273,7 @@ impl Snapshot {
             .collect()
     }
 
-    pub fn workspaces(&self) -> &[WorkspaceEntry] {
+    pub fn workspaces(&self) -> &[Arc<WorkspaceEntry>] {
         &self.memberships.workspaces
     }
 
@@ -293,9 +298,7 @@ impl Snapshot {
 
     /// Whether namespace `ns` belongs to a workspace bound to `space`.
     pub fn is_bound(&self, space: &SpaceEntry, ns: &str) -> bool {
-        let Some(mine) = self.memberships.members.get(ns) else {
-            return false;
-        };
+        let mine = self.member_ids(ns);
         // Both lists are sorted and short: a merge walk.
         let (mut a, mut b) = (
             mine.iter().peekable(),
@@ -315,16 +318,24 @@ impl Snapshot {
         false
     }
 
+    /// The ids of the workspaces namespace `ns` belongs to, sorted.
+    fn member_ids(&self, ns: &str) -> &[WorkspaceId] {
+        match self.namespaces.index.get(ns) {
+            Some(&p) => self.memberships.of_position(p),
+            None => self
+                .memberships
+                .absent
+                .get(ns)
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+        }
+    }
+
     /// The workspaces namespace `ns` belongs to.
     pub fn workspaces_of<'s>(&'s self, ns: &str) -> impl Iterator<Item = &'s WorkspaceEntry> + 's {
-        let ids = self
-            .memberships
-            .members
-            .get(ns)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        ids.iter()
-            .map(|id| &self.memberships.workspaces[*id as usize])
+        self.member_ids(ns)
+            .iter()
+            .map(|id| &*self.memberships.workspaces[*id as usize])
     }
 
     /// The effective mode of namespace `ns`: each of its workspaces
@@ -341,20 +352,19 @@ impl Snapshot {
 
     /// False only when the table tracks all namespaces and `ns` is not among them yet.
     pub fn namespace_known(&self, ns: &str) -> bool {
-        self.namespaces
-            .known
-            .as_ref()
-            .is_none_or(|k| k.contains(ns))
+        !self.namespaces.complete || self.namespaces.index.contains_key(ns)
     }
 
     /// Namespaces allowed to pull from a space: every known one when Public.
     pub fn bound_namespaces(&self, space: &SpaceEntry) -> Vec<&str> {
         let mut out: Vec<&str> = match space.visibility {
             Visibility::Public => self
-                .memberships
-                .members
-                .keys()
-                .map(String::as_str)
+                .namespaces
+                .index
+                .iter()
+                .filter(|(_, &p)| !self.memberships.of_position(p).is_empty())
+                .map(|(n, _)| n.as_str())
+                .chain(self.memberships.absent.keys().map(String::as_str))
                 .collect(),
             Visibility::Private => space
                 .workspace_ids
@@ -368,8 +378,8 @@ impl Snapshot {
                 .collect(),
         };
         if space.visibility == Visibility::Public {
-            if let Some(known) = &self.namespaces.known {
-                out.extend(known.iter().map(String::as_str));
+            if self.namespaces.complete {
+                out.extend(self.namespaces.index.keys().map(String::as_str));
             }
         }
         out.sort_unstable();
