@@ -70,7 +70,7 @@ pub(super) fn assemble(
 #[derive(Debug, Default)]
 pub(super) struct NamespacePart {
     /// Sorted by name, unique, each with the name label (see [`sorted_namespaces`]).
-    pub(super) namespaces: Arc<Vec<NamespaceInfo>>,
+    pub(super) namespaces: Arc<Vec<Arc<NamespaceInfo>>>,
     /// Namespaces (indexes) by the hash of a label pair, so a selector with `matchLabels`
     /// is checked only against the namespaces carrying one of its pairs, not all of them
     /// (500 workspaces times 10,000 namespaces made this quadratic scan most of a
@@ -85,13 +85,13 @@ pub(super) struct NamespacePart {
 }
 
 impl NamespacePart {
-    fn new(namespaces: Vec<NamespaceInfo>, complete: bool) -> NamespacePart {
+    fn new(namespaces: Vec<Arc<NamespaceInfo>>, complete: bool) -> NamespacePart {
         NamespacePart::of(Arc::new(namespaces), complete)
     }
 
     /// From a shared list, kept as it is when it already is in order (as the cluster feed
-    /// makes it, see [`normalized_namespaces`]), copied into order otherwise.
-    pub(super) fn shared(input: &Arc<Vec<NamespaceInfo>>, complete: bool) -> NamespacePart {
+    /// keeps it: sorted by name, each with [`with_name_label`]), put in order otherwise.
+    pub(super) fn shared(input: &Arc<Vec<Arc<NamespaceInfo>>>, complete: bool) -> NamespacePart {
         let in_order = input.windows(2).all(|w| w[0].name < w[1].name)
             && input
                 .iter()
@@ -99,11 +99,12 @@ impl NamespacePart {
         if in_order {
             NamespacePart::of(input.clone(), complete)
         } else {
-            NamespacePart::new(sorted_namespaces(input), complete)
+            let plain: Vec<NamespaceInfo> = input.iter().map(|n| (**n).clone()).collect();
+            NamespacePart::new(sorted_namespaces(&plain), complete)
         }
     }
 
-    fn of(namespaces: Arc<Vec<NamespaceInfo>>, complete: bool) -> NamespacePart {
+    fn of(namespaces: Arc<Vec<Arc<NamespaceInfo>>>, complete: bool) -> NamespacePart {
         NamespacePart {
             index: namespaces
                 .iter()
@@ -147,17 +148,9 @@ impl NamespacePart {
     }
 }
 
-/// The namespaces as [`NamespacePart::shared`] keeps them without a copy: `namespaces`
-/// must come sorted by name and unique (from a map by name).
-pub fn normalized_namespaces<'a>(
-    namespaces: impl Iterator<Item = &'a NamespaceInfo>,
-) -> Vec<NamespaceInfo> {
-    let out: Vec<NamespaceInfo> = namespaces.cloned().map(with_name_label).collect();
-    debug_assert!(out.windows(2).all(|w| w[0].name < w[1].name));
-    out
-}
-
-fn with_name_label(mut ns: NamespaceInfo) -> NamespaceInfo {
+/// A namespace with the `kubernetes.io/metadata.name` label the apiserver always sets,
+/// so selectors on it behave as in the cluster.
+pub fn with_name_label(mut ns: NamespaceInfo) -> NamespaceInfo {
     ns.labels
         .insert(NAMESPACE_NAME_LABEL.to_string(), ns.name.clone());
     ns
@@ -165,11 +158,11 @@ fn with_name_label(mut ns: NamespaceInfo) -> NamespaceInfo {
 
 /// Namespaces by name, each with the `kubernetes.io/metadata.name` label the apiserver
 /// always sets, so selectors on it behave as in the cluster.
-fn sorted_namespaces(input: &[NamespaceInfo]) -> Vec<NamespaceInfo> {
+fn sorted_namespaces(input: &[NamespaceInfo]) -> Vec<Arc<NamespaceInfo>> {
     let mut out: Vec<NamespaceInfo> = input.iter().cloned().map(with_name_label).collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out.dedup_by(|a, b| a.name == b.name);
-    out
+    out.into_iter().map(Arc::new).collect()
 }
 
 /// The workspaces, resolved against the namespaces, and who belongs to which.

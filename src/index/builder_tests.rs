@@ -182,11 +182,16 @@ proptest! {
         }
         // The namespaces as the cluster feed lists them, or in another order.
         let namespaces = |world: &World| {
-            if normalized {
-                Arc::new(normalized_namespaces(world.namespaces.values()))
-            } else {
-                Arc::new(world.namespaces.values().rev().cloned().collect())
+            let mut list: Vec<Arc<NamespaceInfo>> = world
+                .namespaces
+                .values()
+                .map(|n| Arc::new(if normalized { with_name_label(n.clone()) } else { n.clone() }))
+                .collect();
+            // Sorted by slot, which is also by name, unless the order is to be wrong too.
+            if !normalized {
+                list.reverse();
             }
+            Arc::new(list)
         };
         let mut inputs = Inputs {
             registries: World::list(&world.registries),
@@ -220,19 +225,18 @@ proptest! {
 #[test]
 fn the_builder_reuses_the_parts_of_unchanged_lists() {
     let objects = mk_scaled(200, 20, 10);
-    let by_name = |namespaces: &[NamespaceInfo]| -> BTreeMap<String, NamespaceInfo> {
-        namespaces
+    let in_order = |namespaces: &[NamespaceInfo]| -> Arc<Vec<Arc<NamespaceInfo>>> {
+        let by_name: BTreeMap<_, _> = namespaces
             .iter()
-            .map(|n| (n.name.clone(), n.clone()))
-            .collect()
+            .map(|n| (n.name.clone(), Arc::new(with_name_label(n.clone()))))
+            .collect();
+        Arc::new(by_name.into_values().collect())
     };
     let mut inputs = Inputs {
         registries: Arc::new(objects.registries.clone()),
         spaces: Arc::new(objects.spaces.clone()),
         workspaces: Arc::new(objects.workspaces.clone()),
-        namespaces: Arc::new(normalized_namespaces(
-            by_name(&objects.namespaces).values(),
-        )),
+        namespaces: in_order(&objects.namespaces),
         namespaces_complete: true,
     };
     let mut builder = Builder::default();
@@ -254,9 +258,7 @@ fn the_builder_reuses_the_parts_of_unchanged_lists() {
     assert!(Arc::ptr_eq(&second.namespaces, &third.namespaces));
     assert!(!Arc::ptr_eq(&second.memberships, &third.memberships));
 
-    inputs.namespaces = Arc::new(normalized_namespaces(
-        by_name(&objects.namespaces[1..]).values(),
-    ));
+    inputs.namespaces = in_order(&objects.namespaces[1..]);
     let fourth = builder.build(&inputs, 4);
     assert!(!Arc::ptr_eq(&third.namespaces, &fourth.namespaces));
     assert!(!Arc::ptr_eq(&third.memberships, &fourth.memberships));

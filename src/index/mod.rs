@@ -23,7 +23,7 @@ use crate::api::{
 };
 use crate::reference::ImageRef;
 
-pub use build::normalized_namespaces;
+pub use build::with_name_label;
 pub use host::{parse_host_port, parse_registry_url, RegistryUrl, DOCKER_HUB_HOSTS};
 pub use table::Table;
 
@@ -160,7 +160,9 @@ pub struct Inputs {
     pub registries: Arc<Vec<Registry>>,
     pub spaces: Arc<Vec<RegistrySpace>>,
     pub workspaces: Arc<Vec<Workspace>>,
-    pub namespaces: Arc<Vec<NamespaceInfo>>,
+    /// Each namespace shared too: the cluster feed keeps them sorted by name and with
+    /// [`with_name_label`], and the table then shares this list rather than copying it.
+    pub namespaces: Arc<Vec<Arc<NamespaceInfo>>>,
     /// As [`Objects::namespaces_complete`].
     pub namespaces_complete: bool,
 }
@@ -172,7 +174,7 @@ impl Inputs {
             registries: self.registries.to_vec(),
             spaces: self.spaces.to_vec(),
             workspaces: self.workspaces.to_vec(),
-            namespaces: self.namespaces.to_vec(),
+            namespaces: self.namespaces.iter().map(|n| (**n).clone()).collect(),
             namespaces_complete: self.namespaces_complete,
         }
     }
@@ -185,7 +187,7 @@ impl Inputs {
 /// same objects.
 #[derive(Debug, Default)]
 pub struct Builder {
-    namespaces: Option<(Arc<Vec<NamespaceInfo>>, bool, Arc<build::NamespacePart>)>,
+    namespaces: Option<(Arc<Vec<Arc<NamespaceInfo>>>, bool, Arc<build::NamespacePart>)>,
     memberships: Option<(Arc<Vec<Workspace>>, Arc<build::WorkspacePart>)>,
 }
 

@@ -13,7 +13,7 @@ use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 
 use crate::api::{Registry, RegistrySpace, SecretRef, Workspace};
-use crate::index::{normalized_namespaces, Inputs, NamespaceInfo, Objects, Snapshot};
+use crate::index::{with_name_label, Inputs, NamespaceInfo, Objects, Snapshot};
 
 /// One watch, named by what it lists.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -105,7 +105,9 @@ pub struct Watched {
     pub registries: BTreeMap<String, Stored<Registry>>,
     pub spaces: BTreeMap<String, Stored<RegistrySpace>>,
     pub workspaces: BTreeMap<String, Stored<Workspace>>,
-    pub namespaces: BTreeMap<String, NamespaceInfo>,
+    /// Each with the name label the apiserver sets ([`with_name_label`]), shared with
+    /// the binding table's inputs.
+    pub namespaces: BTreeMap<String, Arc<NamespaceInfo>>,
     /// Secrets named like the pull Secret, by namespace.
     pub pull_secrets: BTreeMap<String, Secret>,
     /// Referenced Secrets, by (namespace, name).
@@ -162,7 +164,8 @@ impl Watched {
             (WatchId::Spaces, Item::Custom(o)) => put_custom(&mut self.spaces, *o),
             (WatchId::Workspaces, Item::Custom(o)) => put_custom(&mut self.workspaces, *o),
             (WatchId::Namespaces, Item::Namespace(ns)) => {
-                self.namespaces.insert(ns.name.clone(), ns);
+                self.namespaces
+                    .insert(ns.name.clone(), Arc::new(with_name_label(ns)));
             }
             (WatchId::PullSecrets, Item::Secret(s)) => {
                 self.pull_secrets
@@ -213,7 +216,7 @@ impl Watched {
             registries: valid(&self.registries),
             spaces: valid(&self.spaces),
             workspaces: valid(&self.workspaces),
-            namespaces: self.namespaces.values().cloned().collect(),
+            namespaces: self.namespaces.values().map(|n| (**n).clone()).collect(),
             namespaces_complete: true,
         }
     }
@@ -227,7 +230,7 @@ impl Watched {
             WatchId::Spaces => inputs.spaces = Arc::new(valid(&self.spaces)),
             WatchId::Workspaces => inputs.workspaces = Arc::new(valid(&self.workspaces)),
             WatchId::Namespaces => {
-                inputs.namespaces = Arc::new(normalized_namespaces(self.namespaces.values()))
+                inputs.namespaces = Arc::new(self.namespaces.values().cloned().collect())
             }
             _ => {}
         }
