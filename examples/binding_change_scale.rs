@@ -158,7 +158,11 @@ fn main() {
         .clone()
         .expect("workspace 42");
     let last_ws = format!("ws-{}", workspaces - 1);
-    for label in ["RegistrySpace change", "Workspace change", "Namespace change"] {
+    for label in [
+        "RegistrySpace change",
+        "Workspace change",
+        "Namespace change",
+    ] {
         let mut times = Vec::with_capacity(runs);
         for run in 0..runs {
             let time = match label {

@@ -13,8 +13,8 @@ use kube::ResourceExt;
 
 use super::host::{parse_registry_url, RegistryUrl};
 use super::{
-    parse_host_port, selector, HashMap, HostOwner, NamespaceInfo, Objects, Problem,
-    RegistryEntry, Snapshot, SpaceEntry, SpaceId, WorkspaceEntry, WorkspaceId,
+    parse_host_port, selector, HashMap, HostOwner, NamespaceInfo, Objects, Problem, RegistryEntry,
+    Snapshot, SpaceEntry, SpaceId, WorkspaceEntry, WorkspaceId,
 };
 use crate::api::{
     Registry, RegistrySpace, RegistryType, Visibility, Workspace, WorkspaceSpec,

@@ -94,8 +94,11 @@ impl World {
                 &mut self.registries,
                 i,
                 r.map(|(harbor, host)| {
-                    let url = ["https://h0.example.com", "https://h1.example.com", "ftp://bad"]
-                        [host as usize];
+                    let url = [
+                        "https://h0.example.com",
+                        "https://h1.example.com",
+                        "ftp://bad",
+                    ][host as usize];
                     let ty = if harbor { Harbor } else { DockerRegistry };
                     mk_registry(&format!("r{i}"), ty, url, &["h1.example.com"][..i % 2])
                 }),
@@ -136,8 +139,12 @@ impl World {
                         &format!("w{i}"),
                         &listed,
                         (selector < 2).then_some(&labels[..]),
-                        [None, Some(Enforcement::Warn), Some(Enforcement::Audit), Some(Enforcement::Enforce)]
-                            [enforcement as usize],
+                        [
+                            None,
+                            Some(Enforcement::Warn),
+                            Some(Enforcement::Audit),
+                            Some(Enforcement::Enforce),
+                        ][enforcement as usize],
                     );
                     if selector == 2 {
                         // One on the name label, one invalid.
@@ -251,7 +258,10 @@ fn the_builder_reuses_the_parts_of_unchanged_lists() {
     let second = builder.build(&inputs, 2);
     assert!(Arc::ptr_eq(&first.namespaces, &second.namespaces));
     assert!(Arc::ptr_eq(&first.memberships, &second.memberships));
-    assert_ne!(canonical(&first), canonical(&second).replace("revision 2", "revision 1"));
+    assert_ne!(
+        canonical(&first),
+        canonical(&second).replace("revision 2", "revision 1")
+    );
 
     inputs.workspaces = Arc::new(objects.workspaces[1..].to_vec());
     let third = builder.build(&inputs, 3);

@@ -4,14 +4,14 @@
 //! on every change; nothing here does IO.
 
 mod build;
+#[cfg(test)]
+mod builder_tests;
 mod host;
 mod selector;
 mod table;
 #[doc(hidden)]
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-#[cfg(test)]
-mod builder_tests;
 #[cfg(test)]
 mod tests;
 
@@ -187,7 +187,11 @@ impl Inputs {
 /// same objects.
 #[derive(Debug, Default)]
 pub struct Builder {
-    namespaces: Option<(Arc<Vec<Arc<NamespaceInfo>>>, bool, Arc<build::NamespacePart>)>,
+    namespaces: Option<(
+        Arc<Vec<Arc<NamespaceInfo>>>,
+        bool,
+        Arc<build::NamespacePart>,
+    )>,
     memberships: Option<(Arc<Vec<Workspace>>, Arc<build::WorkspacePart>)>,
 }
 
