@@ -162,7 +162,7 @@ pub struct Inputs {
     pub workspaces: Arc<Vec<Workspace>>,
     /// Each namespace shared too: the cluster feed keeps them sorted by name and with
     /// [`with_name_label`], and the table then shares this list rather than copying it.
-    pub namespaces: Arc<Vec<Arc<NamespaceInfo>>>,
+    pub namespaces: SharedNamespaces,
     /// As [`Objects::namespaces_complete`].
     pub namespaces_complete: bool,
 }
@@ -180,6 +180,8 @@ impl Inputs {
     }
 }
 
+type SharedNamespaces = Arc<Vec<Arc<NamespaceInfo>>>;
+
 /// Builds snapshots from successive [`Inputs`], reusing the parts derived from input
 /// lists that are the same `Arc` as last time: a change of spaces or registries rebuilds
 /// only the spaces and hosts, a change of workspaces also the memberships, and a change of
@@ -187,11 +189,7 @@ impl Inputs {
 /// same objects.
 #[derive(Debug, Default)]
 pub struct Builder {
-    namespaces: Option<(
-        Arc<Vec<Arc<NamespaceInfo>>>,
-        bool,
-        Arc<build::NamespacePart>,
-    )>,
+    namespaces: Option<(SharedNamespaces, bool, Arc<build::NamespacePart>)>,
     memberships: Option<(Arc<Vec<Workspace>>, Arc<build::WorkspacePart>)>,
 }
 
@@ -383,10 +381,8 @@ impl Snapshot {
                 })
                 .collect(),
         };
-        if space.visibility == Visibility::Public {
-            if self.namespaces.complete {
-                out.extend(self.namespaces.index.keys().map(String::as_str));
-            }
+        if space.visibility == Visibility::Public && self.namespaces.complete {
+            out.extend(self.namespaces.index.keys().map(String::as_str));
         }
         out.sort_unstable();
         out.dedup();
