@@ -4,6 +4,7 @@
 //! ([`WorkspacePart`]) is built apart and shared by `Arc`, so that a [`super::Builder`]
 //! can reuse it when only spaces or registries changed.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};
@@ -118,11 +119,13 @@ impl NamespacePart {
         }
     }
 
+    /// Without the name label: one list per namespace would double the index, and
+    /// [`NamespacePart::candidates`] finds a name in `index`.
     fn by_label(&self) -> &HashMap<u64, Vec<u32>> {
         self.by_label.get_or_init(|| {
             let mut by_label: HashMap<u64, Vec<u32>> = HashMap::default();
             for (i, n) in self.namespaces.iter().enumerate() {
-                for pair in &n.labels {
+                for pair in n.labels.iter().filter(|(k, _)| *k != NAMESPACE_NAME_LABEL) {
                     by_label
                         .entry(self.label_hasher.hash_one(pair))
                         .or_default()
@@ -137,12 +140,18 @@ impl NamespacePart {
     /// of them, or when it has `matchLabels`, those carrying its rarest pair.
     fn candidates(&self, sel: &LabelSelector) -> Vec<u32> {
         let narrowest = sel.match_labels.iter().flatten().map(|pair| {
-            self.by_label()
-                .get(&self.label_hasher.hash_one(pair))
-                .map_or(&[][..], Vec::as_slice)
+            if pair.0 == NAMESPACE_NAME_LABEL {
+                // Every namespace carries its own name, and only it.
+                return Cow::Owned(self.index.get(pair.1).copied().into_iter().collect());
+            }
+            Cow::Borrowed(
+                self.by_label()
+                    .get(&self.label_hasher.hash_one(pair))
+                    .map_or(&[][..], Vec::as_slice),
+            )
         });
         match narrowest.min_by_key(|l| l.len()) {
-            Some(list) => list.to_vec(),
+            Some(list) => list.into_owned(),
             None => (0..self.namespaces.len() as u32).collect(),
         }
     }

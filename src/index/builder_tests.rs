@@ -66,7 +66,7 @@ fn edit() -> impl Strategy<Value = Edit> {
             proptest::option::of((0u8..3, 0u8..5, any::<bool>(), ids()))
         )
             .prop_map(|(i, s)| Edit::Space(i, s)),
-        (0usize..4, proptest::option::of((ids(), 0u8..4, 0u8..4)))
+        (0usize..4, proptest::option::of((ids(), 0u8..5, 0u8..4)))
             .prop_map(|(i, w)| Edit::Workspace(i, w)),
         (0usize..6, proptest::option::of(0u8..3)).prop_map(|(i, n)| Edit::Namespace(i, n)),
     ]
@@ -146,6 +146,19 @@ impl World {
                             Some(Enforcement::Enforce),
                         ][enforcement as usize],
                     );
+                    if selector == 3 {
+                        // On the name label, by matchLabels.
+                        w.spec.namespace_selector = Some(LabelSelector {
+                            match_labels: Some(
+                                [(
+                                    crate::api::NAMESPACE_NAME_LABEL.to_string(),
+                                    format!("n{}", i + 1),
+                                )]
+                                .into(),
+                            ),
+                            match_expressions: None,
+                        });
+                    }
                     if selector == 2 {
                         // One on the name label, one invalid.
                         w.spec.namespace_selector = Some(LabelSelector {
@@ -275,5 +288,53 @@ fn the_builder_reuses_the_parts_of_unchanged_lists() {
     assert_eq!(
         canonical(&fourth),
         canonical(&Snapshot::build(&inputs.to_objects(), 4))
+    );
+}
+
+/// A `matchLabels` selector on the name label (found by name, not in the label index)
+/// selects that namespace, and with another pair only if it carries that pair too.
+#[test]
+fn match_labels_on_the_name_label_select_that_namespace() {
+    let name = crate::api::NAMESPACE_NAME_LABEL;
+    let objects = Objects {
+        workspaces: vec![
+            mk_workspace("by-name", &[], Some(&[(name, "app-2")]), None),
+            mk_workspace(
+                "and-team",
+                &[],
+                Some(&[(name, "app-2"), ("team", "a")]),
+                None,
+            ),
+            mk_workspace(
+                "wrong-team",
+                &[],
+                Some(&[(name, "app-2"), ("team", "b")]),
+                None,
+            ),
+            mk_workspace("absent", &[], Some(&[(name, "app-9")]), None),
+        ],
+        namespaces: vec![
+            mk_ns("app-1", &[("team", "a")]),
+            mk_ns("app-2", &[("team", "a")]),
+            mk_ns("app-3", &[("team", "b")]),
+        ],
+        namespaces_complete: true,
+        ..Objects::default()
+    };
+    let snap = Snapshot::build(&objects, 1);
+    let members: Vec<(&str, &[String])> = snap
+        .workspaces()
+        .iter()
+        .map(|w| (w.name.as_str(), w.namespaces.as_slice()))
+        .collect();
+    let app2 = ["app-2".to_string()];
+    assert_eq!(
+        members,
+        [
+            ("absent", &[][..]),
+            ("and-team", &app2[..]),
+            ("by-name", &app2[..]),
+            ("wrong-team", &[][..]),
+        ]
     );
 }
