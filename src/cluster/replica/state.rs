@@ -1,8 +1,9 @@
 //! What the watches have seen: every Registry, RegistrySpace and Workspace (valid or
 //! not, with its current status), namespace labels, the Secrets named like the pull
 //! Secret, and the Secrets spaces reference. [`Watched::apply`] is the one way to change
-//! it; [`Watched::objects`] feeds the binding table, and on the leader a copy goes into
-//! the [`LeaderView`].
+//! it; [`Watched::renew_input`] renews the binding table's inputs list by list (each
+//! namespace shared with them by `Arc`), and on the leader a copy goes into the
+//! [`LeaderView`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
