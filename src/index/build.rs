@@ -1,145 +1,340 @@
 //! Building a [`Snapshot`] from objects. Every input list is sorted by name first, so
-//! the result never depends on the order objects arrived in.
+//! the result never depends on the order objects arrived in. What depends on the
+//! namespaces alone ([`NamespacePart`]) and on the workspaces and namespaces
+//! ([`WorkspacePart`]) is built apart and shared by `Arc`, so that a [`super::Builder`]
+//! can reuse it when only spaces or registries changed.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
+use std::sync::{Arc, OnceLock};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 
 use super::host::{parse_registry_url, RegistryUrl};
 use super::{
-    parse_host_port, selector, HashMap, HashSet, HostOwner, NamespaceInfo, Objects, Problem,
-    RegistryEntry, Snapshot, SpaceEntry, SpaceId, WorkspaceEntry, WorkspaceId,
+    parse_host_port, selector, HashMap, HostOwner, NamespaceInfo, Objects, Problem, RegistryEntry,
+    Snapshot, SpaceEntry, SpaceId, WorkspaceEntry, WorkspaceId,
 };
-use crate::api::{Registry, RegistrySpace, RegistryType, Visibility, NAMESPACE_NAME_LABEL};
+use crate::api::{
+    Registry, RegistrySpace, RegistryType, Visibility, Workspace, WorkspaceSpec,
+    NAMESPACE_NAME_LABEL,
+};
 use crate::reference::check_host;
 
 pub(super) fn build(objects: &Objects, revision: u64) -> Snapshot {
-    let mut problems = Vec::new();
-    let namespaces = sorted_namespaces(&objects.namespaces);
-    let (workspaces, members) = build_workspaces(objects, &namespaces, &mut problems);
-    let ws_ids: HashMap<&str, WorkspaceId> = workspaces
+    let namespaces = Arc::new(NamespacePart::new(
+        sorted_namespaces(&objects.namespaces),
+        objects.namespaces_complete,
+    ));
+    let memberships = Arc::new(WorkspacePart::new(&objects.workspaces, &namespaces, None));
+    assemble(
+        &objects.registries,
+        &objects.spaces,
+        namespaces,
+        memberships,
+        revision,
+    )
+}
+
+/// The snapshot from its registries and spaces and the parts built before.
+pub(super) fn assemble(
+    registries: &[Registry],
+    spaces: &[RegistrySpace],
+    namespaces: Arc<NamespacePart>,
+    memberships: Arc<WorkspacePart>,
+    revision: u64,
+) -> Snapshot {
+    let mut problems = memberships.problems.clone();
+    let ws_ids: HashMap<&str, WorkspaceId> = memberships
+        .workspaces
         .iter()
         .enumerate()
         .map(|(i, w)| (w.name.as_str(), i as WorkspaceId))
         .collect();
-    let (mut registries, hosts) = build_registries(objects, &mut problems);
-    let spaces = build_spaces(objects, &mut registries, &ws_ids, &mut problems);
+    let (mut registries, hosts) = build_registries(registries, &mut problems);
+    let spaces = build_spaces(spaces, &mut registries, &ws_ids, &mut problems);
     problems.sort();
     Snapshot {
         revision,
         registries,
         spaces,
-        workspaces,
+        namespaces,
+        memberships,
         hosts,
-        members,
-        known_namespaces: objects.namespaces_complete.then(|| {
-            namespaces
-                .iter()
-                .map(|n| n.name.clone())
-                .collect::<HashSet<_>>()
-        }),
         problems,
     }
 }
 
-/// Namespaces by name, each with the `kubernetes.io/metadata.name` label the apiserver
-/// always sets, so selectors on it behave as in the cluster.
-fn sorted_namespaces(input: &[NamespaceInfo]) -> Vec<NamespaceInfo> {
-    let mut out: Vec<NamespaceInfo> = input.to_vec();
-    for ns in &mut out {
-        ns.labels
-            .insert(NAMESPACE_NAME_LABEL.to_string(), ns.name.clone());
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out.dedup_by(|a, b| a.name == b.name);
-    out
+/// What the table takes from the namespaces alone.
+#[derive(Debug, Default)]
+pub(super) struct NamespacePart {
+    /// Sorted by name, unique, each with the name label (see [`sorted_namespaces`]).
+    pub(super) namespaces: Arc<Vec<Arc<NamespaceInfo>>>,
+    /// Namespaces (indexes) by the hash of a label pair, so a selector with `matchLabels`
+    /// is checked only against the namespaces carrying one of its pairs, not all of them
+    /// (500 workspaces times 10,000 namespaces made this quadratic scan most of a
+    /// rebuild). Keyed by hash rather than by the pair to copy no label: a collision only
+    /// adds candidates, which the selector then refuses. Made when a selector first needs it.
+    by_label: OnceLock<HashMap<u64, Vec<u32>>>,
+    label_hasher: foldhash::fast::RandomState,
+    /// Each namespace's position in `namespaces`.
+    pub(super) index: HashMap<String, u32>,
+    /// Whether `namespaces` is every namespace of the cluster (cluster mode).
+    pub(super) complete: bool,
 }
 
-fn build_workspaces(
-    objects: &Objects,
-    namespaces: &[NamespaceInfo],
-    problems: &mut Vec<Problem>,
-) -> (Vec<WorkspaceEntry>, HashMap<String, Vec<WorkspaceId>>) {
-    let mut sorted: Vec<_> = objects.workspaces.iter().collect();
-    sorted.sort_by_key(|w| w.name_any());
-    let mut entries = Vec::with_capacity(sorted.len());
-    let mut members: HashMap<String, Vec<WorkspaceId>> = HashMap::default();
-    // Namespaces by label, so a selector with `matchLabels` is checked only against the
-    // namespaces carrying one of its pairs, not all of them (500 workspaces times 10,000
-    // namespaces made this quadratic scan most of a rebuild).
-    let mut by_label: HashMap<(&str, &str), Vec<usize>> = HashMap::default();
-    if sorted.iter().any(|w| w.spec.namespace_selector.is_some()) {
-        for (i, n) in namespaces.iter().enumerate() {
-            for (k, v) in &n.labels {
-                by_label.entry((k, v)).or_default().push(i);
-            }
+impl NamespacePart {
+    fn new(namespaces: Vec<Arc<NamespaceInfo>>, complete: bool) -> NamespacePart {
+        NamespacePart::of(Arc::new(namespaces), complete)
+    }
+
+    /// From a shared list, kept as it is when it already is in order (as the cluster feed
+    /// keeps it: sorted by name, each with [`with_name_label`]), put in order otherwise.
+    pub(super) fn shared(input: &Arc<Vec<Arc<NamespaceInfo>>>, complete: bool) -> NamespacePart {
+        let in_order = input.windows(2).all(|w| w[0].name < w[1].name)
+            && input
+                .iter()
+                .all(|n| n.labels.get(NAMESPACE_NAME_LABEL) == Some(&n.name));
+        if in_order {
+            NamespacePart::of(input.clone(), complete)
+        } else {
+            let plain: Vec<NamespaceInfo> = input.iter().map(|n| (**n).clone()).collect();
+            NamespacePart::new(sorted_namespaces(&plain), complete)
         }
     }
-    for (id, ws) in sorted.iter().enumerate() {
-        let name = ws.name_any();
-        let mut names: Vec<String> = Vec::new();
-        for ns in &ws.spec.namespaces {
-            if is_dns_label(ns) {
-                names.push(ns.clone());
-            } else {
-                problems.push(problem(
-                    "Workspace",
-                    &name,
-                    format!("namespace {ns:?} is not a valid namespace name; ignored"),
-                ));
-            }
+
+    fn of(namespaces: Arc<Vec<Arc<NamespaceInfo>>>, complete: bool) -> NamespacePart {
+        NamespacePart {
+            index: namespaces
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.name.clone(), i as u32))
+                .collect(),
+            complete,
+            namespaces,
+            by_label: OnceLock::new(),
+            label_hasher: Default::default(),
         }
-        if let Some(sel) = &ws.spec.namespace_selector {
-            match selector::validate(sel) {
-                Ok(()) => {
-                    // Every match carries each `matchLabels` pair: the shortest list of
-                    // namespaces with one of them holds all matches, in namespace order.
-                    let narrowest = sel.match_labels.iter().flatten().map(|(k, v)| {
-                        by_label
-                            .get(&(k.as_str(), v.as_str()))
-                            .map_or(&[][..], Vec::as_slice)
-                    });
-                    let candidates: Vec<&NamespaceInfo> = match narrowest.min_by_key(|l| l.len()) {
-                        Some(list) => list.iter().map(|&i| &namespaces[i]).collect(),
-                        None => namespaces.iter().collect(),
-                    };
-                    names.extend(
-                        candidates
-                            .into_iter()
-                            .filter(|n| selector::matches(sel, &n.labels))
-                            .map(|n| n.name.clone()),
-                    )
+    }
+
+    /// Without the name label: one list per namespace would double the index, and
+    /// [`NamespacePart::candidates`] finds a name in `index`.
+    fn by_label(&self) -> &HashMap<u64, Vec<u32>> {
+        self.by_label.get_or_init(|| {
+            let mut by_label: HashMap<u64, Vec<u32>> = HashMap::default();
+            for (i, n) in self.namespaces.iter().enumerate() {
+                for pair in n.labels.iter().filter(|(k, _)| *k != NAMESPACE_NAME_LABEL) {
+                    by_label
+                        .entry(self.label_hasher.hash_one(pair))
+                        .or_default()
+                        .push(i as u32);
                 }
-                Err(e) => problems.push(problem(
-                    "Workspace",
-                    &name,
-                    format!("namespaceSelector is invalid and matches nothing: {e}"),
-                )),
+            }
+            by_label
+        })
+    }
+
+    /// The positions of the namespaces that may match a valid selector, ascending: all
+    /// of them, or when it has `matchLabels`, those carrying its rarest pair.
+    fn candidates(&self, sel: &LabelSelector) -> Vec<u32> {
+        let narrowest = sel.match_labels.iter().flatten().map(|pair| {
+            if pair.0 == NAMESPACE_NAME_LABEL {
+                // Every namespace carries its own name, and only it.
+                return Cow::Owned(self.index.get(pair.1).copied().into_iter().collect());
+            }
+            Cow::Borrowed(
+                self.by_label()
+                    .get(&self.label_hasher.hash_one(pair))
+                    .map_or(&[][..], Vec::as_slice),
+            )
+        });
+        match narrowest.min_by_key(|l| l.len()) {
+            Some(list) => list.into_owned(),
+            None => (0..self.namespaces.len() as u32).collect(),
+        }
+    }
+}
+
+/// A namespace with the `kubernetes.io/metadata.name` label the apiserver always sets,
+/// so selectors on it behave as in the cluster.
+pub fn with_name_label(mut ns: NamespaceInfo) -> NamespaceInfo {
+    ns.labels
+        .insert(NAMESPACE_NAME_LABEL.to_string(), ns.name.clone());
+    ns
+}
+
+/// Namespaces by name, each with the `kubernetes.io/metadata.name` label the apiserver
+/// always sets, so selectors on it behave as in the cluster.
+fn sorted_namespaces(input: &[NamespaceInfo]) -> Vec<Arc<NamespaceInfo>> {
+    let mut out: Vec<NamespaceInfo> = input.iter().cloned().map(with_name_label).collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.dedup_by(|a, b| a.name == b.name);
+    out.into_iter().map(Arc::new).collect()
+}
+
+/// The workspaces, resolved against the namespaces, and who belongs to which.
+#[derive(Debug, Default)]
+pub(super) struct WorkspacePart {
+    /// Sorted by name; a [`WorkspaceId`] is an index here.
+    resolved: Vec<Arc<Resolved>>,
+    pub(super) workspaces: Vec<Arc<WorkspaceEntry>>,
+    /// The workspaces of the namespace at position `p` of the [`NamespacePart`] are
+    /// `ids[offsets[p]..offsets[p + 1]]`, sorted: no copy of 100,000 names per rebuild.
+    offsets: Vec<u32>,
+    ids: Vec<WorkspaceId>,
+    /// The workspaces of the names listed in workspaces that are no namespace (yet).
+    pub(super) absent: HashMap<String, Vec<WorkspaceId>>,
+    /// Problems of the workspaces.
+    problems: Vec<Problem>,
+}
+
+/// One workspace resolved against the namespaces; kept for the next rebuild while its
+/// spec and the namespaces do not change.
+#[derive(Debug)]
+struct Resolved {
+    spec: WorkspaceSpec,
+    entry: Arc<WorkspaceEntry>,
+    /// Positions of its member namespaces in the [`NamespacePart`], ascending.
+    present: Vec<u32>,
+    /// Its listed members that are not namespaces, sorted.
+    absent: Vec<String>,
+    problems: Vec<Problem>,
+}
+
+impl WorkspacePart {
+    /// Resolves `workspaces` against `namespaces`; a workspace whose name and spec are
+    /// as in `before` (resolved against the same namespaces) keeps its resolution.
+    pub(super) fn new(
+        workspaces: &[Workspace],
+        namespaces: &NamespacePart,
+        before: Option<&WorkspacePart>,
+    ) -> WorkspacePart {
+        let before: HashMap<&str, &Arc<Resolved>> = before
+            .map(|b| {
+                b.resolved
+                    .iter()
+                    .map(|r| (r.entry.name.as_str(), r))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut sorted: Vec<_> = workspaces.iter().collect();
+        sorted.sort_by_key(|w| w.name_any());
+        let resolved: Vec<Arc<Resolved>> = sorted
+            .iter()
+            .map(|ws| {
+                let name = ws.name_any();
+                match before.get(name.as_str()) {
+                    Some(r) if r.spec == ws.spec => Arc::clone(r),
+                    _ => Arc::new(resolve(name, ws, namespaces)),
+                }
+            })
+            .collect();
+        let mut offsets = vec![0u32; namespaces.namespaces.len() + 1];
+        for r in &resolved {
+            for &p in &r.present {
+                offsets[p as usize + 1] += 1;
             }
         }
-        names.sort();
-        names.dedup();
-        for ns in &names {
-            members
-                .entry(ns.clone())
-                .or_default()
-                .push(id as WorkspaceId);
+        for p in 1..offsets.len() {
+            offsets[p] += offsets[p - 1];
         }
-        entries.push(WorkspaceEntry {
+        let mut ids = vec![0; offsets.last().copied().unwrap_or(0) as usize];
+        let mut next = offsets.clone();
+        let mut absent: HashMap<String, Vec<WorkspaceId>> = HashMap::default();
+        let mut problems = Vec::new();
+        // In ascending id order, so each namespace's list comes sorted.
+        for (id, r) in resolved.iter().enumerate() {
+            for &p in &r.present {
+                ids[next[p as usize] as usize] = id as WorkspaceId;
+                next[p as usize] += 1;
+            }
+            for name in &r.absent {
+                absent
+                    .entry(name.clone())
+                    .or_default()
+                    .push(id as WorkspaceId);
+            }
+            problems.extend(r.problems.iter().cloned());
+        }
+        WorkspacePart {
+            workspaces: resolved.iter().map(|r| r.entry.clone()).collect(),
+            resolved,
+            offsets,
+            ids,
+            absent,
+            problems,
+        }
+    }
+
+    /// The workspaces of the namespace at position `p` of the [`NamespacePart`].
+    pub(super) fn of_position(&self, p: u32) -> &[WorkspaceId] {
+        let (from, to) = (self.offsets[p as usize], self.offsets[p as usize + 1]);
+        &self.ids[from as usize..to as usize]
+    }
+}
+
+fn resolve(name: String, ws: &Workspace, namespaces: &NamespacePart) -> Resolved {
+    let mut problems = Vec::new();
+    let mut present: Vec<u32> = Vec::new();
+    let mut absent: Vec<String> = Vec::new();
+    for ns in &ws.spec.namespaces {
+        if !is_dns_label(ns) {
+            problems.push(problem(
+                "Workspace",
+                &name,
+                format!("namespace {ns:?} is not a valid namespace name; ignored"),
+            ));
+        } else if let Some(&p) = namespaces.index.get(ns) {
+            present.push(p);
+        } else {
+            absent.push(ns.clone());
+        }
+    }
+    if let Some(sel) = &ws.spec.namespace_selector {
+        match selector::validate(sel) {
+            Ok(()) => present.extend(
+                namespaces
+                    .candidates(sel)
+                    .into_iter()
+                    .filter(|&p| selector::matches(sel, &namespaces.namespaces[p as usize].labels)),
+            ),
+            Err(e) => problems.push(problem(
+                "Workspace",
+                &name,
+                format!("namespaceSelector is invalid and matches nothing: {e}"),
+            )),
+        }
+    }
+    present.sort_unstable();
+    present.dedup();
+    absent.sort();
+    absent.dedup();
+    let mut names: Vec<String> = present
+        .iter()
+        .map(|&p| namespaces.namespaces[p as usize].name.clone())
+        .chain(absent.iter().cloned())
+        .collect();
+    names.sort();
+    Resolved {
+        spec: ws.spec.clone(),
+        entry: Arc::new(WorkspaceEntry {
             name,
             enforcement: ws.spec.enforcement,
             namespaces: names,
-        });
+        }),
+        present,
+        absent,
+        problems,
     }
-    // Workspace ids were pushed in ascending order, so each list is already sorted.
-    (entries, members)
 }
 
 fn build_registries(
-    objects: &Objects,
+    registries: &[Registry],
     problems: &mut Vec<Problem>,
 ) -> (Vec<RegistryEntry>, HashMap<String, HostOwner>) {
-    let mut sorted: Vec<_> = objects.registries.iter().collect();
+    let mut sorted: Vec<_> = registries.iter().collect();
     sorted.sort_by_key(|r| r.name_any());
     let mut entries = Vec::new();
     // Whether each entry is a managed Harbor's (README, "Several clusters, one Harbor": it never takes a host over).
@@ -290,7 +485,7 @@ fn claimed_by_unusable(url: &str, aliases: &[(String, Option<u16>)]) -> Vec<Stri
 }
 
 fn build_spaces(
-    objects: &Objects,
+    spaces: &[RegistrySpace],
     registries: &mut [RegistryEntry],
     ws_ids: &HashMap<&str, WorkspaceId>,
     problems: &mut Vec<Problem>,
@@ -302,7 +497,7 @@ fn build_spaces(
         .collect();
     // (registry, space) → declaring objects, in name order.
     let mut groups: BTreeMap<(String, String), Vec<&RegistrySpace>> = BTreeMap::new();
-    let mut sorted: Vec<_> = objects.spaces.iter().collect();
+    let mut sorted: Vec<_> = spaces.iter().collect();
     sorted.sort_by_key(|s| s.name_any());
     for rs in sorted {
         let name = rs.name_any();

@@ -4,6 +4,8 @@
 //! on every change; nothing here does IO.
 
 mod build;
+#[cfg(test)]
+mod builder_tests;
 mod host;
 mod selector;
 mod table;
@@ -14,19 +16,20 @@ pub mod testing;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::api::{
     Enforcement, Registry, RegistrySpace, RegistryType, SecretRef, Visibility, Workspace,
 };
 use crate::reference::ImageRef;
 
+pub use build::with_name_label;
 pub use host::{parse_host_port, parse_registry_url, RegistryUrl, DOCKER_HUB_HOSTS};
 pub use table::Table;
 
 /// The table's maps, hit a few times per image: foldhash is several times faster than
 /// SipHash on short keys. Their keys come from cluster objects; requests only look up.
 pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-pub(crate) type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// A namespace as the binding table needs it: its name and labels.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -139,11 +142,103 @@ pub struct Snapshot {
     revision: u64,
     registries: Vec<RegistryEntry>,
     spaces: Vec<SpaceEntry>,
-    workspaces: Vec<WorkspaceEntry>,
+    /// What depends on the namespaces alone; shared with the snapshots before and after
+    /// while the namespaces do not change.
+    namespaces: Arc<build::NamespacePart>,
+    /// The workspaces and who belongs to them; shared while neither the workspaces nor the
+    /// namespaces change.
+    memberships: Arc<build::WorkspacePart>,
     hosts: HashMap<String, HostOwner>,
-    members: HashMap<String, Vec<WorkspaceId>>,
-    known_namespaces: Option<HashSet<String>>,
     problems: Vec<Problem>,
+}
+
+/// The inputs of a snapshot with each kind shared by `Arc`, as the cluster feed keeps
+/// them: after a change of one kind only that list is replaced, and a [`Builder`]
+/// reuses what it derived from the others.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    pub registries: Arc<Vec<Registry>>,
+    pub spaces: Arc<Vec<RegistrySpace>>,
+    pub workspaces: Arc<Vec<Workspace>>,
+    /// Each namespace shared too: the cluster feed keeps them sorted by name and with
+    /// [`with_name_label`], and the table then shares this list rather than copying it.
+    pub namespaces: SharedNamespaces,
+    /// As [`Objects::namespaces_complete`].
+    pub namespaces_complete: bool,
+}
+
+impl Inputs {
+    /// A copy as plain [`Objects`].
+    pub fn to_objects(&self) -> Objects {
+        Objects {
+            registries: self.registries.to_vec(),
+            spaces: self.spaces.to_vec(),
+            workspaces: self.workspaces.to_vec(),
+            namespaces: self.namespaces.iter().map(|n| (**n).clone()).collect(),
+            namespaces_complete: self.namespaces_complete,
+        }
+    }
+}
+
+type SharedNamespaces = Arc<Vec<Arc<NamespaceInfo>>>;
+
+/// Builds snapshots from successive [`Inputs`], reusing the parts derived from input
+/// lists that are the same `Arc` as last time: a change of spaces or registries rebuilds
+/// only the spaces and hosts, a change of workspaces also the memberships, and a change of
+/// namespaces everything. The result is always what [`Snapshot::build`] builds from the
+/// same objects.
+#[derive(Debug, Default)]
+pub struct Builder {
+    namespaces: Option<(SharedNamespaces, bool, Arc<build::NamespacePart>)>,
+    memberships: Option<(Arc<Vec<Workspace>>, Arc<build::WorkspacePart>)>,
+}
+
+impl Builder {
+    pub fn build(&mut self, inputs: &Inputs, revision: u64) -> Snapshot {
+        let namespaces = match &self.namespaces {
+            Some((from, complete, part))
+                if Arc::ptr_eq(from, &inputs.namespaces)
+                    && *complete == inputs.namespaces_complete =>
+            {
+                part.clone()
+            }
+            _ => {
+                let part = Arc::new(build::NamespacePart::shared(
+                    &inputs.namespaces,
+                    inputs.namespaces_complete,
+                ));
+                self.namespaces = Some((
+                    inputs.namespaces.clone(),
+                    inputs.namespaces_complete,
+                    part.clone(),
+                ));
+                // Memberships were resolved against the namespaces of before.
+                self.memberships = None;
+                part
+            }
+        };
+        let memberships = match &self.memberships {
+            Some((from, part)) if Arc::ptr_eq(from, &inputs.workspaces) => part.clone(),
+            before => {
+                // Workspaces whose spec did not change keep their resolution.
+                let before = before.as_ref().map(|(_, part)| &**part);
+                let part = Arc::new(build::WorkspacePart::new(
+                    &inputs.workspaces,
+                    &namespaces,
+                    before,
+                ));
+                self.memberships = Some((inputs.workspaces.clone(), part.clone()));
+                part
+            }
+        };
+        build::assemble(
+            &inputs.registries,
+            &inputs.spaces,
+            namespaces,
+            memberships,
+            revision,
+        )
+    }
 }
 
 impl Snapshot {
@@ -182,8 +277,8 @@ impl Snapshot {
             .collect()
     }
 
-    pub fn workspaces(&self) -> &[WorkspaceEntry] {
-        &self.workspaces
+    pub fn workspaces(&self) -> &[Arc<WorkspaceEntry>] {
+        &self.memberships.workspaces
     }
 
     /// Spaces of a registry, sorted by space.
@@ -207,9 +302,7 @@ impl Snapshot {
 
     /// Whether namespace `ns` belongs to a workspace bound to `space`.
     pub fn is_bound(&self, space: &SpaceEntry, ns: &str) -> bool {
-        let Some(mine) = self.members.get(ns) else {
-            return false;
-        };
+        let mine = self.member_ids(ns);
         // Both lists are sorted and short: a merge walk.
         let (mut a, mut b) = (
             mine.iter().peekable(),
@@ -229,10 +322,24 @@ impl Snapshot {
         false
     }
 
+    /// The ids of the workspaces namespace `ns` belongs to, sorted.
+    fn member_ids(&self, ns: &str) -> &[WorkspaceId] {
+        match self.namespaces.index.get(ns) {
+            Some(&p) => self.memberships.of_position(p),
+            None => self
+                .memberships
+                .absent
+                .get(ns)
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+        }
+    }
+
     /// The workspaces namespace `ns` belongs to.
     pub fn workspaces_of<'s>(&'s self, ns: &str) -> impl Iterator<Item = &'s WorkspaceEntry> + 's {
-        let ids = self.members.get(ns).map(Vec::as_slice).unwrap_or_default();
-        ids.iter().map(|id| &self.workspaces[*id as usize])
+        self.member_ids(ns)
+            .iter()
+            .map(|id| &*self.memberships.workspaces[*id as usize])
     }
 
     /// The workspace whose credential namespace `ns` gets for `space`: none for a Public
@@ -262,30 +369,33 @@ impl Snapshot {
 
     /// False only when the table tracks all namespaces and `ns` is not among them yet.
     pub fn namespace_known(&self, ns: &str) -> bool {
-        self.known_namespaces
-            .as_ref()
-            .is_none_or(|k| k.contains(ns))
+        !self.namespaces.complete || self.namespaces.index.contains_key(ns)
     }
 
     /// Namespaces allowed to pull from a space: every known one when Public.
     pub fn bound_namespaces(&self, space: &SpaceEntry) -> Vec<&str> {
         let mut out: Vec<&str> = match space.visibility {
-            Visibility::Public => self.members.keys().map(String::as_str).collect(),
+            Visibility::Public => self
+                .namespaces
+                .index
+                .iter()
+                .filter(|(_, &p)| !self.memberships.of_position(p).is_empty())
+                .map(|(n, _)| n.as_str())
+                .chain(self.memberships.absent.keys().map(String::as_str))
+                .collect(),
             Visibility::Private => space
                 .workspace_ids
                 .iter()
                 .flat_map(|id| {
-                    self.workspaces[*id as usize]
+                    self.memberships.workspaces[*id as usize]
                         .namespaces
                         .iter()
                         .map(String::as_str)
                 })
                 .collect(),
         };
-        if space.visibility == Visibility::Public {
-            if let Some(known) = &self.known_namespaces {
-                out.extend(known.iter().map(String::as_str));
-            }
+        if space.visibility == Visibility::Public && self.namespaces.complete {
+            out.extend(self.namespaces.index.keys().map(String::as_str));
         }
         out.sort_unstable();
         out.dedup();

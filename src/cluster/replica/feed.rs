@@ -8,7 +8,7 @@
 //! tells the leader loops they lead only after the view of their term is published, so
 //! no loop ever works from a view older than its term.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -21,7 +21,7 @@ use super::state::{Change, LeaderView, WatchId, Watched};
 use super::watch::{self, Source};
 use super::workloads::RunningWorkloads;
 use crate::api::SecretRef;
-use crate::index::{Snapshot, Table};
+use crate::index::{Builder, Inputs, Table};
 
 /// How long a burst of watch events is gathered into one snapshot: long enough to
 /// absorb a relist or a `kubectl apply -f dir/`, far below the 100 ms visibility target.
@@ -65,6 +65,12 @@ struct Run {
     broken_since: HashMap<WatchId, Instant>,
     refs: BTreeMap<(String, String), JoinHandle<()>>,
     revision: u64,
+    /// The table's inputs as last built, each list shared until its watch changes it.
+    inputs: Inputs,
+    /// Table watches whose list in `inputs` is out of date.
+    inputs_changed: BTreeSet<WatchId>,
+    /// Reuses what the last build derived from the lists that did not change.
+    builder: Builder,
     table_dirty: bool,
     view_dirty: bool,
     /// Whether what the credentials hook is told changed since it was last told.
@@ -129,6 +135,9 @@ impl Run {
             broken_since: HashMap::new(),
             refs: BTreeMap::new(),
             revision,
+            inputs: Inputs::default(),
+            inputs_changed: BTreeSet::new(),
+            builder: Builder::default(),
             table_dirty: true,
             view_dirty: true,
             credentials_dirty: true,
@@ -167,7 +176,14 @@ impl Run {
                 return;
             }
         }
-        self.table_dirty |= self.watched.apply(change);
+        let id = match &change {
+            Change::Reset(id, _) | Change::Apply(id, _) | Change::Delete(id, _) => id.clone(),
+            Change::Broken(id) => id.clone(),
+        };
+        if self.watched.apply(change) {
+            self.table_dirty = true;
+            self.inputs_changed.insert(id);
+        }
     }
 
     fn synced(&self) -> bool {
@@ -180,16 +196,28 @@ impl Run {
         }
         if self.table_dirty {
             self.revision += 1;
-            let (objects, revision) = (Arc::new(self.watched.objects()), self.revision);
-            // A rebuild at scale takes milliseconds: on the blocking pool, so that the
+            let revision = self.revision;
+            let changed = std::mem::take(&mut self.inputs_changed);
+            let watched = std::mem::take(&mut self.watched);
+            let mut inputs = std::mem::take(&mut self.inputs);
+            let mut builder = std::mem::take(&mut self.builder);
+            // A rebuild at scale takes milliseconds, and so does copying a changed list of
+            // namespaces out of the watched state: on the blocking pool, so that the
             // runtime's workers (one, at the shipped CPU limit) keep answering reviews.
-            let input = objects.clone();
-            let built = tokio::task::spawn_blocking(move || Snapshot::build(&input, revision));
-            let snapshot = built
+            // Nothing else touches the state meanwhile: this task owns it.
+            let built = tokio::task::spawn_blocking(move || {
+                for id in &changed {
+                    watched.renew_input(&mut inputs, id);
+                }
+                let snapshot = builder.build(&inputs, revision);
+                (watched, inputs, builder, snapshot)
+            });
+            let (watched, inputs, builder, snapshot) = built
                 .await
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            (self.watched, self.inputs, self.builder) = (watched, inputs, builder);
             self.feed.table.store(snapshot);
-            self.feed.running.set_objects(objects);
+            self.feed.running.set_inputs(self.inputs.clone());
             tracing::debug!(revision = self.revision, "binding table updated");
             self.table_dirty = false;
             self.view_dirty = true;
@@ -312,7 +340,7 @@ mod tests {
     use super::*;
     use crate::cluster::replica::state::Item;
     use crate::index::testing::mk_ns;
-    use crate::index::Objects;
+    use crate::index::{Objects, Snapshot};
 
     /// The rebuild runs on the blocking pool: on a one-thread runtime, other tasks run
     /// while `publish` waits for it. Built inline, `publish` would finish in the poll that

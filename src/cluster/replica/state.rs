@@ -1,8 +1,9 @@
 //! What the watches have seen: every Registry, RegistrySpace and Workspace (valid or
 //! not, with its current status), namespace labels, the Secrets named like the pull
 //! Secret, and the Secrets spaces reference. [`Watched::apply`] is the one way to change
-//! it; [`Watched::objects`] feeds the binding table, and on the leader a copy goes into
-//! the [`LeaderView`].
+//! it; [`Watched::renew_input`] renews the binding table's inputs list by list (each
+//! namespace shared with them by `Arc`), and on the leader a copy goes into the
+//! [`LeaderView`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 
 use crate::api::{Registry, RegistrySpace, SecretRef, Workspace};
-use crate::index::{NamespaceInfo, Objects, Snapshot};
+use crate::index::{with_name_label, Inputs, NamespaceInfo, Objects, Snapshot};
 
 /// One watch, named by what it lists.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -105,7 +106,9 @@ pub struct Watched {
     pub registries: BTreeMap<String, Stored<Registry>>,
     pub spaces: BTreeMap<String, Stored<RegistrySpace>>,
     pub workspaces: BTreeMap<String, Stored<Workspace>>,
-    pub namespaces: BTreeMap<String, NamespaceInfo>,
+    /// Each with the name label the apiserver sets ([`with_name_label`]), shared with
+    /// the binding table's inputs.
+    pub namespaces: BTreeMap<String, Arc<NamespaceInfo>>,
     /// Secrets named like the pull Secret, by namespace.
     pub pull_secrets: BTreeMap<String, Secret>,
     /// Referenced Secrets, by (namespace, name).
@@ -162,7 +165,8 @@ impl Watched {
             (WatchId::Spaces, Item::Custom(o)) => put_custom(&mut self.spaces, *o),
             (WatchId::Workspaces, Item::Custom(o)) => put_custom(&mut self.workspaces, *o),
             (WatchId::Namespaces, Item::Namespace(ns)) => {
-                self.namespaces.insert(ns.name.clone(), ns);
+                self.namespaces
+                    .insert(ns.name.clone(), Arc::new(with_name_label(ns)));
             }
             (WatchId::PullSecrets, Item::Secret(s)) => {
                 self.pull_secrets
@@ -213,9 +217,33 @@ impl Watched {
             registries: valid(&self.registries),
             spaces: valid(&self.spaces),
             workspaces: valid(&self.workspaces),
-            namespaces: self.namespaces.values().cloned().collect(),
+            namespaces: self.namespaces.values().map(|n| (**n).clone()).collect(),
             namespaces_complete: true,
         }
+    }
+
+    /// Replaces in `inputs` the list that watch `id` feeds, if it feeds the table: the
+    /// cluster feed keeps [`Inputs`] and after a change renews only the lists that changed.
+    pub fn renew_input(&self, inputs: &mut Inputs, id: &WatchId) {
+        inputs.namespaces_complete = true;
+        match id {
+            WatchId::Registries => inputs.registries = Arc::new(valid(&self.registries)),
+            WatchId::Spaces => inputs.spaces = Arc::new(valid(&self.spaces)),
+            WatchId::Workspaces => inputs.workspaces = Arc::new(valid(&self.workspaces)),
+            WatchId::Namespaces => {
+                inputs.namespaces = Arc::new(self.namespaces.values().cloned().collect())
+            }
+            _ => {}
+        }
+    }
+
+    /// The inputs of the binding table, every list renewed.
+    pub fn inputs(&self) -> Inputs {
+        let mut inputs = Inputs::default();
+        for id in &WatchId::TABLE {
+            self.renew_input(&mut inputs, id);
+        }
+        inputs
     }
 
     /// What `POST /credentials` reads on every replica (README, "Pulls without Secrets"): the Registries and the

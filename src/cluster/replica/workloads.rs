@@ -28,7 +28,7 @@ use tracing::Instrument;
 
 use super::watch::{relist, Seen};
 use crate::findings::{workload, Content, Workload, WorkloadKind};
-use crate::index::Objects;
+use crate::index::Inputs;
 use crate::whatif::{self, Current};
 
 /// How long a burst of watch events is gathered into one publication: a relist of
@@ -82,14 +82,15 @@ pub struct RunningWorkloads(Arc<Shared>);
 #[derive(Debug)]
 struct Shared {
     workloads: watch::Sender<Arc<Running>>,
-    objects: ArcSwapOption<Objects>,
+    /// Shared with the feed, list by list; copied out only when a review asks.
+    inputs: ArcSwapOption<Inputs>,
 }
 
 impl Default for RunningWorkloads {
     fn default() -> Self {
         RunningWorkloads(Arc::new(Shared {
             workloads: watch::channel(Arc::default()).0,
-            objects: ArcSwapOption::empty(),
+            inputs: ArcSwapOption::empty(),
         }))
     }
 }
@@ -109,9 +110,9 @@ impl RunningWorkloads {
         self.0.workloads.send_replace(Arc::new(running));
     }
 
-    /// Records the objects the binding table now in use was built from.
-    pub(crate) fn set_objects(&self, objects: Arc<Objects>) {
-        self.0.objects.store(Some(objects));
+    /// Records the inputs the binding table now in use was built from.
+    pub(crate) fn set_inputs(&self, inputs: Inputs) {
+        self.0.inputs.store(Some(Arc::new(inputs)));
     }
 }
 
@@ -125,13 +126,13 @@ impl whatif::Running for RunningWorkloads {
         if !running.synced {
             return Err("the running workloads are not listed yet".into());
         }
-        let objects = self
+        let inputs = self
             .0
-            .objects
+            .inputs
             .load_full()
             .ok_or("the current objects are not known yet")?;
         Ok(Current {
-            objects,
+            objects: Arc::new(inputs.to_objects()),
             workloads: running.namespaces.clone(),
         })
     }
@@ -497,7 +498,7 @@ mod tests {
             pod("a", "p", "x:1"),
         ));
         handle.publish(store.publish().unwrap());
-        handle.set_objects(Arc::new(Objects::default()));
+        handle.set_inputs(crate::index::Inputs::default());
         let not_listed = handle.current().err().expect("not listed yet");
         assert!(not_listed.contains("not listed"), "{not_listed}");
         listed(&mut store);
