@@ -355,7 +355,8 @@ fn the_page_is_read_only_and_escapes_what_it_shows() {
     let digest = ring::digest::digest(&ring::digest::SHA256, css.as_bytes());
     let hash = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
     assert!(
-        head.contains(&format!("style-src 'sha256-{}';", hash.to_lowercase())) && !head.contains("unsafe"),
+        head.contains(&format!("style-src 'sha256-{}';", hash.to_lowercase()))
+            && !head.contains("unsafe"),
         "{head}"
     );
     assert!(!page.contains(" style="), "no style attribute");
