@@ -167,7 +167,7 @@ fn main() {
         .map(|(ns, _, f)| (ns.clone(), f.clone()))
         .collect();
     let t = Instant::now();
-    let summary = summarize(&after, &findings, &running);
+    let summary = summarize(&after, &findings, &running, &[]);
     let summed = t.elapsed();
     println!(
         "binding change: table rebuilt in {rebuilt:.2?}; every namespace re-judged in {rejudged:.2?}; counts in {summed:.2?}; {} findings; reports to write: {rewritten} namespaces",

@@ -307,6 +307,7 @@ fn view_from(state: Watched) -> LeaderView {
     LeaderView {
         snapshot: Arc::new(Snapshot::build(&state.objects(), 1)),
         watched: state,
+        broken: Vec::new(),
     }
 }
 

@@ -528,6 +528,43 @@ async fn the_watched_workloads_feed_the_warnings_on_an_admins_change() {
 /// A broken workload watch makes the findings stale: the summary (metrics) and the
 /// `Audited` condition say so, counts follow the table but no report is written from
 /// the partial view; once the watch lists again the reports catch up.
+/// A watch the binding table is built from, broken: the table may be behind, so the
+/// findings judged on it are stale too, and reports wait until it lists again.
+#[tokio::test]
+async fn a_broken_binding_watch_marks_findings_stale_and_holds_the_reports() {
+    let fake = FakeApiServer::start().await;
+    fake.put(pod("app-2", "web", IMAGE, None));
+    let (r, last) = start(&fake, &["app-1"]).await;
+    wait_found(&fake, "app-2", &[row("Pod", "web", IMAGE)]).await;
+
+    fake.fail_reads(Some("registryspaces"));
+    fake.break_watches();
+    wait_until("the summary names the broken watch", || {
+        let stale = last.lock().unwrap().stale.clone();
+        stale.is_some_and(|s| s.contains("registryspaces"))
+    })
+    .await;
+    // A new pod is judged (counts follow), but app-2's report is not rewritten.
+    fake.put(pod("app-2", "api", IMAGE, None));
+    wait_until("the new pod counted", || last.lock().unwrap().total == 2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        found(&fake, "app-2"),
+        [row("Pod", "web", IMAGE)],
+        "a report written while the table may be behind"
+    );
+
+    fake.fail_reads(None);
+    wait_found(
+        &fake,
+        "app-2",
+        &[row("Pod", "api", IMAGE), row("Pod", "web", IMAGE)],
+    )
+    .await;
+    wait_until("current again", || last.lock().unwrap().stale.is_none()).await;
+    r.stop().await;
+}
+
 #[tokio::test]
 async fn a_broken_workload_watch_marks_findings_stale_and_holds_the_reports() {
     let fake = FakeApiServer::start().await;

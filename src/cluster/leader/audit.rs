@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use super::inputs::{Inputs, Wake};
 use super::reports::{self, ReportFormat, HASH_ANNOTATION, MANAGED_LABEL, MANAGED_VALUE};
 use super::sync::FIELD_MANAGER;
+use crate::cluster::replica::state::{LeaderView, WatchId};
 use crate::cluster::replica::workloads::{NamespaceWorkloads, Running};
 use crate::cluster::ClusterOptions;
 use crate::findings::{self, Finding};
@@ -158,7 +159,7 @@ impl Audit {
                 let view = inputs.view();
                 let now_running = running.borrow_and_update().clone();
                 next = inputs
-                    .while_leading(self.pass(view.snapshot.clone(), now_running))
+                    .while_leading(self.pass(view, now_running))
                     .await
                     .flatten();
             } else if self.term.take().is_some() {
@@ -200,7 +201,8 @@ impl Audit {
 
     /// One pass: judge what changed, publish the summary, write the reports that are
     /// due. Returns when to look again without news (a retry or the next batch).
-    async fn pass(&mut self, snap: Arc<Snapshot>, running: Arc<Running>) -> Option<Instant> {
+    async fn pass(&mut self, view: Arc<LeaderView>, running: Arc<Running>) -> Option<Instant> {
+        let snap = &view.snapshot;
         let term = self.term.get_or_insert_with(Term::new);
         let now = Instant::now();
         if term.format.is_none() || now >= term.next_discovery {
@@ -209,12 +211,12 @@ impl Audit {
         if !running.synced {
             return Some(term.next_discovery);
         }
-        Self::judge(&self.opts, term, &snap, &running).await;
-        let summary = summarize(&snap, &term.findings, &running);
+        Self::judge(&self.opts, term, snap, &running).await;
+        let summary = summarize(snap, &term.findings, &running, &view.broken);
         self.publish(summary);
         let term = self.term.as_mut()?;
         let mut next = Some(term.next_discovery);
-        if !running.current() {
+        if !running.current() || !view.broken.is_empty() {
             // Stale: the reports keep the last current findings until the watch is back.
             return next;
         }
@@ -471,21 +473,27 @@ async fn write_namespace(
     Ok(())
 }
 
-/// Counts per workspace and per space, and whether they are current.
+/// Counts per workspace and per space, and whether they are current: not while a
+/// workload watch or a watch the binding table is built from (`table_broken`) is broken.
 pub fn summarize(
     snap: &Snapshot,
     findings: &BTreeMap<Arc<str>, Vec<Finding>>,
     running: &Running,
+    table_broken: &[WatchId],
 ) -> AuditSummary {
     let mut s = AuditSummary {
         computed: true,
         ..AuditSummary::default()
     };
-    if !running.broken.is_empty() {
-        let kinds: Vec<&str> = running.broken.iter().map(|k| k.as_str()).collect();
+    let broken: Vec<&str> = table_broken
+        .iter()
+        .map(WatchId::resource)
+        .chain(running.broken.iter().map(|k| k.as_str()))
+        .collect();
+    if !broken.is_empty() {
         s.stale = Some(format!(
             "the watch of {} is broken; findings may be out of date until it lists again",
-            kinds.join(", ")
+            broken.join(", ")
         ));
     }
     for w in snap.workspaces() {

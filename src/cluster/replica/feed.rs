@@ -151,6 +151,8 @@ impl Run {
                 self.broken_since
                     .entry(id.clone())
                     .or_insert_with(Instant::now);
+                // The leader loops learn that the table may be behind (findings go stale).
+                self.view_dirty |= WatchId::TABLE.contains(id);
             }
             Change::Reset(id, _) => {
                 self.broken_since.remove(id);
@@ -240,9 +242,14 @@ impl Run {
             return;
         }
         self.view_dirty = false;
+        let broken = WatchId::TABLE
+            .into_iter()
+            .filter(|id| self.broken_since.contains_key(id))
+            .collect();
         self.feed.view.send_replace(Arc::new(LeaderView {
             snapshot: self.feed.table.load(),
             watched: self.watched.clone(),
+            broken,
         }));
     }
 
@@ -353,7 +360,7 @@ mod tests {
         let (synced, _) = channel::channel(false);
         let (view, view_rx) = channel::channel(Arc::new(LeaderView {
             snapshot: table.load(),
-            watched: Watched::default(),
+            ..LeaderView::default()
         }));
         let (tx, _rx) = mpsc::channel(1);
         let (leading, _) = channel::channel(false);

@@ -40,6 +40,19 @@ impl WatchId {
         WatchId::Namespaces,
     ];
 
+    /// The resource a watch lists, for messages.
+    pub fn resource(&self) -> &'static str {
+        match self {
+            WatchId::Registries => "registries",
+            WatchId::Spaces => "registryspaces",
+            WatchId::Workspaces => "workspaces",
+            WatchId::Namespaces => "namespaces",
+            WatchId::PullSecrets => "pull secrets",
+            WatchId::Ref(..) => "a referenced secret",
+            WatchId::RobotSecrets => "robot secrets",
+        }
+    }
+
     /// Watches whose first full list makes the table ready (a referenced Secret's watch
     /// starts only after the table is built, so it cannot be one of them).
     pub const SYNC: [WatchId; 6] = [
@@ -124,6 +137,9 @@ pub struct Watched {
 pub struct LeaderView {
     pub snapshot: Arc<Snapshot>,
     pub watched: Watched,
+    /// The binding-table watches broken now: the table, and what is judged on it, may be
+    /// behind until they list again.
+    pub broken: Vec<WatchId>,
 }
 
 impl Watched {
