@@ -290,7 +290,7 @@ impl Metrics {
             &r,
             IntGauge::new(
                 "pullgate_audit_findings_stale",
-                "1 while a watch of running workloads is broken and the audit findings (and Reports) may be out of date; else 0 (always 0 on replicas that do not lead)",
+                "1 while a watch of running workloads, or one the binding table is built from, is broken and the audit findings (and Reports) may be out of date; else 0 (always 0 on replicas that do not lead)",
             ),
         );
         let (start, factor, count) = WRITE_WAIT_BUCKETS;
