@@ -12,7 +12,6 @@ use base64::Engine;
 use serde::Serialize;
 
 use super::credentials::{Credential, CredentialKey, CredentialSource, Lookup};
-use crate::api::Visibility;
 use crate::index::{RegistryEntry, Snapshot, SpaceEntry};
 
 /// The desired pull Secrets and what kept some entries out.
@@ -67,13 +66,8 @@ pub fn desired(snap: &Snapshot, creds: &dyn CredentialSource) -> Desired {
                 if !snap.namespace_known(ns) {
                     continue;
                 }
-                let workspace = match space.visibility {
-                    Visibility::Public => None,
-                    Visibility::Private => snap
-                        .workspaces_of(ns)
-                        .map(|w| w.name.as_str())
-                        .find(|w| space.workspaces.iter().any(|b| b == w)),
-                };
+                // The same rule as the credential provider's (`credential_workspace`).
+                let workspace = snap.credential_workspace(ns, space);
                 let answer = answers.entry(workspace).or_insert_with(|| {
                     creds.lookup(&CredentialKey {
                         registry,
