@@ -20,25 +20,13 @@ use pullgate::index::testing::{mk_ns, mk_scaled};
 use pullgate::index::{Builder, Inputs, Snapshot, Table};
 use serde_json::json;
 
+// Only the command line and the resident set of what the scale examples share.
+#[allow(dead_code)]
+mod common;
+use common::{arg, rss_mib};
+
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-fn rss_mib() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: f64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0.0);
-    pages * 4096.0 / (1024.0 * 1024.0)
-}
-
-fn arg(n: usize, default: usize) -> usize {
-    std::env::args()
-        .nth(n)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(default)
-}
 
 fn dynamic(object: serde_json::Value) -> DynamicObject {
     serde_json::from_value(object).expect("an API object is a DynamicObject")

@@ -18,7 +18,7 @@ pub fn rss_mib() -> f64 {
 }
 
 /// The `n`th command-line argument as a number, or `default`.
-fn arg(n: usize, default: usize) -> usize {
+pub fn arg(n: usize, default: usize) -> usize {
     std::env::args()
         .nth(n)
         .and_then(|a| a.parse().ok())
