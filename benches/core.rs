@@ -168,38 +168,7 @@ fn benches(c: &mut Criterion) {
     // the watch event applied to the watched state, the inputs collected, the snapshot
     // rebuilt and published to admission.
     let table = Table::new(Snapshot::build(&objects, 1));
-    let mut state = Watched::default();
-    let stored = |o: serde_json::Value| Item::Custom(Box::new(dynamic(o)));
-    let reset = |id: WatchId, items: Vec<Item>| Change::Reset(id, items);
-    state.apply(reset(
-        WatchId::Registries,
-        objects
-            .registries
-            .iter()
-            .map(|o| stored(json!(o)))
-            .collect(),
-    ));
-    state.apply(reset(
-        WatchId::Spaces,
-        objects.spaces.iter().map(|o| stored(json!(o))).collect(),
-    ));
-    state.apply(reset(
-        WatchId::Workspaces,
-        objects
-            .workspaces
-            .iter()
-            .map(|o| stored(json!(o)))
-            .collect(),
-    ));
-    state.apply(reset(
-        WatchId::Namespaces,
-        objects
-            .namespaces
-            .iter()
-            .cloned()
-            .map(Item::Namespace)
-            .collect(),
-    ));
+    let mut state = Watched::listed(&objects);
     let mut changed_space = objects.spaces[17].clone();
     changed_space.spec.workspaces.push("ws-499".into());
     let event = dynamic(json!(changed_space));

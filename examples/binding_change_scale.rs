@@ -90,28 +90,7 @@ fn main() {
     let rss_start = rss_mib();
     let objects = mk_scaled(namespaces, spaces, workspaces);
 
-    let mut watched = Watched::default();
-    watched.apply(Change::Reset(
-        WatchId::Registries,
-        objects.registries.iter().map(custom).collect(),
-    ));
-    watched.apply(Change::Reset(
-        WatchId::Spaces,
-        objects.spaces.iter().map(custom).collect(),
-    ));
-    watched.apply(Change::Reset(
-        WatchId::Workspaces,
-        objects.workspaces.iter().map(custom).collect(),
-    ));
-    watched.apply(Change::Reset(
-        WatchId::Namespaces,
-        objects
-            .namespaces
-            .iter()
-            .cloned()
-            .map(Item::Namespace)
-            .collect(),
-    ));
+    let watched = Watched::listed(&objects);
     drop(objects);
     let rss_watched = rss_mib();
     let started = Instant::now();

@@ -143,6 +143,42 @@ pub struct LeaderView {
 }
 
 impl Watched {
+    /// The state once every watch of the binding table has listed `objects` (the
+    /// benchmarks and scale examples start from it).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn listed(objects: &Objects) -> Watched {
+        fn custom<T: serde::Serialize>(o: &T) -> Item {
+            let value = serde_json::to_value(o).expect("an API object serialises");
+            Item::Custom(Box::new(
+                serde_json::from_value(value).expect("an API object is a DynamicObject"),
+            ))
+        }
+        let mut watched = Watched::default();
+        for (id, items) in [
+            (
+                WatchId::Registries,
+                objects.registries.iter().map(custom).collect(),
+            ),
+            (WatchId::Spaces, objects.spaces.iter().map(custom).collect()),
+            (
+                WatchId::Workspaces,
+                objects.workspaces.iter().map(custom).collect(),
+            ),
+            (
+                WatchId::Namespaces,
+                objects
+                    .namespaces
+                    .iter()
+                    .cloned()
+                    .map(Item::Namespace)
+                    .collect(),
+            ),
+        ] {
+            watched.apply(Change::Reset(id, items));
+        }
+        watched
+    }
+
     /// Applies one change; returns whether the binding table's inputs changed.
     pub fn apply(&mut self, change: Change) -> bool {
         match change {
