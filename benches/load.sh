@@ -13,7 +13,10 @@
 #   - each server's CPU time per request at peak (user + system, from /proc).
 # The yardsticks `work-Nus` (the baseline with `--work-us N`: N µs of CPU per request on
 # top) run the 10 KiB measurements too: they show how much work per request each target
-# leaves room for, on this machine, in this run. With PULLGATE_OTHER=PATH, the pullgate
+# leaves room for, on this machine, in this run. The yardstick `parse-json` (the baseline
+# with `--parse-json`: it checks that each body is JSON, with serde_json, and keeps
+# nothing) runs them too: the least any webhook does with a review before it can decide.
+# With PULLGATE_OTHER=PATH, the pullgate
 # binary at PATH (another build, to compare a change) runs as `other` in every
 # measurement too.
 # pullgate runs `serve --config scaled.yaml --log-format json` (10,000 namespaces, 1,000
@@ -104,6 +107,8 @@ for us in $WORK_US; do
     start_baseline "work-${us}us" --work-us "$us"
     yardsticks+=("work-${us}us")
 done
+start_baseline parse-json --parse-json
+yardsticks+=(parse-json)
 declare -A reader
 start_pullgate() { # name binary
     port[$1]=$(free_port)

@@ -4,11 +4,13 @@
 //! (tokio multi-thread, default worker count) and TCP_NODELAY, answering every request
 //! with a fixed allowed AdmissionReview after reading the whole body.
 //!
-//! Run: `cargo run --release --example baseline -- 127.0.0.1:18443 [--work-us N]`
+//! Run: `cargo run --release --example baseline -- 127.0.0.1:18443 [--work-us N | --parse-json]`
 //!
 //! `--work-us N` makes it spend about N µs of CPU per request (a loop calibrated at
 //! start) after reading the body: the load benchmark's yardstick of how much work per
-//! request each target of BENCHMARKS.md leaves room for.
+//! request each target of BENCHMARKS.md leaves room for. `--parse-json` makes it check
+//! that the body is one JSON document (serde_json into `IgnoredAny`, nothing kept) and
+//! answer 400 if not: the least any webhook does with a review before it can decide.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -29,16 +31,39 @@ use tokio_rustls::TlsAcceptor;
 
 const ALLOWED: &[u8] = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"705ab4f5-6393-11e8-b7cc-42010a800002","allowed":true,"status":{"status":"Success"},"auditAnnotations":{"decision":"allow"}}}"#;
 
+/// What the server does with a body after reading it.
+#[derive(Clone, Copy)]
+enum Work {
+    Nothing,
+    /// This many iterations of [`busy`].
+    Loop(u64),
+    /// Check that the body is JSON.
+    ParseJson,
+}
+
 async fn answer(
     request: Request<Incoming>,
-    work: u64,
+    work: Work,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     // Read the body fully, as the webhook must.
-    let _body = request.into_body().collect().await.map(|b| b.to_bytes());
-    if work > 0 {
-        busy(work);
-    }
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let json = match work {
+        Work::Nothing => true,
+        Work::Loop(iterations) => {
+            std::hint::black_box(busy(iterations));
+            true
+        }
+        Work::ParseJson => serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok(),
+    };
     let mut response = Response::new(Full::new(Bytes::from_static(ALLOWED)));
+    if !json {
+        *response.status_mut() = hyper::StatusCode::BAD_REQUEST;
+    }
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),
@@ -75,15 +100,15 @@ fn main() -> anyhow::Result<()> {
         .first()
         .map_or("127.0.0.1:18443", String::as_str)
         .parse()?;
-    let work_us: f64 = match args.get(1).map(String::as_str) {
+    let work = match args.get(1).map(String::as_str) {
         Some("--work-us") => match args.get(2) {
-            Some(us) => us.parse()?,
+            Some(us) => Work::Loop(calibrate(us.parse()?)),
             None => anyhow::bail!("--work-us needs a number of microseconds"),
         },
+        Some("--parse-json") => Work::ParseJson,
         Some(other) => anyhow::bail!("unknown argument {other:?}"),
-        None => 0.0,
+        None => Work::Nothing,
     };
-    let work = if work_us > 0.0 { calibrate(work_us) } else { 0 };
     let certs = pullgate::certs::generate(&["localhost".into(), "127.0.0.1".into()])?;
     let chain =
         CertificateDer::pem_slice_iter(certs.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
@@ -103,8 +128,13 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let listener = TcpListener::bind(listen).await?;
         eprintln!(
-            "baseline listening on {} ({work} work iterations per request)",
-            listener.local_addr()?
+            "baseline listening on {} ({})",
+            listener.local_addr()?,
+            match work {
+                Work::Nothing => "reading the body".to_string(),
+                Work::Loop(n) => format!("{n} work iterations per request"),
+                Work::ParseJson => "checking the body is JSON".to_string(),
+            }
         );
         loop {
             let (tcp, _) = listener.accept().await?;
