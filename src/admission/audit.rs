@@ -267,4 +267,59 @@ mod tests {
             );
         }
     }
+
+    /// Every member an audit line can have, byte for byte, and one without the optional
+    /// ones.
+    #[test]
+    fn a_full_audit_line_is_these_bytes() {
+        let record = |images, omitted| AuditRecord {
+            time: "2026-11-27T20:00:00.000001Z".into(),
+            uid: "u-1".into(),
+            operation: "UPDATE",
+            kind: "Deployment".into(),
+            namespace: "app-1".into(),
+            name: "web-\u{1}x".into(),
+            user: "alice".into(),
+            dry_run: true,
+            mode: "enforce",
+            decision: "deny",
+            images,
+            omitted_images: omitted,
+            omitted_denied: omitted / 2,
+            revision: 7,
+            latency_us: 12,
+        };
+        let images = vec![
+            image(None, Some("harbor")),
+            image(Some("denied \"x\"\n"), None),
+        ];
+        let mut line = Vec::new();
+        record(images, 3).write(&mut line);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            concat!(
+                r#"{"time":"2026-11-27T20:00:00.000001Z","uid":"u-1","operation":"UPDATE","#,
+                r#""kind":"Deployment","namespace":"app-1","name":"web-\u0001x","user":"alice","#,
+                r#""dryRun":true,"mode":"enforce","decision":"deny","images":["#,
+                r#"{"image":"harbor.example.com/team-a/app:1","container":"c\"0","#,
+                r#""location":"initContainer","registry":"harbor","space":"team-a","#,
+                r#""visibility":"Private","verdict":"deny","reason":"NotBound"},"#,
+                r#"{"image":"harbor.example.com/team-a/app:1","container":"c\"0","#,
+                r#""location":"initContainer","registry":null,"space":null,"visibility":null,"#,
+                r#""verdict":"deny","reason":"NotBound","message":"denied \"x\"\n"}],"#,
+                r#""omittedImages":3,"omittedDenied":1,"revision":7,"latencyUs":12}"#,
+            )
+        );
+        let mut line = Vec::new();
+        record(vec![], 0).write(&mut line);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            concat!(
+                r#"{"time":"2026-11-27T20:00:00.000001Z","uid":"u-1","operation":"UPDATE","#,
+                r#""kind":"Deployment","namespace":"app-1","name":"web-\u0001x","user":"alice","#,
+                r#""dryRun":true,"mode":"enforce","decision":"deny","images":[],"#,
+                r#""revision":7,"latencyUs":12}"#,
+            )
+        );
+    }
 }

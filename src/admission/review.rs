@@ -492,4 +492,41 @@ mod tests {
             patch
         );
     }
+    /// Every member a response can have, byte for byte, and the shortest answer.
+    #[test]
+    fn a_full_response_is_these_bytes() {
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "add", "path": "/spec/imagePullSecrets", "value": [{"name": "s"}]}
+        ]))
+        .unwrap();
+        let parts = ResponseParts {
+            warnings: vec!["w1".into(), "w\u{1}\"2\"".into()],
+            audit_annotations: vec![
+                ("decision", "deny".into()),
+                ("denied-images", "a,\"b\"".into()),
+            ],
+            patch: Some(patch),
+        };
+        let body = respond("u-1", Some("image \"x\" denied\n".into()), parts);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            concat!(
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"#,
+                r#""uid":"u-1","allowed":false,"status":{"status":"Failure","code":403,"#,
+                r#""message":"image \"x\" denied\n","reason":"Forbidden"},"#,
+                r#""patch":"W3sib3AiOiJhZGQiLCJwYXRoIjoiL3NwZWMvaW1hZ2VQdWxsU2VjcmV0cyIsInZhbHVlIjpbeyJuYW1lIjoicyJ9XX1d","#,
+                r#""patchType":"JSONPatch","#,
+                r#""auditAnnotations":{"decision":"deny","denied-images":"a,\"b\""},"#,
+                r#""warnings":["w1","w\u0001\"2\""]}}"#,
+            )
+        );
+        let allowed = respond("u-2", None, ResponseParts::default());
+        assert_eq!(
+            String::from_utf8(allowed).unwrap(),
+            concat!(
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"#,
+                r#""uid":"u-2","allowed":true,"status":{"status":"Success"}}}"#,
+            )
+        );
+    }
 }
