@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
+use super::json_out;
 use crate::api::{Enforcement, Visibility};
 use crate::policy::{decide::explain, ImageVerdict, Location};
 
@@ -161,10 +162,47 @@ impl AuditRecord {
         });
     }
 
-    /// Appends the record as JSON, its `Serialize` form.
+    /// Appends the record as JSON, as its `Serialize` form writes it (checked by a test).
     pub fn write(&self, out: &mut Vec<u8>) {
-        // Writing into a `Vec` cannot fail.
-        let _ = serde_json::to_writer(out, self);
+        let mut o = json_out::Object::new(out);
+        o.str("time", &self.time)
+            .str("uid", &self.uid)
+            .str("operation", self.operation)
+            .str("kind", &self.kind)
+            .str("namespace", &self.namespace)
+            .str("name", &self.name)
+            .str("user", &self.user)
+            .bool("dryRun", self.dry_run)
+            .str("mode", self.mode)
+            .str("decision", self.decision)
+            .array("images", &self.images, |out, image| image.write(out));
+        if self.omitted_images != 0 {
+            o.u64("omittedImages", self.omitted_images);
+        }
+        if self.omitted_denied != 0 {
+            o.u64("omittedDenied", self.omitted_denied);
+        }
+        o.u64("revision", self.revision)
+            .u64("latencyUs", self.latency_us);
+        o.end();
+    }
+}
+
+impl AuditImage {
+    fn write(&self, out: &mut Vec<u8>) {
+        let mut o = json_out::Object::new(out);
+        o.str("image", &self.image)
+            .str("container", &self.container)
+            .str("location", self.location.as_str())
+            .opt_str("registry", self.registry.as_deref())
+            .opt_str("space", self.space.as_deref())
+            .opt_str("visibility", self.visibility.map(Visibility::as_str))
+            .str("verdict", self.verdict)
+            .str("reason", self.reason);
+        if let Some(message) = &self.message {
+            o.str("message", message);
+        }
+        o.end();
     }
 }
 

@@ -6,6 +6,7 @@
 //! workloads with this module's reader and so sits above it).
 
 pub mod audit;
+mod json_out;
 pub mod object;
 pub mod patch;
 pub mod review;

@@ -3,16 +3,16 @@
 //! objects included. An object that is JSON but not the shape pullgate reads makes the
 //! request invalid only for a kind pullgate judges: when the typed read fails, the body
 //! is read again with the objects skipped, to tell the two apart. The response is the
-//! JSON kube-core's `AdmissionResponse` writes, written by serde derive from borrowed
-//! parts.
+//! JSON kube-core's `AdmissionResponse` writes.
 
 use std::borrow::Cow;
 
 use kube::core::response::StatusSummary;
 use kube::core::Status;
 use serde::de::IgnoredAny;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+use super::json_out;
 use super::object::{Kind, Object};
 use crate::wire::{self, text};
 
@@ -206,97 +206,47 @@ pub struct ResponseParts {
 }
 
 /// Serialises the AdmissionReview response for `uid`: the JSON kube-core's
-/// `AdmissionResponse` writes (checked by a test), from borrowed parts, with the patch as
-/// the base64 string Go writes for `[]byte`.
+/// `AdmissionResponse` writes (checked by a test), written by hand, with the patch as the
+/// base64 string Go writes for `[]byte`.
 pub fn respond(uid: &str, denial: Option<String>, parts: ResponseParts) -> Vec<u8> {
-    use base64::Engine;
-    // Serialising a patch of plain JSON values cannot fail; without it, no patch.
-    let patch = parts
-        .patch
-        .and_then(|p| serde_json::to_vec(&p).ok())
-        .map(|p| base64::engine::general_purpose::STANDARD.encode(p));
-    let review = Out {
-        api_version: API_VERSION,
-        kind: KIND,
-        response: OutResponse {
-            uid,
-            allowed: denial.is_none(),
-            status: match &denial {
-                None => OutStatus {
-                    status: "Success",
-                    code: None,
-                    message: None,
-                    reason: None,
-                },
-                Some(message) => OutStatus {
-                    status: "Failure",
-                    code: Some(403),
-                    message: Some(message),
-                    reason: Some("Forbidden"),
-                },
-            },
-            patch_type: patch.as_ref().map(|_| "JSONPatch"),
-            patch: patch.as_deref(),
-            audit_annotations: Annotations(&parts.audit_annotations),
-            warnings: &parts.warnings,
-        },
-    };
     let mut out = Vec::with_capacity(256);
-    // Writing into a `Vec` cannot fail.
-    let _ = serde_json::to_writer(&mut out, &review);
+    let mut review = json_out::Object::new(&mut out);
+    review.str("apiVersion", API_VERSION).str("kind", KIND);
+    review.object("response", |r| {
+        r.str("uid", uid).bool("allowed", denial.is_none());
+        r.object("status", |s| match &denial {
+            None => {
+                s.str("status", "Success");
+            }
+            Some(message) => {
+                s.str("status", "Failure")
+                    .u64("code", 403)
+                    .str("message", message)
+                    .str("reason", "Forbidden");
+            }
+        });
+        // Serialising a patch of plain JSON values cannot fail; without it, no patch.
+        if let Some(patch) = parts.patch.and_then(|p| serde_json::to_vec(&p).ok()) {
+            use base64::Engine;
+            r.str(
+                "patch",
+                &base64::engine::general_purpose::STANDARD.encode(patch),
+            )
+            .str("patchType", "JSONPatch");
+        }
+        if !parts.audit_annotations.is_empty() {
+            r.object("auditAnnotations", |a| {
+                for (key, value) in &parts.audit_annotations {
+                    a.str(key, value);
+                }
+            });
+        }
+        if !parts.warnings.is_empty() {
+            r.strs("warnings", parts.warnings.iter().map(String::as_str));
+        }
+    });
+    review.end();
     out
-}
-
-/// The AdmissionReview written back: fields in the order kube-core writes them, the
-/// empty ones left out as it leaves them out.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Out<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    response: OutResponse<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct OutResponse<'a> {
-    uid: &'a str,
-    allowed: bool,
-    status: OutStatus<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Annotations::is_empty")]
-    audit_annotations: Annotations<'a>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    warnings: &'a [String],
-}
-
-#[derive(Serialize)]
-struct OutStatus<'a> {
-    status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
-}
-
-/// Audit annotations, written as a JSON object in their order.
-struct Annotations<'a>(&'a [(&'static str, String)]);
-
-impl Annotations<'_> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl Serialize for Annotations<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
-    }
 }
 
 /// The body of a 400 answer: a `Status` saying what is wrong, never a review.
