@@ -224,29 +224,33 @@ mod tests {
         }
     }
 
+    fn record(images: Vec<AuditImage>, omitted_images: u64, omitted_denied: u64) -> AuditRecord {
+        AuditRecord {
+            time: "2026-11-27T20:00:00.000001Z".into(),
+            uid: "u-1".into(),
+            operation: "CREATE",
+            kind: "Pod".into(),
+            namespace: "app-1".into(),
+            name: "web-\u{1}x".into(),
+            user: "alice".into(),
+            dry_run: true,
+            mode: "enforce",
+            decision: "deny",
+            images,
+            omitted_images,
+            omitted_denied,
+            revision: 7,
+            latency_us: 12,
+        }
+    }
+
     #[test]
     fn the_line_is_the_serialize_form() {
         for images in [
             vec![],
             vec![image(None, Some("harbor")), image(Some("denied\n"), None)],
         ] {
-            let record = AuditRecord {
-                time: "2026-11-27T20:00:00.000001Z".into(),
-                uid: "u-1".into(),
-                operation: "CREATE",
-                kind: "Pod".into(),
-                namespace: "app-1".into(),
-                name: "web-\u{1}x".into(),
-                user: "alice".into(),
-                dry_run: true,
-                mode: "enforce",
-                decision: "deny",
-                images,
-                omitted_images: 3,
-                omitted_denied: 2,
-                revision: 7,
-                latency_us: 12,
-            };
+            let record = record(images, 3, 2);
             let mut line = Vec::new();
             record.write(&mut line);
             let ours: serde_json::Value = serde_json::from_slice(&line).unwrap();
@@ -272,34 +276,17 @@ mod tests {
     /// ones.
     #[test]
     fn a_full_audit_line_is_these_bytes() {
-        let record = |images, omitted| AuditRecord {
-            time: "2026-11-27T20:00:00.000001Z".into(),
-            uid: "u-1".into(),
-            operation: "UPDATE",
-            kind: "Deployment".into(),
-            namespace: "app-1".into(),
-            name: "web-\u{1}x".into(),
-            user: "alice".into(),
-            dry_run: true,
-            mode: "enforce",
-            decision: "deny",
-            images,
-            omitted_images: omitted,
-            omitted_denied: omitted / 2,
-            revision: 7,
-            latency_us: 12,
-        };
         let images = vec![
             image(None, Some("harbor")),
             image(Some("denied \"x\"\n"), None),
         ];
         let mut line = Vec::new();
-        record(images, 3).write(&mut line);
+        record(images, 3, 2).write(&mut line);
         assert_eq!(
             String::from_utf8(line).unwrap(),
             concat!(
-                r#"{"time":"2026-11-27T20:00:00.000001Z","uid":"u-1","operation":"UPDATE","#,
-                r#""kind":"Deployment","namespace":"app-1","name":"web-\u0001x","user":"alice","#,
+                r#"{"time":"2026-11-27T20:00:00.000001Z","uid":"u-1","operation":"CREATE","#,
+                r#""kind":"Pod","namespace":"app-1","name":"web-\u0001x","user":"alice","#,
                 r#""dryRun":true,"mode":"enforce","decision":"deny","images":["#,
                 r#"{"image":"harbor.example.com/team-a/app:1","container":"c\"0","#,
                 r#""location":"initContainer","registry":"harbor","space":"team-a","#,
@@ -307,16 +294,16 @@ mod tests {
                 r#"{"image":"harbor.example.com/team-a/app:1","container":"c\"0","#,
                 r#""location":"initContainer","registry":null,"space":null,"visibility":null,"#,
                 r#""verdict":"deny","reason":"NotBound","message":"denied \"x\"\n"}],"#,
-                r#""omittedImages":3,"omittedDenied":1,"revision":7,"latencyUs":12}"#,
+                r#""omittedImages":3,"omittedDenied":2,"revision":7,"latencyUs":12}"#,
             )
         );
         let mut line = Vec::new();
-        record(vec![], 0).write(&mut line);
+        record(vec![], 0, 0).write(&mut line);
         assert_eq!(
             String::from_utf8(line).unwrap(),
             concat!(
-                r#"{"time":"2026-11-27T20:00:00.000001Z","uid":"u-1","operation":"UPDATE","#,
-                r#""kind":"Deployment","namespace":"app-1","name":"web-\u0001x","user":"alice","#,
+                r#"{"time":"2026-11-27T20:00:00.000001Z","uid":"u-1","operation":"CREATE","#,
+                r#""kind":"Pod","namespace":"app-1","name":"web-\u0001x","user":"alice","#,
                 r#""dryRun":true,"mode":"enforce","decision":"deny","images":[],"#,
                 r#""revision":7,"latencyUs":12}"#,
             )
