@@ -1,7 +1,7 @@
 //! The JSON wire layer: one document read from a request body into a serde type, and
 //! what every reader of such bodies shares. It knows JSON and serde only; the shapes
 //! read (an AdmissionReview, a pod) belong to their readers. [`from_slice`] is the one
-//! way a body is read: a bound on nesting (the [`depth`] scan), then sonic-rs for a
+//! way a body is read: a bound on nesting (the scan in `depth.rs`), then sonic-rs for a
 //! UTF-8 body and serde_json for any other.
 
 mod depth;
