@@ -492,6 +492,7 @@ mod tests {
             patch
         );
     }
+
     /// Every member a response can have, byte for byte, and the shortest answer.
     #[test]
     fn a_full_response_is_these_bytes() {
