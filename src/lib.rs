@@ -45,6 +45,8 @@
 //!   their controllers, and the diff between two tables (pure); [`findings::workload`]
 //!   reads a `Workload` from an object's JSON with admission's reader.
 //! - [`admission`]: images of pods and workloads, AdmissionReview in and out, the patch.
+//! - [`wire`]: JSON bodies read into serde types (the depth bound, sonic-rs or
+//!   serde_json); knows nothing of Kubernetes.
 //! - [`whatif`]: the warnings on an admin's change (`changes.pullgate.io`): the running
 //!   workloads a Registry, RegistrySpace or Workspace change would newly deny; admission
 //!   is handed it as an [`admission::ChangeWarnings`].
@@ -91,3 +93,4 @@ pub mod serve;
 pub mod server;
 pub mod ui;
 pub mod whatif;
+pub mod wire;

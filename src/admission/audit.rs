@@ -224,29 +224,33 @@ mod tests {
         }
     }
 
+    fn record(images: Vec<AuditImage>, omitted_images: u64, omitted_denied: u64) -> AuditRecord {
+        AuditRecord {
+            time: "2026-11-27T20:00:00.000001Z".into(),
+            uid: "u-1".into(),
+            operation: "CREATE",
+            kind: "Pod".into(),
+            namespace: "app-1".into(),
+            name: "web-\u{1}x".into(),
+            user: "alice".into(),
+            dry_run: true,
+            mode: "enforce",
+            decision: "deny",
+            images,
+            omitted_images,
+            omitted_denied,
+            revision: 7,
+            latency_us: 12,
+        }
+    }
+
     #[test]
     fn the_line_is_the_serialize_form() {
         for images in [
             vec![],
             vec![image(None, Some("harbor")), image(Some("denied\n"), None)],
         ] {
-            let record = AuditRecord {
-                time: "2026-11-27T20:00:00.000001Z".into(),
-                uid: "u-1".into(),
-                operation: "CREATE",
-                kind: "Pod".into(),
-                namespace: "app-1".into(),
-                name: "web-\u{1}x".into(),
-                user: "alice".into(),
-                dry_run: true,
-                mode: "enforce",
-                decision: "deny",
-                images,
-                omitted_images: 3,
-                omitted_denied: 2,
-                revision: 7,
-                latency_us: 12,
-            };
+            let record = record(images, 3, 2);
             let mut line = Vec::new();
             record.write(&mut line);
             let ours: serde_json::Value = serde_json::from_slice(&line).unwrap();
@@ -266,5 +270,43 @@ mod tests {
                 visibility.as_str()
             );
         }
+    }
+
+    /// Every member an audit line can have, byte for byte, and one without the optional
+    /// ones.
+    #[test]
+    fn a_full_audit_line_is_these_bytes() {
+        let images = vec![
+            image(None, Some("harbor")),
+            image(Some("denied \"x\"\n"), None),
+        ];
+        let mut line = Vec::new();
+        record(images, 3, 2).write(&mut line);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            concat!(
+                r#"{"time":"2026-11-27T20:00:00.000001Z","uid":"u-1","operation":"CREATE","#,
+                r#""kind":"Pod","namespace":"app-1","name":"web-\u0001x","user":"alice","#,
+                r#""dryRun":true,"mode":"enforce","decision":"deny","images":["#,
+                r#"{"image":"harbor.example.com/team-a/app:1","container":"c\"0","#,
+                r#""location":"initContainer","registry":"harbor","space":"team-a","#,
+                r#""visibility":"Private","verdict":"deny","reason":"NotBound"},"#,
+                r#"{"image":"harbor.example.com/team-a/app:1","container":"c\"0","#,
+                r#""location":"initContainer","registry":null,"space":null,"visibility":null,"#,
+                r#""verdict":"deny","reason":"NotBound","message":"denied \"x\"\n"}],"#,
+                r#""omittedImages":3,"omittedDenied":2,"revision":7,"latencyUs":12}"#,
+            )
+        );
+        let mut line = Vec::new();
+        record(vec![], 0, 0).write(&mut line);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            concat!(
+                r#"{"time":"2026-11-27T20:00:00.000001Z","uid":"u-1","operation":"CREATE","#,
+                r#""kind":"Pod","namespace":"app-1","name":"web-\u0001x","user":"alice","#,
+                r#""dryRun":true,"mode":"enforce","decision":"deny","images":[],"#,
+                r#""revision":7,"latencyUs":12}"#,
+            )
+        );
     }
 }

@@ -13,8 +13,6 @@ pub mod review;
 #[doc(hidden)]
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-#[cfg(test)]
-mod tests;
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 //! The parts of a pod or workload object that pullgate reads, deserialised by serde
 //! straight from the raw JSON into borrowed structs (unknown fields skipped, a repeated
 //! known key refused by the derive, so every reader sees one interpretation), and the
-//! images they use. [`from_slice`] is the one way JSON is read in admission: serde_json
-//! plus a bound on nesting in the parts serde_json skips.
+//! images they use, with the bounds on what one object may hold. The JSON itself is read
+//! by [`crate::wire`].
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -15,6 +15,8 @@ use serde::Deserialize;
 
 use crate::api::MIRROR_POD_ANNOTATION;
 use crate::policy::{ImageUse, Location};
+use crate::wire::{from_slice, text};
+
 /// The kinds whose pod templates are judged (README, "Decision rules").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -231,154 +233,6 @@ pub struct NameRef<'a> {
     pub name: Option<Cow<'a, str>>,
 }
 
-/// Deepest nesting of arrays and objects accepted anywhere in a body. Real objects stay
-/// near 20.
-pub const MAX_DEPTH: usize = 128;
-
-/// Reads one JSON document from `body` as `T`: strict JSON (trailing characters
-/// refused), nested at most [`MAX_DEPTH`] deep. sonic-rs reads it when the whole body is
-/// UTF-8 (every body the apiserver sends: Go's encoder writes nothing else); a body with
-/// invalid bytes is read by serde_json, which refuses them only in the fields it reads
-/// (sonic-rs would refuse them anywhere; see SECURITY.md). Both bound the depth of what
-/// they read but skip unknown values without a bound, so the depth is checked first.
-pub fn from_slice<'a, T: Deserialize<'a>>(body: &'a [u8]) -> serde_json::Result<T> {
-    if nests_deeper_than(body, MAX_DEPTH) {
-        return Err(serde::de::Error::custom(format!(
-            "body nests deeper than {MAX_DEPTH} levels"
-        )));
-    }
-    match std::str::from_utf8(body) {
-        Ok(text) => sonic_rs::from_str(text).map_err(serde::de::Error::custom),
-        Err(_) => serde_json::from_slice(body),
-    }
-}
-
-/// Whether the arrays and objects of `body` nest deeper than `max` (brackets inside
-/// strings, escaped quotes included, do not count). Invalid JSON gets some answer:
-/// serde_json refuses it anyway. A body with at most `max` opening brackets cannot nest
-/// deeper (one vectorised count); otherwise [`scan_deeper_than`] reads it.
-fn nests_deeper_than(body: &[u8], max: usize) -> bool {
-    opening_brackets(body) > max && scan_deeper_than(body, max)
-}
-
-/// How many `[` and `{` bytes `body` holds, strings included. Counted in `u8`s per 255
-/// bytes, which the compiler vectorises (a `usize` count per byte ran ten times slower).
-fn opening_brackets(body: &[u8]) -> usize {
-    body.chunks(255)
-        .map(|chunk| {
-            chunk
-                .iter()
-                .fold(0u8, |n, &c| n + u8::from(c | 0x20 == b'{'))
-        })
-        .map(usize::from)
-        .sum()
-}
-
-/// The depth scan, 64 bytes at a time, as simdjson finds structure: bitmasks of the
-/// quotes, backslashes and brackets of a block (SIMD compares through `wide`), the
-/// escaped quotes removed, a prefix XOR of the quotes marking what is inside strings,
-/// and the brackets outside them counted. Only a block that could pass `max` is walked
-/// bracket by bracket. About 2.5 instructions per byte, where a byte-at-a-time scan
-/// took 6.5 (BENCHMARKS.md).
-fn scan_deeper_than(body: &[u8], max: usize) -> bool {
-    let mut scan = Scan {
-        max: i64::try_from(max).unwrap_or(i64::MAX),
-        ..Scan::default()
-    };
-    let mut blocks = body.chunks_exact(64);
-    if blocks
-        .by_ref()
-        .any(|b| scan.deeper(b.try_into().unwrap_or(&[0; 64])))
-    {
-        return true;
-    }
-    let mut last = [b' '; 64];
-    let rest = blocks.remainder();
-    last[..rest.len()].copy_from_slice(rest);
-    scan.deeper(&last)
-}
-
-/// Where the depth scan is between blocks.
-#[derive(Default)]
-struct Scan {
-    max: i64,
-    depth: i64,
-    /// All ones when the previous block ended inside a string.
-    in_string: u64,
-    /// Whether the previous block ended with a backslash that escapes the next byte.
-    escape: bool,
-}
-
-impl Scan {
-    /// Reads one block; true once the nesting passes `max`.
-    fn deeper(&mut self, block: &[u8; 64]) -> bool {
-        let [quote, backslash, open, close] = classes(block);
-        let mut escaped = 0u64;
-        if backslash != 0 || self.escape {
-            // Rare in real objects: one pass over the block's bits.
-            for bit in 0..64 {
-                if self.escape {
-                    escaped |= 1 << bit;
-                    self.escape = false;
-                } else {
-                    self.escape = backslash >> bit & 1 == 1;
-                }
-            }
-        }
-        let strings = prefix_xor(quote & !escaped) ^ self.in_string;
-        self.in_string = 0u64.wrapping_sub(strings >> 63);
-        let (open, close) = (open & !strings, close & !strings);
-        let (opened, closed) = (i64::from(open.count_ones()), i64::from(close.count_ones()));
-        if self.depth + opened <= self.max && closed <= self.depth {
-            self.depth += opened - closed;
-            return false;
-        }
-        let mut marks = open | close;
-        while marks != 0 {
-            let bit = marks & marks.wrapping_neg();
-            self.depth = match open & bit {
-                0 => (self.depth - 1).max(0),
-                _ => self.depth + 1,
-            };
-            if self.depth > self.max {
-                return true;
-            }
-            marks ^= bit;
-        }
-        false
-    }
-}
-
-/// Bitmasks of a block's quotes, backslashes, `[`/`{` and `]`/`}` (bit `i` for byte
-/// `i`).
-fn classes(block: &[u8; 64]) -> [u64; 4] {
-    use wide::u8x16;
-    let mask = |v: u8x16, c: u8| u64::from(v.simd_eq(u8x16::splat(c)).to_bitmask() as u16);
-    let mut masks = [0u64; 4];
-    for k in 0..4 {
-        let mut lane = [0u8; 16];
-        lane.copy_from_slice(&block[16 * k..16 * k + 16]);
-        let v = u8x16::from(lane);
-        // `[` | 0x20 is `{` and `]` | 0x20 is `}`.
-        let folded = v | u8x16::splat(0x20);
-        let shift = 16 * k;
-        masks[0] |= mask(v, b'"') << shift;
-        masks[1] |= mask(v, b'\\') << shift;
-        masks[2] |= mask(folded, b'{') << shift;
-        masks[3] |= mask(folded, b'}') << shift;
-    }
-    masks
-}
-
-/// Bit `i` of the result is the XOR of bits `0..=i` of `x`: set from an opening quote
-/// up to (not including) its closing quote.
-fn prefix_xor(mut x: u64) -> u64 {
-    for shift in [1, 2, 4, 8, 16, 32] {
-        x ^= x << shift;
-    }
-    x
-}
-
 fn containers<'de: 'a, 'a, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Vec<Container<'a>>>, D::Error> {
@@ -433,16 +287,6 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for List<T> {
         }
         Ok(Some(out))
     }
-}
-
-/// An optional string, borrowed from the body when it has no escapes (serde's own
-/// `Option<Cow<str>>` always copies).
-pub(super) fn text<'de: 'a, 'a, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Cow<'a, str>>, D::Error> {
-    #[derive(Deserialize)]
-    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
-    Ok(Option::<Text<'a>>::deserialize(d)?.map(|t| t.0))
 }
 
 /// Whether an annotations object (or null) holds the mirror-pod key; values are skipped.
@@ -651,25 +495,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-
-    fn json_value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(Value::from),
-            any::<String>().prop_map(Value::String),
-        ];
-        leaf.prop_recursive(6, 64, 8, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
-                prop::collection::btree_map(any::<String>(), inner, 0..8)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
+    use crate::wire::tests::json_value;
 
     /// An object with `known` fields (when drawn) among other fields of any JSON.
     fn with_fields(
@@ -857,24 +683,6 @@ mod tests {
                 (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
                 (Err(_), Err(_)) => {}
                 _ => prop_assert!(false, "{text}: sonic-rs {sonic:?}, serde_json {serde:?}"),
-            }
-        }
-
-        /// The depth scan agrees with a `serde_json::Value` walk on any JSON.
-        #[test]
-        fn depth_is_the_value_depth(v in json_value()) {
-            fn depth(v: &Value) -> usize {
-                match v {
-                    Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
-                    Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
-                    _ => 0,
-                }
-            }
-            let d = depth(&v);
-            let text = serde_json::to_vec(&v).unwrap();
-            for deeper_than in [nests_deeper_than, scan_deeper_than] {
-                prop_assert!(!deeper_than(&text, d));
-                prop_assert_eq!(deeper_than(&text, d.saturating_sub(1)), d > 0);
             }
         }
     }

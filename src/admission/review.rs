@@ -13,7 +13,8 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use super::json_out;
-use super::object::{self, text, Kind, Object};
+use super::object::{Kind, Object};
+use crate::wire::{self, text};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";
@@ -106,14 +107,14 @@ struct Envelope<'a, O> {
 impl<'a> Request<'a> {
     /// Reads and checks an AdmissionReview.
     pub fn parse(body: &'a [u8]) -> Result<Request<'a>, BadReview> {
-        let typed = match object::from_slice::<Envelope<'a, Box<Object<'a>>>>(body) {
+        let typed = match wire::from_slice::<Envelope<'a, Box<Object<'a>>>>(body) {
             Ok(envelope) => return envelope.check(),
             Err(e) => e,
         };
         // Read again with the objects skipped: if that fails too, the body is not a
         // review; if not, only an object is not the shape pullgate reads, which matters
         // only when it is judged.
-        let req = object::from_slice::<Envelope<'a, IgnoredAny>>(body)
+        let req = wire::from_slice::<Envelope<'a, IgnoredAny>>(body)
             .map_err(|e| BadReview(format!("body is not a valid AdmissionReview: {e}")))?
             .check()?;
         if req.judged.is_some() && matches!(req.operation, Operation::Create | Operation::Update) {
@@ -342,8 +343,8 @@ mod tests {
             let v = full_review().to_string();
             v.replacen("\"future\":1", &format!("\"future\":{deep}"), 2)
         };
-        assert!(Request::parse(with(object::MAX_DEPTH).as_bytes()).is_ok());
-        let err = Request::parse(with(object::MAX_DEPTH + 1).as_bytes()).unwrap_err();
+        assert!(Request::parse(with(wire::MAX_DEPTH).as_bytes()).is_ok());
+        let err = Request::parse(with(wire::MAX_DEPTH + 1).as_bytes()).unwrap_err();
         assert!(err.0.contains("nests deeper than 128 levels"), "{err}");
         // Brackets inside strings are not nesting.
         let quoted = format!("\"{}\\\"{}\"", "[".repeat(200), "{".repeat(200));
@@ -489,6 +490,44 @@ mod tests {
         assert_eq!(
             serde_json::from_slice::<json_patch::Patch>(&bytes).unwrap(),
             patch
+        );
+    }
+
+    /// Every member a response can have, byte for byte, and the shortest answer.
+    #[test]
+    fn a_full_response_is_these_bytes() {
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "add", "path": "/spec/imagePullSecrets", "value": [{"name": "s"}]}
+        ]))
+        .unwrap();
+        let parts = ResponseParts {
+            warnings: vec!["w1".into(), "w\u{1}\"2\"".into()],
+            audit_annotations: vec![
+                ("decision", "deny".into()),
+                ("denied-images", "a,\"b\"".into()),
+            ],
+            patch: Some(patch),
+        };
+        let body = respond("u-1", Some("image \"x\" denied\n".into()), parts);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            concat!(
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"#,
+                r#""uid":"u-1","allowed":false,"status":{"status":"Failure","code":403,"#,
+                r#""message":"image \"x\" denied\n","reason":"Forbidden"},"#,
+                r#""patch":"W3sib3AiOiJhZGQiLCJwYXRoIjoiL3NwZWMvaW1hZ2VQdWxsU2VjcmV0cyIsInZhbHVlIjpbeyJuYW1lIjoicyJ9XX1d","#,
+                r#""patchType":"JSONPatch","#,
+                r#""auditAnnotations":{"decision":"deny","denied-images":"a,\"b\""},"#,
+                r#""warnings":["w1","w\u0001\"2\""]}}"#,
+            )
+        );
+        let allowed = respond("u-2", None, ResponseParts::default());
+        assert_eq!(
+            String::from_utf8(allowed).unwrap(),
+            concat!(
+                r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"#,
+                r#""uid":"u-2","allowed":true,"status":{"status":"Success"}}}"#,
+            )
         );
     }
 }

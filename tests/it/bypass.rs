@@ -3,7 +3,7 @@
 //! namespace confusion, user-supplied pull secrets, mirror-pod impersonation, dryRun,
 //! duplicate JSON keys, unknown fields, DELETE/CONNECT and a 1,000-container pod.
 //!
-//! The unit tests in `src/admission/tests.rs` show each rule once on the handler; this
+//! The tests in `tests/it/admission.rs` show each rule once on the handler; this
 //! file throws the adversary's whole table at the server, so that every trick is checked
 //! in every place an image can hide. The tenant sits in namespace `evil` (no workspace);
 //! `app-1` is bound to the private spaces and serves as the control: a spelling that

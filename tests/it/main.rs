@@ -6,6 +6,7 @@
 mod support;
 
 mod admin_cli;
+mod admission;
 mod audit_cli;
 mod bypass;
 mod change_warnings;

@@ -1,14 +1,16 @@
-//! Review handling: kinds, UPDATE, subresources, malformed bodies, the patch.
+//! `Admission::review` on bodies, without a server: kinds, UPDATE, subresources,
+//! malformed bodies, the patch, the bounds on what an answer names.
 
 use std::sync::Arc;
 
+use pullgate::admission::testing::*;
+use pullgate::admission::{
+    clip, object, review, Admission, Outcome, Webhook, MAX_ECHOED, MAX_LISTED,
+};
+use pullgate::config;
+use pullgate::index::{Snapshot, Table};
+use pullgate::policy::{ImageUse, Location, Policy};
 use serde_json::{json, Value};
-
-use super::testing::*;
-use super::*;
-use crate::config;
-use crate::index::{Snapshot, Table};
-use crate::policy::{ImageUse, Location};
 
 const CONFIG: &str = include_str!("../../examples/config.yaml");
 
@@ -341,7 +343,7 @@ fn mutate_patches_only_pod_create() {
 #[test]
 fn warn_mode_allows_with_warnings() {
     let mut a = admission();
-    a.policy.mode = crate::api::Enforcement::Warn;
+    a.policy.mode = pullgate::api::Enforcement::Warn;
     let mut body = review(
         "Pod",
         "CREATE",
@@ -534,7 +536,7 @@ fn a_uid_longer_than_the_apiservers_gets_400() {
 fn warnings_stay_within_the_apiservers_limits() {
     let a = Admission {
         policy: Policy {
-            mode: crate::api::Enforcement::Warn,
+            mode: pullgate::api::Enforcement::Warn,
             ..Policy::default()
         },
         ..admission()
