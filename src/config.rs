@@ -1,6 +1,6 @@
 //! The standalone configuration: the same objects the cluster holds (Registry,
 //! RegistrySpace, Workspace, and optionally Namespace and Secret), read from a file, a
-//! directory or stdin by the shared [`input`](crate::input) loader and turned by [`load`]
+//! directory or stdin by the shared [`input`] loader and turned by [`load`]
 //! into index [`Objects`]. A field the schema of its kind does not have is an error naming
 //! the field and its line, as `kubectl apply` refuses it. Secrets are read through
 //! [`Sensitive`], so no error about one shows a value.

@@ -1,6 +1,7 @@
 //! Findings on running workloads (README, "Background audit and reports"): which images of the Pods and workload
 //! templates already in the cluster the current binding table would deny, judged with
-//! the admission decision itself ([`policy::decide`] over an [`index::Snapshot`]). Pure:
+//! the admission decision itself ([`policy::decide()`](crate::policy::decide()) over an
+//! [`Snapshot`]). Pure:
 //! no IO, no async, no Kubernetes client. It keeps nothing between calls; the caller
 //! keeps the [`Workload`]s (read from watched objects or files by [`workload`]) and the
 //! snapshots.

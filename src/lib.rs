@@ -37,7 +37,7 @@
 //! (projects, robots) goes in `cluster::leader`.
 //!
 //! - [`api`]: the CRD types and shared constants.
-//! - [`reference`]: image references parsed as the container runtime parses them (pure,
+//! - [`reference`](mod@reference): image references parsed as the container runtime parses them (pure,
 //!   the leaf both `index` and `policy` use).
 //! - [`policy`]: the decision (pure).
 //! - [`index`]: the binding table built from objects (pure).

@@ -1,5 +1,9 @@
 //! Rust types of the three CRDs; the CRD YAML is generated from them.
 
+// The field docs are the CRDs' descriptions (`kubectl explain`), plain text with URLs
+// and `host[:port]`, not rustdoc links.
+#![allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::CustomResource;
 use schemars::JsonSchema;

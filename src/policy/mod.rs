@@ -1,4 +1,4 @@
-//! The decision ([`decide`]) over image references ([`crate::reference`]).
+//! The decision ([`decide()`]) over image references ([`crate::reference`]).
 //! Pure code: no IO, no async, no Kubernetes client.
 
 pub mod decide;

@@ -33,7 +33,8 @@ pub const SOURCE: &str = "pullgate";
 pub const POLICY: &str = "pullgate-image-pull";
 
 /// The most results in one report: keeps a report readable with `kubectl get -o yaml`
-/// and far below etcd's limit even if every result reached [`MAX_RESULT_BYTES`].
+/// and far below etcd's limit even if every field of every result reached
+/// [`MAX_FIELD_BYTES`].
 pub const MAX_RESULTS: usize = 500;
 /// The most bytes of results in one report. etcd refuses requests above 1.5 MiB
 /// (`--max-request-bytes` 1,572,864); the object also carries metadata and
