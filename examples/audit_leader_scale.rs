@@ -12,9 +12,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use pullgate::admission::object::Kind;
 use pullgate::cluster::leader::audit::{judge_namespaces, summarize, Todo};
 use pullgate::cluster::replica::workloads::{convert, Store, WorkloadChange};
-use pullgate::findings::WorkloadKind;
 use pullgate::index::Snapshot;
 use pullgate::policy::Policy;
 use serde_json::json;
@@ -39,11 +39,7 @@ fn template(images: &[&str]) -> serde_json::Value {
 }
 
 /// Hands every object (kind, JSON) to `emit` one at a time, as a watch delivers them.
-fn objects(
-    names: &[(String, String)],
-    pods: usize,
-    emit: &mut dyn FnMut(WorkloadKind, serde_json::Value),
-) {
+fn objects(names: &[(String, String)], pods: usize, emit: &mut dyn FnMut(Kind, serde_json::Value)) {
     let library = "docker.io/library/redis:7";
     let unmanaged = "quay.io/acme/sidecar:2";
     let per_ns = pods.div_ceil(names.len());
@@ -56,13 +52,13 @@ fn objects(
             n += 2;
             let spec = template(&[image, library]);
             emit(
-                WorkloadKind::Deployment,
+                Kind::Deployment,
                 json!({"apiVersion": "apps/v1", "kind": "Deployment",
                 "metadata": {"name": deploy, "namespace": ns, "uid": du},
                 "spec": {"replicas": 5, "template": {"spec": spec}}}),
             );
             emit(
-                WorkloadKind::ReplicaSet,
+                Kind::ReplicaSet,
                 json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
                 "metadata": {"name": rs, "namespace": ns, "uid": ru, "ownerReferences": [
                     {"apiVersion": "apps/v1", "kind": "Deployment", "name": deploy, "uid": du, "controller": true}]},
@@ -75,7 +71,7 @@ fn objects(
                     template(&[image, library])
                 };
                 emit(
-                    WorkloadKind::Pod,
+                    Kind::Pod,
                     json!({"apiVersion": "v1", "kind": "Pod",
                     "metadata": {"name": format!("{rs}-{p:05}"), "namespace": ns, "uid": uid(n),
                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs, "uid": ru, "controller": true}]},
@@ -100,8 +96,7 @@ fn main() {
     let rss0 = rss_mib();
     let mut store = Store::default();
     let t = Instant::now();
-    let mut by_kind: Vec<(WorkloadKind, Vec<_>)> =
-        WorkloadKind::ALL.iter().map(|k| (*k, Vec::new())).collect();
+    let mut by_kind: Vec<(Kind, Vec<_>)> = Kind::ALL.iter().map(|k| (*k, Vec::new())).collect();
     let mut count = 0;
     objects(names, pods, &mut |kind, value| {
         let obj = serde_json::from_value(value).expect("an object");
@@ -181,8 +176,8 @@ fn main() {
         "metadata": {"name": "app-0-5d4f8-00000", "namespace": ns, "uid": uid(1 << 40)},
         "spec": template(&[image, "quay.io/acme/other:1"]), "status": {"phase": "Running"}});
     let obj = serde_json::from_value(pod).expect("an object");
-    if let Some(w) = convert(WorkloadKind::Pod, obj) {
-        store.apply(WorkloadChange::Apply(WorkloadKind::Pod, w));
+    if let Some(w) = convert(Kind::Pod, obj) {
+        store.apply(WorkloadChange::Apply(Kind::Pod, w));
     }
     let next = store.publish().expect("a publication");
     let todo: Vec<Todo> = next

@@ -11,7 +11,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use pullgate::findings::{self, Owner, Use, Workload, WorkloadKind};
+use pullgate::admission::object::Kind;
+use pullgate::findings::{self, Owner, Use, Workload};
 use pullgate::index::Snapshot;
 use pullgate::policy::{Location, Policy};
 
@@ -57,19 +58,14 @@ fn main() {
             let rs = format!("app-{d}-5d4f8");
             let images = [image.clone(), library.clone()];
             workloads.push(Workload::new(
-                WorkloadKind::Deployment,
+                Kind::Deployment,
                 ns.clone(),
                 deploy.as_str(),
                 uses(&images),
             ));
-            let mut r = Workload::new(
-                WorkloadKind::ReplicaSet,
-                ns.clone(),
-                rs.as_str(),
-                uses(&images),
-            );
+            let mut r = Workload::new(Kind::ReplicaSet, ns.clone(), rs.as_str(), uses(&images));
             r.owner = Some(Owner {
-                kind: WorkloadKind::Deployment,
+                kind: Kind::Deployment,
                 name: deploy.as_str().into(),
                 uid: None,
             });
@@ -80,13 +76,13 @@ fn main() {
                     images.push(unmanaged.clone());
                 }
                 let mut pod = Workload::new(
-                    WorkloadKind::Pod,
+                    Kind::Pod,
                     ns.clone(),
                     format!("{rs}-{p:05}").as_str(),
                     uses(&images),
                 );
                 pod.owner = Some(Owner {
-                    kind: WorkloadKind::ReplicaSet,
+                    kind: Kind::ReplicaSet,
                     name: rs.as_str().into(),
                     uid: None,
                 });

@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde::Serialize;
 
+use crate::admission::object::Kind;
 use crate::cli::{AuditArgs, Output};
 use crate::config;
-use crate::findings::{self, workload, Change, Content, Finding, Workload, WorkloadKind};
+use crate::findings::{self, workload, Change, Content, Finding, Workload};
 use crate::index::{Objects, Snapshot};
 use crate::input::{self, escape, Class};
 
@@ -141,12 +142,7 @@ pub fn workloads_from_objects(objects: &[input::Object]) -> Result<Workloads, Ve
     for o in objects {
         let (api_version, kind) = (o.api_version(), o.kind());
         match input::classify(api_version, kind) {
-            Class::Judged(_) => {
-                let Some(k) = WorkloadKind::from_api_version(api_version, kind) else {
-                    // classify and WorkloadKind know the same nine kinds.
-                    errors.push(o.error(format!("{kind} is not judged")).0);
-                    continue;
-                };
+            Class::Judged(k) => {
                 let w = workload::from_value(k, &o.value);
                 match &w.content {
                     Content::Unreadable(why) => {
@@ -215,7 +211,7 @@ async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
 /// Every workload of the cluster, listed page by page, kind by kind.
 pub async fn workloads_from_cluster(client: &kube::Client) -> Result<Workloads, kube::Error> {
     let mut out = Workloads::default();
-    for kind in WorkloadKind::ALL {
+    for kind in Kind::ALL {
         let (group, version) = match kind.api_version().split_once('/') {
             Some((g, v)) => (g, v),
             None => ("", kind.api_version()),
@@ -249,7 +245,7 @@ struct FindingsDocument<'a> {
 }
 
 fn findings_output(found: &[Finding], input: &Workloads, output: Output) -> String {
-    let mut with_findings: Vec<(&str, WorkloadKind, &str)> = found
+    let mut with_findings: Vec<(&str, Kind, &str)> = found
         .iter()
         .map(|f| (f.namespace.as_str(), f.kind, f.name.as_str()))
         .collect();
@@ -308,7 +304,7 @@ fn findings_output(found: &[Finding], input: &Workloads, output: Output) -> Stri
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ChangeDocument<'a> {
-    kind: WorkloadKind,
+    kind: Kind,
     namespace: &'a str,
     name: &'a str,
     /// `newlyDenied` or `newlyAllowed`.

@@ -41,97 +41,13 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::admission::object::Kind;
 use crate::api::Enforcement;
 use crate::index::Snapshot;
 use crate::policy::{self, decide::explain, ImageUse, Location, Policy};
 
 /// The reason code of a finding about an object that could not be read.
 pub const UNREADABLE: &str = "unreadable";
-
-/// The kinds whose pods are judged (README, "Decision rules"), as findings name them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum WorkloadKind {
-    Pod,
-    Deployment,
-    StatefulSet,
-    DaemonSet,
-    ReplicaSet,
-    ReplicationController,
-    Job,
-    CronJob,
-    PodTemplate,
-}
-
-impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 9] = [
-        WorkloadKind::Pod,
-        WorkloadKind::Deployment,
-        WorkloadKind::StatefulSet,
-        WorkloadKind::DaemonSet,
-        WorkloadKind::ReplicaSet,
-        WorkloadKind::ReplicationController,
-        WorkloadKind::Job,
-        WorkloadKind::CronJob,
-        WorkloadKind::PodTemplate,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkloadKind::Pod => "Pod",
-            WorkloadKind::Deployment => "Deployment",
-            WorkloadKind::StatefulSet => "StatefulSet",
-            WorkloadKind::DaemonSet => "DaemonSet",
-            WorkloadKind::ReplicaSet => "ReplicaSet",
-            WorkloadKind::ReplicationController => "ReplicationController",
-            WorkloadKind::Job => "Job",
-            WorkloadKind::CronJob => "CronJob",
-            WorkloadKind::PodTemplate => "PodTemplate",
-        }
-    }
-
-    /// The API group (`""` for the core group).
-    pub fn group(self) -> &'static str {
-        match self {
-            WorkloadKind::Pod | WorkloadKind::ReplicationController | WorkloadKind::PodTemplate => {
-                ""
-            }
-            WorkloadKind::Deployment
-            | WorkloadKind::StatefulSet
-            | WorkloadKind::DaemonSet
-            | WorkloadKind::ReplicaSet => "apps",
-            WorkloadKind::Job | WorkloadKind::CronJob => "batch",
-        }
-    }
-
-    /// The `apiVersion` of the kind's stable version (for object references).
-    pub fn api_version(self) -> &'static str {
-        match self.group() {
-            "" => "v1",
-            "apps" => "apps/v1",
-            _ => "batch/v1",
-        }
-    }
-
-    /// The kind for an API group and kind name, if it is one pullgate judges.
-    pub fn from_group_kind(group: &str, kind: &str) -> Option<WorkloadKind> {
-        WorkloadKind::ALL
-            .into_iter()
-            .find(|k| k.group() == group && k.as_str() == kind)
-    }
-
-    /// The kind named by an `apiVersion` (`v1`, `apps/v1`) and a kind name, as owner
-    /// references and manifests name it.
-    pub fn from_api_version(api_version: &str, kind: &str) -> Option<WorkloadKind> {
-        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-        WorkloadKind::from_group_kind(group, kind)
-    }
-}
-
-impl fmt::Display for WorkloadKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// An object's `metadata.uid`, kept as 16 bytes rather than a 36-character string
 /// (100,000 pods hold two each: their own and their owner's).
@@ -173,7 +89,7 @@ impl fmt::Display for Uid {
 /// when that is a kind pullgate judges; the others cannot fold anything.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owner {
-    pub kind: WorkloadKind,
+    pub kind: Kind,
     pub name: Box<str>,
     pub uid: Option<Uid>,
 }
@@ -199,7 +115,7 @@ pub enum Content {
 /// A running Pod or workload, reduced to what judging needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Workload {
-    pub kind: WorkloadKind,
+    pub kind: Kind,
     /// Shared by every workload of the namespace when the caller interns it.
     pub namespace: Arc<str>,
     pub name: Box<str>,
@@ -215,7 +131,7 @@ pub struct Workload {
 impl Workload {
     /// A readable workload with these images.
     pub fn new(
-        kind: WorkloadKind,
+        kind: Kind,
         namespace: impl Into<Arc<str>>,
         name: impl Into<Box<str>>,
         images: impl IntoIterator<Item = Use>,
@@ -233,7 +149,7 @@ impl Workload {
 
     /// A workload that could not be read.
     pub fn unreadable(
-        kind: WorkloadKind,
+        kind: Kind,
         namespace: impl Into<Arc<str>>,
         name: impl Into<Box<str>>,
         why: impl Into<Box<str>>,
@@ -266,7 +182,7 @@ impl Workload {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
-    pub kind: WorkloadKind,
+    pub kind: Kind,
     pub namespace: String,
     pub name: String,
     /// Where the image is used; `None` for an unreadable object.
@@ -413,12 +329,12 @@ fn fold(workloads: &[Workload], raw: Vec<Vec<Finding>>) -> Vec<Vec<Finding>> {
 
 /// Where each workload that may control others sits in the set.
 struct Controllers<'w> {
-    by_name: HashMap<(&'w str, WorkloadKind, &'w str), usize>,
+    by_name: HashMap<(&'w str, Kind, &'w str), usize>,
 }
 
 impl<'w> Controllers<'w> {
     fn of(workloads: &'w [Workload]) -> Controllers<'w> {
-        let owners: HashSet<WorkloadKind> = workloads
+        let owners: HashSet<Kind> = workloads
             .iter()
             .filter_map(|w| w.owner.as_ref().map(|o| o.kind))
             .collect();

@@ -11,14 +11,16 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::api::MIRROR_POD_ANNOTATION;
 use crate::policy::{ImageUse, Location};
 use crate::wire::{from_slice, text};
 
-/// The kinds whose pod templates are judged (README, "Decision rules").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The kinds whose pods are judged (README, "Decision rules"): the admission reader's
+/// kind, and the kind findings, reports and the audit command name (serialised and
+/// displayed as the Kubernetes kind name, `Deployment`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum Kind {
     Pod,
     Deployment,
@@ -32,26 +34,68 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// The kind for an API group and kind name, if it is one pullgate judges.
-    pub fn from_group_kind(group: &str, kind: &str) -> Option<Kind> {
-        Some(match (group, kind) {
-            ("", "Pod") => Kind::Pod,
-            ("", "ReplicationController") => Kind::ReplicationController,
-            ("", "PodTemplate") => Kind::PodTemplate,
-            ("apps", "Deployment") => Kind::Deployment,
-            ("apps", "StatefulSet") => Kind::StatefulSet,
-            ("apps", "DaemonSet") => Kind::DaemonSet,
-            ("apps", "ReplicaSet") => Kind::ReplicaSet,
-            ("batch", "Job") => Kind::Job,
-            ("batch", "CronJob") => Kind::CronJob,
-            _ => return None,
-        })
+    pub const ALL: [Kind; 9] = [
+        Kind::Pod,
+        Kind::Deployment,
+        Kind::StatefulSet,
+        Kind::DaemonSet,
+        Kind::ReplicaSet,
+        Kind::ReplicationController,
+        Kind::Job,
+        Kind::CronJob,
+        Kind::PodTemplate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Pod => "Pod",
+            Kind::Deployment => "Deployment",
+            Kind::StatefulSet => "StatefulSet",
+            Kind::DaemonSet => "DaemonSet",
+            Kind::ReplicaSet => "ReplicaSet",
+            Kind::ReplicationController => "ReplicationController",
+            Kind::Job => "Job",
+            Kind::CronJob => "CronJob",
+            Kind::PodTemplate => "PodTemplate",
+        }
     }
 
-    /// The kind named by a manifest's `apiVersion` and `kind`.
+    /// The API group (`""` for the core group).
+    pub fn group(self) -> &'static str {
+        match self {
+            Kind::Pod | Kind::ReplicationController | Kind::PodTemplate => "",
+            Kind::Deployment | Kind::StatefulSet | Kind::DaemonSet | Kind::ReplicaSet => "apps",
+            Kind::Job | Kind::CronJob => "batch",
+        }
+    }
+
+    /// The `apiVersion` of the kind's stable version (for object references).
+    pub fn api_version(self) -> &'static str {
+        match self.group() {
+            "" => "v1",
+            "apps" => "apps/v1",
+            _ => "batch/v1",
+        }
+    }
+
+    /// The kind for an API group and kind name, if it is one pullgate judges.
+    pub fn from_group_kind(group: &str, kind: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.group() == group && k.as_str() == kind)
+    }
+
+    /// The kind named by an `apiVersion` (`v1`, `apps/v1`) and a kind name, as owner
+    /// references and manifests name it.
     pub fn from_api_version(api_version: &str, kind: &str) -> Option<Kind> {
         let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
         Kind::from_group_kind(group, kind)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -630,6 +674,28 @@ mod tests {
         "\"spec\":{},",
         "\u{feff}",
     ];
+
+    /// Each kind is named by its group and by its stable `apiVersion` alike, and is
+    /// written (serialised and displayed) as its Kubernetes kind name.
+    #[test]
+    fn kinds_map_from_groups_and_api_versions() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::from_group_kind(k.group(), k.as_str()), Some(k));
+            assert_eq!(Kind::from_api_version(k.api_version(), k.as_str()), Some(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), k.to_string());
+        }
+        assert_eq!(
+            Kind::from_group_kind("apps", "Deployment"),
+            Some(Kind::Deployment)
+        );
+        assert_eq!(Kind::from_group_kind("", "Deployment"), None);
+        assert_eq!(
+            Kind::from_api_version("extensions/v1beta1", "Deployment"),
+            None
+        );
+        assert_eq!(Kind::from_api_version("v1", "Service"), None);
+        assert_eq!(serde_json::to_value(Kind::CronJob).unwrap(), "CronJob");
+    }
 
     proptest! {
         /// The images read by our types are those a `serde_json::Value` walk finds,

@@ -47,11 +47,11 @@ fn uses(images: &[&str]) -> Vec<Use> {
         .collect()
 }
 
-fn mk(kind: WorkloadKind, ns: &str, name: &str, images: &[&str]) -> Workload {
+fn mk(kind: Kind, ns: &str, name: &str, images: &[&str]) -> Workload {
     Workload::new(kind, ns, name, uses(images))
 }
 
-fn owned(mut w: Workload, kind: WorkloadKind, owner: &str) -> Workload {
+fn owned(mut w: Workload, kind: Kind, owner: &str) -> Workload {
     w.owner = Some(Owner {
         kind,
         name: owner.into(),
@@ -77,7 +77,7 @@ fn a_workload_is_judged_as_admission_judges_it() {
     let s = snap(&world());
     let p = Policy::default();
     let w = mk(
-        WorkloadKind::Deployment,
+        Kind::Deployment,
         "app-1",
         "web",
         &[PRIVATE_A, PRIVATE_B, PUBLIC, UNMANAGED],
@@ -108,14 +108,14 @@ fn a_workload_is_judged_as_admission_judges_it() {
 #[test]
 fn the_mode_is_the_namespaces_effective_mode() {
     let s = snap(&world());
-    let w = mk(WorkloadKind::Pod, "app-2", "p", &[PRIVATE_A]);
+    let w = mk(Kind::Pod, "app-2", "p", &[PRIVATE_A]);
     let audit = Policy {
         mode: Enforcement::Audit,
         ..Policy::default()
     };
     // ws-b says Warn, stricter than the global audit.
     assert_eq!(judge(&s, &audit, &w)[0].mode, Enforcement::Warn);
-    let outside = mk(WorkloadKind::Pod, "nowhere", "p", &[PRIVATE_A]);
+    let outside = mk(Kind::Pod, "nowhere", "p", &[PRIVATE_A]);
     assert_eq!(judge(&s, &audit, &outside)[0].mode, Enforcement::Audit);
 }
 
@@ -123,13 +123,8 @@ fn the_mode_is_the_namespaces_effective_mode() {
 fn exempt_namespaces_and_mirror_pods_have_no_findings() {
     let s = snap(&world());
     let p = Policy::default();
-    assert!(judge(
-        &s,
-        &p,
-        &mk(WorkloadKind::Pod, "kube-system", "p", &[UNMANAGED])
-    )
-    .is_empty());
-    let mut mirror = mk(WorkloadKind::Pod, "app-1", "etcd-node1", &[UNMANAGED]);
+    assert!(judge(&s, &p, &mk(Kind::Pod, "kube-system", "p", &[UNMANAGED])).is_empty());
+    let mut mirror = mk(Kind::Pod, "app-1", "etcd-node1", &[UNMANAGED]);
     mirror.mirror = true;
     assert!(judge(&s, &p, &mirror).is_empty());
 }
@@ -137,7 +132,7 @@ fn exempt_namespaces_and_mirror_pods_have_no_findings() {
 #[test]
 fn an_unreadable_object_is_a_finding_of_its_own() {
     let s = snap(&world());
-    let w = Workload::unreadable(WorkloadKind::Job, "app-1", "broken", "spec: not an object");
+    let w = Workload::unreadable(Kind::Job, "app-1", "broken", "spec: not an object");
     let f = judge(&s, &Policy::default(), &w);
     assert_eq!(names(&f), ["Job/app-1/broken  unreadable"]);
     assert!(
@@ -155,50 +150,45 @@ fn pods_are_reported_once_under_their_controller() {
     let s = snap(&world());
     let p = Policy::default();
     let set = [
-        mk(WorkloadKind::Deployment, "app-1", "web", &[PRIVATE_B]),
+        mk(Kind::Deployment, "app-1", "web", &[PRIVATE_B]),
         owned(
-            mk(WorkloadKind::ReplicaSet, "app-1", "web-5d4f", &[PRIVATE_B]),
-            WorkloadKind::Deployment,
+            mk(Kind::ReplicaSet, "app-1", "web-5d4f", &[PRIVATE_B]),
+            Kind::Deployment,
             "web",
         ),
         owned(
-            mk(WorkloadKind::Pod, "app-1", "web-5d4f-x1", &[PRIVATE_B]),
-            WorkloadKind::ReplicaSet,
+            mk(Kind::Pod, "app-1", "web-5d4f-x1", &[PRIVATE_B]),
+            Kind::ReplicaSet,
             "web-5d4f",
         ),
         // The template says the same for c0; c1 was added to this pod only.
         owned(
-            mk(
-                WorkloadKind::Pod,
-                "app-1",
-                "web-5d4f-x2",
-                &[PRIVATE_B, UNMANAGED],
-            ),
-            WorkloadKind::ReplicaSet,
+            mk(Kind::Pod, "app-1", "web-5d4f-x2", &[PRIVATE_B, UNMANAGED]),
+            Kind::ReplicaSet,
             "web-5d4f",
         ),
         // Same owner name in another namespace: not its controller.
         owned(
-            mk(WorkloadKind::Pod, "app-2", "web-5d4f-x3", &[UNMANAGED]),
-            WorkloadKind::ReplicaSet,
+            mk(Kind::Pod, "app-2", "web-5d4f-x3", &[UNMANAGED]),
+            Kind::ReplicaSet,
             "web-5d4f",
         ),
         // A Job of a CronJob, and its pod.
-        mk(WorkloadKind::CronJob, "app-1", "nightly", &[UNMANAGED]),
+        mk(Kind::CronJob, "app-1", "nightly", &[UNMANAGED]),
         owned(
-            mk(WorkloadKind::Job, "app-1", "nightly-1", &[UNMANAGED]),
-            WorkloadKind::CronJob,
+            mk(Kind::Job, "app-1", "nightly-1", &[UNMANAGED]),
+            Kind::CronJob,
             "nightly",
         ),
         owned(
-            mk(WorkloadKind::Pod, "app-1", "nightly-1-abc", &[UNMANAGED]),
-            WorkloadKind::Job,
+            mk(Kind::Pod, "app-1", "nightly-1-abc", &[UNMANAGED]),
+            Kind::Job,
             "nightly-1",
         ),
         // A pod whose controller is not in the set is reported under itself.
         owned(
-            mk(WorkloadKind::Pod, "app-1", "orphan", &[UNMANAGED]),
-            WorkloadKind::ReplicaSet,
+            mk(Kind::Pod, "app-1", "orphan", &[UNMANAGED]),
+            Kind::ReplicaSet,
             "gone",
         ),
     ];
@@ -220,10 +210,10 @@ fn a_controller_that_says_otherwise_folds_nothing() {
     let p = Policy::default();
     // The pod still runs an old template: its denial is its own.
     let set = [
-        mk(WorkloadKind::StatefulSet, "app-1", "db", &[UNMANAGED]),
+        mk(Kind::StatefulSet, "app-1", "db", &[UNMANAGED]),
         owned(
-            mk(WorkloadKind::Pod, "app-1", "db-0", &[PRIVATE_B]),
-            WorkloadKind::StatefulSet,
+            mk(Kind::Pod, "app-1", "db-0", &[PRIVATE_B]),
+            Kind::StatefulSet,
             "db",
         ),
     ];
@@ -241,17 +231,17 @@ fn an_owner_with_another_uid_is_another_object() {
     let s = snap(&world());
     let p = Policy::default();
     let uid = |s: &str| Uid::parse(s);
-    let mut rs = mk(WorkloadKind::ReplicaSet, "app-1", "web-1", &[UNMANAGED]);
+    let mut rs = mk(Kind::ReplicaSet, "app-1", "web-1", &[UNMANAGED]);
     rs.uid = uid("11111111-2222-3333-4444-555555555555");
-    let mut pod = mk(WorkloadKind::Pod, "app-1", "web-1-a", &[UNMANAGED]);
+    let mut pod = mk(Kind::Pod, "app-1", "web-1-a", &[UNMANAGED]);
     pod.owner = Some(Owner {
-        kind: WorkloadKind::ReplicaSet,
+        kind: Kind::ReplicaSet,
         name: "web-1".into(),
         uid: uid("99999999-2222-3333-4444-555555555555"),
     });
     assert_eq!(judge_all(&s, &p, &[rs.clone(), pod.clone()]).len(), 2);
     pod.owner = Some(Owner {
-        kind: WorkloadKind::ReplicaSet,
+        kind: Kind::ReplicaSet,
         name: "web-1".into(),
         uid: rs.uid,
     });
@@ -277,21 +267,6 @@ fn uids_round_trip_and_odd_ones_are_none() {
 }
 
 #[test]
-fn kinds_map_from_api_versions() {
-    for k in WorkloadKind::ALL {
-        assert_eq!(
-            WorkloadKind::from_api_version(k.api_version(), k.as_str()),
-            Some(k)
-        );
-    }
-    assert_eq!(
-        WorkloadKind::from_api_version("extensions/v1beta1", "Deployment"),
-        None
-    );
-    assert_eq!(WorkloadKind::from_api_version("v1", "Service"), None);
-}
-
-#[test]
 fn an_unbind_newly_denies_and_a_bind_newly_allows() {
     let before = world();
     let mut after = world();
@@ -300,15 +275,15 @@ fn an_unbind_newly_denies_and_a_bind_newly_allows() {
     after.spaces[1].spec.workspaces.push("ws-a".into());
     let p = Policy::default();
     let set = [
-        mk(WorkloadKind::Deployment, "app-1", "uses-a", &[PRIVATE_A]),
-        mk(WorkloadKind::Deployment, "app-1", "uses-b", &[PRIVATE_B]),
-        mk(WorkloadKind::Deployment, "app-1", "public", &[PUBLIC]),
+        mk(Kind::Deployment, "app-1", "uses-a", &[PRIVATE_A]),
+        mk(Kind::Deployment, "app-1", "uses-b", &[PRIVATE_B]),
+        mk(Kind::Deployment, "app-1", "public", &[PUBLIC]),
         // Already denied (unmanaged); the unbind breaks its second image too.
-        mk(WorkloadKind::Pod, "app-1", "both", &[UNMANAGED, PRIVATE_A]),
+        mk(Kind::Pod, "app-1", "both", &[UNMANAGED, PRIVATE_A]),
         // Its pod folds under it.
         owned(
-            mk(WorkloadKind::Pod, "app-1", "uses-a-x", &[PRIVATE_A]),
-            WorkloadKind::Deployment,
+            mk(Kind::Pod, "app-1", "uses-a-x", &[PRIVATE_A]),
+            Kind::Deployment,
             "uses-a",
         ),
     ];

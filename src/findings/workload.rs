@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Content, Owner, Uid, Use, Workload, WorkloadKind};
+use super::{Content, Owner, Uid, Use, Workload};
 use crate::admission::object::{Kind, Object};
 use crate::admission::{clip, MAX_ECHOED};
 
@@ -44,19 +44,14 @@ struct OwnerReference {
     controller: Option<bool>,
 }
 
-/// The admission reader's kind for a findings kind (the same nine kinds).
-pub fn object_kind(kind: WorkloadKind) -> Option<Kind> {
-    Kind::from_group_kind(kind.group(), kind.as_str())
-}
-
 /// A workload from an object value (a watched object, or one of an input file).
-pub fn from_value(kind: WorkloadKind, value: &Value) -> Workload {
+pub fn from_value(kind: Kind, value: &Value) -> Workload {
     from_json(kind, &value.to_string())
 }
 
 /// A workload from an object's JSON text. `namespace` is the object's own, else
 /// [`DEFAULT_NAMESPACE`]; the name is `metadata.name`, else `generateName`.
-pub fn from_json(kind: WorkloadKind, text: &str) -> Workload {
+pub fn from_json(kind: Kind, text: &str) -> Workload {
     let head = serde_json::from_str::<Head>(text);
     let meta = head.as_ref().map(|h| &h.metadata).ok();
     let namespace: Arc<str> = meta
@@ -73,15 +68,12 @@ pub fn from_json(kind: WorkloadKind, text: &str) -> Workload {
         Ok(h) => &h.metadata,
         Err(e) => return unreadable(format!("metadata: {e}")),
     };
-    let Some(object_kind) = object_kind(kind) else {
-        return unreadable(format!("{kind} is not a kind pullgate reads"));
-    };
     let object = match Object::parse(text) {
         Ok(o) => o,
         Err(e) => return unreadable(e.to_string()),
     };
     let images = object
-        .images(object_kind)
+        .images(kind)
         .into_iter()
         .map(|u| Use {
             location: u.location,
@@ -95,7 +87,7 @@ pub fn from_json(kind: WorkloadKind, text: &str) -> Workload {
         name: name.into(),
         uid: meta.uid.as_deref().and_then(Uid::parse),
         owner: controller(meta),
-        mirror: kind == WorkloadKind::Pod && object.has_mirror_annotation(),
+        mirror: kind == Kind::Pod && object.has_mirror_annotation(),
         content: Content::Images(images),
     }
 }
@@ -108,7 +100,7 @@ fn controller(meta: &Meta) -> Option<Owner> {
         .flatten()
         .find(|r| r.controller == Some(true))?;
     Some(Owner {
-        kind: WorkloadKind::from_api_version(&r.api_version, &r.kind)?,
+        kind: Kind::from_api_version(&r.api_version, &r.kind)?,
         name: r.name.as_str().into(),
         uid: Uid::parse(&r.uid),
     })
@@ -140,7 +132,7 @@ mod tests {
                 "volumes": [{"name": "v", "image": {"reference": "quay.io/a/b:1"}}, {"name": "e", "emptyDir": {}}]
             }
         });
-        let w = from_value(WorkloadKind::Pod, &pod);
+        let w = from_value(Kind::Pod, &pod);
         assert_eq!(&*w.namespace, "app-1");
         assert_eq!(&*w.name, "web-1");
         assert_eq!(
@@ -148,10 +140,7 @@ mod tests {
             Some("0b8e9c1a-5f7d-4c3e-9a2b-1d2e3f405162")
         );
         let owner = w.owner.expect("controller");
-        assert_eq!(
-            (owner.kind, &*owner.name),
-            (WorkloadKind::ReplicaSet, "web")
-        );
+        assert_eq!((owner.kind, &*owner.name), (Kind::ReplicaSet, "web"));
         let Content::Images(uses) = &w.content else {
             panic!("unreadable")
         };
@@ -176,7 +165,7 @@ mod tests {
             "metadata": {"name": "nightly", "annotations": {"kubernetes.io/config.mirror": "x"}},
             "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "a/b"}]}}}}}
         });
-        let w = from_value(WorkloadKind::CronJob, &cj);
+        let w = from_value(Kind::CronJob, &cj);
         assert_eq!(&*w.namespace, DEFAULT_NAMESPACE);
         assert!(w.owner.is_none() && w.uid.is_none());
         // Only a pod is a mirror pod.
@@ -190,10 +179,10 @@ mod tests {
             "metadata": {"name": "broken", "namespace": "app-1"},
             "spec": {"containers": "not a list"}
         });
-        let w = from_value(WorkloadKind::Pod, &bad);
+        let w = from_value(Kind::Pod, &bad);
         assert_eq!((&*w.namespace, &*w.name), ("app-1", "broken"));
         assert!(matches!(&w.content, Content::Unreadable(why) if !why.is_empty()));
-        let w = from_json(WorkloadKind::Deployment, "{\"metadata\": 5}");
+        let w = from_json(Kind::Deployment, "{\"metadata\": 5}");
         assert!(matches!(&w.content, Content::Unreadable(_)));
     }
 }

@@ -206,8 +206,9 @@ fn a_workspace_with_many_namespaces_lists_a_few_and_counts_the_rest() {
 
 #[test]
 fn findings_are_the_running_workloads_judged_against_the_live_table() {
+    use crate::admission::object::Kind;
     use crate::api::RegistryType::Harbor;
-    use crate::findings::{Use, Workload, WorkloadKind};
+    use crate::findings::{Use, Workload};
     use crate::index::testing::{mk_registry, mk_space, mk_workspace};
     use crate::index::{Objects, Snapshot, Table};
     use crate::policy::{Location, Policy};
@@ -239,7 +240,7 @@ fn findings_are_the_running_workloads_judged_against_the_live_table() {
             container: "c".into(),
             image: image.into(),
         };
-        Workload::new(WorkloadKind::Pod, ns, name, [image])
+        Workload::new(Kind::Pod, ns, name, [image])
     };
     running.set_objects(Arc::new(objects));
     running.set_workloads(vec![

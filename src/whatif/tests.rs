@@ -1,7 +1,8 @@
 use super::*;
+use crate::admission::object::Kind;
 use crate::api::RegistrySpec;
 use crate::config;
-use crate::findings::{workload, WorkloadKind};
+use crate::findings::workload;
 use crate::input;
 use crate::policy::Unmanaged;
 
@@ -13,7 +14,7 @@ fn current() -> Current {
         .unwrap()
         .iter()
         .filter_map(|o| {
-            let kind = WorkloadKind::from_api_version(o.api_version(), o.kind())?;
+            let kind = Kind::from_api_version(o.api_version(), o.kind())?;
             Some(workload::from_value(kind, &o.value))
         })
         .collect::<Vec<_>>();

@@ -220,12 +220,12 @@ fn content_hash(object: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::findings::WorkloadKind;
+    use crate::admission::object::Kind;
     use crate::policy::Location;
 
     fn finding(name: &str, image: &str, mode: Enforcement) -> Finding {
         Finding {
-            kind: WorkloadKind::Pod,
+            kind: Kind::Pod,
             namespace: "app-1".into(),
             name: name.into(),
             location: Some(Location::Container),

@@ -27,7 +27,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::watch::{relist, Seen};
-use crate::findings::{workload, Content, Workload, WorkloadKind};
+use crate::admission::object::Kind;
+use crate::findings::{workload, Content, Workload};
 use crate::index::Inputs;
 use crate::whatif::{self, Current};
 
@@ -52,7 +53,7 @@ pub struct Running {
     /// Every kind has been listed once.
     pub synced: bool,
     /// Kinds whose watch is broken now: what is held of them may be out of date.
-    pub broken: BTreeSet<WorkloadKind>,
+    pub broken: BTreeSet<Kind>,
 }
 
 impl Running {
@@ -141,25 +142,25 @@ impl whatif::Running for RunningWorkloads {
 /// What one watch reports, already converted.
 #[derive(Debug)]
 pub enum WorkloadChange {
-    Reset(WorkloadKind, Vec<Workload>),
-    Apply(WorkloadKind, Workload),
+    Reset(Kind, Vec<Workload>),
+    Apply(Kind, Workload),
     /// (namespace, name) of an object gone.
-    Delete(WorkloadKind, Arc<str>, Box<str>),
-    Broken(WorkloadKind),
+    Delete(Kind, Arc<str>, Box<str>),
+    Broken(Kind),
 }
 
 /// The `ApiResource` of a kind (its stable version).
-fn resource(kind: WorkloadKind) -> ApiResource {
+fn resource(kind: Kind) -> ApiResource {
     match kind {
-        WorkloadKind::Pod => ApiResource::erase::<Pod>(&()),
-        WorkloadKind::Deployment => ApiResource::erase::<Deployment>(&()),
-        WorkloadKind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
-        WorkloadKind::DaemonSet => ApiResource::erase::<DaemonSet>(&()),
-        WorkloadKind::ReplicaSet => ApiResource::erase::<ReplicaSet>(&()),
-        WorkloadKind::ReplicationController => ApiResource::erase::<ReplicationController>(&()),
-        WorkloadKind::Job => ApiResource::erase::<Job>(&()),
-        WorkloadKind::CronJob => ApiResource::erase::<CronJob>(&()),
-        WorkloadKind::PodTemplate => ApiResource::erase::<PodTemplate>(&()),
+        Kind::Pod => ApiResource::erase::<Pod>(&()),
+        Kind::Deployment => ApiResource::erase::<Deployment>(&()),
+        Kind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
+        Kind::DaemonSet => ApiResource::erase::<DaemonSet>(&()),
+        Kind::ReplicaSet => ApiResource::erase::<ReplicaSet>(&()),
+        Kind::ReplicationController => ApiResource::erase::<ReplicationController>(&()),
+        Kind::Job => ApiResource::erase::<Job>(&()),
+        Kind::CronJob => ApiResource::erase::<CronJob>(&()),
+        Kind::PodTemplate => ApiResource::erase::<PodTemplate>(&()),
     }
 }
 
@@ -185,8 +186,8 @@ impl Names {
 }
 
 /// A watched object as a workload; `None` for a pod that has finished (it runs nothing).
-pub fn convert(kind: WorkloadKind, obj: DynamicObject) -> Option<Workload> {
-    if kind == WorkloadKind::Pod {
+pub fn convert(kind: Kind, obj: DynamicObject) -> Option<Workload> {
+    if kind == Kind::Pod {
         let phase = obj.data.pointer("/status/phase").and_then(|p| p.as_str());
         if matches!(phase, Some("Succeeded" | "Failed")) {
             return None;
@@ -211,7 +212,7 @@ pub fn convert(kind: WorkloadKind, obj: DynamicObject) -> Option<Workload> {
 pub async fn run(client: Client, running: RunningWorkloads, mut shutdown: watch::Receiver<bool>) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let mut tasks = tokio::task::JoinSet::new();
-    for kind in WorkloadKind::ALL {
+    for kind in Kind::ALL {
         tasks.spawn(watch_kind(client.clone(), kind, tx.clone()));
     }
     drop(tx);
@@ -223,10 +224,10 @@ pub async fn run(client: Client, running: RunningWorkloads, mut shutdown: watch:
 }
 
 /// One kind's watch: a full list, then changes; after a failure, a new list.
-async fn watch_kind(client: Client, kind: WorkloadKind, tx: mpsc::Sender<WorkloadChange>) {
+async fn watch_kind(client: Client, kind: Kind, tx: mpsc::Sender<WorkloadChange>) {
     let api: Api<DynamicObject> = Api::all_with(client, &resource(kind));
     let mut config = watcher::Config::default();
-    if kind == WorkloadKind::Pod {
+    if kind == Kind::Pod {
         config = config.fields(RUNNING_PODS);
     }
     let open = || watcher(api.clone(), config.clone()).boxed();
@@ -255,7 +256,7 @@ async fn watch_kind(client: Client, kind: WorkloadKind, tx: mpsc::Sender<Workloa
 
 /// A namespace's changes not yet published: (kind, name) → the workload now, or `None`
 /// when it is gone.
-type Pending = BTreeMap<(WorkloadKind, Box<str>), Option<Workload>>;
+type Pending = BTreeMap<(Kind, Box<str>), Option<Workload>>;
 
 /// What the store keeps between publications: the published lists (the one copy of
 /// each workload) and the changes not yet published, by namespace.
@@ -265,8 +266,8 @@ pub struct Store {
     pending: HashMap<Arc<str>, Pending>,
     names: Names,
     images: Names,
-    listed: BTreeSet<WorkloadKind>,
-    broken: BTreeSet<WorkloadKind>,
+    listed: BTreeSet<Kind>,
+    broken: BTreeSet<Kind>,
     /// Whether the next publication has news (a change or a flag).
     changed: bool,
 }
@@ -337,7 +338,7 @@ impl Store {
             return None;
         }
         for (ns, changes) in std::mem::take(&mut self.pending) {
-            let mut list: BTreeMap<(WorkloadKind, Box<str>), Workload> = self
+            let mut list: BTreeMap<(Kind, Box<str>), Workload> = self
                 .published
                 .get(&ns)
                 .map(|ws| {
@@ -367,7 +368,7 @@ impl Store {
         self.images.prune();
         Some(Running {
             namespaces: self.published.clone(),
-            synced: WorkloadKind::ALL.iter().all(|k| self.listed.contains(k)),
+            synced: Kind::ALL.iter().all(|k| self.listed.contains(k)),
             broken: self.broken.clone(),
         })
     }
@@ -400,18 +401,15 @@ mod tests {
             "spec": {"containers": [{"name": "app", "image": image}]},
             "status": {"phase": "Running"}}))
         .unwrap();
-        convert(WorkloadKind::Pod, obj).expect("a running pod")
+        convert(Kind::Pod, obj).expect("a running pod")
     }
 
     fn apply_pod(store: &mut Store, ns: &str, name: &str, image: &str) {
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod(ns, name, image),
-        ));
+        store.apply(WorkloadChange::Apply(Kind::Pod, pod(ns, name, image)));
     }
 
     fn listed(store: &mut Store) {
-        for kind in WorkloadKind::ALL {
+        for kind in Kind::ALL {
             store.apply(WorkloadChange::Reset(kind, Vec::new()));
         }
     }
@@ -449,25 +447,18 @@ mod tests {
         apply_pod(&mut store, "a", "p", "x:1");
         apply_pod(&mut store, "b", "p", "x:1");
         store.publish();
-        store.apply(WorkloadChange::Broken(WorkloadKind::Pod));
+        store.apply(WorkloadChange::Broken(Kind::Pod));
         let broken = store.publish().unwrap();
         assert!(!broken.current());
-        assert_eq!(broken.broken, BTreeSet::from([WorkloadKind::Pod]));
-        store.apply(WorkloadChange::Reset(
-            WorkloadKind::Pod,
-            vec![pod("b", "p", "x:1")],
-        ));
+        assert_eq!(broken.broken, BTreeSet::from([Kind::Pod]));
+        store.apply(WorkloadChange::Reset(Kind::Pod, vec![pod("b", "p", "x:1")]));
         let relisted = store.publish().unwrap();
         assert!(relisted.current());
         assert_eq!(
             relisted.namespaces.keys().map(|k| &**k).collect::<Vec<_>>(),
             ["b"]
         );
-        store.apply(WorkloadChange::Delete(
-            WorkloadKind::Pod,
-            "b".into(),
-            "p".into(),
-        ));
+        store.apply(WorkloadChange::Delete(Kind::Pod, "b".into(), "p".into()));
         assert!(store.publish().unwrap().is_empty());
     }
 
@@ -493,20 +484,14 @@ mod tests {
         use crate::whatif::Running as _;
         let handle = RunningWorkloads::default();
         let mut store = Store::default();
-        store.apply(WorkloadChange::Apply(
-            WorkloadKind::Pod,
-            pod("a", "p", "x:1"),
-        ));
+        store.apply(WorkloadChange::Apply(Kind::Pod, pod("a", "p", "x:1")));
         handle.publish(store.publish().unwrap());
         handle.set_inputs(crate::index::Inputs::default());
         let not_listed = handle.current().err().expect("not listed yet");
         assert!(not_listed.contains("not listed"), "{not_listed}");
         listed(&mut store);
         for (ns, name) in [("a", "p"), ("b", "q")] {
-            store.apply(WorkloadChange::Apply(
-                WorkloadKind::Pod,
-                pod(ns, name, "x:1"),
-            ));
+            store.apply(WorkloadChange::Apply(Kind::Pod, pod(ns, name, "x:1")));
         }
         handle.publish(store.publish().unwrap());
         let published = handle.load();
@@ -527,7 +512,7 @@ mod tests {
             "spec": {"containers": [{"name": "app", "image": "x:1"}]},
             "status": {"phase": "Succeeded"}}))
         .unwrap();
-        assert!(convert(WorkloadKind::Pod, done).is_none());
+        assert!(convert(Kind::Pod, done).is_none());
         let w = pod("a", "p", "x:1");
         assert_eq!(w.display(), "Pod/a/p");
     }
