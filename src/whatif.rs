@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use crate::admission::review::{Operation, Request};
 use crate::admission::{self, clip, WARNINGS_BYTES};
-use crate::api::{Registry, RegistrySpace, Workspace, GROUP};
+use crate::api::{CrKind, Registry, RegistrySpace, Workspace, GROUP};
 use crate::findings::{self, Change, Content, Workload};
 use crate::index::{Objects, Snapshot};
 use crate::policy::{ImageRef, Policy};
@@ -125,14 +125,6 @@ struct ReviewRequest {
     object: Option<Value>,
 }
 
-/// Which of pullgate's kinds a review is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum CrKind {
-    Registry,
-    RegistrySpace,
-    Workspace,
-}
-
 /// The warnings on an admin's change, judged against a [`Running`]: what admission is
 /// handed (`Admission::changes`).
 pub struct Warnings(pub Arc<dyn Running>);
@@ -149,11 +141,8 @@ fn warnings(running: &dyn Running, policy: &Policy, req: &Request<'_>, body: &[u
     if req.kind.group != GROUP {
         return Vec::new();
     }
-    let kind = match &*req.kind.kind {
-        "Registry" => CrKind::Registry,
-        "RegistrySpace" => CrKind::RegistrySpace,
-        "Workspace" => CrKind::Workspace,
-        _ => return Vec::new(),
+    let Some(kind) = CrKind::from_kind(&req.kind.kind) else {
+        return Vec::new();
     };
     match check(running, policy, kind, req.operation, body) {
         Ok(changes) => warn_of(&changes),

@@ -34,6 +34,31 @@ pub const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
 /// Label the apiserver sets on every namespace (used by the webhook namespaceSelector).
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
+/// The kinds of pullgate's own custom resources (all in [`GROUP`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CrKind {
+    Registry,
+    RegistrySpace,
+    Workspace,
+}
+
+impl CrKind {
+    pub const ALL: [CrKind; 3] = [CrKind::Registry, CrKind::RegistrySpace, CrKind::Workspace];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrKind::Registry => "Registry",
+            CrKind::RegistrySpace => "RegistrySpace",
+            CrKind::Workspace => "Workspace",
+        }
+    }
+
+    /// The kind named `kind` in [`GROUP`], if it is one of pullgate's.
+    pub fn from_kind(kind: &str) -> Option<CrKind> {
+        CrKind::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+}
+
 /// The report APIs of other projects pullgate writes its audit findings to (README, "Background audit and reports").
 /// Which kind of report the background audit writes (`--reports`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]

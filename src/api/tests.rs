@@ -8,6 +8,23 @@ use serde_json::{json, Value};
 
 use super::*;
 
+/// `CrKind` names the three resources as their types do, and reads back from the name.
+#[test]
+fn cr_kinds_are_the_resources_kinds() {
+    use kube::Resource;
+    let kinds = [
+        Registry::kind(&()),
+        RegistrySpace::kind(&()),
+        Workspace::kind(&()),
+    ];
+    for (k, kind) in CrKind::ALL.into_iter().zip(kinds) {
+        assert_eq!(k.as_str(), kind);
+        assert_eq!(CrKind::from_kind(&kind), Some(k));
+    }
+    assert_eq!(CrKind::from_kind("Secret"), None);
+    assert_eq!(CrKind::from_kind("registry"), None);
+}
+
 /// The committed manifests/base/crds.yaml must be exactly what `pullgate crds` prints.
 #[test]
 fn committed_crds_match_generated() {

@@ -23,9 +23,9 @@ use super::registry_loop::Probed;
 use super::robots::{self, RobotSource};
 use super::status::{self, StatusWrite};
 use super::sync::{self, Writer, FIELD_MANAGER};
-use crate::api::{Registry, RegistrySpace, Workspace};
+use crate::api::{CrKind, Registry, RegistrySpace, Workspace};
 use crate::cluster::replica::events::{Recorder, Report};
-use crate::cluster::replica::state::{CrKind, LeaderView};
+use crate::cluster::replica::state::LeaderView;
 use crate::cluster::ClusterOptions;
 
 /// Wait before retrying after a failed write.

@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 
 use super::audit::AuditSummary;
 use super::registry_loop::Probed;
-use crate::cluster::replica::state::{CrKind, LeaderView, StoredView};
+use crate::api::CrKind;
+use crate::cluster::replica::state::{LeaderView, StoredView};
 use crate::index::Snapshot;
 use crate::registry::READY_CONDITION;
 
@@ -62,7 +63,7 @@ pub fn writes(
 ) -> Vec<StatusWrite> {
     let snap = &view.snapshot;
     let mut out = Vec::new();
-    for kind in [CrKind::Registry, CrKind::RegistrySpace, CrKind::Workspace] {
+    for kind in CrKind::ALL {
         for obj in view.watched.stored(kind) {
             let problems: Vec<&str> = snap
                 .problems()

@@ -13,7 +13,7 @@ use kube::api::DynamicObject;
 use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 
-use crate::api::{Registry, RegistrySpace, SecretRef, Workspace};
+use crate::api::{CrKind, Registry, RegistrySpace, SecretRef, Workspace};
 use crate::index::{with_name_label, Inputs, NamespaceInfo, Objects, Snapshot};
 
 /// One watch, named by what it lists.
@@ -93,24 +93,6 @@ pub struct Stored<T> {
     pub generation: Option<i64>,
     pub resource_version: Option<String>,
     pub status: serde_json::Value,
-}
-
-/// The kinds of custom resource pullgate writes status to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum CrKind {
-    Registry,
-    RegistrySpace,
-    Workspace,
-}
-
-impl CrKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CrKind::Registry => "Registry",
-            CrKind::RegistrySpace => "RegistrySpace",
-            CrKind::Workspace => "Workspace",
-        }
-    }
 }
 
 /// Everything the watches have seen, valid or not: the one copy a replica keeps.
