@@ -41,24 +41,6 @@ pub enum Command {
     Audit(AuditArgs),
 }
 
-/// The global enforcement mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Mode {
-    Enforce,
-    Warn,
-    Audit,
-}
-
-impl From<Mode> for Enforcement {
-    fn from(m: Mode) -> Enforcement {
-        match m {
-            Mode::Enforce => Enforcement::Enforce,
-            Mode::Warn => Enforcement::Warn,
-            Mode::Audit => Enforcement::Audit,
-        }
-    }
-}
-
 /// Policy flags shared by `serve` and `check`.
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
@@ -72,7 +54,7 @@ pub struct PolicyArgs {
         ignore_case = true,
         default_value = "enforce"
     )]
-    pub mode: Mode,
+    pub mode: Enforcement,
     /// What to do with images of registries that are not integrated.
     #[arg(long, env = "PULLGATE_UNMANAGED", value_enum, default_value = "deny")]
     pub unmanaged: Unmanaged,
@@ -95,7 +77,7 @@ impl PolicyArgs {
         exempt.sort();
         exempt.dedup();
         Policy {
-            mode: self.mode.into(),
+            mode: self.mode,
             unmanaged: self.unmanaged,
             exempt_namespaces: exempt,
         }

@@ -129,8 +129,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 table: table.clone(),
                 policy: args.policy.policy(&args.pullgate_namespace),
             });
-            let mode = args.policy.mode.into();
-            Some(ui::start(addr, args.config.as_deref(), mode, Some(findings), stop).await?)
+            Some(
+                ui::start(
+                    addr,
+                    args.config.as_deref(),
+                    args.policy.mode,
+                    Some(findings),
+                    stop,
+                )
+                .await?,
+            )
         }
         None => None,
     };

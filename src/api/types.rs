@@ -219,9 +219,21 @@ pub struct RegistrySpaceStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// How a workspace's namespaces are held to the policy.
+/// How a workspace's namespaces are held to the policy; also the global `--mode` (written
+/// `enforce`, `warn`, `audit` there), ordered from the least strict.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    clap::ValueEnum,
 )]
 pub enum Enforcement {
     // Record only; the request is allowed silently.
