@@ -14,7 +14,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::api::{Api, DynamicObject, ListParams};
 use serde::Serialize;
 
 use crate::admission::object::Kind;
@@ -212,12 +212,9 @@ async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
 pub async fn workloads_from_cluster(client: &kube::Client) -> Result<Workloads, kube::Error> {
     let mut out = Workloads::default();
     for kind in Kind::ALL {
-        let (group, version) = match kind.api_version().split_once('/') {
-            Some((g, v)) => (g, v),
-            None => ("", kind.api_version()),
-        };
-        let gvk = GroupVersionKind::gvk(group, version, kind.as_str());
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ApiResource::from_gvk(&gvk));
+        // The same resource the replicas' workload watches read.
+        let resource = crate::cluster::replica::workloads::resource(kind);
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
         let mut params = ListParams::default().limit(PAGE);
         loop {
             let page = api.list(&params).await?;

@@ -149,8 +149,9 @@ pub enum WorkloadChange {
     Broken(Kind),
 }
 
-/// The `ApiResource` of a kind (its stable version).
-fn resource(kind: Kind) -> ApiResource {
+/// The `ApiResource` of a kind (its stable version), as the watches and `pullgate audit`
+/// list it.
+pub fn resource(kind: Kind) -> ApiResource {
     match kind {
         Kind::Pod => ApiResource::erase::<Pod>(&()),
         Kind::Deployment => ApiResource::erase::<Deployment>(&()),
