@@ -27,6 +27,9 @@ use kube::Client;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::admission::object::Kind;
+use crate::api::{CrKind, API_VERSION};
+
 /// Reports waiting for the writer; beyond this, reports are dropped. With
 /// [`MESSAGE_LIMIT`] and the name limits this holds at most about 400 KiB.
 pub const QUEUE_CAPACITY: usize = 256;
@@ -390,14 +393,16 @@ pub async fn run(
     let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
 }
 
-/// The apiVersion of the kinds pullgate reports on.
+/// The apiVersion of the kinds pullgate reports on: the judged workloads, its own
+/// resources, and core kinds (a Secret it leaves alone).
 fn api_version_of(kind: &str) -> &'static str {
-    match kind {
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => "apps/v1",
-        "Job" | "CronJob" => "batch/v1",
-        "RegistrySpace" | "Registry" | "Workspace" => "pullgate.io/v1alpha1",
-        _ => "v1",
+    if CrKind::from_kind(kind).is_some() {
+        return API_VERSION;
     }
+    Kind::ALL
+        .into_iter()
+        .find(|k| k.as_str() == kind)
+        .map_or("v1", Kind::api_version)
 }
 
 /// The core/v1 Event (type Warning) named `name` about the reported object, first seen
@@ -531,6 +536,19 @@ mod tests {
             (0..1000).filter(|_| b.take(t2).is_ok()).count(),
             WRITE_BURST as usize
         );
+    }
+
+    #[test]
+    fn an_event_names_its_objects_api_version() {
+        for (kind, api_version) in [
+            ("Deployment", "apps/v1"),
+            ("CronJob", "batch/v1"),
+            ("Pod", "v1"),
+            ("Secret", "v1"),
+            ("RegistrySpace", "pullgate.io/v1alpha1"),
+        ] {
+            assert_eq!(api_version_of(kind), api_version, "{kind}");
+        }
     }
 
     #[test]
