@@ -20,7 +20,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 
 use crate::api::{
-    Enforcement, Health, Registry, RegistrySpace, RegistryType, Visibility, Workspace,
+    CrKind, Enforcement, Health, Registry, RegistrySpace, RegistryType, Visibility, Workspace,
 };
 use crate::cli::{Output, OverviewArgs};
 use crate::config;
@@ -323,7 +323,7 @@ fn rows(
                 snapshot
                     .problems()
                     .iter()
-                    .filter(|p| p.kind == "Registry" && p.name == name)
+                    .filter(|p| p.kind == CrKind::Registry && p.name == name)
                     .map(|p| p.message.clone()),
             );
             let spaces = snapshot

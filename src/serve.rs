@@ -443,7 +443,7 @@ fn mark_behind(table: &Table) {
 
 fn log_problems(snapshot: &Snapshot) {
     for p in snapshot.problems() {
-        warn!(kind = p.kind, name = %p.name, "{}", p.message);
+        warn!(kind = p.kind.as_str(), name = %p.name, "{}", p.message);
     }
 }
 

@@ -59,6 +59,12 @@ impl CrKind {
     }
 }
 
+impl std::fmt::Display for CrKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The report APIs of other projects pullgate writes its audit findings to (README, "Background audit and reports").
 /// Which kind of report the background audit writes (`--reports`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]

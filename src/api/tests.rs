@@ -341,7 +341,7 @@ fn table_problems(object: &Value) -> Vec<String> {
     crate::index::Snapshot::build(&objects, 1)
         .problems()
         .iter()
-        .filter(|p| p.kind == object["kind"])
+        .filter(|p| p.kind.as_str() == object["kind"])
         .map(|p| p.message.clone())
         .collect()
 }

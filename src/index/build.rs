@@ -18,7 +18,7 @@ use super::{
     Snapshot, SpaceEntry, SpaceId, WorkspaceEntry, WorkspaceId,
 };
 use crate::api::{
-    Registry, RegistrySpace, RegistryType, Visibility, Workspace, WorkspaceSpec,
+    CrKind, Registry, RegistrySpace, RegistryType, Visibility, Workspace, WorkspaceSpec,
     NAMESPACE_NAME_LABEL,
 };
 use crate::reference::check_host;
@@ -282,7 +282,7 @@ fn resolve(name: String, ws: &Workspace, namespaces: &NamespacePart) -> Resolved
     for ns in &ws.spec.namespaces {
         if !is_dns_label(ns) {
             problems.push(problem(
-                "Workspace",
+                CrKind::Workspace,
                 &name,
                 format!("namespace {ns:?} is not a valid namespace name; ignored"),
             ));
@@ -301,7 +301,7 @@ fn resolve(name: String, ws: &Workspace, namespaces: &NamespacePart) -> Resolved
                     .filter(|&p| selector::matches(sel, &namespaces.namespaces[p as usize].labels)),
             ),
             Err(e) => problems.push(problem(
-                "Workspace",
+                CrKind::Workspace,
                 &name,
                 format!("namespaceSelector is invalid and matches nothing: {e}"),
             )),
@@ -360,7 +360,7 @@ fn build_registries(
             Ok(u) => u,
             Err(e) => {
                 problems.push(problem(
-                    "Registry",
+                    CrKind::Registry,
                     &name,
                     format!("{e}; registry skipped, images from its hosts are denied"),
                 ));
@@ -405,7 +405,7 @@ fn build_registries(
             // the existing one keeps it, the managed one says so.
             for i in ids.iter().filter(|i| managed[**i]) {
                 problems.push(problem(
-                    "Registry",
+                    CrKind::Registry,
                     &entries[*i].name,
                     format!(
                         "Conflict: host {key:?} is already claimed by Registry {:?}, which keeps it; this managed Registry is not used for it",
@@ -418,7 +418,7 @@ fn build_registries(
             let names: Vec<String> = ids.iter().map(|i| entries[*i].name.clone()).collect();
             for n in &names {
                 problems.push(problem(
-                    "Registry",
+                    CrKind::Registry,
                     n,
                     format!(
                         "Conflict: host {key:?} is claimed by registries {}; images from it are denied",
@@ -445,7 +445,7 @@ fn usable_aliases(
             Ok(a) => match check_host(&a.0) {
                 Ok(()) => aliases.push(a),
                 Err(e) => problems.push(problem(
-                    "Registry",
+                    CrKind::Registry,
                     name,
                     format!(
                         "alias {alias:?} can never match an image reference: {e}; alias ignored"
@@ -453,7 +453,7 @@ fn usable_aliases(
                 )),
             },
             Err(e) => problems.push(problem(
-                "Registry",
+                CrKind::Registry,
                 name,
                 format!("alias {e}; alias ignored"),
             )),
@@ -503,7 +503,7 @@ fn build_spaces(
         let name = rs.name_any();
         let Some(&reg) = reg_ids.get(&rs.spec.registry) else {
             problems.push(problem(
-                "RegistrySpace",
+                CrKind::RegistrySpace,
                 &name,
                 format!(
                     "registry {:?} does not exist (or is invalid); space skipped",
@@ -514,7 +514,7 @@ fn build_spaces(
         };
         if let Err(e) = check_space(&rs.spec.space, registries[reg].registry_type) {
             problems.push(problem(
-                "RegistrySpace",
+                CrKind::RegistrySpace,
                 &name,
                 format!("{e}; space skipped"),
             ));
@@ -523,7 +523,7 @@ fn build_spaces(
         for ws in &rs.spec.workspaces {
             if !ws_ids.contains_key(ws.as_str()) {
                 problems.push(problem(
-                    "RegistrySpace",
+                    CrKind::RegistrySpace,
                     &name,
                     format!("workspace {ws:?} does not exist"),
                 ));
@@ -570,7 +570,7 @@ fn merge(
     let conflict = decls.len() > 1;
     if conflict {
         for o in &objects {
-            problems.push(problem("RegistrySpace", o, format!("Conflict: space {space:?} of registry {registry:?} is declared by {}; treated as Private with the workspaces they all list", objects.join(", "))));
+            problems.push(problem(CrKind::RegistrySpace, o, format!("Conflict: space {space:?} of registry {registry:?} is declared by {}; treated as Private with the workspaces they all list", objects.join(", "))));
         }
     }
     let visibility = if conflict {
@@ -651,7 +651,7 @@ fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn problem(kind: &'static str, name: &str, message: String) -> Problem {
+fn problem(kind: CrKind, name: &str, message: String) -> Problem {
     Problem {
         kind,
         name: name.to_string(),

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::api::{
-    Enforcement, Registry, RegistrySpace, RegistryType, SecretRef, Visibility, Workspace,
+    CrKind, Enforcement, Registry, RegistrySpace, RegistryType, SecretRef, Visibility, Workspace,
 };
 use crate::reference::ImageRef;
 
@@ -54,7 +54,7 @@ pub struct Objects {
 /// the rest of the table from being built.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Problem {
-    pub kind: &'static str,
+    pub kind: CrKind,
     pub name: String,
     pub message: String,
 }

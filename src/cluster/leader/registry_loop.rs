@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use super::inputs::{Inputs, Wake};
 use super::robots::{self, RobotIdentity, RobotKey, RobotState};
 use super::rotation::{self, Phase, RotationStep};
-use crate::api::{Health, RegistrySpec, RegistryStatus, RegistryType, Visibility};
+use crate::api::{CrKind, Health, RegistrySpec, RegistryStatus, RegistryType, Visibility};
 use crate::cluster::replica::state::LeaderView;
 use crate::cluster::ClusterOptions;
 use crate::registry::{
@@ -476,7 +476,7 @@ impl RegistryLoop {
             // A managed Registry whose host another Registry keeps (Conflict) is probed
             // but manages nothing: admission never uses it.
             let in_conflict = snap.problems().iter().any(|p| {
-                p.kind == "Registry" && p.name == *name && p.message.starts_with("Conflict:")
+                p.kind == CrKind::Registry && p.name == *name && p.message.starts_with("Conflict:")
             });
             let manage = credentials.is_some()
                 && !in_conflict

@@ -68,7 +68,7 @@ pub fn writes(
             let problems: Vec<&str> = snap
                 .problems()
                 .iter()
-                .filter(|p| p.kind == kind.as_str() && p.name == obj.name)
+                .filter(|p| p.kind == kind && p.name == obj.name)
                 .map(|p| p.message.as_str())
                 .collect();
             let (fields, conds) = match kind {
