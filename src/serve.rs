@@ -50,7 +50,7 @@ impl Handler for AdmissionHandler {
             }
         }
         if let (Some(events), Some(d)) = (&self.events, &outcome.event) {
-            events.report(&d.kind, &d.namespace, &d.name, &d.message);
+            events.report(d.kind.as_str(), &d.namespace, &d.name, &d.message);
         }
         outcome
     }

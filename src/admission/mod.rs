@@ -89,7 +89,7 @@ pub struct Outcome {
 /// A denied workload, as its Event tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkloadDenied {
-    pub kind: String,
+    pub kind: Kind,
     pub namespace: String,
     pub name: String,
     /// The sentences about the denied images, joined; the Event writer cuts it to its
@@ -256,14 +256,15 @@ impl Admission {
             latency_us: start.elapsed().as_micros() as u64,
         };
         let dry_run = req.dry_run.unwrap_or(false);
-        let event = event_message
-            .filter(|_| judged.kind != Some(Kind::Pod) && !dry_run)
-            .map(|message| WorkloadDenied {
-                kind: record.kind.clone(),
+        let event = match (event_message, judged.kind) {
+            (Some(message), Some(kind)) if kind != Kind::Pod && !dry_run => Some(WorkloadDenied {
+                kind,
                 namespace: record.namespace.clone(),
                 name: record.name.clone(),
                 message,
-            });
+            }),
+            _ => None,
+        };
         Outcome {
             status: 200,
             body,

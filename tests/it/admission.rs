@@ -625,7 +625,7 @@ fn the_outcome_names_the_event_of_a_denied_workload_only() {
     };
     let r = deny("Deployment", false, &["nginx", PRIVATE_BAD]);
     let event = r.event.expect("a denied Deployment is reported");
-    assert_eq!(event.kind, "Deployment");
+    assert_eq!(event.kind.as_str(), "Deployment");
     assert!(event.message.contains(PRIVATE_BAD), "{}", event.message);
     assert!(!event.message.contains("nginx"), "{}", event.message);
     assert_eq!(
