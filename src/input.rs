@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_yaml::Value as Yaml;
 
-use crate::admission::object::Kind;
+use crate::admission::object::{api_group, Kind};
 use crate::api::{FieldPath, Segment};
 
 /// How deep lists may nest. kubectl sets no bound; real manifests nest one or two
@@ -743,10 +743,8 @@ const BUILT_IN: &[(&str, &[&str])] = &[
 /// The class of an `apiVersion` (`version` or `group/version`) and `kind`. The version
 /// is not checked: a judged kind is judged whatever version it names.
 pub fn classify(api_version: &str, kind: &str) -> Class {
-    let group = match api_version.split_once('/') {
-        None => "",
-        Some((group, version)) if !group.is_empty() && !version.contains('/') => group,
-        Some(_) => return Class::Unknown,
+    let Some(group) = api_group(api_version) else {
+        return Class::Unknown;
     };
     if let Some(k) = Kind::from_group_kind(group, kind) {
         return Class::Judged(k);

@@ -88,8 +88,17 @@ impl Kind {
     /// The kind named by an `apiVersion` (`v1`, `apps/v1`) and a kind name, as owner
     /// references and manifests name it.
     pub fn from_api_version(api_version: &str, kind: &str) -> Option<Kind> {
-        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-        Kind::from_group_kind(group, kind)
+        Kind::from_group_kind(api_group(api_version)?, kind)
+    }
+}
+
+/// The group of an `apiVersion`: `""` for `version`, `group` for `group/version`;
+/// `None` for any other form (`/v1`, `a/b/v1`).
+pub fn api_group(api_version: &str) -> Option<&str> {
+    match api_version.split_once('/') {
+        None => Some(""),
+        Some((group, version)) if !group.is_empty() && !version.contains('/') => Some(group),
+        Some(_) => None,
     }
 }
 
@@ -694,6 +703,8 @@ mod tests {
             None
         );
         assert_eq!(Kind::from_api_version("v1", "Service"), None);
+        assert_eq!(Kind::from_api_version("/v1", "Pod"), None);
+        assert_eq!(Kind::from_api_version("x/apps/v1", "Deployment"), None);
         assert_eq!(serde_json::to_value(Kind::CronJob).unwrap(), "CronJob");
     }
 
