@@ -12,10 +12,7 @@ use tracing::{error, info, warn};
 
 use crate::admission::{Admission, Outcome, Webhook};
 use crate::cli::ServeArgs;
-use crate::cluster::{
-    self, ApiErrorHook, AuditHook, ClusterOptions, DenialEvents, HealthHook, LeaderHook,
-    RobotHooks, SyncHook,
-};
+use crate::cluster::{self, ClusterOptions, DenialEvents, Hook, RobotHooks};
 use crate::config;
 use crate::index::{Snapshot, Table};
 use crate::provider::issuer::TokenIssuer;
@@ -228,17 +225,17 @@ async fn cluster_mode(
         })),
     };
     let m = metrics.clone();
-    opts.registry_health = HealthHook(Some(Arc::new(move |name: &str, healthy: bool| {
+    opts.registry_health = Hook(Some(Arc::new(move |name: &str, healthy: bool| {
         m.set_registry_health(name, healthy)
     })));
     let m = metrics.clone();
-    opts.pull_secret_syncs = SyncHook(Some(Arc::new(move |result: &str| {
+    opts.pull_secret_syncs = Hook(Some(Arc::new(move |result: &str| {
         m.inc_pull_secret_sync(result)
     })));
     let m = metrics.clone();
-    opts.leadership = LeaderHook(Some(Arc::new(move |leading: bool| m.set_leader(leading))));
+    opts.leadership = Hook(Some(Arc::new(move |leading: bool| m.set_leader(leading))));
     let m = metrics.clone();
-    opts.registry_api_errors = ApiErrorHook(Some(Arc::new(
+    opts.registry_api_errors = Hook(Some(Arc::new(
         move |name: &str, operation: crate::registry::ApiOperation| {
             m.inc_registry_api_error(name, operation.as_str())
         },
@@ -249,13 +246,13 @@ async fn cluster_mode(
         burst: args.kube_api_burst,
     };
     let m = metrics.clone();
-    opts.write_wait = cluster::WaitHook(Some(Arc::new(move |waited: Duration| {
+    opts.write_wait = cluster::Hook(Some(Arc::new(move |waited: Duration| {
         m.observe_kube_api_write_wait(waited)
     })));
     opts.reports = args.reports;
     opts.running = running;
     let m = metrics.clone();
-    opts.audit_findings = AuditHook(Some(Arc::new(move |s: &cluster::AuditSummary| {
+    opts.audit_findings = Hook(Some(Arc::new(move |s: &cluster::AuditSummary| {
         m.set_audit_findings(&s.by_workspace, s.stale.is_some())
     })));
     let table = Arc::new(Table::new(Snapshot::default()));

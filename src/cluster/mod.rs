@@ -30,6 +30,7 @@
 //!    the warnings on an admin's change)
 //! ```
 
+pub mod hook;
 pub mod leader;
 pub mod pace;
 pub mod replica;
@@ -45,6 +46,7 @@ use kube::api::Api;
 use kube::Client;
 use tokio::sync::{mpsc, watch as watch_channel};
 
+pub use hook::Hook;
 pub use leader::audit::{AuditHook, AuditSummary};
 pub use leader::election::LeaderHook;
 pub use leader::registry_loop::{ApiErrorHook, HealthHook, Probed, RobotHooks};

@@ -17,6 +17,8 @@ use hyper::{Method, Request};
 use kube::client::Body;
 use kube::Client;
 
+use crate::cluster::hook::Hook;
+
 /// Writes per second by default: Flux's default for the same flag. At 50 a first sync of
 /// 10,000 namespaces takes a pull Secret each in about 200 s, and afterwards a cluster
 /// in steady state writes a handful per minute. client-go's 5 would take over half an
@@ -72,21 +74,10 @@ impl WriteRate {
 }
 
 /// Told how long each paced write waited for its token (zero when one was free).
-#[derive(Clone, Default)]
-pub struct WaitHook(pub Option<Arc<WaitFn>>);
+pub type WaitHook = Hook<WaitFn>;
 
 /// A callback told one write's wait.
 pub type WaitFn = dyn Fn(Duration) + Send + Sync;
-
-impl std::fmt::Debug for WaitHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "WaitHook(set)"
-        } else {
-            "WaitHook(none)"
-        })
-    }
-}
 
 impl WaitHook {
     fn tell(&self, waited: Duration) {

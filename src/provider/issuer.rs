@@ -27,7 +27,7 @@ use crate::cluster::leader::credentials::{
 use crate::cluster::leader::pull_secrets::auth_keys;
 use crate::cluster::leader::robots::{self, RobotSource};
 use crate::cluster::replica::state::Watched;
-use crate::cluster::CredentialsHook;
+use crate::cluster::{CredentialsHook, Hook};
 use crate::index::{Resolution, Table};
 use crate::policy::{self, decide::explain, ImageRef, ImageUse, Location, Policy, Reason};
 use crate::server::credentials::{
@@ -105,7 +105,7 @@ impl TokenIssuer {
     /// The hook the feed tells what credentials are read from.
     pub fn hook(&self) -> CredentialsHook {
         let inputs = self.inputs.clone();
-        CredentialsHook(Some(Arc::new(move |watched: Watched| {
+        Hook(Some(Arc::new(move |watched: Watched| {
             inputs.store(Some(Arc::new(watched)));
         })))
     }

@@ -84,10 +84,9 @@ async fn binding_changes_reach_admission_and_pull_secrets() {
     let syncs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let mut opts = options("pod-a");
     let seen = syncs.clone();
-    opts.pull_secret_syncs =
-        pullgate::cluster::SyncHook(Some(std::sync::Arc::new(move |r: &str| {
-            seen.lock().unwrap().push(r.to_string())
-        })));
+    opts.pull_secret_syncs = pullgate::cluster::Hook(Some(std::sync::Arc::new(move |r: &str| {
+        seen.lock().unwrap().push(r.to_string())
+    })));
     let mut r = Replica::start(&fake, opts);
     r.synced().await;
     let team_a = expected_config(&KEYS, USER, PASS);

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pullgate::cluster::leader::robots;
-use pullgate::cluster::{ClusterOptions, HealthHook, RobotHooks};
+use pullgate::cluster::{ClusterOptions, Hook, RobotHooks};
 use serde_json::{json, Value};
 use support::fake_harbor::{FakeHarbor, ADMIN, MANAGER_ACCESS};
 use support::*;
@@ -43,7 +43,7 @@ fn probing(identity: &str, cluster: &str) -> (ClusterOptions, Probes) {
     o.probe_interval = Duration::from_millis(200);
     let probes: Probes = Arc::default();
     let seen = probes.clone();
-    o.registry_health = HealthHook(Some(Arc::new(move |_: &str, _: bool| {
+    o.registry_health = Hook(Some(Arc::new(move |_: &str, _: bool| {
         seen.fetch_add(1, Ordering::SeqCst);
     })));
     (o, probes)

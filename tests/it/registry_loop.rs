@@ -12,7 +12,7 @@ use crate::support::fake_harbor;
 use std::sync::{Arc, Mutex};
 
 use fake_harbor::{FakeHarbor, ADMIN, DEVELOPER};
-use pullgate::cluster::{ClusterOptions, HealthHook};
+use pullgate::cluster::{ClusterOptions, Hook};
 use serde_json::{json, Value};
 use support::registry::{tools_available, RealRegistry};
 use support::*;
@@ -27,7 +27,7 @@ fn probing_options(identity: &str) -> (ClusterOptions, Probes) {
     o.probe_interval = std::time::Duration::from_millis(200);
     let probes: Probes = Arc::default();
     let seen = probes.clone();
-    o.registry_health = HealthHook(Some(Arc::new(move |name: &str, healthy: bool| {
+    o.registry_health = Hook(Some(Arc::new(move |name: &str, healthy: bool| {
         seen.lock().unwrap().push((name.to_string(), healthy));
     })));
     (o, probes)

@@ -9,7 +9,7 @@ use crate::support;
 
 use std::sync::{Arc, Mutex};
 
-use pullgate::cluster::{AuditHook, AuditSummary};
+use pullgate::cluster::{AuditSummary, Hook};
 use serde_json::{json, Value};
 use support::*;
 
@@ -110,7 +110,7 @@ async fn start(fake: &FakeApiServer, bound: &[&str]) -> (Replica, Arc<Mutex<Audi
     let last = Arc::new(Mutex::new(AuditSummary::default()));
     let mut opts = options("pod-a");
     let seen = last.clone();
-    opts.audit_findings = AuditHook(Some(Arc::new(move |s: &AuditSummary| {
+    opts.audit_findings = Hook(Some(Arc::new(move |s: &AuditSummary| {
         *seen.lock().unwrap() = s.clone();
     })));
     let mut r = Replica::start(fake, opts);
@@ -451,7 +451,7 @@ async fn without_openreports_a_policy_report_is_written_and_with_neither_none() 
     let summary = Arc::new(Mutex::new(AuditSummary::default()));
     let mut opts = options("pod-a");
     let seen = summary.clone();
-    opts.audit_findings = AuditHook(Some(Arc::new(move |s: &AuditSummary| {
+    opts.audit_findings = Hook(Some(Arc::new(move |s: &AuditSummary| {
         *seen.lock().unwrap() = s.clone();
     })));
     let mut r = Replica::start(&fake, opts);

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pullgate::cluster::{SyncHook, WaitHook, WriteRate};
+use pullgate::cluster::{Hook, WriteRate};
 use serde_json::json;
 use support::*;
 
@@ -68,13 +68,13 @@ struct Told {
 impl Told {
     fn hooks(&self, opts: &mut pullgate::cluster::ClusterOptions) {
         let t = self.clone();
-        opts.write_wait = WaitHook(Some(Arc::new(move |waited: Duration| {
+        opts.write_wait = Hook(Some(Arc::new(move |waited: Duration| {
             t.paced.fetch_add(1, Ordering::SeqCst);
             let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
             t.waited_micros.fetch_add(micros, Ordering::SeqCst);
         })));
         let t = self.clone();
-        opts.pull_secret_syncs = SyncHook(Some(Arc::new(move |result: &str| {
+        opts.pull_secret_syncs = Hook(Some(Arc::new(move |result: &str| {
             if result == "error" {
                 t.sync_errors.fetch_add(1, Ordering::SeqCst);
             }
@@ -209,7 +209,7 @@ async fn a_paced_pass_ends_when_the_lease_is_lost() {
     opts.write_rate = WriteRate { qps: 4.0, burst: 1 };
     let lost: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
     let at = lost.clone();
-    opts.leadership = pullgate::cluster::LeaderHook(Some(Arc::new(move |leading: bool| {
+    opts.leadership = pullgate::cluster::Hook(Some(Arc::new(move |leading: bool| {
         if !leading {
             at.lock().unwrap().get_or_insert_with(Instant::now);
         }

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use super::inputs::{Inputs, Wake};
 use super::reports::{self, ReportFormat, HASH_ANNOTATION, MANAGED_LABEL, MANAGED_VALUE};
 use super::sync::FIELD_MANAGER;
+use crate::cluster::hook::Hook;
 use crate::cluster::replica::state::{LeaderView, WatchId};
 use crate::cluster::replica::workloads::{NamespaceWorkloads, Running};
 use crate::cluster::ClusterOptions;
@@ -63,18 +64,7 @@ pub type AuditFn = dyn Fn(&AuditSummary) + Send + Sync;
 
 /// Called with the audit's summary whenever it changes, and with an empty one when this
 /// replica stops leading.
-#[derive(Clone, Default)]
-pub struct AuditHook(pub Option<Arc<AuditFn>>);
-
-impl std::fmt::Debug for AuditHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "AuditHook(set)"
-        } else {
-            "AuditHook(none)"
-        })
-    }
-}
+pub type AuditHook = Hook<AuditFn>;
 
 /// The report format to use: the flag's, or the first whose API the apiserver serves
 /// (OpenReports, then wgpolicyk8s.io), else none.

@@ -4,7 +4,6 @@
 //! lease duration (its own clock, so clock skew does not matter). A leader that cannot
 //! renew within two thirds of the duration steps down before anyone may take over.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -13,6 +12,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ObjectMeta, PostParams};
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+use crate::cluster::hook::Hook;
 
 /// Who competes for which Lease.
 #[derive(Clone, Debug)]
@@ -43,18 +44,7 @@ pub type LeaderFn = dyn Fn(bool) + Send + Sync;
 
 /// Told `true` when this replica becomes leader and `false` when it stops (e.g. for the
 /// leadership metric).
-#[derive(Clone, Default)]
-pub struct LeaderHook(pub Option<Arc<LeaderFn>>);
-
-impl std::fmt::Debug for LeaderHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "LeaderHook(set)"
-        } else {
-            "LeaderHook(none)"
-        })
-    }
-}
+pub type LeaderHook = Hook<LeaderFn>;
 
 /// The `leader` channel and the hook, changed together.
 struct Leadership {

@@ -28,6 +28,7 @@ use super::inputs::{Inputs, Wake};
 use super::robots::{self, RobotIdentity, RobotKey, RobotState};
 use super::rotation::{self, Phase, RotationStep};
 use crate::api::{CrKind, Health, RegistrySpec, RegistryStatus, RegistryType, Visibility};
+use crate::cluster::hook::Hook;
 use crate::cluster::replica::state::LeaderView;
 use crate::cluster::ClusterOptions;
 use crate::registry::{
@@ -70,36 +71,14 @@ pub struct SpaceProbe {
 pub type HealthFn = dyn Fn(&str, bool) + Send + Sync;
 
 /// Called with (registry name, healthy) after every probe (e.g. for a health metric).
-#[derive(Clone, Default)]
-pub struct HealthHook(pub Option<Arc<HealthFn>>);
-
-impl std::fmt::Debug for HealthHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "HealthHook(set)"
-        } else {
-            "HealthHook(none)"
-        })
-    }
-}
+pub type HealthHook = Hook<HealthFn>;
 
 /// A callback told (registry name, operation) of a failed registry API call.
 pub type ApiErrorFn = dyn Fn(&str, ApiOperation) + Send + Sync;
 
 /// Called with (registry name, operation) for every failed call to a registry's API
 /// (e.g. for an error metric).
-#[derive(Clone, Default)]
-pub struct ApiErrorHook(pub Option<Arc<ApiErrorFn>>);
-
-impl std::fmt::Debug for ApiErrorHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "ApiErrorHook(set)"
-        } else {
-            "ApiErrorHook(none)"
-        })
-    }
-}
+pub type ApiErrorHook = Hook<ApiErrorFn>;
 
 /// A callback told that a robot rotation finished (registry name).
 pub type RotatedFn = dyn Fn(&str) + Send + Sync;

@@ -4,7 +4,6 @@
 //! written or deleted: it is reported instead.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
@@ -14,6 +13,7 @@ use kube::{Client, ResourceExt};
 use super::credentials::{DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE};
 use super::pull_secrets::Desired;
 use crate::api::MANAGED_BY_LABEL;
+use crate::cluster::hook::Hook;
 
 /// Value of the managed-by label.
 pub const MANAGED_BY_VALUE: &str = "pullgate";
@@ -120,21 +120,10 @@ pub fn secret_object(name: &str, namespace: &str, data: &[u8], rv: Option<String
 }
 
 /// Called with the result of each pull-Secret write (e.g. for a metric).
-#[derive(Clone, Default)]
-pub struct SyncHook(pub Option<Arc<SyncFn>>);
+pub type SyncHook = Hook<SyncFn>;
 
 /// A callback told the result of a write.
 pub type SyncFn = dyn Fn(&str) + Send + Sync;
-
-impl std::fmt::Debug for SyncHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "SyncHook(set)"
-        } else {
-            "SyncHook(none)"
-        })
-    }
-}
 
 impl SyncHook {
     fn tell(&self, result: &str) {

@@ -21,6 +21,7 @@ use super::state::{Change, LeaderView, WatchId, Watched};
 use super::watch::{self, Source};
 use super::workloads::RunningWorkloads;
 use crate::api::SecretRef;
+use crate::cluster::hook::Hook;
 use crate::index::{Builder, Inputs, Table};
 
 /// How long a burst of watch events is gathered into one snapshot: long enough to
@@ -29,18 +30,7 @@ pub const COALESCE: Duration = Duration::from_millis(10);
 
 /// Told, on every replica, what `POST /credentials` reads
 /// ([`Watched::credential_part`]) after every change of it once synced (README, "Pulls without Secrets").
-#[derive(Clone, Default)]
-pub struct CredentialsHook(pub Option<Arc<dyn Fn(Watched) + Send + Sync>>);
-
-impl std::fmt::Debug for CredentialsHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "CredentialsHook(set)"
-        } else {
-            "CredentialsHook(none)"
-        })
-    }
-}
+pub type CredentialsHook = Hook<dyn Fn(Watched) + Send + Sync>;
 
 pub struct Feed {
     pub client: Client,
@@ -425,7 +415,7 @@ mod tests {
         let (mut run, _view) = mk_run(leading);
         let told = Arc::new(std::sync::Mutex::new(Vec::<Watched>::new()));
         let sink = told.clone();
-        run.feed.credentials = CredentialsHook(Some(Arc::new(move |w: Watched| {
+        run.feed.credentials = Hook(Some(Arc::new(move |w: Watched| {
             sink.lock().unwrap().push(w)
         })));
         let robot = k8s_openapi::api::core::v1::Secret {
