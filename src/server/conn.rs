@@ -85,17 +85,13 @@ pub(crate) async fn accept_loop(acceptor: Acceptor) {
                 }
             }
         };
-        let (tcp, peer) = tokio::select! {
+        let accepted = tokio::select! {
             biased;
             _ = signalled(&mut stop) => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
-                    continue;
-                }
-            },
+            accepted = accept(&listener, "a connection") => accepted,
+        };
+        let Some((tcp, peer)) = accepted else {
+            continue;
         };
         // Replies are small and written at once; Nagle would only add latency.
         if let Err(e) = tcp.set_nodelay(true) {
@@ -165,6 +161,19 @@ async fn serve_connection(
     log_end(peer, result);
 }
 
+/// One connection from `listener`; `None` once an accept failed, logged and waited out
+/// (a full file table, say, must not turn the loop into a busy one).
+async fn accept(listener: &TcpListener, what: &str) -> Option<(TcpStream, SocketAddr)> {
+    match listener.accept().await {
+        Ok(accepted) => Some(accepted),
+        Err(e) => {
+            warn!(error = %e, "accepting {what} failed");
+            tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+            None
+        }
+    }
+}
+
 fn log_end(peer: SocketAddr, result: hyper::Result<()>) {
     if let Err(e) = result {
         debug!(%peer, error = %e, "connection ended with an error");
@@ -198,17 +207,13 @@ pub(crate) async fn serve_bounded<S, F>(
                 Err(_) => break,
             },
         };
-        let (tcp, peer) = tokio::select! {
+        let accepted = tokio::select! {
             biased;
             _ = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    warn!(error = %e, "accepting {what} failed");
-                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
-                    continue;
-                }
-            },
+            accepted = accept(&listener, what) => accepted,
+        };
+        let Some((tcp, peer)) = accepted else {
+            continue;
         };
         let served = serve(tcp, peer);
         connections.spawn(async move {
