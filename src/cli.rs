@@ -209,7 +209,7 @@ fn parse_kube_api_qps(text: &str) -> Result<f64, String> {
     use crate::api::MIN_KUBE_API_QPS as MIN_QPS;
     text.parse::<f64>()
         .ok()
-        .filter(|r| *r == 0.0 || (r.is_finite() && *r >= MIN_QPS))
+        .filter(|r| crate::api::is_kube_api_qps(*r))
         .ok_or_else(|| {
             format!("{text:?} is not a rate: writes per second such as 50 or 0.5 (at least {MIN_QPS}), or 0 for no limit")
         })

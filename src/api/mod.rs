@@ -29,6 +29,12 @@ pub const DEFAULT_KUBE_API_QPS: f64 = 50.0;
 pub const DEFAULT_KUBE_API_BURST: u32 = 100;
 /// The lowest `--kube-api-qps` other than 0 (no limit).
 pub const MIN_KUBE_API_QPS: f64 = 0.001;
+
+/// Whether `qps` is a `--kube-api-qps`: 0 (no limit) or a finite rate of at least
+/// [`MIN_KUBE_API_QPS`]. The one rule of the flag and of a rate built in code.
+pub fn is_kube_api_qps(qps: f64) -> bool {
+    qps == 0.0 || (qps.is_finite() && qps >= MIN_KUBE_API_QPS)
+}
 /// Annotation the kubelet puts on mirror pods of static pods.
 pub const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
 /// Label the apiserver sets on every namespace (used by the webhook namespaceSelector).

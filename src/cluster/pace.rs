@@ -55,14 +55,14 @@ impl WriteRate {
     /// negative, not-a-number, infinite or too small rate, a burst of 0), so that a
     /// rate built in code cannot slip past the checks of the flags.
     pub fn quota(&self) -> Result<Option<Quota>, String> {
-        if self.qps == 0.0 {
-            return Ok(None);
-        }
-        if !(self.qps.is_finite() && self.qps >= MIN_QPS) {
+        if !crate::api::is_kube_api_qps(self.qps) {
             return Err(format!(
                 "--kube-api-qps {} is not a rate: 0 (no limit) or at least {MIN_QPS} writes per second",
                 self.qps
             ));
+        }
+        if self.qps == 0.0 {
+            return Ok(None);
         }
         let burst = NonZeroU32::new(self.burst)
             .ok_or("--kube-api-burst must be at least 1 when --kube-api-qps is not 0")?;
