@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use kube::api::DynamicObject;
-use pullgate::admission::object::changed;
+use pullgate::admission::diff::changed;
 use pullgate::admission::review::Request as Review;
 use pullgate::admission::testing::uses;
 use pullgate::admission::{Admission, Webhook};

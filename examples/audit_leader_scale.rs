@@ -12,10 +12,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use pullgate::admission::object::Kind;
 use pullgate::cluster::leader::audit::{judge_namespaces, summarize, Todo};
 use pullgate::cluster::replica::workloads::{convert, Store, WorkloadChange};
 use pullgate::index::Snapshot;
+use pullgate::object::Kind;
 use pullgate::policy::Policy;
 use serde_json::json;
 

@@ -11,9 +11,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use pullgate::admission::object::Kind;
 use pullgate::findings::{self, Owner, Use, Workload};
 use pullgate::index::Snapshot;
+use pullgate::object::Kind;
 use pullgate::policy::{Location, Policy};
 
 mod common;

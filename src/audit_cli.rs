@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 use kube::api::{Api, DynamicObject, ListParams};
 use serde::Serialize;
 
-use crate::admission::object::Kind;
 use crate::cli::{AuditArgs, Output};
 use crate::config;
 use crate::findings::{self, workload, Change, Content, Finding, Workload};
 use crate::index::{Objects, Snapshot};
 use crate::input::{self, escape, Class};
+use crate::object::Kind;
 
 pub const EXIT_NONE: i32 = 0;
 pub const EXIT_FINDINGS: i32 = 1;

@@ -10,14 +10,14 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::admission::audit::{self, AuditImage};
-use crate::admission::object::Object;
 use crate::admission::Admission;
 use crate::api::DEFAULT_PULL_SECRET_NAME;
+use crate::audit_record::{self, AuditImage};
 use crate::cli::{CheckArgs, Output};
 use crate::config;
 use crate::index::{Resolution, Snapshot, Table};
 use crate::input::{self, escape, Class};
+use crate::object::Object;
 use crate::policy::{self, ImageRef, ImageUse, Location, Verdict};
 
 pub const EXIT_ALLOWED: i32 = 0;
@@ -171,7 +171,7 @@ pub fn check_objects(
                     namespace: ns.clone(),
                     decision: d.verdict().as_str(),
                     messages: d.denial_messages(),
-                    images: audit::images_of(d.images, &ns, true),
+                    images: audit_record::images_of(d.images, &ns, true),
                 });
                 continue;
             }
@@ -307,13 +307,13 @@ pub fn explain_image(
             .iter()
             .map(|v| format!("image {:?} {}", v.image, policy::decide::why(v, ns)))
             .collect();
-        let mut images = audit::images_of(d.images, ns, true);
+        let mut images = audit_record::images_of(d.images, ns, true);
         for (img, sentence) in images.iter_mut().zip(sentences) {
             img.message = img.message.is_some().then_some(sentence);
         }
         let v = serde_json::json!({
             "image": image, "namespace": ns, "decision": verdict.as_str(),
-            "mode": audit::mode_str(d.mode), "exempt": d.exempt,
+            "mode": audit_record::mode_str(d.mode), "exempt": d.exempt,
             "images": images,
         });
         return (json_line(&v), code);
@@ -392,7 +392,7 @@ pub fn explain_image(
             }
         }
     }
-    step("mode:", audit::mode_str(d.mode).into());
+    step("mode:", audit_record::mode_str(d.mode).into());
     for v in &d.images {
         // One image judged alone: no container to name.
         step(

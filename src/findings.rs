@@ -41,9 +41,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::admission::object::Kind;
 use crate::api::Enforcement;
 use crate::index::Snapshot;
+use crate::object::Kind;
 use crate::policy::{self, decide::explain, ImageUse, Location, Policy};
 
 /// The reason code of a finding about an object that could not be read.

@@ -22,8 +22,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_yaml::Value as Yaml;
 
-use crate::admission::object::{api_group, Kind};
 use crate::api::{FieldPath, Segment};
+use crate::object::{api_group, Kind};
 
 /// How deep lists may nest. kubectl sets no bound; real manifests nest one or two
 /// levels, and the bound keeps the expansion's recursion shallow on any input.

@@ -43,10 +43,16 @@
 //! - [`index`]: the binding table built from objects (pure).
 //! - [`findings`]: running workloads judged with the admission decision, folded under
 //!   their controllers, and the diff between two tables (pure); [`findings::workload`]
-//!   reads a `Workload` from an object's JSON with admission's reader.
-//! - [`admission`]: images of pods and workloads, AdmissionReview in and out, the patch.
+//!   reads a `Workload` from an object's JSON with [`object`]'s reader.
+//! - [`object`]: the kinds pullgate judges and the parts of a pod or workload it reads
+//!   (serde types, bounded lists), with the images they use; read the same way by
+//!   admission, `findings`, `check` and the what-if.
+//! - [`admission`]: AdmissionReview in and out, the decision mapped to an answer, the
+//!   UPDATE diff, the patch.
+//! - [`audit_record`]: the audit record (one JSON line per decision) and the bounds on
+//!   what an answer or a record echoes.
 //! - [`wire`]: JSON bodies read into serde types (the depth bound, sonic-rs or
-//!   serde_json); knows nothing of Kubernetes.
+//!   serde_json) and answers written by hand (`wire::out`); knows nothing of Kubernetes.
 //! - [`whatif`]: the warnings on an admin's change (`changes.pullgate.io`): the running
 //!   workloads a Registry, RegistrySpace or Workspace change would newly deny; admission
 //!   is handed it as an [`admission::ChangeWarnings`].
@@ -74,6 +80,7 @@
 pub mod admission;
 pub mod api;
 pub mod audit_cli;
+pub mod audit_record;
 pub mod certs;
 pub mod check;
 pub mod cli;
@@ -83,6 +90,7 @@ pub mod findings;
 pub mod index;
 pub mod input;
 pub mod logging;
+pub mod object;
 pub mod overview;
 pub mod policy;
 pub mod provider;

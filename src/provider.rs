@@ -220,7 +220,7 @@ async fn ask(
         .ok()
         .and_then(|v| v["message"].as_str().map(str::to_string))
         .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-    let message = crate::admission::clip(&message, MAX_MESSAGE);
+    let message = crate::wire::out::clip(&message, MAX_MESSAGE);
     Err(format!(
         "pullgate answered {}: {}",
         code.as_u16(),

@@ -31,11 +31,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::admission::review::{Operation, Request};
-use crate::admission::{self, clip, WARNINGS_BYTES};
+use crate::admission::{self, WARNINGS_BYTES};
 use crate::api::{CrKind, Registry, RegistrySpace, Workspace, GROUP};
 use crate::findings::{self, Change, Content, Workload};
 use crate::index::{Objects, Snapshot};
 use crate::policy::{ImageRef, Policy};
+use crate::wire::out::clip;
 
 /// Workloads named one by one in the warnings; past it they are counted (README, "Background audit and reports").
 pub const MAX_NAMED: usize = 20;

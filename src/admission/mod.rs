@@ -5,44 +5,28 @@
 //! they come from a [`ChangeWarnings`] handed in (`crate::whatif`, which reads running
 //! workloads with this module's reader and so sits above it).
 
-pub mod audit;
-mod json_out;
-pub mod object;
+pub mod diff;
 pub mod patch;
 pub mod review;
 #[doc(hidden)]
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use audit::AuditRecord;
-use object::{Kind, Object};
 use review::{BadReview, Operation, Request, ResponseParts};
 
+use crate::audit_record::{self, AuditRecord, MAX_ECHOED, MAX_LISTED};
 use crate::index::{Snapshot, Table};
+use crate::object::{Kind, Object};
 use crate::policy::{self, decide::explain, Decision, Policy, Verdict};
+use crate::wire::out::clip;
 
 /// Audit annotation keys. The apiserver prefixes them with the webhook's name
 /// (`validate.pullgate.io/decision`); a key holding a `/` itself would be dropped.
 pub const ANNOTATION_DECISION: &str = "decision";
 pub const ANNOTATION_DENIED: &str = "denied-images";
-
-/// Denied images named one by one in a denial message, the `denied-images` annotation
-/// and an audit record; past it they are counted ("and N more"). Far above what real
-/// pods have (a pod of a hundred containers is already rare), so for them every denied
-/// image is named (README, "Decision rules"). With [`MAX_ECHOED`] it bounds an answer to about 2 MiB
-/// and an audit line to about 3 MiB whatever the request; an answer of that size needs
-/// a request of at least half of it (the images it names).
-pub const MAX_LISTED: usize = 1000;
-
-/// The most bytes of one string taken from a request (an image, a name, a user) or of one
-/// sentence about it that an answer or audit line echoes; longer ones are cut at a
-/// character boundary and end in `…`. A valid image reference is far shorter (a name of
-/// at most 255 characters, a tag of 128, a digest).
-pub const MAX_ECHOED: usize = 1024;
 
 /// Warnings: once a response's warnings pass 4,096 characters, the apiserver cuts each
 /// to 256 characters and drops those that follow. So each warning is kept within 256
@@ -170,7 +154,7 @@ impl Admission {
         // On UPDATE only new or changed images are judged; without an old object, all are.
         let old_object = old_object.filter(|_| op == Operation::Update);
         if let Some(old) = &old_object {
-            images = object::changed(images, &old.images(kind));
+            images = diff::changed(images, &old.images(kind));
         }
         let decision = policy::decide(
             &policy::Request {
@@ -226,10 +210,14 @@ impl Admission {
                     Verdict::Warn => parts.warnings = warnings(&d, ns, denied),
                     Verdict::Allow | Verdict::Audit => {}
                 }
-                let images = audit::bounded_images_of(d.images, ns, denied);
+                let images = audit_record::bounded_images_of(d.images, ns, denied);
                 (verdict, d.mode, images)
             }
-            None => (Verdict::Allow, self.policy.mode, audit::Listed::default()),
+            None => (
+                Verdict::Allow,
+                self.policy.mode,
+                audit_record::Listed::default(),
+            ),
         };
         let body = review::respond(&req.uid, denial, parts);
         let name = judged
@@ -247,7 +235,7 @@ impl Admission {
             name: clip(name, MAX_ECHOED).into_owned(),
             user: clip(req.user(), MAX_ECHOED).into_owned(),
             dry_run: req.dry_run.unwrap_or(false),
-            mode: audit::mode_str(mode),
+            mode: audit_record::mode_str(mode),
             decision: verdict.as_str(),
             images: images.images,
             omitted_images: images.omitted,
@@ -312,19 +300,6 @@ impl Admission {
             &self.policy,
         )
     }
-}
-
-/// `s`, or its longest prefix of at most `max - 3` bytes ending at a character
-/// boundary followed by `…` (3 bytes), so never more than `max` bytes.
-pub fn clip(s: &str, max: usize) -> Cow<'_, str> {
-    if s.len() <= max {
-        return Cow::Borrowed(s);
-    }
-    let mut end = max.saturating_sub('…'.len_utf8());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    Cow::Owned(format!("{}…", &s[..end]))
 }
 
 /// The `denied-images` annotation: the first [`MAX_LISTED`] denied images, then the

@@ -6,7 +6,7 @@ use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
 use serde_json::json;
 
-use super::object::Spec;
+use crate::object::Spec;
 
 /// The patch adding `secret` to the pod's pull Secrets, or `None` when it is already
 /// there (so applying the webhook to its own output changes nothing).

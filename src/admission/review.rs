@@ -12,8 +12,8 @@ use kube::core::Status;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use super::json_out;
-use super::object::{Kind, Object};
+use crate::object::{Kind, Object};
+use crate::wire::out as json;
 use crate::wire::{self, text};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
@@ -210,7 +210,7 @@ pub struct ResponseParts {
 /// base64 string Go writes for `[]byte`.
 pub fn respond(uid: &str, denial: Option<String>, parts: ResponseParts) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    let mut review = json_out::Object::new(&mut out);
+    let mut review = json::Object::new(&mut out);
     review.str("apiVersion", API_VERSION).str("kind", KIND);
     review.object("response", |r| {
         r.str("uid", uid).bool("allowed", denial.is_none());

@@ -11,8 +11,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Content, Owner, Uid, Use, Workload};
-use crate::admission::object::{Kind, Object};
-use crate::admission::{clip, MAX_ECHOED};
+use crate::audit_record::MAX_ECHOED;
+use crate::object::{Kind, Object};
+use crate::wire::out::clip;
 
 /// The namespace of an object that names none (kubectl's default).
 pub const DEFAULT_NAMESPACE: &str = "default";

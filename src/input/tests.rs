@@ -109,7 +109,7 @@ fn json_streams_and_yaml_conversion_follow_kubectl() {
 
 #[test]
 fn kinds_are_judged_known_custom_or_unknown() {
-    use crate::admission::object::Kind;
+    use crate::object::Kind;
     for (api_version, kind, want) in [
         ("apps/v1", "Deployment", Class::Judged(Kind::Deployment)),
         ("v1", "Pod", Class::Judged(Kind::Pod)),

@@ -20,7 +20,6 @@ use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use kube::api::{Api, PostParams};
 use tracing::{info, warn};
 
-use crate::admission::clip;
 use crate::cluster::leader::credentials::{
     Chain, CredentialKey, CredentialSource, Lookup, RefCredentials,
 };
@@ -33,6 +32,7 @@ use crate::policy::{self, decide::explain, ImageRef, ImageUse, Location, Policy,
 use crate::server::credentials::{
     AuthConfig, CredentialsResponse, IssueFuture, Issued, Issuer, Outcome,
 };
+use crate::wire::out::clip;
 
 /// How long an accepted token is trusted without a new TokenReview: long enough to
 /// absorb a node starting many containers at once, short enough that a deleted pod's or

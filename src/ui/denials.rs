@@ -7,8 +7,8 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use crate::admission::audit::AuditRecord;
-use crate::admission::clip;
+use crate::audit_record::AuditRecord;
+use crate::wire::out::clip;
 
 /// Enough to see what is going on right now; older ones are in the audit log.
 pub const CAPACITY: usize = 50;
@@ -106,7 +106,7 @@ impl RecentDenials {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::audit::AuditImage;
+    use crate::audit_record::AuditImage;
     use crate::policy::Location;
 
     fn record(name: &str, decision: &'static str, denied: usize) -> AuditRecord {

@@ -206,11 +206,11 @@ fn a_workspace_with_many_namespaces_lists_a_few_and_counts_the_rest() {
 
 #[test]
 fn findings_are_the_running_workloads_judged_against_the_live_table() {
-    use crate::admission::object::Kind;
     use crate::api::RegistryType::Harbor;
     use crate::findings::{Use, Workload};
     use crate::index::testing::{mk_registry, mk_space, mk_workspace};
     use crate::index::{Objects, Snapshot, Table};
+    use crate::object::Kind;
     use crate::policy::{Location, Policy};
     use crate::whatif::Shared;
 

@@ -1,9 +1,9 @@
 use super::*;
-use crate::admission::object::Kind;
 use crate::api::RegistrySpec;
 use crate::config;
 use crate::findings::workload;
 use crate::input;
+use crate::object::Kind;
 use crate::policy::Unmanaged;
 
 /// The audit tests' configuration and dump (tests/data/audit).

@@ -5,6 +5,7 @@
 //! UTF-8 body whose escapes are all JSON's and serde_json for any other.
 
 mod depth;
+pub mod out;
 #[cfg(test)]
 pub(crate) mod tests;
 

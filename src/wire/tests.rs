@@ -1,6 +1,6 @@
 //! The wire layer's own tests: the depth scan against a `serde_json::Value` walk. That
 //! sonic-rs and serde_json read our types alike is tested where the types are
-//! (`admission::object`).
+//! (`object`).
 
 use proptest::prelude::*;
 use serde_json::Value;

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use pullgate::admission::testing::*;
-use pullgate::admission::{
-    clip, object, review, Admission, Outcome, Webhook, MAX_ECHOED, MAX_LISTED,
-};
+use pullgate::admission::{diff, review, Admission, Outcome, Webhook};
+use pullgate::audit_record::{MAX_ECHOED, MAX_LISTED};
 use pullgate::config;
 use pullgate::index::{Snapshot, Table};
+use pullgate::object;
 use pullgate::policy::{ImageUse, Location, Policy};
+use pullgate::wire::out::clip;
 use serde_json::{json, Value};
 
 const CONFIG: &str = include_str!("../../examples/config.yaml");
@@ -436,7 +437,7 @@ fn the_update_diff_is_linear() {
             .map(|i| format!("nginx:{}", if i % 2 == 0 { i } else { i + n }))
             .collect();
         let (old, new) = (uses(&names, &old_images), uses(&names, &new_images));
-        let (changed, work) = object::changed_counted(new, &old);
+        let (changed, work) = diff::changed_counted(new, &old);
         assert_eq!(changed.len(), n / 2);
         eprintln!("diff of {n} containers: {work:?}");
         assert!(
@@ -461,7 +462,7 @@ proptest::proptest! {
             .filter(|n| !old.iter().any(|o| o == *n))
             .cloned()
             .collect();
-        proptest::prop_assert_eq!(object::changed(new, &old), scanned);
+        proptest::prop_assert_eq!(diff::changed(new, &old), scanned);
     }
 }
 

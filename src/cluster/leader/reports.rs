@@ -220,7 +220,7 @@ fn content_hash(object: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::object::Kind;
+    use crate::object::Kind;
     use crate::policy::Location;
 
     fn finding(name: &str, image: &str, mode: Enforcement) -> Finding {

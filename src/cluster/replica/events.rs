@@ -27,8 +27,8 @@ use kube::Client;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::admission::object::Kind;
 use crate::api::{CrKind, API_VERSION};
+use crate::object::Kind;
 
 /// Reports waiting for the writer; beyond this, reports are dropped. With
 /// [`MESSAGE_LIMIT`] and the name limits this holds at most about 400 KiB.

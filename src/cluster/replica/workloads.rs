@@ -27,9 +27,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::watch::{relist, Seen};
-use crate::admission::object::Kind;
 use crate::findings::{workload, Content, Workload};
 use crate::index::Inputs;
+use crate::object::Kind;
 use crate::whatif::{self, Current};
 
 /// How long a burst of watch events is gathered into one publication: a relist of

@@ -1,13 +1,30 @@
 //! The audit record: one JSON line per decision, on tracing target
-//! `pullgate::audit`. It holds image names and verdicts, never credentials.
+//! `pullgate::audit`. It holds image names and verdicts, never credentials. Admission
+//! builds it, `check` prints its image entries, the overview page keeps the latest
+//! denials; the bounds on what it echoes ([`MAX_LISTED`], [`MAX_ECHOED`]) hold for
+//! admission's answers too.
 
 use std::borrow::Cow;
 
 use serde::Serialize;
 
-use super::json_out;
 use crate::api::{Enforcement, Visibility};
 use crate::policy::{decide::explain, ImageVerdict, Location};
+use crate::wire::out::{self as json, clip};
+
+/// Denied images named one by one in a denial message, the `denied-images` annotation
+/// and an audit record; past it they are counted ("and N more"). Far above what real
+/// pods have (a pod of a hundred containers is already rare), so for them every denied
+/// image is named (README, "Decision rules"). With [`MAX_ECHOED`] it bounds an answer to about 2 MiB
+/// and an audit line to about 3 MiB whatever the request; an answer of that size needs
+/// a request of at least half of it (the images it names).
+pub const MAX_LISTED: usize = 1000;
+
+/// The most bytes of one string taken from a request (an image, a name, a user) or of one
+/// sentence about it that an answer or audit line echoes; longer ones are cut at a
+/// character boundary and end in `…`. A valid image reference is far shorter (a name of
+/// at most 255 characters, a tag of 128, a digest).
+pub const MAX_ECHOED: usize = 1024;
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -81,12 +98,11 @@ pub struct Listed {
     pub omitted_denied: u64,
 }
 
-/// The audit form of a review's verdicts, bounded: at most [`super::MAX_LISTED`]
+/// The audit form of a review's verdicts, bounded: at most [`MAX_LISTED`]
 /// images, the denied ones first in choice (in their order, the allowed ones filling the
-/// rest), strings cut at [`super::MAX_ECHOED`] bytes. `denied` is the count of denied
+/// rest), strings cut at [`MAX_ECHOED`] bytes. `denied` is the count of denied
 /// verdicts.
 pub fn bounded_images_of(images: Vec<ImageVerdict>, namespace: &str, denied: usize) -> Listed {
-    use super::{clip, MAX_ECHOED, MAX_LISTED};
     let total = images.len();
     let mut denied_room = MAX_LISTED.min(denied);
     let mut allowed_room = MAX_LISTED - denied_room;
@@ -164,7 +180,7 @@ impl AuditRecord {
 
     /// Appends the record as JSON, as its `Serialize` form writes it (checked by a test).
     pub fn write(&self, out: &mut Vec<u8>) {
-        let mut o = json_out::Object::new(out);
+        let mut o = json::Object::new(out);
         o.str("time", &self.time)
             .str("uid", &self.uid)
             .str("operation", self.operation)
@@ -190,7 +206,7 @@ impl AuditRecord {
 
 impl AuditImage {
     fn write(&self, out: &mut Vec<u8>) {
-        let mut o = json_out::Object::new(out);
+        let mut o = json::Object::new(out);
         o.str("image", &self.image)
             .str("container", &self.container)
             .str("location", self.location.as_str())
