@@ -26,7 +26,7 @@ use crate::object::Kind;
 
 pub const EXIT_NONE: i32 = 0;
 pub const EXIT_FINDINGS: i32 = 1;
-pub const EXIT_BAD_INPUT: i32 = 2;
+pub use crate::input::EXIT_BAD_INPUT;
 
 /// Objects asked for per page when listing workloads from the cluster: pages keep
 /// the apiserver's answers (and ours) small at 100,000 pods.
@@ -34,7 +34,7 @@ const PAGE: u32 = 500;
 
 /// Runs the command, printing to stdout; returns the exit code.
 pub fn run(args: &AuditArgs) -> i32 {
-    input::finish(run_inner(args), EXIT_BAD_INPUT)
+    input::finish(run_inner(args))
 }
 
 /// The workloads of the input and what else it held.

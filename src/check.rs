@@ -22,7 +22,7 @@ use crate::policy::{self, ImageRef, ImageUse, Location, Verdict};
 
 pub const EXIT_ALLOWED: i32 = 0;
 pub const EXIT_DENIED: i32 = 1;
-pub const EXIT_BAD_INPUT: i32 = 2;
+pub use crate::input::EXIT_BAD_INPUT;
 
 /// The result for one judged object of a manifest.
 #[derive(Debug, Serialize)]
@@ -68,7 +68,7 @@ const CUSTOM_REASON: &str =
 
 /// Runs the command, printing to stdout; returns the exit code.
 pub fn run(args: &CheckArgs) -> i32 {
-    input::finish(run_inner(args), EXIT_BAD_INPUT)
+    input::finish(run_inner(args))
 }
 
 fn run_inner(args: &CheckArgs) -> Result<(String, i32), Vec<String>> {

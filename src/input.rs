@@ -757,9 +757,14 @@ pub fn classify(api_version: &str, kind: &str) -> Class {
     }
 }
 
+/// The exit code of `check`, `audit` and `overview` when their input (files, cluster
+/// objects, flags) cannot be read: one code for all three, so scripts test one number.
+pub const EXIT_BAD_INPUT: i32 = 2;
+
 /// The end of a command that reads input (`check`, `audit`): prints its report and
-/// returns its exit code, or prints each input error (escaped) and returns `bad_input`.
-pub fn finish(outcome: Result<(String, i32), Vec<String>>, bad_input: i32) -> i32 {
+/// returns its exit code, or prints each input error (escaped) and returns
+/// [`EXIT_BAD_INPUT`].
+pub fn finish(outcome: Result<(String, i32), Vec<String>>) -> i32 {
     match outcome {
         Ok((out, code)) => {
             print!("{out}");
@@ -769,7 +774,7 @@ pub fn finish(outcome: Result<(String, i32), Vec<String>>, bad_input: i32) -> i3
             for e in errors {
                 eprintln!("error: {}", escape(&e));
             }
-            bad_input
+            EXIT_BAD_INPUT
         }
     }
 }

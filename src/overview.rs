@@ -25,13 +25,13 @@ use crate::api::{
 use crate::cli::{Output, OverviewArgs};
 use crate::config;
 use crate::index::{NamespaceInfo, Objects, Snapshot};
+use crate::input::EXIT_BAD_INPUT;
 use crate::registry::{
     credentials_from_secret, human_bytes, probe, ClientOptions, Credentials, RegistryClient,
     RegistryReport, SpaceReport, READY_CONDITION,
 };
 
 const EXIT_OK: i32 = 0;
-const EXIT_BAD_INPUT: i32 = 2;
 
 /// The whole overview.
 #[derive(Debug, Serialize)]
