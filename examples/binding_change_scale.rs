@@ -14,6 +14,7 @@
 use std::time::{Duration, Instant};
 
 use kube::api::DynamicObject;
+use pullgate::cluster::leader::sync::secret_object;
 use pullgate::cluster::replica::feed::COALESCE;
 use pullgate::cluster::replica::state::{Change, Item, WatchId, Watched};
 use pullgate::index::testing::{mk_ns, mk_scaled};
@@ -90,7 +91,16 @@ fn main() {
     let rss_start = rss_mib();
     let objects = mk_scaled(namespaces, spaces, workspaces);
 
-    let watched = Watched::listed(&objects);
+    let mut watched = Watched::listed(&objects);
+    // A leader's watched state also holds the pull Secret of every namespace that uses a
+    // Private space (here: every namespace, with one registry credential).
+    let data = br#"{"auths":{"harbor.example.com":{"username":"robot$pullgate-0123456789abcdef+ns","password":"0123456789abcdef0123456789abcdef","auth":"cm9ib3QkcHVsbGdhdGUtMDEyMzQ1Njc4OWFiY2RlZituczowMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZg=="}}}"#;
+    for ns in watched.namespaces.keys() {
+        let secret = secret_object("pullgate-pull", ns, data, Some("123456".into()));
+        watched
+            .pull_secrets
+            .insert(ns.clone(), std::sync::Arc::new(secret));
+    }
     drop(objects);
     let rss_watched = rss_mib();
     let started = Instant::now();

@@ -107,8 +107,12 @@ fn objects() -> Objects {
     }
 }
 
-fn secrets_of(s: Secret) -> BTreeMap<(String, String), Secret> {
-    [(("pullgate-system".to_string(), "src".to_string()), s)].into()
+fn secrets_of(s: Secret) -> BTreeMap<(String, String), Arc<Secret>> {
+    [(
+        ("pullgate-system".to_string(), "src".to_string()),
+        Arc::new(s),
+    )]
+    .into()
 }
 
 fn text(d: &Desired, ns: &str) -> Option<String> {
@@ -249,7 +253,7 @@ fn plan_creates_updates_deletes_and_never_touches_foreign_secrets() {
         .into(),
         problems: BTreeMap::new(),
     };
-    let existing: BTreeMap<String, Secret> = [
+    let existing: BTreeMap<String, Arc<Secret>> = [
         ("same".to_string(), managed("same", b"B", "1")),
         ("changed".to_string(), managed("changed", b"old", "2")),
         (
@@ -262,6 +266,7 @@ fn plan_creates_updates_deletes_and_never_touches_foreign_secrets() {
             secret("foreign-gone", "pullgate-pull", "Opaque", &[]),
         ),
     ]
+    .map(|(ns, s)| (ns, Arc::new(s)))
     .into();
     let p = plan(&desired, &existing);
     assert_eq!(

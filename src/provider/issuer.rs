@@ -247,7 +247,7 @@ impl TokenIssuer {
         let refs = RefCredentials {
             secrets: &inputs.ref_secrets,
         };
-        let robots = robots::stored(inputs.robot_secrets.values());
+        let robots = robots::stored(inputs.robot_secrets.values().map(Arc::as_ref));
         let registries = robots::registries(&inputs);
         let robot_source = RobotSource {
             robots: &robots,
@@ -439,9 +439,10 @@ mod tests {
                 rotation: None,
             };
             let secret = robot_secret("pullgate-system", "test-cluster", &key, &state);
-            watched
-                .robot_secrets
-                .insert(secret.metadata.name.clone().unwrap_or_default(), secret);
+            watched.robot_secrets.insert(
+                secret.metadata.name.clone().unwrap_or_default(),
+                Arc::new(secret),
+            );
         }
         if let Some(tell) = issuer.hook().0 {
             tell(watched);

@@ -104,7 +104,7 @@ impl Controller {
             let refs = RefCredentials {
                 secrets: &view.watched.ref_secrets,
             };
-            let robots = robots::stored(view.watched.robot_secrets.values());
+            let robots = robots::stored(view.watched.robot_secrets.values().map(Arc::as_ref));
             let registries = robots::registries(&view.watched);
             let robots = RobotSource {
                 robots: &robots,

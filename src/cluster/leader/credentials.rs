@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use serde::Deserialize;
@@ -74,7 +75,7 @@ impl CredentialSource for Chain<'_> {
 #[derive(Clone, Copy, Debug)]
 pub struct RefCredentials<'a> {
     /// The referenced Secrets that exist, by (namespace, name).
-    pub secrets: &'a BTreeMap<(String, String), Secret>,
+    pub secrets: &'a BTreeMap<(String, String), Arc<Secret>>,
 }
 
 impl CredentialSource for RefCredentials<'_> {

@@ -241,9 +241,11 @@ impl RegistryLoop {
 
     /// One pass over every registry; returns what the status writer needs.
     async fn pass(&mut self, view: &LeaderView) -> Probed {
-        let stored = robots::stored(view.watched.robot_secrets.values());
+        let stored = robots::stored(view.watched.robot_secrets.values().map(Arc::as_ref));
         let identity = self.identity().await;
-        let carried = Arc::new(robots::carried(view.watched.pull_secrets.values()));
+        let carried = Arc::new(robots::carried(
+            view.watched.pull_secrets.values().map(Arc::as_ref),
+        ));
         let jobs = self.jobs(view, &stored, identity.as_ref().ok(), &carried);
         let listed: BTreeSet<String> = jobs.iter().map(|j| j.name.clone()).collect();
         let mut tasks = tokio::task::JoinSet::new();
@@ -338,9 +340,9 @@ impl RegistryLoop {
             }
         }
         if let (Some(hook), Ok(id)) = (&self.opts.robot_hooks.earliest_expiry, &identity) {
-            let kept = self
-                .robot_secrets
-                .kept(&robots::stored(view.watched.robot_secrets.values()));
+            let kept = self.robot_secrets.kept(&robots::stored(
+                view.watched.robot_secrets.values().map(Arc::as_ref),
+            ));
             hook(kept.values().filter_map(|s| id.expires_at(s)).min());
         }
         probed

@@ -4,6 +4,7 @@
 //! written or deleted: it is reported instead.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
@@ -67,7 +68,7 @@ fn content_of(s: &Secret) -> Option<&[u8]> {
 }
 
 /// Compares desired content with the Secrets of that name that exist (by namespace).
-pub fn plan(desired: &Desired, existing: &BTreeMap<String, Secret>) -> Plan {
+pub fn plan(desired: &Desired, existing: &BTreeMap<String, Arc<Secret>>) -> Plan {
     let mut out = Plan::default();
     for (ns, data) in &desired.secrets {
         match existing.get(ns) {
@@ -154,7 +155,7 @@ impl Writer {
     }
 
     /// Makes the writes; returns false when one failed (the caller retries soon).
-    pub async fn apply(&mut self, plan: &Plan, existing: &BTreeMap<String, Secret>) -> bool {
+    pub async fn apply(&mut self, plan: &Plan, existing: &BTreeMap<String, Arc<Secret>>) -> bool {
         // A remembered write whose object the watch has since seen change is done with.
         self.done
             .retain(|ns, (seen, _)| existing.get(ns).and_then(|s| s.resource_version()) == *seen);

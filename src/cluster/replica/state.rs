@@ -105,11 +105,11 @@ pub struct Watched {
     /// the binding table's inputs.
     pub namespaces: BTreeMap<String, Arc<NamespaceInfo>>,
     /// Secrets named like the pull Secret, by namespace.
-    pub pull_secrets: BTreeMap<String, Secret>,
+    pub pull_secrets: BTreeMap<String, Arc<Secret>>,
     /// Referenced Secrets, by (namespace, name).
-    pub ref_secrets: BTreeMap<(String, String), Secret>,
+    pub ref_secrets: BTreeMap<(String, String), Arc<Secret>>,
     /// Robot credential Secrets in pullgate's namespace, by name.
-    pub robot_secrets: BTreeMap<String, Secret>,
+    pub robot_secrets: BTreeMap<String, Arc<Secret>>,
 }
 
 /// What the leader works from: the binding table of one revision and a copy of what the
@@ -204,14 +204,14 @@ impl Watched {
             }
             (WatchId::PullSecrets, Item::Secret(s)) => {
                 self.pull_secrets
-                    .insert(s.namespace().unwrap_or_default(), *s);
+                    .insert(s.namespace().unwrap_or_default(), Arc::new(*s));
             }
             (WatchId::Ref(..), Item::Secret(s)) => {
                 let key = (s.namespace().unwrap_or_default(), s.name_any());
-                self.ref_secrets.insert(key, *s);
+                self.ref_secrets.insert(key, Arc::new(*s));
             }
             (WatchId::RobotSecrets, Item::Secret(s)) => {
-                self.robot_secrets.insert(s.name_any(), *s);
+                self.robot_secrets.insert(s.name_any(), Arc::new(*s));
             }
             (id, _) => tracing::warn!(?id, "watch delivered an object of another kind; ignored"),
         }
