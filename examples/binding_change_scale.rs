@@ -95,12 +95,17 @@ fn main() {
     // A leader's watched state also holds the pull Secret of every namespace that uses a
     // Private space (here: every namespace, with one registry credential).
     let data = br#"{"auths":{"harbor.example.com":{"username":"robot$pullgate-0123456789abcdef+ns","password":"0123456789abcdef0123456789abcdef","auth":"cm9ib3QkcHVsbGdhdGUtMDEyMzQ1Njc4OWFiY2RlZituczowMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZg=="}}}"#;
-    for ns in watched.namespaces.keys() {
-        let secret = secret_object("pullgate-pull", ns, data, Some("123456".into()));
-        watched
-            .pull_secrets
-            .insert(ns.clone(), std::sync::Arc::new(secret));
-    }
+    let secrets = (watched.namespaces.keys())
+        .map(|ns| {
+            Item::Secret(Box::new(secret_object(
+                "pullgate-pull",
+                ns,
+                data,
+                Some("1".into()),
+            )))
+        })
+        .collect();
+    watched.apply(Change::Reset(WatchId::PullSecrets, secrets));
     drop(objects);
     let rss_watched = rss_mib();
     let started = Instant::now();

@@ -17,6 +17,12 @@ pub const GROUP: &str = "pullgate.io";
 pub const API_VERSION: &str = "pullgate.io/v1alpha1";
 /// Label on objects pullgate creates and owns (pull Secrets).
 pub const MANAGED_BY_LABEL: &str = "pullgate.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`].
+pub const MANAGED_BY_VALUE: &str = "pullgate";
+/// Secret type of a Docker config JSON Secret.
+pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
+/// Data key of a Docker config JSON Secret.
+pub const DOCKER_CONFIG_JSON_KEY: &str = ".dockerconfigjson";
 /// Label on Registries created for managed Harbor instances.
 pub const MANAGED_LABEL: &str = "pullgate.io/managed";
 /// Default name of the pull Secret kept in each namespace.

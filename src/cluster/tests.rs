@@ -16,8 +16,8 @@ use super::leader::pull_secrets::{desired, docker_config_json, Desired};
 use super::leader::status;
 use super::leader::sync::{plan, secret_object, Action};
 use super::replica::events::{denial_events, Limiter, QUEUE_CAPACITY};
-use super::replica::state::{Change, Item, LeaderView, WatchId, Watched};
-use crate::api::{RegistryType, SecretRef, Visibility};
+use super::replica::state::{Change, Item, LeaderView, PullSecret, WatchId, Watched};
+use crate::api::{RegistryType, SecretRef, Visibility, MANAGED_BY_LABEL};
 use crate::index::testing::{mk_ns, mk_registry, mk_space, mk_workspace};
 use crate::index::{Objects, Snapshot};
 
@@ -253,7 +253,7 @@ fn plan_creates_updates_deletes_and_never_touches_foreign_secrets() {
         .into(),
         problems: BTreeMap::new(),
     };
-    let existing: BTreeMap<String, Arc<Secret>> = [
+    let existing: BTreeMap<String, Arc<PullSecret>> = [
         ("same".to_string(), managed("same", b"B", "1")),
         ("changed".to_string(), managed("changed", b"old", "2")),
         (
@@ -266,7 +266,7 @@ fn plan_creates_updates_deletes_and_never_touches_foreign_secrets() {
             secret("foreign-gone", "pullgate-pull", "Opaque", &[]),
         ),
     ]
-    .map(|(ns, s)| (ns, Arc::new(s)))
+    .map(|(ns, s)| (ns, Arc::new(PullSecret::from(s))))
     .into();
     let p = plan(&desired, &existing);
     assert_eq!(
@@ -288,6 +288,43 @@ fn plan_creates_updates_deletes_and_never_touches_foreign_secrets() {
         ]
     );
     assert_eq!(p.blocked, vec!["foreign".to_string()]);
+}
+
+#[test]
+fn a_pull_secret_is_kept_as_what_the_plan_reads() {
+    let ours = PullSecret::from(managed("app", b"{}", "7"));
+    assert_eq!(
+        ours,
+        PullSecret {
+            resource_version: Some("7".into()),
+            managed: true,
+            docker_config_type: true,
+            config: Some(b"{}".to_vec()),
+        }
+    );
+    // Another's Secret of that name, of another type, with other keys only.
+    let foreign = PullSecret::from(secret("app", "pullgate-pull", "Opaque", &[("k", "v")]));
+    assert_eq!(foreign, PullSecret::default());
+    // pullgate's label with another value is not pullgate's.
+    let mut other = managed("app", b"{}", "8");
+    other.metadata.labels = Some([(MANAGED_BY_LABEL.to_string(), "someone".to_string())].into());
+    assert!(!PullSecret::from(other).managed);
+    // Same content but the wrong type: rewritten, on the version seen.
+    let mut wrong_type = managed("app", b"B", "9");
+    wrong_type.type_ = Some("Opaque".into());
+    let desired = Desired {
+        secrets: [("app".to_string(), b"B".to_vec())].into(),
+        ..Desired::default()
+    };
+    let existing = [("app".to_string(), Arc::new(PullSecret::from(wrong_type)))].into();
+    assert_eq!(
+        plan(&desired, &existing).actions,
+        vec![Action::Update {
+            namespace: "app".into(),
+            resource_version: Some("9".into()),
+            data: b"B".to_vec()
+        }]
+    );
 }
 
 #[test]

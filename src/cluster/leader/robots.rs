@@ -20,11 +20,10 @@ use k8s_openapi::ByteString;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams};
 use kube::Client;
 
-use super::credentials::{
-    Credential, CredentialKey, CredentialSource, Lookup, BASIC_AUTH_TYPE, DOCKER_CONFIG_JSON_KEY,
-};
-use super::sync::{is_managed, FIELD_MANAGER, MANAGED_BY_VALUE};
+use super::credentials::{Credential, CredentialKey, CredentialSource, Lookup, BASIC_AUTH_TYPE};
+use super::sync::{FIELD_MANAGER, MANAGED_BY_VALUE};
 use crate::api::{Registry, RegistryType, Visibility, MANAGED_BY_LABEL};
+use crate::cluster::replica::state::PullSecret;
 use crate::cluster::replica::state::Watched;
 pub use crate::cluster::replica::watch::ROBOT_LABEL;
 use crate::index::{Snapshot, SpaceEntry};
@@ -531,7 +530,7 @@ pub fn stored<'a>(secrets: impl Iterator<Item = &'a Secret>) -> BTreeMap<RobotKe
 
 /// The login names that pullgate's pull Secrets carry now: a robot whose name is here
 /// may be in use on a node, so it is never deleted (a rotation waits for it to go).
-pub fn carried<'a>(pull_secrets: impl Iterator<Item = &'a Secret>) -> BTreeSet<String> {
+pub fn carried<'a>(pull_secrets: impl Iterator<Item = &'a PullSecret>) -> BTreeSet<String> {
     #[derive(serde::Deserialize)]
     struct Config {
         #[serde(default)]
@@ -545,11 +544,11 @@ pub fn carried<'a>(pull_secrets: impl Iterator<Item = &'a Secret>) -> BTreeSet<S
         auth: Option<String>,
     }
     let mut names = BTreeSet::new();
-    for s in pull_secrets.filter(|s| is_managed(s)) {
-        let Some(raw) = s.data.as_ref().and_then(|d| d.get(DOCKER_CONFIG_JSON_KEY)) else {
+    for s in pull_secrets.filter(|s| s.managed) {
+        let Some(raw) = &s.config else {
             continue;
         };
-        let Ok(config) = serde_json::from_slice::<Config>(&raw.0) else {
+        let Ok(config) = serde_json::from_slice::<Config>(raw) else {
             continue;
         };
         for entry in config.auths.values() {

@@ -15,9 +15,9 @@ use super::credentials::{DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE};
 use super::pull_secrets::Desired;
 use crate::api::MANAGED_BY_LABEL;
 use crate::cluster::hook::Hook;
+use crate::cluster::replica::state::PullSecret;
 
-/// Value of the managed-by label.
-pub const MANAGED_BY_VALUE: &str = "pullgate";
+pub use crate::api::MANAGED_BY_VALUE;
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "pullgate";
 
@@ -60,15 +60,8 @@ pub fn is_managed(s: &Secret) -> bool {
     s.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
 }
 
-fn content_of(s: &Secret) -> Option<&[u8]> {
-    s.data
-        .as_ref()?
-        .get(DOCKER_CONFIG_JSON_KEY)
-        .map(|b| b.0.as_slice())
-}
-
 /// Compares desired content with the Secrets of that name that exist (by namespace).
-pub fn plan(desired: &Desired, existing: &BTreeMap<String, Arc<Secret>>) -> Plan {
+pub fn plan(desired: &Desired, existing: &BTreeMap<String, Arc<PullSecret>>) -> Plan {
     let mut out = Plan::default();
     for (ns, data) in &desired.secrets {
         match existing.get(ns) {
@@ -76,22 +69,20 @@ pub fn plan(desired: &Desired, existing: &BTreeMap<String, Arc<Secret>>) -> Plan
                 namespace: ns.clone(),
                 data: data.clone(),
             }),
-            Some(s) if !is_managed(s) => out.blocked.push(ns.clone()),
-            Some(s)
-                if content_of(s) == Some(data.as_slice())
-                    && s.type_.as_deref() == Some(DOCKER_CONFIG_JSON_TYPE) => {}
+            Some(s) if !s.managed => out.blocked.push(ns.clone()),
+            Some(s) if s.config.as_deref() == Some(data.as_slice()) && s.docker_config_type => {}
             Some(s) => out.actions.push(Action::Update {
                 namespace: ns.clone(),
-                resource_version: s.resource_version(),
+                resource_version: s.resource_version.clone(),
                 data: data.clone(),
             }),
         }
     }
     for (ns, s) in existing {
-        if is_managed(s) && !desired.secrets.contains_key(ns) {
+        if s.managed && !desired.secrets.contains_key(ns) {
             out.actions.push(Action::Delete {
                 namespace: ns.clone(),
-                resource_version: s.resource_version(),
+                resource_version: s.resource_version.clone(),
             });
         }
     }
@@ -155,14 +146,19 @@ impl Writer {
     }
 
     /// Makes the writes; returns false when one failed (the caller retries soon).
-    pub async fn apply(&mut self, plan: &Plan, existing: &BTreeMap<String, Arc<Secret>>) -> bool {
+    pub async fn apply(
+        &mut self,
+        plan: &Plan,
+        existing: &BTreeMap<String, Arc<PullSecret>>,
+    ) -> bool {
         // A remembered write whose object the watch has since seen change is done with.
-        self.done
-            .retain(|ns, (seen, _)| existing.get(ns).and_then(|s| s.resource_version()) == *seen);
+        self.done.retain(|ns, (seen, _)| {
+            existing.get(ns).and_then(|s| s.resource_version.as_ref()) == seen.as_ref()
+        });
         let mut ok = true;
         for action in &plan.actions {
             let ns = action.namespace();
-            let seen = existing.get(ns).and_then(|s| s.resource_version());
+            let seen = existing.get(ns).and_then(|s| s.resource_version.clone());
             if self.done.get(ns) == Some(&(seen.clone(), action.clone())) {
                 continue;
             }
