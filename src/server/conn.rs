@@ -8,6 +8,7 @@
 //! that moment would lose its request. [`HeadTimer`] gives an idle connection the
 //! (longer) idle timeout and starts the header countdown at the first byte of a head.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
@@ -181,9 +182,15 @@ fn log_end(peer: SocketAddr, result: hyper::Result<()>) {
 }
 
 /// The accept loop of the small plain-HTTP ports (probes, the overview page): at most
-/// `limit` connections at once (more wait in the kernel's listen backlog), each served
-/// by `serve` in a task of its own, until `stop` resolves; open connections are then
-/// dropped. `what` names a connection in the warning about a failed accept.
+/// `limit` connections at once, each served by `serve` in a task of its own, until `stop`
+/// resolves; open connections are then dropped. `what` names a connection in the logs.
+///
+/// When all `limit` are open, a new connection closes the one open longest rather than
+/// wait in the listen backlog: otherwise anyone who can reach the port could hold every
+/// connection open, sending nothing, and keep the kubelet's probes out until the
+/// replica is restarted or taken out of the Service. A probe opens a connection, asks
+/// at once and is answered in microseconds, so it is never the oldest; what is closed is
+/// an idle keep-alive (a scraper reconnects) or a connection that never asked.
 pub(crate) async fn serve_bounded<S, F>(
     listener: TcpListener,
     limit: usize,
@@ -194,32 +201,36 @@ pub(crate) async fn serve_bounded<S, F>(
     S: FnMut(TcpStream, SocketAddr) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
-    let slots = Arc::new(Semaphore::new(limit));
     let mut connections = JoinSet::new();
+    // Open connections, oldest first.
+    let mut open: VecDeque<(tokio::task::Id, AbortHandle, SocketAddr)> = VecDeque::new();
     tokio::pin!(stop);
     loop {
-        let slot = tokio::select! {
-            biased;
-            _ = &mut stop => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-        };
         let accepted = tokio::select! {
             biased;
             _ = &mut stop => break,
+            Some(done) = connections.join_next_with_id(), if !connections.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => e.id(),
+                };
+                open.retain(|(open_id, ..)| *open_id != id);
+                continue;
+            }
             accepted = accept(&listener, what) => accepted,
         };
         let Some((tcp, peer)) = accepted else {
             continue;
         };
+        if open.len() >= limit {
+            if let Some((_, oldest, oldest_peer)) = open.pop_front() {
+                debug!(peer = %oldest_peer, "closing {what}, the one open longest, to take a new one");
+                oldest.abort();
+            }
+        }
         let served = serve(tcp, peer);
-        connections.spawn(async move {
-            let _slot = slot;
-            served.await;
-        });
+        let handle = connections.spawn(served);
+        open.push_back((handle.id(), handle, peer));
     }
     connections.shutdown().await;
 }

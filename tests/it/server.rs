@@ -378,6 +378,38 @@ async fn body_slower_than_the_floor_is_cut_before_the_deadline() {
     server.stop().await;
 }
 
+/// Someone who can reach the probe port opens connections and sends nothing, more than
+/// the port keeps open. The kubelet's probe must still be answered at once, not after a
+/// timeout frees a connection (long here, so waiting for one fails the test).
+#[tokio::test]
+async fn connections_held_open_cannot_keep_the_probes_out() {
+    let server = start(|o| {
+        o.header_timeout = Duration::from_secs(120);
+        o.idle_timeout = Duration::from_secs(120);
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(TcpStream::connect(server.probe_addr).await.unwrap());
+    }
+    let answered = tokio::time::timeout(
+        Duration::from_secs(60),
+        probe(server.probe_addr, "/healthz"),
+    )
+    .await
+    .expect("the probe waited behind the held connections");
+    assert_eq!(answered.status, StatusCode::OK);
+    // Room was made by closing the connections open longest.
+    let mut oldest = held.remove(0);
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(60), oldest.read(&mut byte)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the oldest held connection is still open: {read:?}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn probes_and_metrics() {
     let server = start(|_| {}).await;
