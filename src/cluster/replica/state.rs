@@ -107,16 +107,21 @@ pub enum Item {
     Secret(Box<Secret>),
 }
 
-/// What a watch reports.
+/// What a watch reports: `Id` names the watch, `T` is an object it delivers and `Gone`
+/// what it says of an object deleted. The watches of the binding table send [`Change`],
+/// those of running workloads `workloads::WorkloadChange`.
 #[derive(Debug)]
-pub enum Change {
+pub enum WatchChange<Id, T, Gone = T> {
     /// A full list: replaces everything this watch delivered before.
-    Reset(WatchId, Vec<Item>),
-    Apply(WatchId, Item),
-    Delete(WatchId, Item),
+    Reset(Id, Vec<T>),
+    Apply(Id, T),
+    Delete(Id, Gone),
     /// The watch failed and is being restarted.
-    Broken(WatchId),
+    Broken(Id),
 }
+
+/// What a watch of the binding table's inputs (and of Secrets) reports.
+pub type Change = WatchChange<WatchId, Item>;
 
 /// A custom resource: parsed when it could be, with its status as stored.
 #[derive(Clone, Debug)]

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::state::WatchChange;
 use super::watch::{relist, Seen};
 use crate::findings::{workload, Content, Workload};
 use crate::index::Inputs;
@@ -139,15 +140,9 @@ impl whatif::Running for RunningWorkloads {
     }
 }
 
-/// What one watch reports, already converted.
-#[derive(Debug)]
-pub enum WorkloadChange {
-    Reset(Kind, Vec<Workload>),
-    Apply(Kind, Workload),
-    /// (namespace, name) of an object gone.
-    Delete(Kind, Arc<str>, Box<str>),
-    Broken(Kind),
-}
+/// What one workload watch reports, already converted; a deletion names the object gone
+/// by (namespace, name).
+pub type WorkloadChange = WatchChange<Kind, Workload, (Arc<str>, Box<str>)>;
 
 /// The `ApiResource` of a kind (its stable version), as the watches and `pullgate audit`
 /// list it.
@@ -239,13 +234,15 @@ async fn watch_kind(client: Client, kind: Kind, tx: mpsc::Sender<WorkloadChange>
             let name = o.metadata.name.clone().unwrap_or_default();
             match convert(kind, o) {
                 Some(w) => WorkloadChange::Apply(kind, w),
-                None => WorkloadChange::Delete(kind, ns.into(), name.into()),
+                None => WorkloadChange::Delete(kind, (ns.into(), name.into())),
             }
         }
         Seen::Deleted(o) => WorkloadChange::Delete(
             kind,
-            o.metadata.namespace.unwrap_or_default().into(),
-            o.metadata.name.unwrap_or_default().into(),
+            (
+                o.metadata.namespace.unwrap_or_default().into(),
+                o.metadata.name.unwrap_or_default().into(),
+            ),
         ),
         Seen::Broken => WorkloadChange::Broken(kind),
     };
@@ -307,7 +304,7 @@ impl Store {
                 self.broken.remove(&kind);
                 self.put(w);
             }
-            WorkloadChange::Delete(kind, ns, name) => {
+            WorkloadChange::Delete(kind, (ns, name)) => {
                 self.broken.remove(&kind);
                 let ns = self.names.intern(&ns);
                 self.pending
@@ -459,7 +456,7 @@ mod tests {
             relisted.namespaces.keys().map(|k| &**k).collect::<Vec<_>>(),
             ["b"]
         );
-        store.apply(WorkloadChange::Delete(Kind::Pod, "b".into(), "p".into()));
+        store.apply(WorkloadChange::Delete(Kind::Pod, ("b".into(), "p".into())));
         assert!(store.publish().unwrap().is_empty());
     }
 
