@@ -17,7 +17,10 @@ use super::leader::status;
 use super::leader::sync::{plan, secret_object, Action};
 use super::replica::events::{denial_events, Limiter, QUEUE_CAPACITY};
 use super::replica::state::{Change, Item, LeaderView, PullSecret, WatchId, Watched};
-use crate::api::{RegistryType, SecretRef, Visibility, MANAGED_BY_LABEL};
+use crate::api::{
+    RegistryType, SecretRef, Visibility, DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE,
+    MANAGED_BY_LABEL,
+};
 use crate::index::testing::{mk_ns, mk_registry, mk_space, mk_workspace};
 use crate::index::{Objects, Snapshot};
 

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::index::{parse_host_port, RegistryEntry, SpaceEntry};
 use crate::sensitive::{Located, Redacted, Sensitive};
 
-pub use crate::api::{DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE};
+use crate::api::{DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE};
 /// Secret type of a basic-auth Secret.
 pub const BASIC_AUTH_TYPE: &str = "kubernetes.io/basic-auth";
 

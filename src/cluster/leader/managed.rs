@@ -28,8 +28,8 @@ use serde_json::{json, Value};
 
 use super::credentials::BASIC_AUTH_TYPE;
 use super::inputs::{Inputs, Wake};
-use super::sync::{FIELD_MANAGER, MANAGED_BY_VALUE};
-use crate::api::{Registry, MANAGED_BY_LABEL, MANAGED_LABEL};
+use super::sync::FIELD_MANAGER;
+use crate::api::{Registry, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MANAGED_LABEL};
 use crate::cluster::replica::state::LeaderView;
 use crate::cluster::ClusterOptions;
 

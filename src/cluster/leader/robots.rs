@@ -21,8 +21,8 @@ use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams};
 use kube::Client;
 
 use super::credentials::{Credential, CredentialKey, CredentialSource, Lookup, BASIC_AUTH_TYPE};
-use super::sync::{FIELD_MANAGER, MANAGED_BY_VALUE};
-use crate::api::{Registry, RegistryType, Visibility, MANAGED_BY_LABEL};
+use super::sync::FIELD_MANAGER;
+use crate::api::{Registry, RegistryType, Visibility, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::cluster::replica::state::PullSecret;
 use crate::cluster::replica::state::Watched;
 pub use crate::cluster::replica::watch::ROBOT_LABEL;

@@ -9,15 +9,15 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions};
-use kube::{Client, ResourceExt};
+use kube::Client;
 
-use super::credentials::{DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE};
 use super::pull_secrets::Desired;
-use crate::api::MANAGED_BY_LABEL;
+use crate::api::{
+    DOCKER_CONFIG_JSON_KEY, DOCKER_CONFIG_JSON_TYPE, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
+};
 use crate::cluster::hook::Hook;
 use crate::cluster::replica::state::PullSecret;
 
-pub use crate::api::MANAGED_BY_VALUE;
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "pullgate";
 
@@ -54,10 +54,6 @@ impl Action {
 pub struct Plan {
     pub actions: Vec<Action>,
     pub blocked: Vec<String>,
-}
-
-pub fn is_managed(s: &Secret) -> bool {
-    s.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
 }
 
 /// Compares desired content with the Secrets of that name that exist (by namespace).
