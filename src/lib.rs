@@ -24,7 +24,8 @@
 //!   valid or not, with statuses and Secrets; the one copy each replica keeps, owned by
 //!   the feed, which turns it into `Objects`.
 //! - `LeaderView` ([`cluster::replica::state::LeaderView`]): a `Snapshot` and a copy of
-//!   `Watched` consistent with it; built only on the leader, for the leader's loops.
+//!   `Watched` consistent with it (its namespaces and Secrets shared, not copied); built
+//!   only on the leader, for the leader's loops.
 //! - `Running` ([`cluster::Running`]): the running workloads the workload watches have
 //!   seen, one `Arc` list per namespace, published per burst of changes.
 //!   [`whatif::Current`] is what an admin's change is judged against: the `Objects` of

@@ -3,7 +3,9 @@
 //! keeps the staleness flag (`--max-staleness`), starts and stops the watches of referenced
 //! Secrets, and hands the leader a consistent [`LeaderView`].
 //!
-//! Only a leader pays for the [`LeaderView`] (a copy of the whole [`Watched`]): the feed
+//! Only a leader pays for the [`LeaderView`] (a copy of [`Watched`], whose namespaces and
+//! Secrets are shared `Arc`s, so only the maps are copied: 16–19 ms at 100,000
+//! namespaces with a pull Secret each, BENCHMARKS.md): the feed
 //! follows the election, builds a view per change only while this replica leads, and
 //! tells the leader loops they lead only after the view of their term is published, so
 //! no loop ever works from a view older than its term.
