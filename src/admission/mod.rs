@@ -1,9 +1,10 @@
 //! Admission: from an AdmissionReview body to its [`Outcome`]: the HTTP answer, the
 //! verdict, the audit record and the Event to write. [`Admission::review`] is the one
-//! entry point; it parses once, calls the pure decision and maps the result. `pullgate check` uses [`Admission::judge_object`], the
+//! entry point; it parses once (the object through [`crate::object`]), calls the pure
+//! decision and maps the result. `pullgate check` uses [`Admission::judge_object`], the
 //! same path without the envelope. The warnings on an admin's change are not judged here:
-//! they come from a [`ChangeWarnings`] handed in (`crate::whatif`, which reads running
-//! workloads with this module's reader and so sits above it).
+//! they come from a [`ChangeWarnings`] handed in (`crate::whatif`, which reads this
+//! module's review types and so sits above it).
 
 pub mod diff;
 pub mod patch;
