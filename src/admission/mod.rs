@@ -244,14 +244,15 @@ impl Admission {
             revision: snap.revision(),
             latency_us: start.elapsed().as_micros() as u64,
         };
-        let dry_run = req.dry_run.unwrap_or(false);
         let event = match (event_message, judged.kind) {
-            (Some(message), Some(kind)) if kind != Kind::Pod && !dry_run => Some(WorkloadDenied {
-                kind,
-                namespace: record.namespace.clone(),
-                name: record.name.clone(),
-                message,
-            }),
+            (Some(message), Some(kind)) if kind != Kind::Pod && !record.dry_run => {
+                Some(WorkloadDenied {
+                    kind,
+                    namespace: record.namespace.clone(),
+                    name: record.name.clone(),
+                    message,
+                })
+            }
             _ => None,
         };
         Outcome {

@@ -203,7 +203,7 @@ pub(crate) async fn serve_bounded<S, F>(
 {
     let mut connections = JoinSet::new();
     // Open connections, oldest first.
-    let mut open: VecDeque<(tokio::task::Id, AbortHandle, SocketAddr)> = VecDeque::new();
+    let mut open: VecDeque<(AbortHandle, SocketAddr)> = VecDeque::new();
     tokio::pin!(stop);
     loop {
         let accepted = tokio::select! {
@@ -214,7 +214,7 @@ pub(crate) async fn serve_bounded<S, F>(
                     Ok((id, ())) => id,
                     Err(e) => e.id(),
                 };
-                open.retain(|(open_id, ..)| *open_id != id);
+                open.retain(|(handle, _)| handle.id() != id);
                 continue;
             }
             accepted = accept(&listener, what) => accepted,
@@ -223,14 +223,14 @@ pub(crate) async fn serve_bounded<S, F>(
             continue;
         };
         if open.len() >= limit {
-            if let Some((_, oldest, oldest_peer)) = open.pop_front() {
+            if let Some((oldest, oldest_peer)) = open.pop_front() {
                 debug!(peer = %oldest_peer, "closing {what}, the one open longest, to take a new one");
                 oldest.abort();
             }
         }
         let served = serve(tcp, peer);
         let handle = connections.spawn(served);
-        open.push_back((handle.id(), handle, peer));
+        open.push_back((handle, peer));
     }
     connections.shutdown().await;
 }
