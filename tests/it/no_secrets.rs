@@ -338,7 +338,7 @@ data: {{.dockerconfigjson: {}}}
 
 async fn serve_scenario(out: &mut Outputs) {
     let dir = tempfile::tempdir().unwrap();
-    let dead = free_port();
+    let dead = closed_port();
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, standalone_config(dead)).unwrap();
     let ca = dir.path().join("ca.crt");
@@ -435,7 +435,7 @@ async fn cli_scenario(out: &mut Outputs) {
     let harbor = FakeHarbor::start().await;
     harbor.add_project("team-h", false, 3, 1024);
     let dir = tempfile::tempdir().unwrap();
-    let dead = free_port();
+    let dead = closed_port();
     let mut config = standalone_config(dead);
     config.push_str(&format!(
         r#"---
@@ -475,7 +475,7 @@ stringData: {{username: {}, password: {}}}
         harbor.url(),
         ADMIN.0,
         ADMIN.1,
-        free_port(),
+        closed_port(),
         OVERVIEW_DOCKER.0,
         OVERVIEW_DOCKER.1
     ));
@@ -702,7 +702,7 @@ fn serve_reload_log(dir: &std::path::Path, good: &str, bad: &str) -> String {
 #[test]
 fn errors_about_secrets_in_the_config_name_the_field_never_the_value() {
     let dir = tempfile::tempdir().unwrap();
-    let base = standalone_config(free_port());
+    let base = standalone_config(closed_port());
     let manifest = dir.path().join("pod.yaml");
     std::fs::write(
         &manifest,

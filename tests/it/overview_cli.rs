@@ -2,7 +2,7 @@
 //! credentials from a Secret of the configuration) and one that is not running.
 
 use crate::support::cli::pullgate;
-use crate::support::free_port;
+use crate::support::closed_port;
 use crate::support::registry::{overview_config, tools_available, RealRegistry};
 
 use std::process::Command;
@@ -20,7 +20,7 @@ fn overview_of_a_live_and_a_stopped_registry() {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.yaml");
-    std::fs::write(&file, overview_config(&live, USER, free_port())).unwrap();
+    std::fs::write(&file, overview_config(&live, USER, closed_port())).unwrap();
     let file = file.to_str().unwrap();
 
     let text = pullgate(&["overview", "--config", file]);

@@ -92,7 +92,7 @@ async fn overview_reads_the_cluster_and_its_recorded_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overview_without_a_cluster_says_so() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
+    let port = closed_port();
     let config = kubeconfig(dir.path(), &format!("http://127.0.0.1:{port}"));
     let out = pullgate_in_cluster(&["overview"], &config).await;
     assert_eq!(out.status.code(), Some(2));

@@ -11,7 +11,7 @@
 //! (as `tests/run.sh` does), when they fail.
 
 use crate::support::binary::Binary;
-use crate::support::free_port;
+use crate::support::closed_port;
 use crate::support::registry::{overview_config, tools_available, RealRegistry};
 use crate::support::webhook::post_tls;
 
@@ -210,7 +210,7 @@ fn chromium_renders_registries_spaces_workspaces_and_denials() {
         live.push(repo, "1");
     }
     let b = Binary::start(
-        &overview_config(&live, USER, free_port()),
+        &overview_config(&live, USER, closed_port()),
         &["--ui-listen", "127.0.0.1:0"],
     );
     let ui = b.ui.expect("the overview page address is logged");
@@ -304,7 +304,7 @@ fn the_page_is_read_only_and_escapes_what_it_shows() {
     // A registry on a closed port is enough here; no real registry needed.
     let cfg = format!(
         "apiVersion: pullgate.io/v1alpha1\nkind: Registry\nmetadata: {{name: local}}\nspec: {{type: DockerRegistry, url: 'http://127.0.0.1:{}'}}\n",
-        free_port()
+        closed_port()
     );
     let b = Binary::start(&cfg, &["--ui-listen", "127.0.0.1:0"]);
     let ui = b.ui.expect("the overview page address is logged");

@@ -252,8 +252,23 @@ pub fn kubeconfig(dir: &std::path::Path, server: &str) -> std::path::PathBuf {
     path
 }
 
-/// A loopback port nothing listens on (bound, then released): for a registry that is
-/// not running, or a listener the test hands to the binary.
+/// A loopback port that refuses every connection for the rest of the test run: for a
+/// registry or apiserver that is not running. The port stays bound (never listened on),
+/// so no listener of a test, which the kernel gives ports of its own, can take it over;
+/// a released port could come back as the binary's own probe port.
+pub fn closed_port() -> u16 {
+    static HELD: Mutex<Vec<tokio::net::TcpSocket>> = Mutex::new(Vec::new());
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind("127.0.0.1:0".parse().unwrap())
+        .expect("bind a loopback port");
+    let port = socket.local_addr().expect("local address").port();
+    HELD.lock().unwrap().push(socket);
+    port
+}
+
+/// A loopback port nothing listens on (bound, then released): for a listener the test
+/// hands to the binary.
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     listener.local_addr().expect("local address").port()
