@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-use crate::api::{Enforcement, Visibility};
+use crate::api::Visibility;
 use crate::policy::{decide::explain, ImageVerdict, Location};
 use crate::wire::out::{self as json, clip};
 
@@ -134,14 +134,6 @@ pub fn bounded_images_of(images: Vec<ImageVerdict>, namespace: &str, denied: usi
     listed.omitted = (total - listed.images.len()) as u64;
     listed.omitted_denied = (denied - denied_listed) as u64;
     listed
-}
-
-pub fn mode_str(mode: Enforcement) -> &'static str {
-    match mode {
-        Enforcement::Enforce => "enforce",
-        Enforcement::Warn => "warn",
-        Enforcement::Audit => "audit",
-    }
 }
 
 /// The audit form of a decision's verdicts, which it takes over (no copies).

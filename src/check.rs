@@ -313,7 +313,7 @@ pub fn explain_image(
         }
         let v = serde_json::json!({
             "image": image, "namespace": ns, "decision": verdict.as_str(),
-            "mode": audit_record::mode_str(d.mode), "exempt": d.exempt,
+            "mode": d.mode.flag_name(), "exempt": d.exempt,
             "images": images,
         });
         return (json_line(&v), code);
@@ -392,7 +392,7 @@ pub fn explain_image(
             }
         }
     }
-    step("mode:", audit_record::mode_str(d.mode).into());
+    step("mode:", d.mode.flag_name().into());
     for v in &d.images {
         // One image judged alone: no container to name.
         step(

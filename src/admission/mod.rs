@@ -236,7 +236,7 @@ impl Admission {
             name: clip(name, MAX_ECHOED).into_owned(),
             user: clip(req.user(), MAX_ECHOED).into_owned(),
             dry_run: req.dry_run.unwrap_or(false),
-            mode: audit_record::mode_str(mode),
+            mode: mode.flag_name(),
             decision: verdict.as_str(),
             images: images.images,
             omitted_images: images.omitted,

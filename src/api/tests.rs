@@ -25,6 +25,16 @@ fn cr_kinds_are_the_resources_kinds() {
     assert_eq!(CrKind::from_kind("registry"), None);
 }
 
+/// A mode's two names are the ones its CRD field and `--mode` take.
+#[test]
+fn enforcement_names_are_its_serde_and_flag_forms() {
+    use clap::ValueEnum;
+    for e in [Enforcement::Audit, Enforcement::Warn, Enforcement::Enforce] {
+        assert_eq!(serde_json::to_value(e).unwrap(), json!(e.as_str()));
+        assert_eq!(e.to_possible_value().unwrap().get_name(), e.flag_name());
+    }
+}
+
 /// The committed manifests/base/crds.yaml must be exactly what `pullgate crds` prints.
 #[test]
 fn committed_crds_match_generated() {

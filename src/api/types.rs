@@ -244,6 +244,26 @@ pub enum Enforcement {
     Enforce,
 }
 
+impl Enforcement {
+    /// The name in the CRDs and reports (the `Serialize` form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Audit => "Audit",
+            Enforcement::Warn => "Warn",
+            Enforcement::Enforce => "Enforce",
+        }
+    }
+
+    /// The name on the command line (`--mode`) and in the audit log.
+    pub fn flag_name(self) -> &'static str {
+        match self {
+            Enforcement::Audit => "audit",
+            Enforcement::Warn => "warn",
+            Enforcement::Enforce => "enforce",
+        }
+    }
+}
+
 /// A named group of namespaces to which private spaces are bound.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(

@@ -414,11 +414,12 @@ fn spaces(out: &mut String, o: &Overview) {
 
 /// The CSS class and the name of a mode.
 fn enforcement(e: Enforcement) -> (&'static str, &'static str) {
-    match e {
-        Enforcement::Enforce => ("enforce", "Enforce"),
-        Enforcement::Warn => ("warnmode", "Warn"),
-        Enforcement::Audit => ("auditmode", "Audit"),
-    }
+    let class = match e {
+        Enforcement::Enforce => "enforce",
+        Enforcement::Warn => "warnmode",
+        Enforcement::Audit => "auditmode",
+    };
+    (class, e.as_str())
 }
 
 fn workspaces(out: &mut String, o: &Overview, global: Enforcement) {

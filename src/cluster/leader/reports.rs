@@ -157,11 +157,7 @@ fn result(f: &Finding) -> Value {
     } else {
         "warn"
     };
-    let mode = match f.mode {
-        Enforcement::Enforce => "Enforce",
-        Enforcement::Warn => "Warn",
-        Enforcement::Audit => "Audit",
-    };
+    let mode = f.mode.as_str();
     let mut properties = Map::new();
     let mut prop = |k: &str, v: &str| {
         if !v.is_empty() {
