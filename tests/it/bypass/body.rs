@@ -19,13 +19,7 @@ fn with_duplicate(body: &Value, anchor: &str, dup: &str) -> Vec<u8> {
 
 #[test]
 fn duplicate_keys_are_refused_not_guessed() {
-    let allowed_pod = review(
-        "Pod",
-        "CREATE",
-        BOUND,
-        pod(Place::Container.spec(&["nginx"])),
-        None,
-    );
+    let allowed_pod = pod_create(BOUND, &["nginx"]);
     let bad = PRIVATE;
     let cases: Vec<(&str, Vec<u8>)> = vec![
         (
@@ -37,13 +31,7 @@ fn duplicate_keys_are_refused_not_guessed() {
             ),
         ),
         ("two images, bad one first", {
-            let b = review(
-                "Pod",
-                "CREATE",
-                BOUND,
-                pod(Place::Container.spec(&[bad])),
-                None,
-            );
+            let b = pod_create(BOUND, &[bad]);
             with_duplicate(&b, &format!(r#""image":"{bad}""#), r#","image":"nginx""#)
         }),
         (
@@ -291,13 +279,7 @@ fn delete_and_connect_are_allowed_and_other_subresources_too() {
 /// invalid UTF-8 or lone surrogates, a byte-order mark.
 #[test]
 fn ambiguous_bodies_are_refused_and_escapes_read_once() {
-    let allowed_pod = review(
-        "Pod",
-        "CREATE",
-        BOUND,
-        pod(Place::Container.spec(&["nginx"])),
-        None,
-    );
+    let allowed_pod = pod_create(BOUND, &["nginx"]);
     let text = allowed_pod.to_string();
     let refused: Vec<(&str, Vec<u8>)> = vec![
         (
@@ -321,13 +303,7 @@ fn ambiguous_bodies_are_refused_and_escapes_read_once() {
             format!("{text}{text}").into_bytes(),
         ),
         ("a second document, denied one first", {
-            let denied = review(
-                "Pod",
-                "CREATE",
-                EVIL,
-                pod(Place::Container.spec(&[PRIVATE])),
-                None,
-            );
+            let denied = pod_create(EVIL, &[PRIVATE]);
             format!("{denied} {text}").into_bytes()
         }),
         (
@@ -384,13 +360,7 @@ fn bad_bytes_in_skipped_fields_change_no_verdict() {
         (BOUND, PRIVATE, true),
         (EVIL, "nginx", true),
     ] {
-        let mut body = review(
-            "Pod",
-            "CREATE",
-            ns,
-            pod(Place::Container.spec(&[image])),
-            None,
-        );
+        let mut body = pod_create(ns, &[image]);
         body["request"]["resource"]["group"] = json!("aXps");
         body["request"]["futureField"] = json!("aXb");
         let text = body.to_string().into_bytes();

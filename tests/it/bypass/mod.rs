@@ -331,6 +331,17 @@ fn pod(spec: Value) -> Value {
     object("Pod", spec)
 }
 
+/// A Pod CREATE in `ns` whose only containers run `images`.
+fn pod_create(ns: &str, images: &[&str]) -> Value {
+    review(
+        "Pod",
+        "CREATE",
+        ns,
+        pod(Place::Container.spec(images)),
+        None,
+    )
+}
+
 #[test]
 fn a_thousand_container_pod_is_judged_whole() {
     let images: Vec<String> = (0..1000)
@@ -342,13 +353,7 @@ fn a_thousand_container_pod_is_judged_whole() {
         })
         .collect();
     let refs: Vec<&str> = images.iter().map(String::as_str).collect();
-    let body = review(
-        "Pod",
-        "CREATE",
-        EVIL,
-        pod(Place::Container.spec(&refs)),
-        None,
-    );
+    let body = pod_create(EVIL, &refs);
     let raw = body.to_string();
     assert!(raw.len() < 7 * 1024 * 1024);
     let (status, answer) = server().post("/validate", raw.as_bytes());
@@ -379,13 +384,7 @@ fn a_thousand_container_pod_is_judged_whole() {
         );
     }
     // The same pod in the bound namespace: only the look-alike space is denied.
-    let body = review(
-        "Pod",
-        "CREATE",
-        BOUND,
-        pod(Place::Container.spec(&refs)),
-        None,
-    );
+    let body = pod_create(BOUND, &refs);
     let (allowed, message) = validate(&body);
     assert!(!allowed);
     assert!(
@@ -420,13 +419,7 @@ fn unmanaged_allow_opens_no_spelling_of_an_integrated_registry() {
         "registry-1.docker.io:443/acme/app",
         "harbor.example.com./team-a/app",
     ] {
-        let body = review(
-            "Pod",
-            "CREATE",
-            EVIL,
-            pod(Place::Container.spec(&[image])),
-            None,
-        );
+        let body = pod_create(EVIL, &[image]);
         let (status, v) = server.review("/validate", &body);
         assert_eq!(status, 200);
         let (allowed, message) = check_response(&v);
@@ -437,13 +430,7 @@ fn unmanaged_allow_opens_no_spelling_of_an_integrated_registry() {
         );
     }
     // A truly foreign host is allowed by that policy (the control).
-    let body = review(
-        "Pod",
-        "CREATE",
-        EVIL,
-        pod(Place::Container.spec(&["quay.io/x/y:1"])),
-        None,
-    );
+    let body = pod_create(EVIL, &["quay.io/x/y:1"]);
     assert!(check_response(&server.review("/validate", &body).1).0);
 }
 
@@ -462,13 +449,7 @@ fn unmanaged_allow_opens_no_numeric_spelling_of_an_ipv4_alias() {
     };
     let server = PullgateServer::start(table, policy);
     let verdict = |image: &str| {
-        let body = review(
-            "Pod",
-            "CREATE",
-            EVIL,
-            pod(Place::Container.spec(&[image])),
-            None,
-        );
+        let body = pod_create(EVIL, &[image]);
         let (status, v) = server.review("/validate", &body);
         assert_eq!(status, 200, "{v}");
         check_response(&v)
@@ -555,13 +536,7 @@ spec: {{namespaces: [mixed]}}
     assert!(snap.problems().is_empty(), "{:?}", snap.problems());
     let server = PullgateServer::start(Arc::new(Table::new(snap)), Policy::default());
     let run = |ns: &str| {
-        let body = review(
-            "Pod",
-            "CREATE",
-            ns,
-            pod(Place::Container.spec(&[PRIVATE])),
-            None,
-        );
+        let body = pod_create(ns, &[PRIVATE]);
         let (status, v) = server.review("/validate", &body);
         assert_eq!(status, 200, "{v}");
         let warnings = v["response"]["warnings"].clone();

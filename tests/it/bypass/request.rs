@@ -288,13 +288,7 @@ fn mirror_pod_impersonation() {
 #[test]
 fn dry_run_gets_the_same_decision() {
     for (ns, image) in [(EVIL, PRIVATE), (BOUND, PRIVATE), (EVIL, "nginx")] {
-        let mut body = review(
-            "Pod",
-            "CREATE",
-            ns,
-            pod(Place::Container.spec(&[image])),
-            None,
-        );
+        let mut body = pod_create(ns, &[image]);
         let wet = validate(&body);
         body["request"]["dryRun"] = json!(true);
         let dry = validate(&body);
