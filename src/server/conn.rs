@@ -1,6 +1,7 @@
-//! Connections of the admission port: the accept loop (bounded number of connections),
-//! the TLS handshake (bounded in time), HTTP/1.1 with keep-alive, and the graceful close;
-//! and the simpler bounded accept loop of the plain-HTTP ports ([`serve_bounded`]).
+//! Connections of the admission port: the accept loop (bounded number of connections,
+//! room made by closing the one idle longest), the TLS handshake (bounded in time),
+//! HTTP/1.1 with keep-alive, and the graceful close; and the simpler bounded accept loop
+//! of the plain-HTTP ports ([`serve_bounded`]).
 //!
 //! Also the clock behind hyper's header read timeout. Hyper starts that countdown as soon
 //! as it waits for a request head, so on its own it would close every keep-alive
@@ -13,8 +14,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,16 @@ use super::routes::Routes;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) instead of spinning.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How long a connection must have been idle before it may be closed to make room for a
+/// new one. The apiserver reuses the keep-alive connection it used last, so one idle
+/// this long is the least likely to be sent a review at that moment; the idle timeout
+/// would close it anyway.
+const IDLE_BEFORE_MAKING_ROOM: Duration = Duration::from_secs(1);
+
+/// While the connection limit is reached, how often the accept loop looks again for a
+/// connection idle long enough to close.
+const ROOM_RECHECK: Duration = Duration::from_millis(100);
 
 /// Bytes read from the socket at once. rustls asks for at most 4 KiB per read, so a
 /// 10 KiB review would take three system calls; through this buffer it takes one.
@@ -59,8 +70,13 @@ pub(crate) struct Acceptor {
     pub(crate) close: watch::Receiver<bool>,
 }
 
-/// Accepts connections until told to stop. When the connection limit is reached, new
-/// connections wait in the kernel's listen backlog rather than being accepted.
+/// Accepts connections until told to stop. When the connection limit is reached, a new
+/// connection is served once the connection idle longest (for at least
+/// [`IDLE_BEFORE_MAKING_ROOM`]) has been closed, or another one closes; until then its
+/// TLS handshake waits, and the connections after it wait in the listen backlog.
+/// Without that, anyone who can reach the port could hold every connection with one
+/// request each and keep the apiserver out for the idle timeout. A connection whose
+/// request is in progress, or has begun to arrive, is never closed to make room.
 pub(crate) async fn accept_loop(acceptor: Acceptor) {
     let Acceptor {
         listener,
@@ -71,21 +87,8 @@ pub(crate) async fn accept_loop(acceptor: Acceptor) {
         mut stop,
         close,
     } = acceptor;
+    let mut open = OpenConnections::default();
     loop {
-        let permit = match connections.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                warn!("connection limit reached; new connections wait until one closes");
-                tokio::select! {
-                    biased;
-                    _ = signalled(&mut stop) => return,
-                    permit = connections.clone().acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => return,
-                    },
-                }
-            }
-        };
         let accepted = tokio::select! {
             biased;
             _ = signalled(&mut stop) => return,
@@ -93,6 +96,18 @@ pub(crate) async fn accept_loop(acceptor: Acceptor) {
         };
         let Some((tcp, peer)) = accepted else {
             continue;
+        };
+        // At the limit, room is made for a connection that came (never ahead of one);
+        // the ones after it wait in the listen backlog meanwhile.
+        let permit = match connections.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                warn!(%peer, "connection limit reached; the new connection waits until one idle for {IDLE_BEFORE_MAKING_ROOM:?} is closed to make room, or one closes");
+                match make_room(&connections, &mut open, &mut stop).await {
+                    Some(permit) => permit,
+                    None => return,
+                }
+            }
         };
         // Replies are small and written at once; Nagle would only add latency.
         if let Err(e) = tcp.set_nodelay(true) {
@@ -105,8 +120,128 @@ pub(crate) async fn accept_loop(acceptor: Acceptor) {
             routes.clone(),
             timeouts,
             close.clone(),
-            permit,
+            open.add(permit),
         ));
+    }
+}
+
+/// A permit for one more connection: closes the connection idle longest once one has
+/// been idle long enough, and takes the permit it frees (or any other). `None` on stop.
+async fn make_room(
+    connections: &Arc<Semaphore>,
+    open: &mut OpenConnections,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<OwnedSemaphorePermit> {
+    loop {
+        if let Some(idle) = open.idle_longest(Instant::now(), IDLE_BEFORE_MAKING_ROOM) {
+            idle.closing.store(true, Ordering::Relaxed);
+            idle.make_room.notify_one();
+        }
+        tokio::select! {
+            biased;
+            _ = signalled(stop) => return None,
+            permit = connections.clone().acquire_owned() => return permit.ok(),
+            _ = tokio::time::sleep(ROOM_RECHECK) => {}
+        }
+    }
+}
+
+/// The open connections of the admission port, as the accept loop sees them.
+#[derive(Default)]
+struct OpenConnections {
+    /// One entry per accepted connection; an entry whose connection ended is dead.
+    all: Vec<Weak<Activity>>,
+    /// When `all` is next rid of its dead entries (it holds at most twice the open ones).
+    prune_at: usize,
+}
+
+impl OpenConnections {
+    fn add(&mut self, permit: OwnedSemaphorePermit) -> Arc<Activity> {
+        if self.all.len() >= self.prune_at {
+            self.all.retain(|a| a.strong_count() > 0);
+            self.prune_at = (2 * self.all.len()).max(64);
+        }
+        let activity = Arc::new(Activity::new(permit));
+        self.all.push(Arc::downgrade(&activity));
+        activity
+    }
+
+    /// The connection idle longest at `now`, if it has been idle for at least `min`.
+    fn idle_longest(&self, now: Instant, min: Duration) -> Option<Arc<Activity>> {
+        self.all
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter_map(|a| Some((a.idle_for(now)?, a)))
+            .filter(|(idle, _)| *idle >= min)
+            .max_by_key(|(idle, _)| *idle)
+            .map(|(_, a)| a)
+    }
+}
+
+/// What the accept loop needs to know of one connection of the admission port: whether
+/// it is between requests and since when, and how to ask it to close. It holds the
+/// connection's permit, so the slot is free once the connection is gone.
+struct Activity {
+    _permit: OwnedSemaphorePermit,
+    clock: Arc<HeadClock>,
+    accepted: Instant,
+    /// A request is being served (from its complete head to its response).
+    busy: AtomicBool,
+    /// When the connection last became idle (µs after `accepted`), and the bytes it had
+    /// read by then: more bytes since mean a request has begun.
+    idle_since_us: AtomicU64,
+    bytes_at_idle: AtomicU64,
+    /// Chosen to make room; `make_room` is notified.
+    closing: AtomicBool,
+    make_room: Notify,
+}
+
+impl Activity {
+    fn new(permit: OwnedSemaphorePermit) -> Activity {
+        Activity {
+            _permit: permit,
+            clock: Arc::new(HeadClock::default()),
+            accepted: Instant::now(),
+            busy: AtomicBool::new(false),
+            idle_since_us: AtomicU64::new(0),
+            bytes_at_idle: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+            make_room: Notify::new(),
+        }
+    }
+
+    /// How long the connection has been idle; `None` while a request is in progress or
+    /// has begun to arrive, and once it was asked to close.
+    fn idle_for(&self, now: Instant) -> Option<Duration> {
+        if self.busy.load(Ordering::Relaxed)
+            || self.closing.load(Ordering::Relaxed)
+            || self.clock.bytes_read() > self.bytes_at_idle.load(Ordering::Relaxed)
+        {
+            return None;
+        }
+        let since =
+            self.accepted + Duration::from_micros(self.idle_since_us.load(Ordering::Relaxed));
+        Some(now.saturating_duration_since(since))
+    }
+
+    /// Marks a request in progress until the returned guard is dropped.
+    fn serving(self: &Arc<Self>) -> Serving {
+        self.busy.store(true, Ordering::Relaxed);
+        Serving(self.clone())
+    }
+}
+
+/// A request in progress on a connection; dropped when its response is ready.
+struct Serving(Arc<Activity>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let a = &self.0;
+        let us = u64::try_from(a.accepted.elapsed().as_micros()).unwrap_or(u64::MAX);
+        a.bytes_at_idle
+            .store(a.clock.bytes_read(), Ordering::Relaxed);
+        a.idle_since_us.store(us, Ordering::Relaxed);
+        a.busy.store(false, Ordering::Relaxed);
     }
 }
 
@@ -117,10 +252,14 @@ async fn serve_connection(
     routes: Arc<Routes>,
     timeouts: Timeouts,
     mut close: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    activity: Arc<Activity>,
 ) {
     let tcp = BufReader::with_capacity(READ_AHEAD, tcp);
-    let stream = match tokio::time::timeout(timeouts.header, tls.accept(tcp)).await {
+    let handshake = tokio::select! {
+        handshake = tokio::time::timeout(timeouts.header, tls.accept(tcp)) => handshake,
+        _ = activity.make_room.notified() => return debug!(%peer, "closed during its TLS handshake to make room"),
+    };
+    let stream = match handshake {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             log_handshake_error(peer, &e);
@@ -131,18 +270,30 @@ async fn serve_connection(
             return;
         }
     };
-    let clock = Arc::new(HeadClock::default());
+    let clock = activity.clock.clone();
     let io = TokioIo::new(CountingIo::new(stream, clock.clone()));
+    let served = activity.clone();
     let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        let serving = served.serving();
         // The sender's address, for the per-node limit of `/credentials`.
         request.extensions_mut().insert(peer);
         let routes = routes.clone();
-        async move { Ok::<_, Infallible>(routes.serve(request).await) }
+        async move {
+            let response = routes.serve(request).await;
+            drop(serving);
+            Ok::<_, Infallible>(response)
+        }
     });
     let connection = http1_builder(timeouts, clock.clone()).serve_connection(io, service);
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
+        _ = activity.make_room.notified() => {
+            // Idle: hyper closes it at once (a request that began meanwhile is finished).
+            debug!(%peer, "closing the connection idle longest to make room for a new one");
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
         _ = signalled(&mut close) => {
             // A connection accepted moments ago gets to send its first request (or hit
             // the header timeout): its client has committed a request to it, and hyper
@@ -434,6 +585,35 @@ mod tests {
 
     async fn fires_within(sleep: &mut BoxedSleep, limit: Duration) -> bool {
         tokio::time::timeout(limit, sleep).await.is_ok()
+    }
+
+    /// Only a connection between requests, with no byte of a next one, may be closed to
+    /// make room; the one idle longest is chosen.
+    #[test]
+    fn room_is_made_only_from_connections_idle_long_enough() {
+        let slots = Arc::new(Semaphore::new(3));
+        let mut open = OpenConnections::default();
+        let [a, b, c] = [(); 3].map(|_| open.add(slots.clone().try_acquire_owned().unwrap()));
+        let minute = Duration::from_secs(60);
+        let later = Instant::now() + 2 * minute;
+        // `a` is serving; `b` has read the start of a next request; `c` is idle.
+        let serving = a.serving();
+        b.clock.bytes_read.store(10, Ordering::Relaxed);
+        assert_eq!(a.idle_for(later), None);
+        assert_eq!(b.idle_for(later), None);
+        assert!(c.idle_for(later).unwrap() >= 2 * minute);
+        assert!(open.idle_longest(later, 3 * minute).is_none());
+        assert!(Arc::ptr_eq(&open.idle_longest(later, minute).unwrap(), &c));
+        // Once answered, `a` is idle from then on: less long than `c`.
+        std::thread::sleep(Duration::from_millis(1));
+        drop(serving);
+        assert!(a.idle_for(later).unwrap() < c.idle_for(later).unwrap());
+        c.closing.store(true, Ordering::Relaxed);
+        assert!(Arc::ptr_eq(&open.idle_longest(later, minute).unwrap(), &a));
+        // A connection that ended gives its slot back.
+        drop(c);
+        assert_eq!(slots.available_permits(), 1);
+        drop(b);
     }
 
     #[tokio::test(start_paused = true)]

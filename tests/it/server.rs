@@ -410,6 +410,60 @@ async fn connections_held_open_cannot_keep_the_probes_out() {
     server.stop().await;
 }
 
+/// Someone who can reach the admission port fills its connection limit with connections
+/// that asked once and then idle (for the idle timeout, long here). A new connection, the
+/// apiserver's say, must still be served: the connection idle longest is closed to make
+/// room. The oldest connection has a request in progress and is never the one closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_connections_cannot_keep_a_new_one_out() {
+    let server = start(|o| {
+        o.max_in_flight = 1;
+        o.idle_timeout = Duration::from_secs(120);
+    })
+    .await;
+    let limit = pullgate::server::ServerOptions {
+        max_in_flight: 1,
+        ..pullgate::server::ServerOptions::default()
+    }
+    .max_connections();
+    let mut busy = server.connect().await;
+    let in_progress = tokio::spawn(async move {
+        let answer = busy.post("/validate", "gate").await;
+        (answer, busy)
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.handler.entered.load(Ordering::SeqCst) < 1 {
+        assert!(Instant::now() < deadline, "the held request never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Every other connection asks once (503: the one slot is taken) and idles.
+    let mut idle = Vec::new();
+    for _ in 1..limit {
+        let mut client = server.connect().await;
+        let answer = client.post("/validate", "{}").await.unwrap();
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        idle.push(client);
+    }
+    let mut newcomer = tokio::time::timeout(Duration::from_secs(30), server.connect())
+        .await
+        .expect("the new connection waited behind the idle ones");
+    let answer = newcomer.post("/validate", "{}").await.unwrap();
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    // The request in progress is answered; the connection idle longest was closed.
+    server.handler.open_gate();
+    let (answer, _busy) = in_progress.await.unwrap();
+    assert_eq!(answer.unwrap().status, StatusCode::OK);
+    assert!(
+        idle[0].post("/validate", "{}").await.is_err(),
+        "the connection idle longest is still open"
+    );
+    assert_eq!(
+        idle[1].post("/validate", "{}").await.unwrap().status,
+        StatusCode::OK
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn probes_and_metrics() {
     let server = start(|_| {}).await;

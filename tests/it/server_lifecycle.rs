@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use hyper::StatusCode;
 use pullgate::server::ServerOptions;
 use support::server::*;
+use tokio::io::AsyncWriteExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn certificate_rotation_under_load_fails_no_request() {
@@ -230,11 +231,16 @@ async fn graceful_shutdown_loses_no_request() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// The open connections stay within the limit. A connection whose request has begun to
+/// arrive is never closed to make room, so with every connection halfway through a head,
+/// one more waits in the listen backlog until one of them is done (here: cut at the
+/// header timeout). Then a connection idle long enough is closed to make room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn open_connections_are_bounded() {
+    let header_timeout = Duration::from_secs(8);
     let server = start(|o| {
         o.max_in_flight = 1;
-        o.header_timeout = Duration::from_secs(5);
+        o.header_timeout = header_timeout;
     })
     .await;
     let limit = ServerOptions {
@@ -244,30 +250,51 @@ async fn open_connections_are_bounded() {
     .max_connections();
     let mut open = Vec::new();
     for _ in 0..limit {
-        open.push(
+        let mut stream = tls_connect(server.addr, server.client_config())
+            .await
+            .unwrap();
+        stream
+            .write_all(b"POST /validate HTTP/1.1\r\nHost: loc")
+            .await
+            .unwrap();
+        open.push(stream);
+    }
+    let filled = Instant::now();
+    // One more waits in the listen backlog: its handshake does not complete...
+    let config = server.client_config();
+    let addr = server.addr;
+    let waiting = tokio::spawn(async move { tls_connect(addr, config).await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !waiting.is_finished() || filled.elapsed() >= header_timeout,
+        "connection {} was accepted",
+        limit + 1
+    );
+    // ...until the half heads are cut off at the header timeout.
+    let mut stream = tokio::time::timeout(header_timeout + Duration::from_secs(5), waiting)
+        .await
+        .expect("accepted once a connection closed")
+        .unwrap()
+        .expect("handshake");
+    drop(open);
+    // The newcomer now idles; once the port is full again, it is closed to make room.
+    let mut others = Vec::new();
+    for _ in 1..limit {
+        others.push(
             tls_connect(server.addr, server.client_config())
                 .await
                 .unwrap(),
         );
     }
-    // One more waits in the listen backlog: its handshake does not complete...
-    let config = server.client_config();
-    let addr = server.addr;
-    let waiting = tokio::spawn(async move { tls_connect(addr, config).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        !waiting.is_finished(),
-        "connection {} was accepted",
-        limit + 1
-    );
-    // ...until another one closes.
-    drop(open.pop());
-    let stream = tokio::time::timeout(Duration::from_secs(3), waiting)
-        .await
-        .expect("accepted once a connection closed")
-        .unwrap()
-        .expect("handshake");
-    drop(stream);
-    drop(open);
+    let last = tokio::time::timeout(
+        Duration::from_secs(10),
+        tls_connect(server.addr, server.client_config()),
+    )
+    .await
+    .expect("a connection idle for long was closed to make room")
+    .expect("handshake");
+    let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(closed, "the connection idle longest is still open");
+    drop((last, others));
     server.stop().await;
 }
