@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::routes::Routes;
 
@@ -88,6 +88,9 @@ pub(crate) async fn accept_loop(acceptor: Acceptor) {
         close,
     } = acceptor;
     let mut open = OpenConnections::default();
+    // While at the limit: how many connections had been closed to make room when it was
+    // reached (one warning when it is reached, one line when it is left).
+    let mut at_limit: Option<u64> = None;
     loop {
         let accepted = tokio::select! {
             biased;
@@ -100,9 +103,18 @@ pub(crate) async fn accept_loop(acceptor: Acceptor) {
         // At the limit, room is made for a connection that came (never ahead of one);
         // the ones after it wait in the listen backlog meanwhile.
         let permit = match connections.clone().try_acquire_owned() {
-            Ok(permit) => permit,
+            Ok(permit) => {
+                if let Some(closed_before) = at_limit.take() {
+                    let closed = open.closed_to_make_room - closed_before;
+                    info!(closed, "below the connection limit again; {closed} idle connections were closed to make room");
+                }
+                permit
+            }
             Err(_) => {
-                warn!(%peer, "connection limit reached; the new connection waits until one idle for {IDLE_BEFORE_MAKING_ROOM:?} is closed to make room, or one closes");
+                if at_limit.is_none() {
+                    at_limit = Some(open.closed_to_make_room);
+                    warn!(%peer, "connection limit reached: each new connection waits until the one idle longest (for {IDLE_BEFORE_MAKING_ROOM:?} at least) is closed to make room, or one closes");
+                }
                 match make_room(&connections, &mut open, &mut stop).await {
                     Some(permit) => permit,
                     None => return,
@@ -136,6 +148,7 @@ async fn make_room(
         if let Some(idle) = open.idle_longest(Instant::now(), IDLE_BEFORE_MAKING_ROOM) {
             idle.closing.store(true, Ordering::Relaxed);
             idle.make_room.notify_one();
+            open.closed_to_make_room += 1;
         }
         tokio::select! {
             biased;
@@ -153,6 +166,7 @@ struct OpenConnections {
     all: Vec<Weak<Activity>>,
     /// When `all` is next rid of its dead entries (it holds at most twice the open ones).
     prune_at: usize,
+    closed_to_make_room: u64,
 }
 
 impl OpenConnections {
