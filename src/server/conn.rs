@@ -227,7 +227,9 @@ impl Activity {
     /// How long the connection has been idle; `None` while a request is in progress or
     /// has begun to arrive, and once it was asked to close.
     fn idle_for(&self, now: Instant) -> Option<Duration> {
-        if self.busy.load(Ordering::Relaxed)
+        // Acquire: pairs with the Release in `Serving::drop`, so `idle_since_us` and
+        // `bytes_at_idle` read below are the ones of the request that just ended.
+        if self.busy.load(Ordering::Acquire)
             || self.closing.load(Ordering::Relaxed)
             || self.clock.bytes_read() > self.bytes_at_idle.load(Ordering::Relaxed)
         {
@@ -255,7 +257,7 @@ impl Drop for Serving {
         a.bytes_at_idle
             .store(a.clock.bytes_read(), Ordering::Relaxed);
         a.idle_since_us.store(us, Ordering::Relaxed);
-        a.busy.store(false, Ordering::Relaxed);
+        a.busy.store(false, Ordering::Release);
     }
 }
 
