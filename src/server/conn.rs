@@ -29,6 +29,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use super::metrics::Metrics;
 use super::routes::Routes;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) instead of spinning.
@@ -68,6 +69,7 @@ pub(crate) struct Acceptor {
     pub(crate) stop: watch::Receiver<bool>,
     /// Becomes true when connections must close after their current request.
     pub(crate) close: watch::Receiver<bool>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// Accepts connections until told to stop. When the connection limit is reached, a new
@@ -86,6 +88,7 @@ pub(crate) async fn accept_loop(acceptor: Acceptor) {
         connections,
         mut stop,
         close,
+        metrics,
     } = acceptor;
     let mut open = OpenConnections::default();
     // While at the limit: how many connections had been closed to make room when it was
@@ -115,7 +118,7 @@ pub(crate) async fn accept_loop(acceptor: Acceptor) {
                     at_limit = Some(open.closed_to_make_room);
                     warn!(%peer, "connection limit reached: each new connection waits until the one idle longest (for {IDLE_BEFORE_MAKING_ROOM:?} at least) is closed to make room, or one closes");
                 }
-                match make_room(&connections, &mut open, &mut stop).await {
+                match make_room(&connections, &mut open, &metrics, &mut stop).await {
                     Some(permit) => permit,
                     None => return,
                 }
@@ -142,6 +145,7 @@ pub(crate) async fn accept_loop(acceptor: Acceptor) {
 async fn make_room(
     connections: &Arc<Semaphore>,
     open: &mut OpenConnections,
+    metrics: &Metrics,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<OwnedSemaphorePermit> {
     loop {
@@ -149,6 +153,7 @@ async fn make_room(
             idle.closing.store(true, Ordering::Relaxed);
             idle.make_room.notify_one();
             open.closed_to_make_room += 1;
+            metrics.inc_connection_closed_to_make_room();
         }
         tokio::select! {
             biased;

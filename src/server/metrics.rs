@@ -97,6 +97,7 @@ pub struct Metrics {
     pull_secret_syncs: IntCounterVec,
     credential_requests: IntCounterVec,
     robot_rotations: IntCounter,
+    connections_closed_to_make_room: IntCounter,
     robot_earliest_expiry: IntGauge,
     audit_findings: IntGaugeVec,
     /// Workspaces that have a series in `audit_findings` (the key `""` is always there).
@@ -268,6 +269,13 @@ impl Metrics {
                 "Harbor robot rotations finished by this replica as leader (new robot in every pull Secret, old robot deleted)",
             ),
         );
+        let connections_closed_to_make_room = registered(
+            &r,
+            IntCounter::new(
+                "pullgate_connections_closed_to_make_room_total",
+                "Idle connections of the admission port closed to make room for a new one at the connection limit",
+            ),
+        );
         let robot_earliest_expiry = registered(
             &r,
             IntGauge::new(
@@ -332,6 +340,7 @@ impl Metrics {
             pull_secret_syncs,
             credential_requests,
             robot_rotations,
+            connections_closed_to_make_room,
             robot_earliest_expiry,
             audit_findings,
             workspaces: Mutex::new(BTreeSet::from([String::new()])),
@@ -515,6 +524,11 @@ impl Metrics {
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         self.audit_stale.set(i64::from(stale));
+    }
+
+    /// Counts one idle connection closed to make room for a new one.
+    pub fn inc_connection_closed_to_make_room(&self) {
+        self.connections_closed_to_make_room.inc();
     }
 
     /// Counts one finished robot rotation.

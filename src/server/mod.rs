@@ -370,7 +370,7 @@ impl Server {
         let (probe_stop, probe_stop_rx) = watch::channel(false);
         let probe_task = tokio::spawn(probes::run(
             probe_listener,
-            probes::ProbeState::new(health.clone(), metrics),
+            probes::ProbeState::new(health.clone(), metrics.clone()),
             timeouts,
             probe_stop_rx,
         ));
@@ -387,6 +387,7 @@ impl Server {
             connections: connections.clone(),
             stop: stop_accepting_rx,
             close: close_connections_rx,
+            metrics,
         }));
         info!(listen = %local_addr, probe = %probe_addr, "serving admission requests");
 

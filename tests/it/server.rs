@@ -461,6 +461,10 @@ async fn idle_connections_cannot_keep_a_new_one_out() {
         idle[1].post("/validate", "{}").await.unwrap().status,
         StatusCode::OK
     );
+    assert!(server
+        .metrics
+        .encode()
+        .contains("pullgate_connections_closed_to_make_room_total 1\n"));
     server.stop().await;
 }
 
