@@ -20,8 +20,8 @@ use super::conn::{http1_builder, serve_bounded, signalled, CountingIo, HeadClock
 use super::reply::text;
 use super::{metrics, Health, Metrics};
 
-/// Probes and scrapes come from a handful of clients; more open connections are refused
-/// by waiting in the listen backlog.
+/// Probes and scrapes come from a handful of clients; a connection beyond these closes
+/// the one open longest ([`super::conn::serve_bounded`]).
 const MAX_PROBE_CONNECTIONS: usize = 64;
 
 #[derive(Clone)]

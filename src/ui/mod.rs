@@ -51,7 +51,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the page reloads itself.
 const REFRESH_SECONDS: u64 = 30;
-/// A page is read by a person or two; more connections wait in the listen backlog.
+/// A page is read by a person or two; a connection beyond these closes the one open
+/// longest ([`crate::server::conn::serve_bounded`]).
 const MAX_CONNECTIONS: usize = 32;
 /// Time for a request head, and for an idle keep-alive connection.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
