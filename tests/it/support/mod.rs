@@ -268,10 +268,29 @@ pub fn closed_port() -> u16 {
 }
 
 /// A loopback port nothing listens on (bound, then released): for a listener the test
-/// hands to the binary.
+/// hands to the binary. It is taken below the kernel's ephemeral range, where no
+/// listener bound to port 0 (the binaries', the fakes') is ever given a port, and each
+/// call takes the next one, so two calls never hand out the same port.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("local address").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (low, span) = (10_000, ephemeral_low.saturating_sub(10_000).max(1));
+    // Another run of the suite at the same time starts elsewhere in the span.
+    let start = std::process::id() % span;
+    for _ in 0..span {
+        let port = low + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let Ok(port) = u16::try_from(port) else {
+            continue;
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port below the ephemeral range")
 }
 
 /// Polls `cond` every 20 ms for up to 10 s.
