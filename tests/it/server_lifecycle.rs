@@ -233,8 +233,8 @@ async fn graceful_shutdown_loses_no_request() {
 
 /// The open connections stay within the limit. A connection whose request has begun to
 /// arrive is never closed to make room, so with every connection halfway through a head,
-/// one more waits in the listen backlog until one of them is done (here: cut at the
-/// header timeout). Then a connection idle long enough is closed to make room.
+/// one more waits, unserved, until one of them is done (here: cut at the header
+/// timeout). Then a connection idle long enough is closed to make room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn open_connections_are_bounded() {
     let header_timeout = Duration::from_secs(8);
@@ -260,7 +260,7 @@ async fn open_connections_are_bounded() {
         open.push(stream);
     }
     let filled = Instant::now();
-    // One more waits in the listen backlog: its handshake does not complete...
+    // One more waits: its handshake does not complete...
     let config = server.client_config();
     let addr = server.addr;
     let waiting = tokio::spawn(async move { tls_connect(addr, config).await });
