@@ -393,6 +393,17 @@ fn a_thousand_container_pod_is_judged_whole() {
     );
 }
 
+/// The webhook on [`CONFIG`] under `--unmanaged allow`.
+fn unmanaged_allow_server() -> PullgateServer {
+    let cfg = pullgate::config::parse(CONFIG).unwrap();
+    let table = Arc::new(Table::new(Snapshot::build(&cfg.objects, 1)));
+    let policy = Policy {
+        unmanaged: pullgate::policy::Unmanaged::Allow,
+        ..Policy::default()
+    };
+    PullgateServer::start(table, policy)
+}
+
 /// With `--unmanaged allow`, a spelling of an integrated registry's host that matches no
 /// registry passes as unmanaged. Spellings the runtime would dial as the same registry
 /// must therefore never parse as another host. Regressions: `:0443` and the long form of
@@ -400,13 +411,7 @@ fn a_thousand_container_pod_is_judged_whole() {
 /// private registry.
 #[test]
 fn unmanaged_allow_opens_no_spelling_of_an_integrated_registry() {
-    let cfg = pullgate::config::parse(CONFIG).unwrap();
-    let table = Arc::new(Table::new(Snapshot::build(&cfg.objects, 1)));
-    let policy = Policy {
-        unmanaged: pullgate::policy::Unmanaged::Allow,
-        ..Policy::default()
-    };
-    let server = PullgateServer::start(table, policy);
+    let server = unmanaged_allow_server();
     for image in [
         PRIVATE,
         "harbor.example.com:0443/team-a/app",
@@ -441,13 +446,7 @@ fn unmanaged_allow_opens_no_spelling_of_an_integrated_registry() {
 /// no address at all are invalid too.
 #[test]
 fn unmanaged_allow_opens_no_numeric_spelling_of_an_ipv4_alias() {
-    let cfg = pullgate::config::parse(CONFIG).unwrap();
-    let table = Arc::new(Table::new(Snapshot::build(&cfg.objects, 1)));
-    let policy = Policy {
-        unmanaged: pullgate::policy::Unmanaged::Allow,
-        ..Policy::default()
-    };
-    let server = PullgateServer::start(table, policy);
+    let server = unmanaged_allow_server();
     let verdict = |image: &str| {
         let body = pod_create(EVIL, &[image]);
         let (status, v) = server.review("/validate", &body);
