@@ -7,13 +7,6 @@ use std::sync::Arc;
 /// An optional callback `F` (a `dyn Fn`); each kind of hook is `Hook<ItsFn>`.
 pub struct Hook<F: ?Sized>(pub Option<Arc<F>>);
 
-impl<F: ?Sized> Hook<F> {
-    /// The callback, if one was set.
-    pub fn get(&self) -> Option<&F> {
-        self.0.as_deref()
-    }
-}
-
 // Written out: derives would ask `F: Clone` and `F: Default` of a `dyn Fn`.
 impl<F: ?Sized> Clone for Hook<F> {
     fn clone(&self) -> Self {
